@@ -1,0 +1,365 @@
+package inspection
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Policy is the versioned rule document: every threshold, count, window,
+// list and route lives here, and the code only implements mechanisms. The
+// default (policy_default.json) reproduces the legal rules of Decree
+// 15/2018/NĐ-CP and Decree 132/2008/NĐ-CP as amended.
+type Policy struct {
+	Version     string `json:"version"`
+	Description string `json:"description"`
+
+	Strict  StrictRules  `json:"strict"`
+	Reduced ReducedRules `json:"reduced"`
+	// QualityExemption is the quality regime's written exemption for the
+	// same goods from the same importer.
+	QualityExemption QualityExemptionRules `json:"quality_exemption"`
+	// ExemptionCategories are the cases exempt by law (the reform's merged list).
+	ExemptionCategories []ExemptionCategory `json:"exemption_categories"`
+	// InspectionList says which HS codes fall under which procedure and
+	// ministry. A line whose code matches no entry is rejected.
+	InspectionList []ListEntry `json:"inspection_list"`
+	// Routing sends a lot to an agency by procedure and the longest
+	// matching HS code prefix.
+	Routing   []Route   `json:"routing"`
+	Deadlines Deadlines `json:"deadlines"`
+	Calendar  Calendar  `json:"calendar"`
+
+	digest string
+	cal    *workingCalendar
+}
+
+// StrictRules: how goods leave strict.
+type StrictRules struct {
+	// PassesToNormal consecutive passes under strict return goods to normal.
+	PassesToNormal int `json:"passes_to_normal"`
+}
+
+// ReducedRules: how goods qualify for reduced.
+type ReducedRules struct {
+	// ConsecutivePasses under normal, the last of the goods' results, all
+	// inspected within WindowMonths before the decision.
+	ConsecutivePasses int `json:"consecutive_passes"`
+	WindowMonths      int `json:"window_months"`
+	// AcceptedCertificates qualify a lot for reduced while valid, unless
+	// the goods are strict.
+	AcceptedCertificates []string `json:"accepted_certificates"`
+	// SamplingEnabled turns on the random draw; until the quota lands a
+	// reduced lot is not inspected and says so.
+	SamplingEnabled bool `json:"sampling_enabled"`
+	// SamplingCap is the share of reduced lots that may be checked.
+	SamplingCap float64 `json:"sampling_cap"`
+}
+
+// QualityExemptionRules: quality goods passing ConsecutivePasses imports by
+// one importer are exempt for that importer for TermMonths.
+type QualityExemptionRules struct {
+	Enabled           bool `json:"enabled"`
+	ConsecutivePasses int  `json:"consecutive_passes"`
+	TermMonths        int  `json:"term_months"`
+}
+
+// ExemptionCategory is a legal exemption a line may claim.
+type ExemptionCategory struct {
+	Code        string      `json:"code"`
+	Description string      `json:"description"`
+	Procedures  []Procedure `json:"procedures"`
+	// RefusedWhenStrict: the exemption does not hold while the goods are
+	// strict (a failure or a warning exists).
+	RefusedWhenStrict bool `json:"refused_when_strict"`
+}
+
+// ListEntry puts an HS code (4-digit heading, or a 6/8-digit line) under a
+// procedure; Exclude carves a longer code out of a listed heading.
+type ListEntry struct {
+	Code        string    `json:"code"`
+	Procedure   Procedure `json:"procedure"`
+	Ministry    string    `json:"ministry"`
+	Description string    `json:"description"`
+	Exclude     bool      `json:"exclude,omitempty"`
+}
+
+// Route sends lots of a procedure whose HS code starts with Prefix to an
+// agency; the longest prefix wins, an empty prefix is the procedure's
+// ministry default.
+type Route struct {
+	Procedure Procedure `json:"procedure"`
+	Ministry  string    `json:"ministry"`
+	Prefix    string    `json:"prefix"`
+	Agency    string    `json:"agency"`
+}
+
+// Deadlines for agencies, in working time.
+type Deadlines struct {
+	DocumentsWorkingHours int `json:"documents_working_hours"`
+	StrictWorkingDays     int `json:"strict_working_days"`
+}
+
+// Calendar of working time in Vietnam.
+type Calendar struct {
+	// WorkingHours are the day's working intervals, "HH:MM-HH:MM".
+	WorkingHours []string `json:"working_hours"`
+	// Weekend days off, by English name.
+	Weekend []string `json:"weekend"`
+	// Holidays are public holidays, "YYYY-MM-DD".
+	Holidays []string `json:"holidays"`
+}
+
+//go:embed policy_default.json
+var defaultPolicyJSON []byte
+
+// DefaultPolicy returns the embedded default policy, validated.
+func DefaultPolicy() (*Policy, error) {
+	p, err := ParsePolicy(defaultPolicyJSON)
+	if err != nil {
+		return nil, fmt.Errorf("embedded default policy: %w", err)
+	}
+	return p, nil
+}
+
+// ParsePolicy decodes and validates a policy document; unknown fields are
+// errors so a typo cannot silently drop a rule.
+func ParsePolicy(doc []byte) (*Policy, error) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
+	var p Policy
+	if err := dec.Decode(&p); err != nil {
+		return nil, Invalid("policy", "not a valid policy document: %v", err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	canon, err := json.Marshal(&p)
+	if err != nil {
+		return nil, fmt.Errorf("encode policy: %w", err)
+	}
+	sum := sha256.Sum256(canon)
+	p.digest = hex.EncodeToString(sum[:8])
+	p.cal, _ = p.Calendar.compile() // validated above
+	return &p, nil
+}
+
+// Digest identifies the exact content of the policy (the version label is
+// a name people choose; the digest is what a decision can be checked against).
+func (p *Policy) Digest() string { return p.digest }
+
+// Document returns the policy as canonical JSON, for storage beside the
+// decisions that cite it.
+func (p *Policy) Document() ([]byte, error) { return json.Marshal(p) }
+
+var (
+	hsDigitsRe  = regexp.MustCompile(`^[0-9]{4}([0-9]{2}){0,3}$`)
+	hhmmRangeRe = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$`)
+	ministries  = []string{"MOH", "MARD", "MOIT", "MOST", "MOT", "MIC", "MPS"}
+)
+
+// Validate checks the policy and names the first offending field.
+func (p *Policy) Validate() error {
+	if strings.TrimSpace(p.Version) == "" {
+		return Invalid("version", "is required")
+	}
+	if p.Strict.PassesToNormal < 1 {
+		return Invalid("strict.passes_to_normal", "must be at least 1")
+	}
+	if p.Reduced.ConsecutivePasses < 1 {
+		return Invalid("reduced.consecutive_passes", "must be at least 1")
+	}
+	if p.Reduced.WindowMonths < 1 {
+		return Invalid("reduced.window_months", "must be at least 1")
+	}
+	for i, c := range p.Reduced.AcceptedCertificates {
+		if strings.TrimSpace(c) == "" || c != strings.ToUpper(c) {
+			return Invalid(fmt.Sprintf("reduced.accepted_certificates[%d]", i), "must be a non-empty upper-case code")
+		}
+	}
+	if p.Reduced.SamplingCap < 0 || p.Reduced.SamplingCap > 0.05 {
+		return Invalid("reduced.sampling_cap", "must be between 0 and 0.05 (the legal cap), got %v", p.Reduced.SamplingCap)
+	}
+	if p.QualityExemption.Enabled {
+		if p.QualityExemption.ConsecutivePasses < 1 {
+			return Invalid("quality_exemption.consecutive_passes", "must be at least 1")
+		}
+		if p.QualityExemption.TermMonths < 1 {
+			return Invalid("quality_exemption.term_months", "must be at least 1")
+		}
+	}
+	seen := map[string]bool{}
+	for i, c := range p.ExemptionCategories {
+		f := fmt.Sprintf("exemption_categories[%d]", i)
+		if c.Code == "" || seen[c.Code] {
+			return Invalid(f+".code", "must be a unique non-empty code, got %q", c.Code)
+		}
+		seen[c.Code] = true
+		if len(c.Procedures) == 0 {
+			return Invalid(f+".procedures", "must name at least one procedure")
+		}
+		for j, pr := range c.Procedures {
+			if !pr.Valid() {
+				return Invalid(fmt.Sprintf("%s.procedures[%d]", f, j), "unknown procedure %q", pr)
+			}
+		}
+	}
+	if len(p.InspectionList) == 0 {
+		return Invalid("inspection_list", "must list at least one HS code")
+	}
+	type entryKey struct {
+		code string
+		pr   Procedure
+	}
+	listed := map[entryKey]bool{}
+	for i, e := range p.InspectionList {
+		f := fmt.Sprintf("inspection_list[%d]", i)
+		if !hsDigitsRe.MatchString(e.Code) {
+			return Invalid(f+".code", "must be 4, 6, 8 or 10 digits, got %q", e.Code)
+		}
+		if !e.Procedure.Valid() {
+			return Invalid(f+".procedure", "unknown procedure %q", e.Procedure)
+		}
+		if !slices.Contains(ministries, e.Ministry) {
+			return Invalid(f+".ministry", "unknown ministry %q (want one of %v)", e.Ministry, ministries)
+		}
+		k := entryKey{e.Code, e.Procedure}
+		if listed[k] {
+			return Invalid(f+".code", "%s is listed twice for %s", e.Code, e.Procedure)
+		}
+		listed[k] = true
+	}
+	for i, r := range p.Routing {
+		f := fmt.Sprintf("routing[%d]", i)
+		if !r.Procedure.Valid() {
+			return Invalid(f+".procedure", "unknown procedure %q", r.Procedure)
+		}
+		if !slices.Contains(ministries, r.Ministry) {
+			return Invalid(f+".ministry", "unknown ministry %q", r.Ministry)
+		}
+		if r.Prefix != "" && !hsDigitsRe.MatchString(r.Prefix) {
+			return Invalid(f+".prefix", "must be empty or 4, 6, 8 or 10 digits, got %q", r.Prefix)
+		}
+		if r.Agency == "" {
+			return Invalid(f+".agency", "is required")
+		}
+	}
+	// Every listed code must route somewhere, or a lot could be decided
+	// "inspect" with nobody to inspect it.
+	for i, e := range p.InspectionList {
+		if e.Exclude {
+			continue
+		}
+		if _, ok := p.route(e.Procedure, e.Ministry, e.Code); !ok {
+			return Invalid(fmt.Sprintf("inspection_list[%d].code", i), "%s (%s, %s) has no route to an agency", e.Code, e.Procedure, e.Ministry)
+		}
+	}
+	if p.Deadlines.DocumentsWorkingHours < 1 {
+		return Invalid("deadlines.documents_working_hours", "must be at least 1")
+	}
+	if p.Deadlines.StrictWorkingDays < 1 {
+		return Invalid("deadlines.strict_working_days", "must be at least 1")
+	}
+	if _, err := p.Calendar.compile(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Listing is what the inspection list says of one HS code and procedure.
+type Listing struct {
+	Procedure Procedure
+	Ministry  string
+	Code      string // the entry that matched
+}
+
+// Lookup finds the inspection-list entry for an HS code (digits) under a
+// procedure: the longest matching code wins, and an exclusion unlists.
+func (p *Policy) Lookup(pr Procedure, hs string) (Listing, bool) {
+	var best *ListEntry
+	for i := range p.InspectionList {
+		e := &p.InspectionList[i]
+		if e.Procedure == pr && strings.HasPrefix(hs, e.Code) && (best == nil || len(e.Code) > len(best.Code)) {
+			best = e
+		}
+	}
+	if best == nil || best.Exclude {
+		return Listing{}, false
+	}
+	return Listing{Procedure: best.Procedure, Ministry: best.Ministry, Code: best.Code}, true
+}
+
+// ListedProcedures returns the procedures an HS code is listed under, for
+// error messages that help the declarant.
+func (p *Policy) ListedProcedures(hs string) []Procedure {
+	var out []Procedure
+	for _, pr := range []Procedure{ProcedureFoodSafety, ProcedureQuality} {
+		if _, ok := p.Lookup(pr, hs); ok {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
+// Route returns the agency for a listed lot.
+func (p *Policy) Route(l Listing, hs string) (string, bool) {
+	return p.route(l.Procedure, l.Ministry, hs)
+}
+
+func (p *Policy) route(pr Procedure, ministry, hs string) (string, bool) {
+	best := -1
+	agency := ""
+	for _, r := range p.Routing {
+		if r.Procedure == pr && r.Ministry == ministry && strings.HasPrefix(hs, r.Prefix) && len(r.Prefix) > best {
+			best, agency = len(r.Prefix), r.Agency
+		}
+	}
+	return agency, best >= 0
+}
+
+// RoutedAgencies lists every agency ID the routing names, sorted.
+func (p *Policy) RoutedAgencies() []string {
+	set := map[string]bool{}
+	for _, r := range p.Routing {
+		set[r.Agency] = true
+	}
+	out := make([]string, 0, len(set))
+	for a := range set {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Exemption returns the category with the given code.
+func (p *Policy) Exemption(code string) (ExemptionCategory, bool) {
+	for _, c := range p.ExemptionCategories {
+		if c.Code == code {
+			return c, true
+		}
+	}
+	return ExemptionCategory{}, false
+}
+
+// AcceptsCertificate reports whether a certificate kind qualifies for reduced.
+func (p *Policy) AcceptsCertificate(kind string) bool {
+	return slices.Contains(p.Reduced.AcceptedCertificates, CertificateKind(kind))
+}
+
+// CertificateKind canonicalizes a certificate kind ("ISO 22000" → "ISO22000").
+func CertificateKind(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToUpper(s) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}

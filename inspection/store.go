@@ -1,0 +1,52 @@
+package inspection
+
+import "context"
+
+// Store is the storage inspection needs. Update runs fn in one atomic,
+// serializable transaction that is durable (synced) before Update returns
+// nil; on a write conflict the store discards the attempt and runs fn
+// again, so fn must have no effect outside the Tx. Missing records are
+// reported with an error that errors.Is(err, ErrNotFound).
+type Store interface {
+	View(ctx context.Context, fn func(ReadTx) error) error
+	Update(ctx context.Context, fn func(Tx) error) error
+}
+
+// ReadTx reads a consistent snapshot.
+type ReadTx interface {
+	Declaration(id string) (DeclarationRecord, error)
+	Decision(id string) (Decision, error)
+	Assignment(id string) (Assignment, error)
+	// OpenAssignments lists an agency's open assignments in the order they
+	// were created, at most limit, starting after the cursor (empty for the
+	// start); next is empty when there are no more.
+	OpenAssignments(agency, after string, limit int) (list []Assignment, next string, err error)
+	// Events returns a subject's history ordered by At, then ID.
+	Events(s Subject) ([]Event, error)
+	Event(id string) (Event, error)
+	GoodsState(k Key) (GoodsState, error)
+	Manufacturer(k Key) (Manufacturer, error)
+	Importer(taxCode string) (Importer, error)
+	Agency(id string) (Agency, error)
+	Agencies() ([]Agency, error)
+	// Policy returns a stored policy document by version.
+	Policy(version string) ([]byte, error)
+}
+
+// Tx is a read-write transaction.
+type Tx interface {
+	ReadTx
+	PutDeclaration(DeclarationRecord) error
+	PutDecision(Decision) error
+	// PutAssignment writes a and keeps the agency's open-assignment index
+	// in step with a.Status.
+	PutAssignment(a Assignment) error
+	// AddEvent appends e to its subject's history (keyed by At and ID) and
+	// indexes it by ID.
+	AddEvent(e Event) error
+	PutGoodsState(GoodsState) error
+	PutAgency(Agency) error
+	PutImporter(Importer) error
+	PutManufacturer(Manufacturer) error
+	PutPolicy(version string, doc []byte) error
+}

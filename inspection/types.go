@@ -1,0 +1,256 @@
+package inspection
+
+import "time"
+
+// Mode is the inspection regime a lot is decided under.
+type Mode string
+
+const (
+	ModeStrict  Mode = "strict"  // documents + sampling and lab test of every lot
+	ModeNormal  Mode = "normal"  // documents of every lot
+	ModeReduced Mode = "reduced" // documents of a capped random share of lots
+	ModeExempt  Mode = "exempt"  // nothing, unless a warning exists
+)
+
+// Procedure is the legal regime a line is inspected under.
+type Procedure string
+
+const (
+	ProcedureFoodSafety Procedure = "food_safety" // Decree 15/2018/NĐ-CP
+	ProcedureQuality    Procedure = "quality"     // Decree 132/2008/NĐ-CP as amended (group 2 goods)
+)
+
+// Valid reports whether p is a known procedure.
+func (p Procedure) Valid() bool { return p == ProcedureFoodSafety || p == ProcedureQuality }
+
+// Certificate is a producer's certificate presented with a lot or held on
+// record for a manufacturer (HACCP, ISO 22000, ...).
+type Certificate struct {
+	Kind       string    `json:"kind"`
+	Number     string    `json:"number"`
+	ValidUntil time.Time `json:"valid_until"`
+}
+
+// Line is one validated, canonical declaration line: one lot.
+type Line struct {
+	LineNo       int           `json:"line_no"`
+	Goods        Goods         `json:"goods"` // canonical
+	Procedure    Procedure     `json:"procedure"`
+	Quantity     float64       `json:"quantity"`
+	Unit         string        `json:"unit"`
+	Certificates []Certificate `json:"certificates,omitempty"`
+	Exemption    string        `json:"exemption,omitempty"`
+}
+
+// Declaration is a validated import declaration as NSW submits it.
+type Declaration struct {
+	ID              string `json:"declaration_id"`
+	ImporterTaxCode string `json:"importer_tax_code"`
+	Lines           []Line `json:"lines"`
+	// Digest is SHA-256 over the canonical content; a resubmission with the
+	// same ID must carry the same digest.
+	Digest string `json:"digest"`
+}
+
+// DeclarationRecord is what the store keeps per declaration ID: the digest
+// that makes resubmission idempotent and the decisions it produced.
+type DeclarationRecord struct {
+	ID              string    `json:"declaration_id"`
+	ImporterTaxCode string    `json:"importer_tax_code"`
+	Digest          string    `json:"digest"`
+	DecidedAt       time.Time `json:"decided_at"`
+	DecisionIDs     []string  `json:"decision_ids"`
+}
+
+// EventKind is the kind of a history event.
+type EventKind string
+
+const (
+	EventResult EventKind = "result" // an agency's inspection result
+	EventAlert  EventKind = "alert"  // a warning from an authority, or a failed other official inspection
+)
+
+// Outcome of an inspection.
+type Outcome string
+
+const (
+	OutcomePass Outcome = "pass"
+	OutcomeFail Outcome = "fail"
+)
+
+// Event is one entry of a subject's compliance history. Results are ordered
+// by inspection date (At), alerts by issue date.
+type Event struct {
+	ID      string    `json:"id"`
+	Kind    EventKind `json:"kind"`
+	Subject Subject   `json:"subject"`
+	At      time.Time `json:"at"`
+	// RecordedAt is when ktcn learned of it; results may arrive late and
+	// out of order, so mode rules never order by it.
+	RecordedAt time.Time `json:"recorded_at"`
+
+	// Results.
+	Outcome         Outcome `json:"outcome,omitempty"`
+	ImporterTaxCode string  `json:"importer_tax_code,omitempty"`
+	DecisionID      string  `json:"decision_id,omitempty"`
+	AssignmentID    string  `json:"assignment_id,omitempty"`
+	Mode            Mode    `json:"mode,omitempty"` // the mode the lot was decided under
+
+	// Alerts.
+	Authority string `json:"authority,omitempty"`
+	Reference string `json:"reference,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+
+	// Source is who recorded it (the authenticated principal once
+	// authentication exists).
+	Source string `json:"source"`
+}
+
+// Finding is one observation in an inspection result.
+type Finding struct {
+	Code string `json:"code"`
+	Text string `json:"text"`
+}
+
+// Result is an agency's outcome for an assignment.
+type Result struct {
+	Outcome          Outcome   `json:"outcome"`
+	InspectedAt      time.Time `json:"inspected_at"`
+	Findings         []Finding `json:"findings,omitempty"`
+	LabReport        string    `json:"lab_report,omitempty"`
+	RejectedQuantity float64   `json:"rejected_quantity,omitempty"`
+	// Partial marks a lot partly rejected: recorded as a fail.
+	Partial    bool      `json:"partial,omitempty"`
+	RecordedAt time.Time `json:"recorded_at"`
+	Source     string    `json:"source"`
+}
+
+// Same reports whether r and o carry the same content (ignoring when and
+// by whom they were recorded), so a retried post is recognised.
+func (r Result) Same(o Result) bool {
+	if r.Outcome != o.Outcome || !r.InspectedAt.Equal(o.InspectedAt) || r.LabReport != o.LabReport ||
+		r.RejectedQuantity != o.RejectedQuantity || len(r.Findings) != len(o.Findings) {
+		return false
+	}
+	for i := range r.Findings {
+		if r.Findings[i] != o.Findings[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// AssignmentStatus is where an inspection stands.
+type AssignmentStatus string
+
+const (
+	AssignmentOpen   AssignmentStatus = "open"
+	AssignmentClosed AssignmentStatus = "closed"
+)
+
+// Assignment is an inspection given to an agency.
+type Assignment struct {
+	ID              string           `json:"id"`
+	DecisionID      string           `json:"decision_id"`
+	DeclarationID   string           `json:"declaration_id"`
+	LineNo          int              `json:"line_no"`
+	ImporterTaxCode string           `json:"importer_tax_code"`
+	Agency          string           `json:"agency"`
+	Mode            Mode             `json:"mode"`
+	Check           string           `json:"check"` // "documents" or "documents_and_sampling"
+	Goods           Goods            `json:"goods"`
+	GoodsKey        Key              `json:"goods_key"`
+	Procedure       Procedure        `json:"procedure"`
+	CreatedAt       time.Time        `json:"created_at"`
+	DueAt           time.Time        `json:"due_at"`
+	Status          AssignmentStatus `json:"status"`
+	Result          *Result          `json:"result,omitempty"`
+}
+
+// EventRef is the short form of an event a decision saw.
+type EventRef struct {
+	ID        string    `json:"id"`
+	Kind      EventKind `json:"kind"`
+	Subject   string    `json:"subject"` // subject kind
+	At        time.Time `json:"at"`
+	Outcome   Outcome   `json:"outcome,omitempty"`
+	Importer  string    `json:"importer_tax_code,omitempty"`
+	Authority string    `json:"authority,omitempty"`
+}
+
+// Explanation is why a lot got its mode: enough for a customs officer to
+// defend the decision years later.
+type Explanation struct {
+	Rule     string `json:"rule"`               // e.g. "reduced.consecutive_passes"
+	Reason   string `json:"reason"`             // one sentence
+	Progress string `json:"progress,omitempty"` // e.g. "2 of 3 passes toward reduced"
+	// EventsSeen counts every history event the evaluation read; Events
+	// lists the ones that decided the mode (since the last reset).
+	EventsSeen  int          `json:"events_seen"`
+	Events      []EventRef   `json:"events"`
+	Certificate *Certificate `json:"certificate,omitempty"` // the certificate that qualified for reduced
+	Exemption   string       `json:"exemption,omitempty"`   // category or "quality_importer"
+	// ExemptUntil is the end of a quality-regime importer exemption.
+	ExemptUntil *time.Time `json:"exempt_until,omitempty"`
+}
+
+// Decision is the inspection decision for one lot (declaration line).
+type Decision struct {
+	ID              string      `json:"id"`
+	DeclarationID   string      `json:"declaration_id"`
+	LineNo          int         `json:"line_no"`
+	ImporterTaxCode string      `json:"importer_tax_code"`
+	Goods           Goods       `json:"goods"`
+	GoodsKey        Key         `json:"goods_key"`
+	Procedure       Procedure   `json:"procedure"`
+	Mode            Mode        `json:"mode"`
+	Inspect         bool        `json:"inspect"`
+	Agency          string      `json:"agency,omitempty"`
+	AssignmentID    string      `json:"assignment_id,omitempty"`
+	Reason          string      `json:"reason"`
+	PolicyVersion   string      `json:"policy_version"`
+	DecidedAt       time.Time   `json:"decided_at"`
+	Explanation     Explanation `json:"explanation"`
+}
+
+// GoodsState is the stored snapshot of a goods' mode (for display and the
+// NSW feed); it is recomputed from history, never the source of a decision.
+type GoodsState struct {
+	Key           Key       `json:"key"`
+	Goods         Goods     `json:"goods"`
+	Mode          Mode      `json:"mode"`
+	Rule          string    `json:"rule"`
+	Progress      string    `json:"progress,omitempty"`
+	Lots          int       `json:"lots"`
+	Results       int       `json:"results"`
+	PolicyVersion string    `json:"policy_version"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// Agency is a designated inspection body.
+type Agency struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	NameVI   string `json:"name_vi"`
+	Ministry string `json:"ministry"` // MOH, MARD, MOIT, MOST
+	City     string `json:"city"`
+}
+
+// Importer is a firm that declares goods.
+type Importer struct {
+	TaxCode string `json:"tax_code"`
+	Name    string `json:"name"`
+	// ComplianceLevel is customs' rating (Circular 81/2019/TT-BTC):
+	// priority, high, medium, low, non_compliant.
+	ComplianceLevel string `json:"compliance_level"`
+}
+
+// Manufacturer is a producer with the certificates it holds on record.
+type Manufacturer struct {
+	Name         string        `json:"name"`
+	Origin       string        `json:"origin"`
+	Certificates []Certificate `json:"certificates,omitempty"`
+}
+
+// Key is the manufacturer's identity key.
+func (m Manufacturer) Key() Key { return ManufacturerKey(m.Name, m.Origin) }
