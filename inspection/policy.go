@@ -187,6 +187,11 @@ func (p *Policy) Validate() error {
 	if p.Reduced.SamplingCap < 0 || p.Reduced.SamplingCap > 0.05 {
 		return Invalid("reduced.sampling_cap", "must be between 0 and 0.05 (the legal cap), got %v", p.Reduced.SamplingCap)
 	}
+	if p.Reduced.SamplingEnabled {
+		// The capped, verifiable draw is not built yet; refusing the switch
+		// keeps a policy from promising checks that would never happen.
+		return Invalid("reduced.sampling_enabled", "random sampling of reduced lots is not available yet")
+	}
 	if p.QualityExemption.Enabled {
 		if p.QualityExemption.ConsecutivePasses < 1 {
 			return Invalid("quality_exemption.consecutive_passes", "must be at least 1")

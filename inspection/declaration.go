@@ -1,0 +1,217 @@
+package inspection
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DeclarationInput is a declaration as NSW sends it, before validation.
+// Pointers distinguish "absent" from zero where zero is itself invalid.
+type DeclarationInput struct {
+	DeclarationID   string      `json:"declaration_id"`
+	ImporterTaxCode string      `json:"importer_tax_code"`
+	Lines           []LineInput `json:"lines"`
+}
+
+// LineInput is one declaration line as sent.
+type LineInput struct {
+	LineNo       *int               `json:"line_no"`
+	HSCode       string             `json:"hs_code"`
+	ProductName  string             `json:"product_name"`
+	Brand        string             `json:"brand"`
+	Manufacturer string             `json:"manufacturer"`
+	Origin       string             `json:"origin"`
+	Procedure    string             `json:"procedure"`
+	Quantity     *float64           `json:"quantity"`
+	Unit         string             `json:"unit"`
+	Certificates []CertificateInput `json:"certificates"`
+	Exemption    string             `json:"exemption"`
+}
+
+// CertificateInput is a certificate as sent.
+type CertificateInput struct {
+	Kind       string `json:"kind"`
+	Number     string `json:"number"`
+	ValidUntil string `json:"valid_until"`
+}
+
+// Limits on outside input. MaxLines is VNACCS's limit on lines per
+// declaration.
+const (
+	MaxLines        = 50
+	maxTextLen      = 256
+	maxCertificates = 10
+)
+
+var (
+	declarationIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$`)
+	taxCodeRe       = regexp.MustCompile(`^[0-9]{10}(-[0-9]{3})?$`)
+	hsInputRe       = regexp.MustCompile(`^[0-9][0-9.]*[0-9]$`)
+)
+
+// ParseDeclaration validates a declaration against the policy and returns
+// it in canonical form, or an Invalid error naming the first bad field.
+// It is the one parser of NSW's declarations; it never panics.
+func ParseDeclaration(p *Policy, in DeclarationInput) (Declaration, error) {
+	var d Declaration
+	if !declarationIDRe.MatchString(in.DeclarationID) {
+		return d, Invalid("declaration_id", "must be 1-64 letters, digits or ._:/- starting with a letter or digit")
+	}
+	if !taxCodeRe.MatchString(in.ImporterTaxCode) {
+		return d, Invalid("importer_tax_code", "must be a 10-digit tax code, optionally with a -NNN branch suffix")
+	}
+	if len(in.Lines) == 0 {
+		return d, Invalid("lines", "must contain at least one line")
+	}
+	if len(in.Lines) > MaxLines {
+		return d, Invalid("lines", "at most %d lines per declaration, got %d", MaxLines, len(in.Lines))
+	}
+	d.ID, d.ImporterTaxCode = in.DeclarationID, in.ImporterTaxCode
+	seen := map[int]bool{}
+	for i, li := range in.Lines {
+		l, err := parseLine(p, fmt.Sprintf("lines[%d]", i), li)
+		if err != nil {
+			return Declaration{}, err
+		}
+		if seen[l.LineNo] {
+			return Declaration{}, Invalid(fmt.Sprintf("lines[%d].line_no", i), "line %d appears twice", l.LineNo)
+		}
+		seen[l.LineNo] = true
+		d.Lines = append(d.Lines, l)
+	}
+	sort.Slice(d.Lines, func(i, j int) bool { return d.Lines[i].LineNo < d.Lines[j].LineNo })
+	canon, err := json.Marshal(struct {
+		ID, Importer string
+		Lines        []Line
+	}{d.ID, d.ImporterTaxCode, d.Lines})
+	if err != nil {
+		return Declaration{}, fmt.Errorf("digest declaration: %w", err)
+	}
+	sum := sha256.Sum256(canon)
+	d.Digest = hex.EncodeToString(sum[:])
+	return d, nil
+}
+
+func parseLine(p *Policy, f string, in LineInput) (Line, error) {
+	var l Line
+	if in.LineNo == nil {
+		return l, Invalid(f+".line_no", "is required")
+	}
+	if *in.LineNo < 1 || *in.LineNo > 999 {
+		return l, Invalid(f+".line_no", "must be between 1 and 999, got %d", *in.LineNo)
+	}
+	l.LineNo = *in.LineNo
+	hs := HSDigits(in.HSCode)
+	if !hsInputRe.MatchString(in.HSCode) || len(hs) < 4 || len(hs) > 10 {
+		return l, Invalid(f+".hs_code", "must be 4-10 digits, dots allowed, got %q", in.HSCode)
+	}
+	for _, t := range []struct {
+		field, value string
+		required     bool
+	}{
+		{"product_name", in.ProductName, true},
+		{"brand", in.Brand, false},
+		{"manufacturer", in.Manufacturer, true},
+		{"unit", in.Unit, true},
+		{"exemption", in.Exemption, false},
+	} {
+		if err := checkText(f+"."+t.field, t.value, t.required); err != nil {
+			return l, err
+		}
+	}
+	origin := strings.ToUpper(strings.TrimSpace(in.Origin))
+	if !ValidCountry(origin) {
+		return l, Invalid(f+".origin", "must be an ISO 3166-1 alpha-2 country code, got %q", in.Origin)
+	}
+	l.Procedure = Procedure(in.Procedure)
+	if !l.Procedure.Valid() {
+		return l, Invalid(f+".procedure", "must be food_safety or quality, got %q", in.Procedure)
+	}
+	if _, ok := p.Lookup(l.Procedure, hs); !ok {
+		if listed := p.ListedProcedures(hs); len(listed) > 0 {
+			return l, Invalid(f+".procedure", "HS code %s is listed under %v, not %s", hs, listed, l.Procedure)
+		}
+		return l, Invalid(f+".hs_code", "HS code %s is under no specialized-inspection list of policy %s", hs, p.Version)
+	}
+	if in.Quantity == nil {
+		return l, Invalid(f+".quantity", "is required")
+	}
+	if q := *in.Quantity; q <= 0 || math.IsInf(q, 0) || math.IsNaN(q) || q > 1e12 {
+		return l, Invalid(f+".quantity", "must be a positive number, got %v", q)
+	}
+	l.Quantity = *in.Quantity
+	l.Unit = CanonicalText(in.Unit)
+	if len(in.Certificates) > maxCertificates {
+		return l, Invalid(f+".certificates", "at most %d certificates", maxCertificates)
+	}
+	for j, ci := range in.Certificates {
+		cf := fmt.Sprintf("%s.certificates[%d]", f, j)
+		kind := CertificateKind(ci.Kind)
+		if kind == "" || len(ci.Kind) > 32 {
+			return l, Invalid(cf+".kind", "is required (e.g. HACCP, ISO 22000)")
+		}
+		if err := checkText(cf+".number", ci.Number, true); err != nil {
+			return l, err
+		}
+		until, err := parseValidUntil(cf+".valid_until", ci.ValidUntil)
+		if err != nil {
+			return l, err
+		}
+		l.Certificates = append(l.Certificates, Certificate{Kind: kind, Number: strings.TrimSpace(ci.Number), ValidUntil: until})
+	}
+	if in.Exemption != "" {
+		cat, ok := p.Exemption(in.Exemption)
+		if !ok {
+			return l, Invalid(f+".exemption", "unknown exemption category %q", in.Exemption)
+		}
+		if !slices.Contains(cat.Procedures, l.Procedure) {
+			return l, Invalid(f+".exemption", "category %s does not apply to %s", cat.Code, l.Procedure)
+		}
+		l.Exemption = cat.Code
+	}
+	l.Goods = Goods{HSCode: hs, ProductName: in.ProductName, Brand: in.Brand, Manufacturer: in.Manufacturer, Origin: origin}.Canonical()
+	return l, nil
+}
+
+// parseValidUntil takes a date as valid through the end of that day in
+// Vietnam, the way a certificate's "valid until" is read.
+func parseValidUntil(field, s string) (time.Time, error) {
+	if t, err := time.ParseInLocation("2006-01-02", s, Vietnam()); err == nil {
+		return t.AddDate(0, 0, 1).Add(-time.Nanosecond), nil
+	}
+	return ParseTime(field, s)
+}
+
+func checkText(field, s string, required bool) error {
+	return checkTextMax(field, s, required, maxTextLen)
+}
+
+// checkTextMax accepts printable UTF-8 (white space allowed) of at most
+// max bytes.
+func checkTextMax(field, s string, required bool, max int) error {
+	if required && strings.TrimSpace(s) == "" {
+		return Invalid(field, "is required")
+	}
+	if len(s) > max {
+		return Invalid(field, "at most %d bytes", max)
+	}
+	if !utf8.ValidString(s) {
+		return Invalid(field, "is not valid UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && !unicode.IsSpace(r) {
+			return Invalid(field, "contains a control character")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,207 @@
+package inspection
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Lot is what the mode rules need of the lot being decided, beyond history.
+type Lot struct {
+	ImporterTaxCode string
+	Procedure       Procedure
+	// Certificates presented with the lot and held on record for its
+	// manufacturer.
+	Certificates []Certificate
+	// Exemption is the claimed exemption category code, if any.
+	Exemption string
+}
+
+// Evaluation is the mode Evaluate found and why.
+type Evaluation struct {
+	Mode        Mode
+	Explanation Explanation
+}
+
+// Rule names, as they appear in explanations.
+const (
+	RuleNormalDefault      = "normal.default"
+	RuleStrictFailure      = "strict.after_failure"
+	RuleStrictAlert        = "strict.after_alert"
+	RuleReducedPasses      = "reduced.consecutive_passes"
+	RuleReducedCertificate = "reduced.certificate"
+	RuleExemptCategory     = "exempt.category"
+	RuleExemptQuality      = "exempt.quality_importer"
+)
+
+// maxExplainedEvents bounds the events an explanation lists; EventsSeen
+// still counts them all.
+const maxExplainedEvents = 20
+
+// Evaluate decides the mode of a lot from the policy, the goods' history
+// (its own results and alerts, and alerts on its manufacturer and on its
+// heading × origin, in any order) and the decision time. It is pure: the
+// same arguments always give the same evaluation.
+//
+// The history is replayed in inspection-date order (results by inspected
+// date, alerts by issue date; ties by ID), so results that arrive late or
+// out of order land where they belong. Events dated after now are ignored.
+//
+//   - The goods start normal. A failure or an alert puts them in strict.
+//   - Under strict, Strict.PassesToNormal consecutive passes return them to
+//     normal; passes under strict do not count toward reduced.
+//   - Reduced holds at the decision when the goods' last
+//     Reduced.ConsecutivePasses results since leaving strict are passes
+//     all inspected within Reduced.WindowMonths before the decision, or,
+//     failing that, when the lot carries a valid accepted certificate.
+//     A strict goods is never reduced by a certificate.
+//   - An exemption category claimed by the lot makes it exempt unless the
+//     goods are strict and the category is refused when strict.
+//   - Quality goods: an importer whose Quality.ConsecutivePasses
+//     consecutive results on the goods (outside strict) are passes is
+//     exempt for TermMonths from the last of them; a failure or alert on
+//     the goods ends the term and restarts the count.
+func Evaluate(p *Policy, history []Event, lot Lot, now time.Time) Evaluation {
+	events := make([]Event, 0, len(history))
+	for _, e := range history {
+		if !e.At.After(now) {
+			events = append(events, e)
+		}
+	}
+	sort.Slice(events, func(i, j int) bool {
+		if !events[i].At.Equal(events[j].At) {
+			return events[i].At.Before(events[j].At)
+		}
+		return events[i].ID < events[j].ID
+	})
+
+	var (
+		strict       bool
+		cause        *Event // the failure or alert that put the goods in strict
+		strictPasses int
+		normalRun    []Event // passes since the goods last entered normal
+		since        int     // index of the first event since the last reset
+		importerRun  int     // quality: the importer's consecutive passes outside strict
+		exemptUntil  time.Time
+	)
+	qe := p.QualityExemption
+	trackImporter := qe.Enabled && lot.Procedure == ProcedureQuality && lot.ImporterTaxCode != ""
+	for i := range events {
+		e := &events[i]
+		failed := e.Kind == EventAlert || (e.Kind == EventResult && e.Outcome == OutcomeFail)
+		switch {
+		case failed:
+			strict, cause, strictPasses, normalRun, since = true, e, 0, nil, i
+			importerRun, exemptUntil = 0, time.Time{}
+		case e.Kind != EventResult:
+			// unknown kinds carry no rule
+		case strict:
+			strictPasses++
+			if strictPasses >= p.Strict.PassesToNormal {
+				strict, cause, strictPasses, normalRun = false, nil, 0, nil
+			}
+		default:
+			normalRun = append(normalRun, *e)
+			if trackImporter && e.ImporterTaxCode == lot.ImporterTaxCode {
+				if !exemptUntil.IsZero() && !e.At.Before(exemptUntil) {
+					exemptUntil, importerRun = time.Time{}, 0 // the term ended: count afresh
+				}
+				if exemptUntil.IsZero() {
+					importerRun++
+					if importerRun >= qe.ConsecutivePasses {
+						exemptUntil, importerRun = e.At.In(Vietnam()).AddDate(0, qe.TermMonths, 0), 0
+					}
+				}
+			}
+		}
+	}
+
+	ex := Explanation{EventsSeen: len(events)}
+	explained := events[since:]
+	if len(explained) > maxExplainedEvents {
+		explained = explained[len(explained)-maxExplainedEvents:]
+	}
+	ex.Events = make([]EventRef, 0, len(explained))
+	for _, e := range explained {
+		ex.Events = append(ex.Events, e.Ref())
+	}
+
+	if strict {
+		ex.Rule = RuleStrictFailure
+		what := fmt.Sprintf("failed inspection on %s", day(cause.At))
+		if cause.Kind == EventAlert {
+			ex.Rule = RuleStrictAlert
+			what = fmt.Sprintf("warning from %s on %s", cause.Authority, day(cause.At))
+		}
+		ex.Progress = fmt.Sprintf("%d of %d passes toward normal", strictPasses, p.Strict.PassesToNormal)
+		ex.Reason = fmt.Sprintf("strict: %s; %s", what, ex.Progress)
+		if cat, ok := p.Exemption(lot.Exemption); ok {
+			if !cat.RefusedWhenStrict {
+				return exemptBy(ex, RuleExemptCategory, cat.Code, "exempt: category %s (%s)", cat.Code, cat.Description)
+			}
+			ex.Reason += fmt.Sprintf("; exemption %s refused while strict", cat.Code)
+		}
+		return Evaluation{Mode: ModeStrict, Explanation: ex}
+	}
+
+	if cat, ok := p.Exemption(lot.Exemption); ok {
+		return exemptBy(ex, RuleExemptCategory, cat.Code, "exempt: category %s (%s)", cat.Code, cat.Description)
+	}
+	if trackImporter && now.Before(exemptUntil) {
+		until := exemptUntil
+		ex.ExemptUntil = &until
+		return exemptBy(ex, RuleExemptQuality, "quality_importer",
+			"exempt: %d consecutive passes for importer %s; term until %s", qe.ConsecutivePasses, lot.ImporterTaxCode, day(until))
+	}
+
+	k := p.Reduced.ConsecutivePasses
+	windowStart := now.In(Vietnam()).AddDate(0, -p.Reduced.WindowMonths, 0)
+	inWindow := 0 // trailing passes inspected within the window
+	for j := len(normalRun) - 1; j >= 0 && !normalRun[j].At.Before(windowStart); j-- {
+		inWindow++
+	}
+	if inWindow >= k {
+		ex.Rule = RuleReducedPasses
+		ex.Reason = fmt.Sprintf("reduced: last %d results passed within %d months", k, p.Reduced.WindowMonths)
+		return Evaluation{Mode: ModeReduced, Explanation: ex}
+	}
+	ex.Progress = fmt.Sprintf("%d of %d passes within %d months toward reduced", inWindow, k, p.Reduced.WindowMonths)
+	if c, ok := validCertificate(p, lot.Certificates, now); ok {
+		ex.Rule = RuleReducedCertificate
+		ex.Certificate = &c
+		ex.Reason = fmt.Sprintf("reduced: valid %s certificate %s until %s", c.Kind, c.Number, day(c.ValidUntil))
+		return Evaluation{Mode: ModeReduced, Explanation: ex}
+	}
+	ex.Rule = RuleNormalDefault
+	ex.Reason = "normal: " + ex.Progress
+	return Evaluation{Mode: ModeNormal, Explanation: ex}
+}
+
+func exemptBy(ex Explanation, rule, code, format string, args ...any) Evaluation {
+	ex.Rule = rule
+	ex.Exemption = code
+	ex.Progress = ""
+	ex.Reason = fmt.Sprintf(format, args...)
+	return Evaluation{Mode: ModeExempt, Explanation: ex}
+}
+
+// validCertificate returns the accepted certificate valid at now that runs
+// longest, so the explanation cites the strongest evidence.
+func validCertificate(p *Policy, certs []Certificate, now time.Time) (Certificate, bool) {
+	var best Certificate
+	found := false
+	for _, c := range certs {
+		if p.AcceptsCertificate(c.Kind) && !c.ValidUntil.Before(now) && (!found || c.ValidUntil.After(best.ValidUntil)) {
+			best, found = c, true
+		}
+	}
+	return best, found
+}
+
+func day(t time.Time) string { return t.In(Vietnam()).Format("2006-01-02") }
+
+// Ref is the short form of e for explanations.
+func (e Event) Ref() EventRef {
+	return EventRef{ID: e.ID, Kind: e.Kind, Subject: string(e.Subject.Kind), At: e.At, Outcome: e.Outcome,
+		Importer: e.ImporterTaxCode, Authority: e.Authority}
+}

@@ -1,0 +1,280 @@
+package inspection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ResultInput is an agency's result as sent.
+type ResultInput struct {
+	Outcome          string    `json:"outcome"`
+	InspectedAt      string    `json:"inspected_at"`
+	Findings         []Finding `json:"findings"`
+	LabReport        string    `json:"lab_report"`
+	RejectedQuantity *float64  `json:"rejected_quantity"`
+}
+
+// clockSkew tolerates an agency clock a little ahead of ours.
+const clockSkew = 5 * time.Minute
+
+const maxFindings = 50
+
+func parseResult(in ResultInput, now time.Time) (Result, error) {
+	r := Result{Outcome: Outcome(in.Outcome)}
+	if r.Outcome != OutcomePass && r.Outcome != OutcomeFail {
+		return r, Invalid("outcome", "must be pass or fail, got %q", in.Outcome)
+	}
+	if in.InspectedAt == "" {
+		return r, Invalid("inspected_at", "is required")
+	}
+	at, err := ParseTime("inspected_at", in.InspectedAt)
+	if err != nil {
+		return r, err
+	}
+	if at.After(now.Add(clockSkew)) {
+		return r, Invalid("inspected_at", "%s is in the future", in.InspectedAt)
+	}
+	r.InspectedAt = at
+	if len(in.Findings) > maxFindings {
+		return r, Invalid("findings", "at most %d findings", maxFindings)
+	}
+	for i, f := range in.Findings {
+		ff := fmt.Sprintf("findings[%d]", i)
+		if err := checkText(ff+".code", f.Code, true); err != nil {
+			return r, err
+		}
+		if err := checkTextMax(ff+".text", f.Text, false, 4*maxTextLen); err != nil {
+			return r, err
+		}
+		r.Findings = append(r.Findings, Finding{Code: strings.TrimSpace(f.Code), Text: f.Text})
+	}
+	if err := checkText("lab_report", in.LabReport, false); err != nil {
+		return r, err
+	}
+	r.LabReport = strings.TrimSpace(in.LabReport)
+	if in.RejectedQuantity != nil {
+		q := *in.RejectedQuantity
+		if q < 0 || q != q || q > 1e12 {
+			return r, Invalid("rejected_quantity", "must be zero or a positive number, got %v", q)
+		}
+		r.RejectedQuantity = q
+		if q > 0 {
+			// A partly rejected lot is a failed lot (Decree 15/2018 reads a
+			// lot as one unit); keep the agency's word visible as Partial.
+			r.Partial = r.Outcome == OutcomePass
+			r.Outcome = OutcomeFail
+		}
+	}
+	if r.Outcome == OutcomeFail && len(r.Findings) == 0 {
+		return r, Invalid("findings", "a failed inspection must state at least one finding")
+	}
+	return r, nil
+}
+
+// RecordResultOutcome is what RecordResult returns.
+type RecordResultOutcome struct {
+	Assignment Assignment
+	Replayed   bool
+}
+
+// RecordResult records an agency's result on an open assignment in one
+// atomic write: the assignment closes, the result joins the goods' history
+// and the goods' state is recomputed. The same result again is recorded
+// once; a different result on a closed assignment is a conflict.
+func (s *Service) RecordResult(ctx context.Context, assignmentID string, in ResultInput, source string) (RecordResultOutcome, error) {
+	now := s.clock.Now()
+	r, err := parseResult(in, now)
+	if err != nil {
+		return RecordResultOutcome{}, err
+	}
+	r.RecordedAt, r.Source = now, source
+	var out RecordResultOutcome
+	err = s.store.Update(ctx, func(tx Tx) error {
+		out = RecordResultOutcome{}
+		a, err := tx.Assignment(assignmentID)
+		if errors.Is(err, ErrNotFound) {
+			return NotFound("no assignment %q", assignmentID)
+		}
+		if err != nil {
+			return err
+		}
+		if a.Result != nil {
+			if !a.Result.Same(r) {
+				return Conflict("outcome", "assignment %s already has a different result, recorded %s", a.ID, a.Result.RecordedAt.Format(time.RFC3339))
+			}
+			out = RecordResultOutcome{Assignment: a, Replayed: true}
+			return nil
+		}
+		if r.InspectedAt.Before(a.CreatedAt) {
+			return Invalid("inspected_at", "is before the lot was decided (%s)", a.CreatedAt.Format(time.RFC3339))
+		}
+		res := r
+		a.Result, a.Status = &res, AssignmentClosed
+		if err := tx.PutAssignment(a); err != nil {
+			return err
+		}
+		e := Event{
+			ID: "res_" + hashKey("ktcn/result/v1", a.ID).String()[:24], Kind: EventResult,
+			Subject: Subject{SubjectGoods, a.GoodsKey}, At: r.InspectedAt, RecordedAt: now, Outcome: r.Outcome,
+			ImporterTaxCode: a.ImporterTaxCode, DecisionID: a.DecisionID, AssignmentID: a.ID, Mode: a.Mode, Source: source,
+		}
+		if err := tx.AddEvent(e); err != nil {
+			return err
+		}
+		history, _, state, err := s.goodsContext(tx, a.Goods)
+		if err != nil {
+			return err
+		}
+		out.Assignment = a
+		return s.putGoodsState(tx, state, a.Goods, history, now)
+	})
+	if err != nil {
+		return RecordResultOutcome{}, err
+	}
+	if !out.Replayed {
+		s.log.Info().Str("assignment_id", assignmentID).Str("outcome", string(r.Outcome)).Str("source", source).Msg("result recorded")
+	}
+	return out, nil
+}
+
+// AlertInput is a warning from an authority as sent.
+type AlertInput struct {
+	Authority string      `json:"authority"`
+	Reference string      `json:"reference"`
+	IssuedAt  string      `json:"issued_at"`
+	Reason    string      `json:"reason"`
+	Target    AlertTarget `json:"target"`
+}
+
+// AlertTarget is what an alert is about: one goods, every goods of a
+// manufacturer, or every goods of an HS heading from one origin.
+type AlertTarget struct {
+	Kind         string `json:"kind"`
+	HSCode       string `json:"hs_code"`
+	ProductName  string `json:"product_name"`
+	Brand        string `json:"brand"`
+	Manufacturer string `json:"manufacturer"`
+	Origin       string `json:"origin"`
+}
+
+func parseAlert(in AlertInput, now time.Time) (Event, *Goods, error) {
+	var e Event
+	for _, t := range []struct{ field, value string }{
+		{"authority", in.Authority}, {"reference", in.Reference}, {"reason", in.Reason},
+	} {
+		if err := checkText(t.field, t.value, true); err != nil {
+			return e, nil, err
+		}
+	}
+	if in.IssuedAt == "" {
+		return e, nil, Invalid("issued_at", "is required")
+	}
+	at, err := ParseTime("issued_at", in.IssuedAt)
+	if err != nil {
+		return e, nil, err
+	}
+	if at.After(now.Add(clockSkew)) {
+		return e, nil, Invalid("issued_at", "%s is in the future", in.IssuedAt)
+	}
+	t := in.Target
+	origin := strings.ToUpper(strings.TrimSpace(t.Origin))
+	if !ValidCountry(origin) {
+		return e, nil, Invalid("target.origin", "must be an ISO 3166-1 alpha-2 country code, got %q", t.Origin)
+	}
+	hs := HSDigits(t.HSCode)
+	validHS := func(minLen int) error {
+		if !hsInputRe.MatchString(t.HSCode) || len(hs) < minLen || len(hs) > 10 {
+			return Invalid("target.hs_code", "must be %d-10 digits, dots allowed, got %q", minLen, t.HSCode)
+		}
+		return nil
+	}
+	var goods *Goods
+	switch SubjectKind(t.Kind) {
+	case SubjectGoods:
+		if err := validHS(4); err != nil {
+			return e, nil, err
+		}
+		for _, f := range []struct {
+			field, value string
+			required     bool
+		}{{"target.product_name", t.ProductName, true}, {"target.brand", t.Brand, false}, {"target.manufacturer", t.Manufacturer, true}} {
+			if err := checkText(f.field, f.value, f.required); err != nil {
+				return e, nil, err
+			}
+		}
+		g := Goods{HSCode: hs, ProductName: t.ProductName, Brand: t.Brand, Manufacturer: t.Manufacturer, Origin: origin}.Canonical()
+		goods = &g
+		e.Subject = Subject{SubjectGoods, g.Key()}
+	case SubjectManufacturer:
+		if err := checkText("target.manufacturer", t.Manufacturer, true); err != nil {
+			return e, nil, err
+		}
+		e.Subject = Subject{SubjectManufacturer, ManufacturerKey(t.Manufacturer, origin)}
+	case SubjectHeadingOrigin:
+		if err := validHS(4); err != nil {
+			return e, nil, err
+		}
+		e.Subject = Subject{SubjectHeadingOrigin, HeadingOriginKey(hs, origin)}
+	default:
+		return e, nil, Invalid("target.kind", "must be goods, manufacturer or heading_origin, got %q", t.Kind)
+	}
+	e.Kind, e.At, e.RecordedAt = EventAlert, at, now
+	e.Authority, e.Reference, e.Reason = strings.TrimSpace(in.Authority), strings.TrimSpace(in.Reference), strings.TrimSpace(in.Reason)
+	// One alert per authority reference: a retry finds the same ID.
+	e.ID = "alr_" + hashKey("ktcn/alert/v1", CanonicalText(e.Authority), e.Reference).String()[:24]
+	return e, goods, nil
+}
+
+// RaiseAlertOutcome is what RaiseAlert returns.
+type RaiseAlertOutcome struct {
+	Alert    Event
+	Replayed bool
+}
+
+// RaiseAlert records a warning; the goods it concerns are strict from its
+// issue date on. The same authority reference again is recorded once.
+func (s *Service) RaiseAlert(ctx context.Context, in AlertInput, source string) (RaiseAlertOutcome, error) {
+	now := s.clock.Now()
+	e, goods, err := parseAlert(in, now)
+	if err != nil {
+		return RaiseAlertOutcome{}, err
+	}
+	e.Source = source
+	var out RaiseAlertOutcome
+	err = s.store.Update(ctx, func(tx Tx) error {
+		out = RaiseAlertOutcome{}
+		old, err := tx.Event(e.ID)
+		if err == nil {
+			if old.Subject != e.Subject || !old.At.Equal(e.At) || old.Reason != e.Reason {
+				return Conflict("reference", "alert %s from %s was already recorded with different content", e.Reference, e.Authority)
+			}
+			out = RaiseAlertOutcome{Alert: old, Replayed: true}
+			return nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err := tx.AddEvent(e); err != nil {
+			return err
+		}
+		out.Alert = e
+		if goods == nil {
+			return nil
+		}
+		history, _, state, err := s.goodsContext(tx, *goods)
+		if err != nil {
+			return err
+		}
+		return s.putGoodsState(tx, state, *goods, history, now)
+	})
+	if err != nil {
+		return RaiseAlertOutcome{}, err
+	}
+	if !out.Replayed {
+		s.log.Warn().Str("alert_id", e.ID).Str("authority", e.Authority).Str("target", string(e.Subject.Kind)).Str("source", source).Msg("alert recorded")
+	}
+	return out, nil
+}
