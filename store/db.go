@@ -1,0 +1,282 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// SchemaVersion is the on-disk layout this build writes and reads (the key
+// layout in the package doc and the value encoding). Bump it when either
+// changes incompatibly, and migrate on Open.
+const SchemaVersion uint32 = 1
+
+// MaxUpdateAttempts bounds how often Update re-runs fn after a write
+// conflict before giving up with CodeUnavailable.
+const MaxUpdateAttempts = 64
+
+var (
+	// ErrSchemaVersion is wrapped by Open when the store was written by a
+	// newer build (or is otherwise not a layout this build can read).
+	ErrSchemaVersion = errors.New("unsupported schema version")
+	// ErrTxnTooBig is wrapped when one transaction holds more than badger
+	// accepts in one commit (15% of the memtable: about 9.6 MiB by
+	// default, about 150 KiB with Options.Small); split the work.
+	ErrTxnTooBig = errors.New("transaction too big")
+	// ErrClosed is wrapped (in a CodeUnavailable error) by View and Update
+	// once Close has begun.
+	ErrClosed = errors.New("store closed")
+)
+
+// Options configure Open.
+type Options struct {
+	// Dir is the badger directory. Required unless InMemory.
+	Dir string
+	// InMemory keeps everything in memory (tests); Dir must be empty.
+	InMemory bool
+	// Logger receives the store's and badger's log lines. The zero Logger
+	// discards them.
+	Logger zerolog.Logger
+	// Small shrinks badger's buffers for tests: 1 MiB memtables (two of
+	// them), 1 MiB value-log files, a 1 MiB block cache and two compactors,
+	// instead of 64 MiB memtables (five), 1 GiB value-log files and a
+	// 256 MiB block cache. Opening is then fast and a store costs a few MiB.
+	// It also lowers the largest transaction to about 150 KiB (see
+	// ErrTxnTooBig), so do not use it in production.
+	Small bool
+}
+
+// DB is the badger-backed inspection.Store. It is safe for concurrent use.
+type DB struct {
+	db  *badger.DB
+	log zerolog.Logger
+
+	// mu guards closed and active, so Close can wait for transactions in
+	// flight instead of pulling badger out from under them (badger panics
+	// when an iterator is created on a closed DB).
+	mu     sync.Mutex
+	idle   *sync.Cond // signalled when active drops to zero
+	closed bool
+	active int
+}
+
+var _ inspection.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the store described by opts, with
+// SyncWrites on: Update returns only after its commit is on disk.
+func Open(opts Options) (*DB, error) {
+	bo, err := badgerOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	where := opts.Dir
+	if opts.InMemory {
+		where = "(in memory)"
+	}
+	bdb, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", where, err)
+	}
+	d := &DB{db: bdb, log: opts.Logger}
+	d.idle = sync.NewCond(&d.mu)
+	if err := d.checkSchema(); err != nil {
+		if cerr := bdb.Close(); cerr != nil {
+			d.log.Error().Err(cerr).Str("dir", where).Msg("store: close after failed open")
+		}
+		return nil, fmt.Errorf("store: open %s: %w", where, err)
+	}
+	d.log.Info().Str("dir", where).Bool("small", opts.Small).Uint32("schema", SchemaVersion).Msg("store opened")
+	return d, nil
+}
+
+func badgerOptions(opts Options) (badger.Options, error) {
+	var bo badger.Options
+	switch {
+	case opts.InMemory && opts.Dir != "":
+		return bo, errors.New("store: open: Dir and InMemory are exclusive")
+	case opts.InMemory:
+		bo = badger.DefaultOptions("").WithInMemory(true)
+	case opts.Dir == "":
+		return bo, errors.New("store: open: Dir is required unless InMemory")
+	default:
+		bo = badger.DefaultOptions(opts.Dir)
+	}
+	// SyncWrites is off by default in badger v4; without it an acknowledged
+	// write can be lost on power failure.
+	bo = bo.WithSyncWrites(true).
+		WithLogger(badgerLogger{log: opts.Logger.With().Str("component", "badger").Logger()})
+	if opts.Small {
+		bo = bo.WithMemTableSize(1 << 20).
+			WithNumMemtables(2).
+			WithValueLogFileSize(1 << 20).
+			// ValueThreshold must not exceed the batch size (15% of the
+			// memtable); 64 KiB still keeps all our records in the LSM,
+			// as the 1 MiB default does in production.
+			WithValueThreshold(64 << 10).
+			// Compression is on, so badger needs a non-zero block cache.
+			WithBlockCacheSize(1 << 20).
+			WithNumCompactors(2)
+	}
+	return bo, nil
+}
+
+// checkSchema writes the schema version into a new store and refuses a store
+// written by a newer build, or a non-empty directory without a version.
+func (d *DB) checkSchema() error {
+	return d.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(schemaKey())
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			it := txn.NewIterator(badger.IteratorOptions{})
+			it.Rewind()
+			empty := !it.Valid()
+			it.Close()
+			if !empty {
+				return fmt.Errorf("%w: the store holds data but no schema version", ErrSchemaVersion)
+			}
+			return txn.Set(schemaKey(), encodeSchema(SchemaVersion))
+		}
+		if err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		v, err := decodeSchema(val)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrSchemaVersion, err)
+		}
+		if v != SchemaVersion {
+			return fmt.Errorf("%w: the store is at version %d, this build reads version %d", ErrSchemaVersion, v, SchemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close waits for transactions in flight, then closes badger. Later calls
+// return nil; View and Update called after Close has begun fail with
+// ErrClosed.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	for d.active > 0 {
+		d.idle.Wait()
+	}
+	d.mu.Unlock()
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	d.log.Info().Msg("store closed")
+	return nil
+}
+
+// enter registers a transaction in flight; leave must follow.
+func (d *DB) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return &inspection.Error{Code: inspection.CodeUnavailable, Message: "store: request abandoned", Err: err}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return &inspection.Error{Code: inspection.CodeUnavailable, Err: ErrClosed}
+	}
+	d.active++
+	return nil
+}
+
+func (d *DB) leave() {
+	d.mu.Lock()
+	d.active--
+	if d.active == 0 {
+		d.idle.Broadcast()
+	}
+	d.mu.Unlock()
+}
+
+// View runs fn in a read-only transaction over a consistent snapshot and
+// returns fn's error unchanged.
+func (d *DB) View(ctx context.Context, fn func(inspection.ReadTx) error) error {
+	if err := d.enter(ctx); err != nil {
+		return err
+	}
+	defer d.leave()
+	txn := d.db.NewTransaction(false)
+	defer txn.Discard()
+	tx := &readTx{txn: txn}
+	defer func() { tx.done = true }()
+	return fn(tx)
+}
+
+// Update runs fn in one read-write transaction and commits it; the commit
+// is synced before Update returns nil. If fn fails, nothing is written and
+// fn's error is returned unchanged. On a write conflict (another commit
+// changed a key fn read) the attempt is discarded and fn runs again after a
+// short random pause, up to MaxUpdateAttempts times; then Update fails with
+// CodeUnavailable. Cancelling ctx stops the retries, not a commit already
+// under way.
+func (d *DB) Update(ctx context.Context, fn func(inspection.Tx) error) error {
+	if err := d.enter(ctx); err != nil {
+		return err
+	}
+	defer d.leave()
+	var conflict error
+	for attempt := 1; attempt <= MaxUpdateAttempts; attempt++ {
+		retry, err := d.try(fn)
+		if !retry {
+			return err
+		}
+		conflict = err
+		if err := pause(ctx, attempt); err != nil {
+			return &inspection.Error{Code: inspection.CodeUnavailable,
+				Message: fmt.Sprintf("store: request abandoned after %d conflicting attempts", attempt), Err: err}
+		}
+	}
+	d.log.Warn().Int("attempts", MaxUpdateAttempts).Msg("store: update gave up on write conflicts")
+	return &inspection.Error{Code: inspection.CodeUnavailable,
+		Message: fmt.Sprintf("store: write conflict persisted over %d attempts", MaxUpdateAttempts), Err: conflict}
+}
+
+// try runs one attempt; retry reports a write conflict at commit.
+func (d *DB) try(fn func(inspection.Tx) error) (retry bool, err error) {
+	txn := d.db.NewTransaction(true)
+	defer txn.Discard()
+	tx := &writeTx{readTx{txn: txn}}
+	ferr := fn(tx)
+	tx.done = true
+	if ferr != nil {
+		return false, ferr
+	}
+	if err := txn.Commit(); err != nil {
+		if errors.Is(err, badger.ErrConflict) {
+			return true, err
+		}
+		return false, fmt.Errorf("store: commit: %w", badgerErr(err))
+	}
+	return false, nil
+}
+
+// pause sleeps a random time up to a bound that doubles per attempt from
+// 100µs to 5ms; the randomness spreads contenders for a hot key apart.
+func pause(ctx context.Context, attempt int) error {
+	bound := min(100*time.Microsecond<<min(attempt, 6), 5*time.Millisecond)
+	t := time.NewTimer(rand.N(bound) + 1)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

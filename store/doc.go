@@ -1,0 +1,66 @@
+// Package store keeps ktcn's data in badger and satisfies inspection.Store.
+// It is the only package that imports badger.
+//
+// It owns the key layout, the value encoding, transactions (with retry on
+// write conflicts), iteration, and the schema version. It does not own any
+// rule: what to write, and whether a write is allowed, is decided in
+// inspection; the store only keeps its indexes in step with the records.
+//
+// # Durability and transactions
+//
+// SyncWrites is on, so Update returns nil only once the commit is on disk.
+// Update re-runs fn on badger.ErrConflict (up to MaxUpdateAttempts, with a
+// short random pause), so fn must have no effect outside its Tx. Errors
+// from fn come back unchanged; a missing record is an error for which
+// errors.Is(err, inspection.ErrNotFound) holds.
+//
+// # Key layout
+//
+// Every key is one prefix byte naming the record kind, then fixed-width
+// parts, so prefixes and seeks never need escaping:
+//
+//	prefix  key after the prefix byte                          value
+//	0x01    h16(declaration_id)                                DeclarationRecord
+//	0x02    h16(decision_id)                                   Decision
+//	0x03    h16(assignment_id)                                 Assignment
+//	0x04    h16(agency) | created_at | h16(assignment_id)      assignment_id (raw)
+//	0x05    subject kind | subject key | at | h16(event_id)    Event
+//	0x06    h16(event_id)                                      0x05 history key (raw)
+//	0x07    goods key                                          GoodsState
+//	0x08    manufacturer key (Manufacturer.Key())              Manufacturer
+//	0x09    h16(tax_code)                                      Importer
+//	0x0A    h16(agency_id)                                     Agency
+//	0x0B    h16(policy version)                                policy document (raw)
+//	0x10    reserved: outbox, by event sequence (assigned in the commit)
+//	0x11    reserved: quota counters
+//	0xFF    "schema"                                           schema version (raw uint32, big-endian)
+//
+// Parts:
+//   - h16(s) is SHA-256 of the string truncated to 16 bytes. External IDs
+//     have any length and alphabet, so keys hold the hash and the record
+//     holds the full ID; getters check that the two agree.
+//   - goods, manufacturer and subject keys are the 16-byte inspection.Key.
+//   - subject kind is one byte: goods 1, manufacturer 2, heading_origin 3.
+//   - times (created_at, at) are 8 bytes: big-endian UnixNano with the sign
+//     bit flipped, so byte order is time order (before 1970 too). Times
+//     UnixNano cannot represent (before 1678, after 2262) are refused.
+//
+// 0x04 holds an entry exactly while the assignment's Status is open;
+// PutAssignment adds, moves and deletes it. Its order is created_at, then
+// the hash of the ID; OpenAssignments' cursor is the hex of the last index
+// key returned. 0x05 orders a subject's history by At, then by the hash of
+// the event ID; Events re-sorts equal instants by ID. 0x06 makes
+// Event(id) one extra read.
+//
+// # Values
+//
+// Every value starts with an encoding version byte (1). Records follow as
+// JSON (encoding/json of the inspection type); index entries, policy
+// documents and the schema version follow as raw bytes. A value with an
+// unknown version byte is an error naming its kind.
+//
+// # Schema
+//
+// Open writes 0xFF "schema" = SchemaVersion into a new store and refuses a
+// store with another version, or one that holds data but no version.
+package store

@@ -1,0 +1,18 @@
+package store
+
+import "github.com/dgraph-io/badger/v4"
+
+// Hooks for the black-box tests in package store_test: they plant bytes
+// that a correct build never writes (a newer schema, an unknown encoding).
+
+func PutRaw(d *DB, key, val []byte) error {
+	return d.db.Update(func(txn *badger.Txn) error { return txn.Set(key, val) })
+}
+
+func DeleteRaw(d *DB, key []byte) error {
+	return d.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) })
+}
+
+func SchemaKey() []byte            { return schemaKey() }
+func EncodeSchema(v uint32) []byte { return encodeSchema(v) }
+func DecisionKey(id string) []byte { return idKey(prefixDecision, id) }

@@ -1,0 +1,176 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// prefix is the first byte of every key: the kind of record stored under it.
+// The values are part of the on-disk format; never renumber them.
+type prefix byte
+
+const (
+	prefixDeclaration prefix = 0x01
+	prefixDecision    prefix = 0x02
+	prefixAssignment  prefix = 0x03
+	prefixOpenIndex   prefix = 0x04
+	prefixEvent       prefix = 0x05
+	prefixEventByID   prefix = 0x06
+	prefixGoodsState  prefix = 0x07
+	prefixManufacture prefix = 0x08
+	prefixImporter    prefix = 0x09
+	prefixAgency      prefix = 0x0A
+	prefixPolicy      prefix = 0x0B
+	prefixOutbox      prefix = 0x10 // reserved: outbox by event sequence
+	prefixQuota       prefix = 0x11 // reserved: quota counters
+	prefixMeta        prefix = 0xFF
+)
+
+func (p prefix) String() string {
+	switch p {
+	case prefixDeclaration:
+		return "declaration"
+	case prefixDecision:
+		return "decision"
+	case prefixAssignment:
+		return "assignment"
+	case prefixOpenIndex:
+		return "open-assignment index"
+	case prefixEvent:
+		return "event"
+	case prefixEventByID:
+		return "event-by-id index"
+	case prefixGoodsState:
+		return "goods state"
+	case prefixManufacture:
+		return "manufacturer"
+	case prefixImporter:
+		return "importer"
+	case prefixAgency:
+		return "agency"
+	case prefixPolicy:
+		return "policy"
+	case prefixOutbox:
+		return "outbox"
+	case prefixQuota:
+		return "quota"
+	case prefixMeta:
+		return "meta"
+	}
+	return fmt.Sprintf("prefix 0x%02x", byte(p))
+}
+
+const (
+	hashSize = inspection.KeySize // width of every hashed key part
+	timeSize = 8                  // width of every time key part
+
+	openIndexKeySize = 1 + hashSize + timeSize + hashSize
+	eventKeySize     = 1 + 1 + hashSize + timeSize + hashSize
+)
+
+// h16 hashes an external string ID to a fixed-width key part. IDs come from
+// outside (NSW, agencies, staff) in any length and alphabet; hashing keeps
+// every key fixed-width so prefixes and seeks never need escaping. The full
+// ID is kept in the record, and getters compare it to catch a collision.
+func h16(s string) [hashSize]byte {
+	sum := sha256.Sum256([]byte(s))
+	var k [hashSize]byte
+	copy(k[:], sum[:hashSize])
+	return k
+}
+
+// idKey is p | h16(id), the key of every record looked up by a string ID.
+func idKey(p prefix, id string) []byte {
+	h := h16(id)
+	k := make([]byte, 0, 1+hashSize)
+	k = append(k, byte(p))
+	return append(k, h[:]...)
+}
+
+// hashKey is p | k, for records whose identity is already an
+// inspection.Key (goods, manufacturers).
+func hashKey(p prefix, k inspection.Key) []byte {
+	b := make([]byte, 0, 1+hashSize)
+	b = append(b, byte(p))
+	return append(b, k[:]...)
+}
+
+// Times are keyed as 8-byte big-endian UnixNano with the sign bit flipped,
+// so that byte order is time order for every instant UnixNano can
+// represent (including any before 1970). Outside that range UnixNano is
+// undefined, so such times are refused rather than silently misordered.
+func appendTime(b []byte, field string, t time.Time) ([]byte, error) {
+	minKeyTime, maxKeyTime := time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+	if t.Before(minKeyTime) || t.After(maxKeyTime) {
+		return nil, inspection.Invalid(field, "%s is outside the storable range %s to %s",
+			t.Format(time.RFC3339Nano), minKeyTime.UTC().Format(time.RFC3339), maxKeyTime.UTC().Format(time.RFC3339))
+	}
+	return binary.BigEndian.AppendUint64(b, uint64(t.UnixNano())^(1<<63)), nil
+}
+
+// openIndexPrefix is 0x04 | h16(agency): one agency's open assignments.
+func openIndexPrefix(agency string) []byte { return idKey(prefixOpenIndex, agency) }
+
+// openIndexKey is 0x04 | h16(agency) | created_at | h16(assignment id), so
+// an agency's open assignments iterate in creation order.
+func openIndexKey(a inspection.Assignment) ([]byte, error) {
+	k := make([]byte, 0, openIndexKeySize)
+	k = append(k, openIndexPrefix(a.Agency)...)
+	k, err := appendTime(k, "created_at", a.CreatedAt)
+	if err != nil {
+		return nil, err
+	}
+	h := h16(a.ID)
+	return append(k, h[:]...), nil
+}
+
+// Subject kinds are one byte in event keys; part of the on-disk format.
+const (
+	subjectGoods         byte = 1
+	subjectManufacturer  byte = 2
+	subjectHeadingOrigin byte = 3
+)
+
+func subjectByte(k inspection.SubjectKind) (byte, error) {
+	switch k {
+	case inspection.SubjectGoods:
+		return subjectGoods, nil
+	case inspection.SubjectManufacturer:
+		return subjectManufacturer, nil
+	case inspection.SubjectHeadingOrigin:
+		return subjectHeadingOrigin, nil
+	}
+	return 0, inspection.Invalid("subject.kind", "unknown subject kind %q", k)
+}
+
+// eventPrefix is 0x05 | subject kind | subject key: one subject's history.
+func eventPrefix(s inspection.Subject) ([]byte, error) {
+	kb, err := subjectByte(s.Kind)
+	if err != nil {
+		return nil, err
+	}
+	k := make([]byte, 0, eventKeySize)
+	k = append(k, byte(prefixEvent), kb)
+	return append(k, s.Key[:]...), nil
+}
+
+// eventKey is 0x05 | subject kind | subject key | at | h16(event id).
+func eventKey(e inspection.Event) ([]byte, error) {
+	k, err := eventPrefix(e.Subject)
+	if err != nil {
+		return nil, err
+	}
+	if k, err = appendTime(k, "at", e.At); err != nil {
+		return nil, err
+	}
+	h := h16(e.ID)
+	return append(k, h[:]...), nil
+}
+
+// schemaKey is 0xFF | "schema", holding the store's schema version.
+func schemaKey() []byte { return append([]byte{byte(prefixMeta)}, "schema"...) }

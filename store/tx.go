@@ -1,0 +1,471 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// Page sizes for OpenAssignments.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// errTxDone is returned when a Tx is used after its View or Update
+// returned; badger would panic on some calls to a finished transaction.
+var errTxDone = errors.New("store: transaction used after View or Update returned")
+
+// readTx satisfies inspection.ReadTx over one badger transaction. View
+// hands out a *readTx, so a caller cannot type-assert its way to writes.
+type readTx struct {
+	txn  *badger.Txn
+	done bool
+}
+
+// writeTx satisfies inspection.Tx.
+type writeTx struct {
+	readTx
+}
+
+var (
+	_ inspection.ReadTx = (*readTx)(nil)
+	_ inspection.Tx     = (*writeTx)(nil)
+)
+
+// badgerErr marks badger's ErrTxnTooBig with our own sentinel, so callers
+// outside this package can recognise it without importing badger.
+func badgerErr(err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("%w: %w", ErrTxnTooBig, err)
+	}
+	return err
+}
+
+// value returns a copy of the value at key (valid beyond the txn). what
+// names the thing for the error: "decision \"D1\"".
+func (t *readTx) value(key []byte, what string) ([]byte, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	item, err := t.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%s: %w", what, inspection.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read %s: %w", what, err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: read %s: %w", what, err)
+	}
+	return v, nil
+}
+
+func (t *readTx) load(p prefix, key []byte, what string, v any) error {
+	val, err := t.value(key, what)
+	if err != nil {
+		return err
+	}
+	if err := decode(p, val, v); err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	return nil
+}
+
+// loadID reads the record of kind p whose string ID is id, and checks that
+// the stored record carries that ID: keys hold only a hash of it.
+func loadID[T any](t *readTx, p prefix, id string, idOf func(*T) string) (T, error) {
+	var v T
+	what := fmt.Sprintf("%s %q", p, id)
+	if err := t.load(p, idKey(p, id), what, &v); err != nil {
+		var zero T
+		return zero, err
+	}
+	if got := idOf(&v); got != id {
+		var zero T
+		return zero, fmt.Errorf("store: %s: stored record is %q (key hash collision)", what, got)
+	}
+	return v, nil
+}
+
+func (t *readTx) Declaration(id string) (inspection.DeclarationRecord, error) {
+	return loadID(t, prefixDeclaration, id, func(r *inspection.DeclarationRecord) string { return r.ID })
+}
+
+func (t *readTx) Decision(id string) (inspection.Decision, error) {
+	return loadID(t, prefixDecision, id, func(d *inspection.Decision) string { return d.ID })
+}
+
+func (t *readTx) Assignment(id string) (inspection.Assignment, error) {
+	return loadID(t, prefixAssignment, id, func(a *inspection.Assignment) string { return a.ID })
+}
+
+func (t *readTx) Importer(taxCode string) (inspection.Importer, error) {
+	return loadID(t, prefixImporter, taxCode, func(i *inspection.Importer) string { return i.TaxCode })
+}
+
+func (t *readTx) Agency(id string) (inspection.Agency, error) {
+	return loadID(t, prefixAgency, id, func(a *inspection.Agency) string { return a.ID })
+}
+
+func (t *readTx) GoodsState(k inspection.Key) (inspection.GoodsState, error) {
+	var g inspection.GoodsState
+	err := t.load(prefixGoodsState, hashKey(prefixGoodsState, k), "goods state "+k.String(), &g)
+	return g, err
+}
+
+func (t *readTx) Manufacturer(k inspection.Key) (inspection.Manufacturer, error) {
+	var m inspection.Manufacturer
+	err := t.load(prefixManufacture, hashKey(prefixManufacture, k), "manufacturer "+k.String(), &m)
+	return m, err
+}
+
+// Policy returns the document bytes as stored. The key holds only a hash of
+// the version and the value only the document, so a hash collision is not
+// detected here; versions are few and chosen by staff.
+func (t *readTx) Policy(version string) ([]byte, error) {
+	what := fmt.Sprintf("policy %q", version)
+	val, err := t.value(idKey(prefixPolicy, version), what)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := unwrap(prefixPolicy, val)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return doc, nil
+}
+
+// iterate calls fn with a copy of every value under pfx, in key order.
+// Callers get copies because badger reuses item memory after Next.
+func (t *readTx) iterate(pfx []byte, fn func(key, val []byte) error) error {
+	if t.done {
+		return errTxDone
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = pfx
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("store: read %s: %w", prefix(pfx[0]), err)
+		}
+		if err := fn(item.KeyCopy(nil), val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Agencies returns every agency ordered by ID (keys are in hash order).
+func (t *readTx) Agencies() ([]inspection.Agency, error) {
+	var out []inspection.Agency
+	err := t.iterate([]byte{byte(prefixAgency)}, func(_, val []byte) error {
+		var a inspection.Agency
+		if err := decode(prefixAgency, val, &a); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		out = append(out, a)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b inspection.Agency) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Events returns s's history ordered by At, then ID. Keys order events by
+// At, then by the hash of the ID, so equal instants are re-sorted by ID.
+func (t *readTx) Events(s inspection.Subject) ([]inspection.Event, error) {
+	pfx, err := eventPrefix(s)
+	if err != nil {
+		return nil, err
+	}
+	var out []inspection.Event
+	err = t.iterate(pfx, func(_, val []byte) error {
+		var e inspection.Event
+		if err := decode(prefixEvent, val, &e); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b inspection.Event) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+func (t *readTx) Event(id string) (inspection.Event, error) {
+	what := fmt.Sprintf("event %q", id)
+	val, err := t.value(idKey(prefixEventByID, id), what)
+	if err != nil {
+		return inspection.Event{}, err
+	}
+	hk, err := unwrap(prefixEventByID, val)
+	if err != nil {
+		return inspection.Event{}, fmt.Errorf("store: %s: %w", what, err)
+	}
+	var e inspection.Event
+	if err := t.load(prefixEvent, hk, what, &e); err != nil {
+		if errors.Is(err, inspection.ErrNotFound) {
+			// The index names a history entry that is gone: corruption,
+			// not a missing event, so it must not read as not-found.
+			return inspection.Event{}, fmt.Errorf("store: %s: indexed history entry %x is missing", what, hk)
+		}
+		return inspection.Event{}, err
+	}
+	if e.ID != id {
+		return inspection.Event{}, fmt.Errorf("store: %s: stored record is %q (key hash collision)", what, e.ID)
+	}
+	return e, nil
+}
+
+// OpenAssignments pages through the agency's open-assignment index. The
+// cursor is the hex form of the last index key returned: opaque to
+// callers, and still valid if that assignment closes in the meantime
+// because the scan seeks to the key's position, not to the entry. Index
+// keys order by created_at, then by the hash of the assignment ID.
+//
+// In an Update, badger records the index keys read for conflict detection
+// but not the range, so an assignment opened concurrently does not make the
+// transaction conflict.
+func (t *readTx) OpenAssignments(agency, after string, limit int) ([]inspection.Assignment, string, error) {
+	if limit == 0 {
+		limit = DefaultPageSize
+	}
+	if limit < 1 || limit > MaxPageSize {
+		return nil, "", inspection.Invalid("limit", "must be between 1 and %d, got %d", MaxPageSize, limit)
+	}
+	if t.done {
+		return nil, "", errTxDone
+	}
+	pfx := openIndexPrefix(agency)
+	start := pfx
+	var cursor []byte
+	if after != "" {
+		c, err := hex.DecodeString(after)
+		if err != nil || len(c) != openIndexKeySize || !bytes.HasPrefix(c, pfx) {
+			return nil, "", inspection.Invalid("after", "%q is not a cursor for agency %q", after, agency)
+		}
+		cursor, start = c, c
+	}
+
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = pfx
+	opts.PrefetchSize = min(limit+1, opts.PrefetchSize)
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+
+	var (
+		ids  []string
+		last []byte
+		more bool
+	)
+	for it.Seek(start); it.Valid(); it.Next() {
+		item := it.Item()
+		if cursor != nil && bytes.Equal(item.Key(), cursor) {
+			continue
+		}
+		if len(ids) == limit {
+			more = true
+			break
+		}
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: read %s: %w", prefixOpenIndex, err)
+		}
+		id, err := unwrap(prefixOpenIndex, val)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: %w", err)
+		}
+		ids = append(ids, string(id))
+		last = item.KeyCopy(last)
+	}
+	it.Close()
+
+	list := make([]inspection.Assignment, 0, len(ids))
+	for _, id := range ids {
+		a, err := t.Assignment(id)
+		if errors.Is(err, inspection.ErrNotFound) {
+			return nil, "", fmt.Errorf("store: open-assignment index of %q names missing assignment %q", agency, id)
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if a.Status != inspection.AssignmentOpen || a.Agency != agency {
+			return nil, "", fmt.Errorf("store: open-assignment index of %q out of step with assignment %q (status %q, agency %q)",
+				agency, id, a.Status, a.Agency)
+		}
+		list = append(list, a)
+	}
+	next := ""
+	if more {
+		next = hex.EncodeToString(last)
+	}
+	return list, next, nil
+}
+
+// set writes one key, marking ErrTxnTooBig so the caller can split the work.
+func (t *writeTx) set(key, val []byte, what string) error {
+	if t.done {
+		return errTxDone
+	}
+	if err := t.txn.Set(key, val); err != nil {
+		return fmt.Errorf("store: write %s: %w", what, badgerErr(err))
+	}
+	return nil
+}
+
+func (t *writeTx) delete(key []byte, what string) error {
+	if t.done {
+		return errTxDone
+	}
+	if err := t.txn.Delete(key); err != nil {
+		return fmt.Errorf("store: delete %s: %w", what, badgerErr(err))
+	}
+	return nil
+}
+
+func (t *writeTx) put(p prefix, key []byte, what string, v any) error {
+	val, err := encode(p, v)
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	return t.set(key, val, what)
+}
+
+// putID writes a record keyed by its string ID; an empty ID is a caller bug.
+func (t *writeTx) putID(p prefix, id string, v any) error {
+	if id == "" {
+		return fmt.Errorf("store: put %s: empty id", p)
+	}
+	return t.put(p, idKey(p, id), fmt.Sprintf("%s %q", p, id), v)
+}
+
+func (t *writeTx) PutDeclaration(r inspection.DeclarationRecord) error {
+	return t.putID(prefixDeclaration, r.ID, r)
+}
+
+func (t *writeTx) PutDecision(d inspection.Decision) error {
+	return t.putID(prefixDecision, d.ID, d)
+}
+
+func (t *writeTx) PutImporter(i inspection.Importer) error {
+	return t.putID(prefixImporter, i.TaxCode, i)
+}
+
+func (t *writeTx) PutAgency(a inspection.Agency) error {
+	return t.putID(prefixAgency, a.ID, a)
+}
+
+func (t *writeTx) PutGoodsState(g inspection.GoodsState) error {
+	if g.Key == (inspection.Key{}) {
+		return errors.New("store: put goods state: zero key")
+	}
+	return t.put(prefixGoodsState, hashKey(prefixGoodsState, g.Key), "goods state "+g.Key.String(), g)
+}
+
+// PutManufacturer keys m by m.Key(), derived from its name and origin.
+func (t *writeTx) PutManufacturer(m inspection.Manufacturer) error {
+	if m.Name == "" {
+		return errors.New("store: put manufacturer: empty name")
+	}
+	k := m.Key()
+	return t.put(prefixManufacture, hashKey(prefixManufacture, k), "manufacturer "+k.String(), m)
+}
+
+func (t *writeTx) PutPolicy(version string, doc []byte) error {
+	if version == "" {
+		return errors.New("store: put policy: empty version")
+	}
+	if len(doc) == 0 {
+		return fmt.Errorf("store: put policy %q: empty document", version)
+	}
+	return t.set(idKey(prefixPolicy, version), encodeRaw(doc), fmt.Sprintf("policy %q", version))
+}
+
+// PutAssignment writes a and keeps the open-assignment index in step: the
+// index entry exists exactly while a.Status is open. The previous record is
+// read so that an entry whose agency or created_at changed is removed.
+// Everything is validated before anything is written.
+func (t *writeTx) PutAssignment(a inspection.Assignment) error {
+	if a.ID == "" {
+		return errors.New("store: put assignment: empty id")
+	}
+	var oldIdx, newIdx []byte
+	prev, err := t.Assignment(a.ID)
+	switch {
+	case err == nil:
+		if prev.Status == inspection.AssignmentOpen {
+			if oldIdx, err = openIndexKey(prev); err != nil {
+				return fmt.Errorf("store: put assignment %q: previous record: %w", a.ID, err)
+			}
+		}
+	case !errors.Is(err, inspection.ErrNotFound):
+		return err
+	}
+	if a.Status == inspection.AssignmentOpen {
+		if a.Agency == "" {
+			return fmt.Errorf("store: put assignment %q: open without an agency", a.ID)
+		}
+		if newIdx, err = openIndexKey(a); err != nil {
+			return fmt.Errorf("store: put assignment %q: %w", a.ID, err)
+		}
+	}
+
+	if err := t.putID(prefixAssignment, a.ID, a); err != nil {
+		return err
+	}
+	what := fmt.Sprintf("open-assignment index entry of %q", a.ID)
+	if oldIdx != nil && !bytes.Equal(oldIdx, newIdx) {
+		if err := t.delete(oldIdx, what); err != nil {
+			return err
+		}
+	}
+	if newIdx != nil {
+		return t.set(newIdx, encodeRaw([]byte(a.ID)), what)
+	}
+	return nil
+}
+
+// AddEvent appends e to its subject's history and indexes it by ID. History
+// is append-only: an ID already recorded is a conflict, never an overwrite,
+// so the by-ID index and the history cannot drift apart.
+func (t *writeTx) AddEvent(e inspection.Event) error {
+	if e.ID == "" {
+		return errors.New("store: add event: empty id")
+	}
+	hk, err := eventKey(e)
+	if err != nil {
+		return err
+	}
+	idx := idKey(prefixEventByID, e.ID)
+	what := fmt.Sprintf("event %q", e.ID)
+	if _, err := t.value(idx, what); err == nil {
+		return inspection.Conflict("id", "event %q is already recorded", e.ID)
+	} else if !errors.Is(err, inspection.ErrNotFound) {
+		return err
+	}
+	if err := t.put(prefixEvent, hk, what, e); err != nil {
+		return err
+	}
+	return t.set(idx, encodeRaw(hk), "index of "+what)
+}
