@@ -117,7 +117,7 @@ func (s *Service) RecordResult(ctx context.Context, assignmentID string, in Resu
 			return err
 		}
 		e := Event{
-			ID: "res_" + hashKey("ktcn/result/v1", a.ID).String()[:24], Kind: EventResult,
+			ID: ResultEventID(a.ID), Kind: EventResult,
 			Subject: Subject{SubjectGoods, a.GoodsKey}, At: r.InspectedAt, RecordedAt: now, Outcome: r.Outcome,
 			ImporterTaxCode: a.ImporterTaxCode, DecisionID: a.DecisionID, AssignmentID: a.ID, Mode: a.Mode, Source: source,
 		}
@@ -138,6 +138,12 @@ func (s *Service) RecordResult(ctx context.Context, assignmentID string, in Resu
 		s.log.Info().Str("assignment_id", assignmentID).Str("outcome", string(r.Outcome)).Str("source", source).Msg("result recorded")
 	}
 	return out, nil
+}
+
+// ResultEventID is the history event ID of an assignment's result: one
+// result per assignment, whatever the retries.
+func ResultEventID(assignmentID string) string {
+	return "res_" + hashKey("ktcn/result/v1", assignmentID).String()[:24]
 }
 
 // AlertInput is a warning from an authority as sent.

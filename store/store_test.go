@@ -363,3 +363,19 @@ func TestPutRejectsRecordsWithoutIdentity(t *testing.T) {
 		})
 	}
 }
+
+func TestCollectGarbageOnFreshAndInMemoryStores(t *testing.T) {
+	for _, opts := range []store.Options{{Dir: t.TempDir(), Small: true}, {InMemory: true, Small: true}} {
+		db, err := store.Open(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := db.CollectGarbage(context.Background())
+		if err != nil || n != 0 {
+			t.Fatalf("GC on a fresh store: %d rewrites, %v", n, err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

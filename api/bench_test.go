@@ -1,0 +1,158 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/ktcn/ktcn/api"
+	"github.com/ktcn/ktcn/fixtures"
+	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/store"
+)
+
+// Benchmarks of the decision path, each beside its floor in the same run:
+// over HTTP against a bare echo handler that decodes and encodes the same
+// JSON, in process against bare synced badger writes (store package,
+// BenchmarkBareSyncedWrite). Data dirs live under KTCN_BENCH_DIR (make
+// bench points it at the work tree, on disk) so fsync costs what it costs.
+
+func benchDir(b *testing.B) string {
+	root := os.Getenv("KTCN_BENCH_DIR")
+	if root == "" {
+		return b.TempDir()
+	}
+	dir, err := os.MkdirTemp(root, "bench-*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+func benchService(b *testing.B) *inspection.Service {
+	db, err := store.Open(store.Options{Dir: benchDir(b), Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	ctx := context.Background()
+	if err := fixtures.Load(ctx, db); err != nil {
+		b.Fatal(err)
+	}
+	p, err := inspection.DefaultPolicy()
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: inspection.SystemClock{}, Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := svc.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return svc
+}
+
+// benchDeclaration is a one-line declaration over a few goods, so history
+// grows as it would for popular goods.
+func benchDeclaration(n int64) inspection.DeclarationInput {
+	no, q := 1, 100.0
+	return inspection.DeclarationInput{
+		DeclarationID: fmt.Sprintf("BENCH%012d", n), ImporterTaxCode: "0101234567",
+		Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: fmt.Sprintf("Sữa bột %d", n%64),
+			Manufacturer: "Dairy One", Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}},
+	}
+}
+
+func reportRate(b *testing.B, what string) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), what+"/s")
+}
+
+func BenchmarkDecideInProcess(b *testing.B) {
+	svc := benchService(b)
+	ctx := context.Background()
+	var seq atomic.Int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := svc.Decide(ctx, benchDeclaration(seq.Add(1)), "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b, "decisions")
+}
+
+func BenchmarkDecideInProcessParallel16(b *testing.B) {
+	svc := benchService(b)
+	ctx := context.Background()
+	var seq atomic.Int64
+	b.SetParallelism(8) // 8 × GOMAXPROCS(2) = 16 callers
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := svc.Decide(ctx, benchDeclaration(seq.Add(1)), "bench"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportRate(b, "decisions")
+}
+
+func postLoop(b *testing.B, url string) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var seq atomic.Int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		body, _ := json.Marshal(benchDeclaration(seq.Add(1)))
+		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out api.DeclarationResponse
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode >= 300 {
+			b.Fatalf("status %d: %v", resp.StatusCode, err)
+		}
+	}
+}
+
+func BenchmarkDecideHTTP(b *testing.B) {
+	srv := httptest.NewServer(api.New(api.Config{Service: benchService(b), Logger: zerolog.Nop()}))
+	defer srv.Close()
+	postLoop(b, srv.URL+"/v1/declarations")
+	reportRate(b, "decisions")
+}
+
+// BenchmarkBareEchoHTTP is the HTTP floor: echo, loopback TCP, the same
+// JSON decoded and a same-shaped answer encoded, no domain and no store.
+func BenchmarkBareEchoHTTP(b *testing.B) {
+	e := echo.New()
+	e.POST("/v1/declarations", func(c echo.Context) error {
+		var in inspection.DeclarationInput
+		if err := api.DecodeStrict(c.Request().Body, &in); err != nil {
+			return err
+		}
+		out := api.DeclarationResponse{DeclarationID: in.DeclarationID, PolicyVersion: "bare"}
+		for _, l := range in.Lines {
+			out.Lines = append(out.Lines, api.LineDecision{LineNo: *l.LineNo, DecisionID: "dec_000000000000000000000000",
+				Mode: inspection.ModeNormal, Inspect: true, Agency: "moit-vinacontrol", AssignmentID: "asg_000000000000000000000000",
+				Reason: "normal: 0 of 3 passes within 12 months toward reduced"})
+		}
+		return c.JSON(http.StatusCreated, out)
+	})
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	postLoop(b, srv.URL+"/v1/declarations")
+	reportRate(b, "requests")
+}

@@ -1,0 +1,188 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// Problem is an RFC 9457 problem details body. Field and Code are
+// extension members: the offending input in JSON-path form, and ktcn's
+// error code.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	Code     string `json:"code"`
+	Field    string `json:"field,omitempty"`
+}
+
+const problemContentType = "application/problem+json"
+
+var statusOf = map[inspection.Code]int{
+	inspection.CodeInvalid:     http.StatusUnprocessableEntity,
+	inspection.CodeNotFound:    http.StatusNotFound,
+	inspection.CodeConflict:    http.StatusConflict,
+	inspection.CodeForbidden:   http.StatusForbidden,
+	inspection.CodeUnavailable: http.StatusServiceUnavailable,
+	inspection.CodeInternal:    http.StatusInternalServerError,
+}
+
+// requestError is bad HTTP-level input (malformed JSON, wrong media type,
+// oversize body): it never reaches the domain.
+type requestError struct {
+	status int
+	field  string
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(field, format string, args ...any) error {
+	return &requestError{status: http.StatusBadRequest, field: field, msg: fmt.Sprintf(format, args...)}
+}
+
+// errorHandler is the one place errors become HTTP responses.
+func errorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		p := Problem{Instance: c.Request().URL.Path}
+		var (
+			re *requestError
+			he *echo.HTTPError
+			ie *inspection.Error
+		)
+		switch {
+		case errors.As(err, &re):
+			p.Status, p.Code, p.Field, p.Detail = re.status, "invalid", re.field, re.msg
+		case errors.As(err, &ie):
+			p.Status, p.Code, p.Field = statusOf[ie.Code], string(ie.Code), ie.Field
+			p.Detail = ie.Message
+			if p.Detail == "" {
+				p.Detail = ie.Error()
+			}
+		case errors.As(err, &he):
+			p.Status, p.Code = he.Code, codeForStatus(he.Code)
+			p.Detail = fmt.Sprint(he.Message)
+			if he.Code == http.StatusRequestEntityTooLarge {
+				p.Field = "body"
+			}
+		case errors.Is(err, inspection.ErrNotFound):
+			p.Status, p.Code, p.Detail = http.StatusNotFound, string(inspection.CodeNotFound), "not found"
+		default:
+			p.Status, p.Code, p.Detail = http.StatusInternalServerError, string(inspection.CodeInternal), "internal error"
+		}
+		if p.Status == 0 {
+			p.Status = http.StatusInternalServerError
+		}
+		if p.Status >= 500 {
+			log.Error().Err(err).Str("path", c.Request().URL.Path).Msg("request failed")
+		}
+		p.Title = http.StatusText(p.Status)
+		p.Type = "https://ktcn.gov.vn/problems/" + p.Code
+		body, _ := json.Marshal(p)
+		c.Response().Header().Set(echo.HeaderContentType, problemContentType)
+		c.Response().WriteHeader(p.Status)
+		if c.Request().Method != http.MethodHead {
+			_, _ = c.Response().Write(body)
+		}
+	}
+}
+
+func codeForStatus(status int) string {
+	switch {
+	case status == http.StatusNotFound:
+		return string(inspection.CodeNotFound)
+	case status == http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case status == http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case status == http.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
+	case status == http.StatusServiceUnavailable:
+		return string(inspection.CodeUnavailable)
+	case status < 500:
+		return string(inspection.CodeInvalid)
+	}
+	return string(inspection.CodeInternal)
+}
+
+// decodeJSON reads exactly one JSON object into v, rejecting unknown
+// fields, trailing data and media types other than JSON.
+func decodeJSON(c echo.Context, v any) error {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), echo.MIMEApplicationJSON) {
+		return &requestError{status: http.StatusUnsupportedMediaType, field: "Content-Type", msg: "send application/json"}
+	}
+	return DecodeStrict(c.Request().Body, v)
+}
+
+// DecodeStrict decodes one JSON value from r into v with unknown fields
+// rejected; errors name the field where the decoder can tell.
+func DecodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("body", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", mbe.Limit))
+	case errors.As(err, &syn):
+		return badRequest("body", "malformed JSON at byte %d: %v", syn.Offset, err)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return badRequest(field, "%s must be %s, got %s", field, jsonKind(typ.Type.Kind().String()), typ.Value)
+	case errors.Is(err, io.EOF):
+		return badRequest("body", "empty body: send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("body", "truncated JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return badRequest(name, "unknown field %q", name)
+	}
+	return badRequest("body", "invalid JSON: %v", err)
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int", "int64", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "slice":
+		return "an array"
+	case "struct", "map", "ptr":
+		return "an object"
+	case "bool":
+		return "true or false"
+	}
+	return k
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"github.com/ktcn/ktcn/api"
+	"github.com/ktcn/ktcn/fixtures"
+	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/store"
+)
+
+const usage = `ktcn schedules specialized inspection of imported goods by risk.
+
+Usage:
+  ktcn serve     [flags]   serve the HTTP API (loads fixtures into an empty data dir)
+  ktcn fixtures load [flags]   load the sample agencies, importers and manufacturers
+
+Flags (each also an environment variable):
+  -data-dir  KTCN_DATA_DIR   badger directory (default ./data)
+  -addr      KTCN_ADDR       listen address (default 127.0.0.1:8080)
+  -log-level KTCN_LOG_LEVEL  debug, info, warn, error (default info)
+  -fixtures  KTCN_FIXTURES   "off" to start without sample data (default on)
+  -policy    KTCN_POLICY     policy document (JSON); default: the embedded legal default
+`
+
+// Config is the service configuration, from flags over environment.
+type Config struct {
+	DataDir  string
+	Addr     string
+	LogLevel string
+	Fixtures string
+	Policy   string
+}
+
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.DataDir, "data-dir", env("KTCN_DATA_DIR", "./data"), "badger directory")
+	fs.StringVar(&c.Addr, "addr", env("KTCN_ADDR", "127.0.0.1:8080"), "listen address")
+	fs.StringVar(&c.LogLevel, "log-level", env("KTCN_LOG_LEVEL", "info"), "log level")
+	fs.StringVar(&c.Fixtures, "fixtures", env("KTCN_FIXTURES", "on"), `"off" to skip sample data`)
+	fs.StringVar(&c.Policy, "policy", env("KTCN_POLICY", ""), "policy document path")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return c, nil
+}
+
+// Run is the whole program behind main, driven by tests end to end.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; {
+	case cmd == "serve":
+		err = withApp(ctx, "serve", rest, getenv, stderr, func(a *app) error { return a.serve(ctx, nil) })
+	case cmd == "fixtures" && len(rest) > 0 && rest[0] == "load":
+		err = withApp(ctx, "fixtures load", rest[1:], getenv, stderr, func(a *app) error { return a.loadFixtures(ctx, true) })
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "ktcn: unknown command %q\n\n%s", strings.Join(args, " "), usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ktcn: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// app holds the wired dependencies of one command.
+type app struct {
+	cfg   Config
+	log   zerolog.Logger
+	store *store.DB
+	svc   *inspection.Service
+}
+
+func withApp(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer, fn func(*app) error) error {
+	cfg, err := parseConfig(name, args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	policy, err := loadPolicy(cfg.Policy)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: log})
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", cfg.DataDir, err)
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil {
+			log.Error().Err(cerr).Msg("close store")
+		}
+	}()
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: policy, Clock: inspection.SystemClock{}, Logger: log})
+	if err != nil {
+		return err
+	}
+	return fn(&app{cfg: cfg, log: log, store: db, svc: svc})
+}
+
+func newLogger(level string, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Nop(), fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func loadPolicy(path string) (*inspection.Policy, error) {
+	if path == "" {
+		return inspection.DefaultPolicy()
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	p, err := inspection.ParsePolicy(doc)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// loadFixtures loads the sample data when forced or when the store is
+// empty and fixtures are not off.
+func (a *app) loadFixtures(ctx context.Context, force bool) error {
+	if !force && strings.EqualFold(a.cfg.Fixtures, "off") {
+		return nil
+	}
+	loaded, err := fixtures.IsLoaded(ctx, a.store)
+	if err != nil {
+		return fmt.Errorf("check fixtures: %w", err)
+	}
+	if loaded && !force {
+		return nil
+	}
+	if err := fixtures.Load(ctx, a.store); err != nil {
+		return fmt.Errorf("load fixtures: %w", err)
+	}
+	a.log.Info().Str("data_dir", a.cfg.DataDir).Msg("fixtures loaded")
+	return nil
+}
+
+// serve runs the HTTP API until ctx ends, then drains in-flight requests.
+// ready, when not nil, receives the bound address (tests listen on :0).
+func (a *app) serve(ctx context.Context, ready chan<- string) error {
+	if err := a.loadFixtures(ctx, false); err != nil {
+		return err
+	}
+	missing, err := a.svc.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("start service: %w", err)
+	}
+	if len(missing) > 0 {
+		a.log.Warn().Strs("agencies", missing).Msg("policy routes to agencies the store does not know; load fixtures or register them")
+	}
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", a.cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           api.New(api.Config{Service: a.svc, Logger: a.log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	a.log.Info().Str("addr", ln.Addr().String()).Str("data_dir", a.cfg.DataDir).
+		Str("policy_version", a.svc.Policy().Version).Msg("ktcn listening")
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	stopJobs := a.startJobs(ctx)
+	defer stopJobs()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info().Msg("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

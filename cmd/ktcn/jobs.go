@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+
+	"github.com/robfig/cron/v3"
+	"github.com/rs/zerolog"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// cronLogger sends robfig/cron's own messages to zerolog.
+type cronLogger struct{ log zerolog.Logger }
+
+func (l cronLogger) Info(msg string, kv ...any) { l.log.Debug().Fields(kv).Msg("cron: " + msg) }
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.log.Error().Err(err).Fields(kv).Msg("cron: " + msg)
+}
+
+// startJobs schedules the periodic jobs (in Vietnam's time, so daily jobs
+// run at local hours) and returns a stop function that waits for running
+// jobs. Today: value-log GC; rescoring, SLA escalation, quota rollover and
+// outbox delivery join it as they land.
+func (a *app) startJobs(ctx context.Context) (stop func()) {
+	cl := cronLogger{a.log}
+	c := cron.New(cron.WithLocation(inspection.Vietnam()), cron.WithLogger(cl),
+		cron.WithChain(cron.Recover(cl), cron.SkipIfStillRunning(cl)))
+	_, err := c.AddFunc("@every 10m", func() {
+		n, err := a.store.CollectGarbage(ctx)
+		if err != nil {
+			a.log.Error().Err(err).Msg("value log GC")
+			return
+		}
+		a.log.Debug().Int("rewritten", n).Msg("value log GC")
+	})
+	if err != nil { // a constant spec: only a programming error gets here
+		a.log.Error().Err(err).Msg("schedule value log GC")
+	}
+	c.Start()
+	return func() { <-c.Stop().Done() }
+}

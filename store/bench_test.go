@@ -1,0 +1,56 @@
+package store_test
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// BenchmarkBareSyncedWrite is the store floor for the decision path: one
+// badger transaction with SyncWrites writing values of a decision's size
+// (a decision, an assignment, a goods state and a declaration record,
+// ~4 KiB together), with nothing read. Compare decisions/s of
+// api.BenchmarkDecideInProcess against writes/s here in the same `make
+// bench` run.
+func BenchmarkBareSyncedWrite(b *testing.B) {
+	dir := os.Getenv("KTCN_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	} else {
+		d, err := os.MkdirTemp(dir, "bare-*")
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir = d
+		defer os.RemoveAll(dir)
+	}
+	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	sizes := []int{2200, 900, 500, 300}
+	vals := make([][]byte, len(sizes))
+	for i, n := range sizes {
+		vals[i] = make([]byte, n)
+		_, _ = rand.Read(vals[i])
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		err := db.Update(func(txn *badger.Txn) error {
+			for j, v := range vals {
+				if err := txn.Set([]byte(fmt.Sprintf("k%d-%012d", j, i)), v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
