@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -120,6 +121,7 @@ func postLoop(b *testing.B, url string) {
 		}
 		var out api.DeclarationResponse
 		err = json.NewDecoder(resp.Body).Decode(&out)
+		_, _ = io.Copy(io.Discard, resp.Body) // drain, so the connection is reused
 		resp.Body.Close()
 		if err != nil || resp.StatusCode >= 300 {
 			b.Fatalf("status %d: %v", resp.StatusCode, err)

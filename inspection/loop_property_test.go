@@ -342,6 +342,27 @@ func (m *loopModel) check(t *rapid.T) {
 				}
 			}
 		}
+		// Each importer's own history holds exactly its lots' results.
+		for _, imp := range []string{"0101234567", "0309876543"} {
+			evs, err := tx.ImporterEvents(imp)
+			if err != nil {
+				return err
+			}
+			want := 0
+			for _, e := range m.events {
+				if !e.alert && e.importer == imp {
+					want++
+				}
+			}
+			if len(evs) != want {
+				return fmt.Errorf("importer %s history has %d results, want %d", imp, len(evs), want)
+			}
+			for i, e := range evs {
+				if e.Kind != inspection.EventResult || e.ImporterTaxCode != imp || (i > 0 && e.At.Before(evs[i-1].At)) {
+					return fmt.Errorf("importer %s history entry %d out of place: %+v", imp, i, e)
+				}
+			}
+		}
 		return nil
 	})
 	if err != nil {

@@ -24,6 +24,9 @@ type ReadTx interface {
 	// Events returns a subject's history ordered by At, then ID.
 	Events(s Subject) ([]Event, error)
 	Event(id string) (Event, error)
+	// ImporterEvents returns the results of an importer's lots across all
+	// goods (the importer's own compliance history), ordered by At, then ID.
+	ImporterEvents(taxCode string) ([]Event, error)
 	GoodsState(k Key) (GoodsState, error)
 	Manufacturer(k Key) (Manufacturer, error)
 	Importer(taxCode string) (Importer, error)
@@ -41,8 +44,9 @@ type Tx interface {
 	// PutAssignment writes a and keeps the agency's open-assignment index
 	// in step with a.Status.
 	PutAssignment(a Assignment) error
-	// AddEvent appends e to its subject's history (keyed by At and ID) and
-	// indexes it by ID.
+	// AddEvent appends e to its subject's history (keyed by At and ID),
+	// indexes it by ID and, for a result, in its importer's history. An ID
+	// already recorded is a CodeConflict.
 	AddEvent(e Event) error
 	PutGoodsState(GoodsState) error
 	PutAgency(Agency) error

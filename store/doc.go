@@ -31,6 +31,7 @@
 //	0x09    h16(tax_code)                                      Importer
 //	0x0A    h16(agency_id)                                     Agency
 //	0x0B    h16(policy version)                                policy document (raw)
+//	0x0C    h16(tax_code) | at | h16(event_id)                 0x05 history key (raw): the importer's results
 //	0x10    reserved: outbox, by event sequence (assigned in the commit)
 //	0x11    reserved: quota counters
 //	0xFF    "schema"                                           schema version (raw uint32, big-endian)

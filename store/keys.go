@@ -26,6 +26,7 @@ const (
 	prefixImporter    prefix = 0x09
 	prefixAgency      prefix = 0x0A
 	prefixPolicy      prefix = 0x0B
+	prefixImporterLog prefix = 0x0C // importer's results, by inspection date
 	prefixOutbox      prefix = 0x10 // reserved: outbox by event sequence
 	prefixQuota       prefix = 0x11 // reserved: quota counters
 	prefixMeta        prefix = 0xFF
@@ -55,6 +56,8 @@ func (p prefix) String() string {
 		return "agency"
 	case prefixPolicy:
 		return "policy"
+	case prefixImporterLog:
+		return "importer history index"
 	case prefixOutbox:
 		return "outbox"
 	case prefixQuota:
@@ -166,6 +169,17 @@ func eventKey(e inspection.Event) ([]byte, error) {
 		return nil, err
 	}
 	if k, err = appendTime(k, "at", e.At); err != nil {
+		return nil, err
+	}
+	h := h16(e.ID)
+	return append(k, h[:]...), nil
+}
+
+// importerLogKey is 0x0C | h16(tax code) | at | h16(event id): an
+// importer's results in inspection-date order, beside the goods' history.
+func importerLogKey(e inspection.Event) ([]byte, error) {
+	k, err := appendTime(idKey(prefixImporterLog, e.ImporterTaxCode), "at", e.At)
+	if err != nil {
 		return nil, err
 	}
 	h := h16(e.ID)

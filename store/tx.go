@@ -204,12 +204,41 @@ func (t *readTx) Events(s inspection.Subject) ([]inspection.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortStableFunc(out, func(a, b inspection.Event) int {
+	sortHistory(out)
+	return out, nil
+}
+
+// sortHistory orders events by At, then ID: keys order equal instants by
+// the hash of the ID, the domain by the ID itself.
+func sortHistory(evs []inspection.Event) {
+	slices.SortStableFunc(evs, func(a, b inspection.Event) int {
 		if c := a.At.Compare(b.At); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
+}
+
+// ImporterEvents returns the results of an importer's lots, across all
+// goods, ordered by At, then ID.
+func (t *readTx) ImporterEvents(taxCode string) ([]inspection.Event, error) {
+	var out []inspection.Event
+	err := t.iterate(idKey(prefixImporterLog, taxCode), func(_, val []byte) error {
+		hk, err := unwrap(prefixImporterLog, val)
+		if err != nil {
+			return fmt.Errorf("store: importer %q history: %w", taxCode, err)
+		}
+		var e inspection.Event
+		if err := t.load(prefixEvent, hk, fmt.Sprintf("importer %q history entry", taxCode), &e); err != nil {
+			return err
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortHistory(out)
 	return out, nil
 }
 
@@ -466,6 +495,15 @@ func (t *writeTx) AddEvent(e inspection.Event) error {
 	}
 	if err := t.put(prefixEvent, hk, what, e); err != nil {
 		return err
+	}
+	if e.Kind == inspection.EventResult && e.ImporterTaxCode != "" {
+		ik, err := importerLogKey(e)
+		if err != nil {
+			return err
+		}
+		if err := t.set(ik, encodeRaw(hk), "importer index of "+what); err != nil {
+			return err
+		}
 	}
 	return t.set(idx, encodeRaw(hk), "index of "+what)
 }
