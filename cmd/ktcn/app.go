@@ -75,17 +75,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	var err error
-	switch cmd, rest := args[0], args[1:]; {
-	case cmd == "serve":
-		err = withApp(ctx, "serve", rest, getenv, stderr, func(a *app) error { return a.serve(ctx, nil) })
-	case cmd == "fixtures" && len(rest) > 0 && rest[0] == "load":
-		err = withApp(ctx, "fixtures load", rest[1:], getenv, stderr, func(a *app) error { return a.loadFixtures(ctx, true) })
+	switch cmd := args[0]; {
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "ktcn: unknown command %q\n\n%s", strings.Join(args, " "), usage)
-		return 2
+		c, ok := findCommand(args)
+		if !ok {
+			fmt.Fprintf(stderr, "ktcn: unknown command %q\n\n%s", strings.Join(args, " "), usage)
+			return 2
+		}
+		err = c.run(ctx, args[len(c.words):], getenv, stdout, stderr)
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -95,6 +95,38 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	return 0
+}
+
+// command is one subcommand: the words that name it and what it runs.
+type command struct {
+	words []string
+	run   func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+}
+
+// commands lists every subcommand; each lives in its own file.
+var commands = []command{
+	{[]string{"serve"}, runServe},
+	{[]string{"fixtures", "load"}, runFixturesLoad},
+}
+
+// findCommand picks the command whose words start args, longest first.
+func findCommand(args []string) (command, bool) {
+	best, found := command{}, false
+	for _, c := range commands {
+		if len(c.words) <= len(args) && strings.Join(args[:len(c.words)], " ") == strings.Join(c.words, " ") &&
+			(!found || len(c.words) > len(best.words)) {
+			best, found = c, true
+		}
+	}
+	return best, found
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
+	return withApp(ctx, "serve", args, getenv, stderr, func(a *app) error { return a.serve(ctx, nil) })
+}
+
+func runFixturesLoad(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
+	return withApp(ctx, "fixtures load", args, getenv, stderr, func(a *app) error { return a.loadFixtures(ctx, true) })
 }
 
 // app holds the wired dependencies of one command.
