@@ -54,7 +54,7 @@ func benchService(b *testing.B) *inspection.Service {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: inspection.SystemClock{}, Logger: zerolog.Nop()})
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: inspection.SystemClock{}, QuotaKeys: testKeys, Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}

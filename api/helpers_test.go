@@ -54,7 +54,7 @@ func newEnv(t testing.TB, start time.Time) *env {
 		t.Fatal(err)
 	}
 	clock := &testClock{now: start}
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock, Logger: zerolog.Nop()})
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}

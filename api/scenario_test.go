@@ -45,7 +45,7 @@ func (s *scenario) lot(importer string, l line, mode inspection.Mode, rule strin
 		s.t.Fatalf("%s %s: got %s (stored %s, rule %s: %s), want %s by %s", l.ProductName, l.Manufacturer,
 			ld.Mode, d.Mode, d.Explanation.Rule, d.Reason, mode, rule)
 	}
-	wantInspect := mode == inspection.ModeStrict || mode == inspection.ModeNormal
+	wantInspect := mode == inspection.ModeStrict || mode == inspection.ModeNormal || (d.Quota != nil && d.Quota.Chosen)
 	if ld.Inspect != wantInspect || (wantInspect && (ld.AssignmentID == "" || ld.Agency == "")) {
 		s.t.Fatalf("%s: inspect %v agency %q assignment %q, want inspect %v with an assignment", mode, ld.Inspect, ld.Agency, ld.AssignmentID, wantInspect)
 	}
@@ -78,7 +78,7 @@ func TestScenarioLegalPaths(t *testing.T) {
 		s.clock.Advance(day)
 		s.result(d.AssignmentID, inspection.OutcomePass)
 		r := s.lot(importerA, g, R, inspection.RuleReducedPasses)
-		if !strings.Contains(r.Reason, "sampling not yet enabled") || len(r.Explanation.Events) != 3 {
+		if r.Quota == nil || r.Quota.Scope != "heading:0402" || !strings.Contains(r.Reason, "random check") || len(r.Explanation.Events) != 3 {
 			t.Fatalf("reduced explanation: %q, events %v", r.Reason, r.Explanation.Events)
 		}
 	})

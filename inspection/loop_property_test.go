@@ -151,7 +151,7 @@ func (m *loopModel) open_() {
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: m.policy, Clock: m.clock, Logger: zerolog.Nop()})
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: m.policy, Clock: m.clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
 	if err != nil {
 		m.t.Fatal(err)
 	}

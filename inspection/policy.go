@@ -56,11 +56,8 @@ type ReducedRules struct {
 	// AcceptedCertificates qualify a lot for reduced while valid, unless
 	// the goods are strict.
 	AcceptedCertificates []string `json:"accepted_certificates"`
-	// SamplingEnabled turns on the random draw; until the quota lands a
-	// reduced lot is not inspected and says so.
-	SamplingEnabled bool `json:"sampling_enabled"`
-	// SamplingCap is the share of reduced lots that may be checked.
-	SamplingCap float64 `json:"sampling_cap"`
+	// Sampling is the capped random check of reduced-mode lots.
+	Sampling SamplingRules `json:"sampling"`
 }
 
 // QualityExemptionRules: quality goods passing ConsecutivePasses imports by
@@ -184,13 +181,8 @@ func (p *Policy) Validate() error {
 			return Invalid(fmt.Sprintf("reduced.accepted_certificates[%d]", i), "must be a non-empty upper-case code")
 		}
 	}
-	if p.Reduced.SamplingCap < 0 || p.Reduced.SamplingCap > 0.05 {
-		return Invalid("reduced.sampling_cap", "must be between 0 and 0.05 (the legal cap), got %v", p.Reduced.SamplingCap)
-	}
-	if p.Reduced.SamplingEnabled {
-		// The capped, verifiable draw is not built yet; refusing the switch
-		// keeps a policy from promising checks that would never happen.
-		return Invalid("reduced.sampling_enabled", "random sampling of reduced lots is not available yet")
+	if err := p.Reduced.Sampling.validate("reduced.sampling"); err != nil {
+		return err
 	}
 	if p.QualityExemption.Enabled {
 		if p.QualityExemption.ConsecutivePasses < 1 {

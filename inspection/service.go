@@ -15,15 +15,18 @@ type Service struct {
 	store  Store
 	policy *Policy
 	clock  Clock
+	keys   QuotaKeys
 	log    zerolog.Logger
 }
 
-// Config wires a Service; every field is required but Logger.
+// Config wires a Service; every field is required but Logger, and
+// QuotaKeys when the policy samples reduced lots.
 type Config struct {
-	Store  Store
-	Policy *Policy
-	Clock  Clock
-	Logger zerolog.Logger
+	Store     Store
+	Policy    *Policy
+	Clock     Clock
+	QuotaKeys QuotaKeys
+	Logger    zerolog.Logger
 }
 
 // NewService checks the wiring and returns a Service.
@@ -31,7 +34,10 @@ func NewService(c Config) (*Service, error) {
 	if c.Store == nil || c.Policy == nil || c.Clock == nil {
 		return nil, errors.New("inspection: NewService needs a store, a policy and a clock")
 	}
-	return &Service{store: c.Store, policy: c.Policy, clock: c.Clock, log: c.Logger}, nil
+	if c.Policy.Reduced.Sampling.Enabled && c.QuotaKeys == nil {
+		return nil, errors.New("inspection: the policy samples reduced lots, so NewService needs quota keys")
+	}
+	return &Service{store: c.Store, policy: c.Policy, clock: c.Clock, keys: c.QuotaKeys, log: c.Logger}, nil
 }
 
 // Policy is the active policy.
@@ -60,6 +66,11 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 				// change; decisions already cite the stored content.
 				return Conflict("version", "policy %s is stored with different content (digest %s, now %s): give the new rules a new version",
 					s.policy.Version, prev.Digest(), s.policy.Digest())
+			}
+		}
+		if s.policy.Reduced.Sampling.Enabled {
+			if err := checkQuotaKeys(tx, s.keys); err != nil {
+				return err
 			}
 		}
 		for _, id := range s.policy.RoutedAgencies() {
@@ -91,9 +102,12 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 		return DecideResult{}, err
 	}
 	now := s.clock.Now() // once, so a retried transaction decides at the same instant
-	var out DecideResult
+	var (
+		out    DecideResult
+		opened []QuotaPeriod
+	)
 	err = s.store.Update(ctx, func(tx Tx) error {
-		out = DecideResult{}
+		out, opened = DecideResult{}, nil
 		rec, err := tx.Declaration(d.ID)
 		if err == nil {
 			if rec.Digest != d.Digest {
@@ -114,7 +128,7 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 		}
 		rec = DeclarationRecord{ID: d.ID, ImporterTaxCode: d.ImporterTaxCode, Digest: d.Digest, DecidedAt: now}
 		for _, l := range d.Lines {
-			dec, err := s.decideLine(tx, d, l, now)
+			dec, err := s.decideLine(tx, d, l, now, &opened)
 			if err != nil {
 				return fmt.Errorf("line %d: %w", l.LineNo, err)
 			}
@@ -126,13 +140,18 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 	if err != nil {
 		return DecideResult{}, err
 	}
+	for _, p := range opened {
+		// The commitment goes to the log as well as the store, so a later
+		// rewrite of the stored one is caught by comparing the two.
+		s.log.Info().Str("period", p.Period).Str("commitment", p.Commitment).Msg("quota period opened")
+	}
 	if !out.Replayed {
 		s.log.Info().Str("declaration_id", d.ID).Int("lines", len(d.Lines)).Str("source", source).Msg("declaration decided")
 	}
 	return out, nil
 }
 
-func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time) (Decision, error) {
+func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time, opened *[]QuotaPeriod) (Decision, error) {
 	gk := l.Goods.Key()
 	history, certs, state, err := s.goodsContext(tx, l.Goods)
 	if err != nil {
@@ -150,7 +169,20 @@ func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time) (Decis
 	case ModeStrict, ModeNormal:
 		dec.Inspect = true
 	case ModeReduced:
-		dec.Reason += "; sampling not yet enabled, not inspected"
+		if !s.policy.Reduced.Sampling.Enabled {
+			dec.Reason += "; random sampling disabled by policy, not inspected"
+			break
+		}
+		q, err := s.sample(tx, d, l, now, opened)
+		if err != nil {
+			return Decision{}, fmt.Errorf("random check: %w", err)
+		}
+		dec.Quota, dec.Inspect = &q, q.Chosen
+		if q.Chosen {
+			dec.Reason += "; selected for a random documents check"
+		} else {
+			dec.Reason += "; not selected for a random check"
+		}
 	}
 	if dec.Inspect {
 		listing, _ := s.policy.Lookup(l.Procedure, l.Goods.HSCode) // ParseDeclaration checked it is listed

@@ -34,6 +34,15 @@ type ReadTx interface {
 	Agencies() ([]Agency, error)
 	// Policy returns a stored policy document by version.
 	Policy(version string) ([]byte, error)
+	// QuotaCounter returns a scope's counter in a period.
+	QuotaCounter(period, scope string) (QuotaCounter, error)
+	// QuotaCounters lists every scope's counter in a period.
+	QuotaCounters(period string) ([]QuotaCounter, error)
+	QuotaPeriod(period string) (QuotaPeriod, error)
+	QuotaPeriods() ([]QuotaPeriod, error)
+	// QuotaDraws lists the decision IDs of a scope's reduced lots in a
+	// period, in the order they became eligible (index 0 is eligible 1).
+	QuotaDraws(period, scope string) ([]string, error)
 }
 
 // Tx is a read-write transaction.
@@ -53,4 +62,9 @@ type Tx interface {
 	PutImporter(Importer) error
 	PutManufacturer(Manufacturer) error
 	PutPolicy(version string, doc []byte) error
+	PutQuotaCounter(QuotaCounter) error
+	PutQuotaPeriod(QuotaPeriod) error
+	// PutQuotaDraw records that the eligible-th reduced lot of a scope in a
+	// period was decided by decisionID.
+	PutQuotaDraw(period, scope string, eligible int64, decisionID string) error
 }

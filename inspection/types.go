@@ -211,6 +211,8 @@ type Decision struct {
 	PolicyVersion   string      `json:"policy_version"`
 	DecidedAt       time.Time   `json:"decided_at"`
 	Explanation     Explanation `json:"explanation"`
+	// Quota is the random-check state a reduced-mode lot saw.
+	Quota *QuotaRecord `json:"quota,omitempty"`
 }
 
 // GoodsState is the stored snapshot of a goods' mode (for display and the

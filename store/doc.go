@@ -33,7 +33,9 @@
 //	0x0B    h16(policy version)                                policy document (raw)
 //	0x0C    h16(tax_code) | at | h16(event_id)                 0x05 history key (raw): the importer's results
 //	0x10    reserved: outbox, by event sequence (assigned in the commit)
-//	0x11    reserved: quota counters
+//	0x11    h16(period) | h16(scope)                           QuotaCounter
+//	0x12    h16(period)                                        QuotaPeriod
+//	0x13    h16(period) | h16(scope) | eligible (8, BE)        decision_id (raw)
 //	0xFF    "schema"                                           schema version (raw uint32, big-endian)
 //
 // Parts:

@@ -28,7 +28,9 @@ const (
 	prefixPolicy      prefix = 0x0B
 	prefixImporterLog prefix = 0x0C // importer's results, by inspection date
 	prefixOutbox      prefix = 0x10 // reserved: outbox by event sequence
-	prefixQuota       prefix = 0x11 // reserved: quota counters
+	prefixQuota       prefix = 0x11 // quota counter by period and scope
+	prefixQuotaPeriod prefix = 0x12 // quota period: key commitment, revealed key
+	prefixQuotaDraw   prefix = 0x13 // a scope's reduced lots in eligible order
 	prefixMeta        prefix = 0xFF
 )
 
@@ -61,7 +63,11 @@ func (p prefix) String() string {
 	case prefixOutbox:
 		return "outbox"
 	case prefixQuota:
-		return "quota"
+		return "quota counter"
+	case prefixQuotaPeriod:
+		return "quota period"
+	case prefixQuotaDraw:
+		return "quota draw index"
 	case prefixMeta:
 		return "meta"
 	}

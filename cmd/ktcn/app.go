@@ -26,6 +26,8 @@ const usage = `ktcn schedules specialized inspection of imported goods by risk.
 Usage:
   ktcn serve     [flags]   serve the HTTP API (loads fixtures into an empty data dir)
   ktcn fixtures load [flags]   load the sample agencies, importers and manufacturers
+  ktcn quota reveal --period P   print a closed period's sampling key (and record the reveal)
+  ktcn verify quota --period P [--key-file K]   recompute every draw of a period and check the cap
 
 Flags (each also an environment variable):
   -data-dir  KTCN_DATA_DIR   badger directory (default ./data)
@@ -33,6 +35,7 @@ Flags (each also an environment variable):
   -log-level KTCN_LOG_LEVEL  debug, info, warn, error (default info)
   -fixtures  KTCN_FIXTURES   "off" to start without sample data (default on)
   -policy    KTCN_POLICY     policy document (JSON); default: the embedded legal default
+  -quota-secret KTCN_QUOTA_SECRET  quota master secret file (default: <data dir>.quota-secret)
 `
 
 // Config is the service configuration, from flags over environment.
@@ -42,9 +45,12 @@ type Config struct {
 	LogLevel string
 	Fixtures string
 	Policy   string
+	// QuotaSecret is the file holding the quota master secret, kept
+	// outside the data dir so a copy of the database cannot predict draws.
+	QuotaSecret string
 }
 
-func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
 	env := func(k, def string) string {
 		if v := getenv(k); v != "" {
 			return v
@@ -59,11 +65,18 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.LogLevel, "log-level", env("KTCN_LOG_LEVEL", "info"), "log level")
 	fs.StringVar(&c.Fixtures, "fixtures", env("KTCN_FIXTURES", "on"), `"off" to skip sample data`)
 	fs.StringVar(&c.Policy, "policy", env("KTCN_POLICY", ""), "policy document path")
+	fs.StringVar(&c.QuotaSecret, "quota-secret", env("KTCN_QUOTA_SECRET", ""), "quota master secret file (default: beside the data dir)")
+	if extra != nil {
+		extra(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if c.QuotaSecret == "" {
+		c.QuotaSecret = defaultQuotaSecretPath(c.DataDir)
 	}
 	return c, nil
 }
@@ -107,6 +120,8 @@ type command struct {
 var commands = []command{
 	{[]string{"serve"}, runServe},
 	{[]string{"fixtures", "load"}, runFixturesLoad},
+	{[]string{"quota", "reveal"}, runQuotaReveal},
+	{[]string{"verify", "quota"}, runVerifyQuota},
 }
 
 // findCommand picks the command whose words start args, longest first.
@@ -138,7 +153,14 @@ type app struct {
 }
 
 func withApp(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer, fn func(*app) error) error {
-	cfg, err := parseConfig(name, args, getenv, stderr)
+	return withAppFlags(ctx, name, args, getenv, stderr, nil, fn)
+}
+
+// withAppFlags is withApp for commands with flags of their own, registered
+// by extra.
+func withAppFlags(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer,
+	extra func(*flag.FlagSet), fn func(*app) error) error {
+	cfg, err := parseConfig(name, args, getenv, stderr, extra)
 	if err != nil {
 		return err
 	}
@@ -159,7 +181,14 @@ func withApp(ctx context.Context, name string, args []string, getenv func(string
 			log.Error().Err(cerr).Msg("close store")
 		}
 	}()
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: policy, Clock: inspection.SystemClock{}, Logger: log})
+	// Only serve may create the master secret: a command that finds none
+	// for an existing store must not invent one.
+	secret, err := loadQuotaSecret(cfg.QuotaSecret, cfg.DataDir, name == "serve", log)
+	if err != nil {
+		return err
+	}
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: policy, Clock: inspection.SystemClock{},
+		QuotaKeys: secret, Logger: log})
 	if err != nil {
 		return err
 	}

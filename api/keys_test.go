@@ -1,0 +1,10 @@
+package api_test
+
+import (
+	"bytes"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// testKeys is the quota master secret of every test service.
+var testKeys = inspection.MasterSecret(bytes.Repeat([]byte{0x5a}, 32))

@@ -1,0 +1,13 @@
+package inspection_test
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// testKeys is the quota master secret of every test service.
+var testKeys = inspection.MasterSecret(bytes.Repeat([]byte{0x5a}, 32))
+
+func asError(err error, target **inspection.Error) bool { return errors.As(err, target) }

@@ -1,0 +1,325 @@
+package inspection
+
+import (
+	"crypto/hmac"
+	"errors"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+// The random check of reduced-mode lots (docs/sampling.md is the auditor's
+// description; keep the two in step).
+//
+// Every reduced lot belongs to one quota scope (by default its HS heading)
+// and one period (the calendar year in Vietnam). Its draw is
+// HMAC-SHA-256 under the period key over the lot's identity: the same on
+// every retry, unpredictable without the key, recomputable by an auditor
+// once the key is revealed. The lot is checked when the draw falls under a
+// selection probability and the scope still has allowance:
+//
+//	allowance = floor(eligible × cap)              (eligible counts this lot)
+//	chosen    = selected + 1 ≤ allowance  and  u < q
+//	q         = clamp(cap + gain × (credit − reserve), 0, 1)        uniform
+//	q         = clamp(q_uniform × weight / mean weight, 0, 1)         risk-weighted
+//	credit    = cap × eligible − selected          (unused allowance)
+//
+// The hard condition keeps selected ≤ floor(cap × eligible) at every
+// instant. The feedback term spends unused allowance (a plain coin flip
+// under a hard cap leaves much of it unused) while keeping the rate right
+// after a selection close to the base rate (a hit lowers q by only `gain`).
+
+// SamplingRules configure the random check.
+type SamplingRules struct {
+	Enabled bool `json:"enabled"`
+	// Cap is the legal ceiling on the share of a scope's reduced lots
+	// checked in a period, at most 0.05, in whole basis points.
+	Cap float64 `json:"cap"`
+	// Scope is heading_year, chapter_year or importer_goods_year.
+	Scope string `json:"scope"`
+	// Selection is uniform or risk_weighted.
+	Selection string `json:"selection"`
+	// Gain and Reserve shape q (see above): Reserve is the unused allowance
+	// the scope keeps in hand, Gain how fast q moves with it.
+	Gain    float64 `json:"gain"`
+	Reserve float64 `json:"reserve"`
+	// RiskWeights by importer compliance level (and "unknown"), for
+	// risk-weighted selection until risk scores feed it.
+	RiskWeights map[string]float64 `json:"risk_weights"`
+}
+
+// Quota scope kinds.
+const (
+	ScopeHeadingYear       = "heading_year"
+	ScopeChapterYear       = "chapter_year"
+	ScopeImporterGoodsYear = "importer_goods_year"
+	SelectionUniform       = "uniform"
+	SelectionRiskWeighted  = "risk_weighted"
+)
+
+// capDenominator: the cap is kept as whole basis points so that the
+// allowance floor(eligible × cap) is integer arithmetic, exact for
+// auditors in any language.
+const capDenominator = 10000
+
+func (r SamplingRules) validate(f string) error {
+	bp := r.Cap * capDenominator
+	if r.Cap < 0 || r.Cap > 0.05 || math.Abs(bp-math.Round(bp)) > 1e-9 {
+		return Invalid(f+".cap", "must be between 0 and 0.05 (the legal cap) in whole basis points, got %v", r.Cap)
+	}
+	switch r.Scope {
+	case ScopeHeadingYear, ScopeChapterYear, ScopeImporterGoodsYear:
+	default:
+		return Invalid(f+".scope", "must be heading_year, chapter_year or importer_goods_year, got %q", r.Scope)
+	}
+	switch r.Selection {
+	case SelectionUniform, SelectionRiskWeighted:
+	default:
+		return Invalid(f+".selection", "must be uniform or risk_weighted, got %q", r.Selection)
+	}
+	if r.Gain < 0 || r.Gain > 1 || math.IsNaN(r.Gain) {
+		return Invalid(f+".gain", "must be between 0 and 1, got %v", r.Gain)
+	}
+	if r.Reserve < 0 || r.Reserve > 1000 || math.IsNaN(r.Reserve) {
+		return Invalid(f+".reserve", "must be between 0 and 1000, got %v", r.Reserve)
+	}
+	if r.Selection == SelectionRiskWeighted {
+		if _, ok := r.RiskWeights["unknown"]; !ok {
+			return Invalid(f+".risk_weights", `must give a weight for "unknown"`)
+		}
+	}
+	for k, w := range r.RiskWeights {
+		if !(w > 0) || w > 100 {
+			return Invalid(f+".risk_weights."+k, "must be a positive weight up to 100, got %v", w)
+		}
+	}
+	return nil
+}
+
+// CapBasisPoints is the cap in basis points.
+func (r SamplingRules) CapBasisPoints() int64 { return int64(math.Round(r.Cap * capDenominator)) }
+
+// QuotaCounter is a scope's running counts in one period. Eligible never
+// decreases: a later cancellation does not give allowance back.
+type QuotaCounter struct {
+	Period    string  `json:"period"`
+	Scope     string  `json:"scope"`
+	Eligible  int64   `json:"eligible"`
+	Selected  int64   `json:"selected"`
+	WeightSum float64 `json:"weight_sum"`
+}
+
+// QuotaPeriod is one period's key commitment, published when the period
+// opens, and the key itself once revealed after the period closed.
+type QuotaPeriod struct {
+	Period      string     `json:"period"`
+	Commitment  string     `json:"commitment"` // hex SHA-256 of the period key
+	OpenedAt    time.Time  `json:"opened_at"`
+	RevealedKey string     `json:"revealed_key,omitempty"` // hex, only after the period closed
+	RevealedAt  *time.Time `json:"revealed_at,omitempty"`
+}
+
+// QuotaRecord is the quota state a reduced-mode decision saw, kept on the
+// decision for customs and auditors (never sent to NSW: the counts would
+// tell an importer the remaining budget).
+type QuotaRecord struct {
+	Scope     string `json:"scope"`
+	Period    string `json:"period"`
+	Selection string `json:"selection"`
+	// Cap in basis points, and the float form for readers.
+	CapBasisPoints int64   `json:"cap_basis_points"`
+	Cap            float64 `json:"cap"`
+	Gain           float64 `json:"gain"`
+	Reserve        float64 `json:"reserve"`
+	// Eligible and Selected are the scope's counts including this lot.
+	Eligible  int64 `json:"eligible"`
+	Selected  int64 `json:"selected"`
+	Allowance int64 `json:"allowance"`
+	// Draw is the first 8 bytes of the HMAC (hex); U is the uniform number
+	// in [0,1) made from it; Probability is q.
+	Draw        string  `json:"draw"`
+	U           float64 `json:"u"`
+	Weight      float64 `json:"weight"`
+	WeightSum   float64 `json:"weight_sum"`
+	Probability float64 `json:"probability"`
+	Chosen      bool    `json:"chosen"`
+}
+
+// QuotaKeys gives the secret key of a period. Keys derive from a master
+// secret kept outside the store, so a copy of the database alone cannot
+// predict draws.
+type QuotaKeys interface {
+	PeriodKey(period string) ([]byte, error)
+}
+
+// MasterSecret derives period keys: HMAC-SHA-256(master,
+// "ktcn/quota-period-key/v1" || 0x00 || period). Revealing one period's
+// key reveals nothing of another's.
+type MasterSecret []byte
+
+// PeriodKey derives the key of a period.
+func (m MasterSecret) PeriodKey(period string) ([]byte, error) {
+	if len(m) < 32 {
+		return nil, fmt.Errorf("quota master secret is %d bytes, want at least 32", len(m))
+	}
+	mac := hmac.New(sha256.New, m)
+	mac.Write([]byte("ktcn/quota-period-key/v1\x00" + period))
+	return mac.Sum(nil), nil
+}
+
+// Commitment is the hex SHA-256 of a period key, published when the period
+// opens.
+func Commitment(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:])
+}
+
+// QuotaPeriodOf is the period a decision at t belongs to: the calendar year
+// in Vietnam.
+func QuotaPeriodOf(t time.Time) string { return strconv.Itoa(t.In(Vietnam()).Year()) }
+
+// periodEnd is the first instant after a period.
+func periodEnd(period string) (time.Time, error) {
+	y, err := strconv.Atoi(period)
+	if err != nil || y < 2000 || y > 9999 {
+		return time.Time{}, Invalid("period", "must be a year such as 2026, got %q", period)
+	}
+	return time.Date(y+1, 1, 1, 0, 0, 0, 0, Vietnam()), nil
+}
+
+// QuotaScopeOf names the scope a lot belongs to under the rules.
+func QuotaScopeOf(r SamplingRules, importerTaxCode string, g Goods) string {
+	switch r.Scope {
+	case ScopeChapterYear:
+		return "chapter:" + g.HSCode[:2]
+	case ScopeImporterGoodsYear:
+		return "importer-goods:" + importerTaxCode + ":" + g.Key().String()
+	default:
+		return "heading:" + g.Heading()
+	}
+}
+
+// DrawMessage is the byte string a lot's draw is computed over: the tag
+// "ktcn/quota-draw/v1", then scope, period, declaration ID and line number
+// (decimal), each as a 4-byte big-endian length and its UTF-8 bytes.
+func DrawMessage(scope, period, declarationID string, lineNo int) []byte {
+	var b []byte
+	for _, part := range []string{"ktcn/quota-draw/v1", scope, period, declarationID, strconv.Itoa(lineNo)} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(part)))
+		b = append(b, part...)
+	}
+	return b
+}
+
+// Draw computes a lot's draw: the first 8 bytes of HMAC-SHA-256(key,
+// DrawMessage) as hex, and u = (those 8 bytes as a big-endian uint64 >> 11)
+// / 2^53, a uniform number in [0,1) exact in a float64.
+func Draw(key []byte, scope, period, declarationID string, lineNo int) (string, float64) {
+	mac := hmac.New(sha256.New, key)
+	mac.Write(DrawMessage(scope, period, declarationID, lineNo))
+	sum := mac.Sum(nil)
+	x := binary.BigEndian.Uint64(sum[:8])
+	return hex.EncodeToString(sum[:8]), float64(x>>11) / (1 << 53)
+}
+
+// Select applies the selection rule to one lot: from the scope's counter
+// before the lot, the lot's draw and weight, it returns the counter after
+// and the record the decision keeps. It is pure and is what auditors
+// recompute.
+func Select(r SamplingRules, before QuotaCounter, drawHex string, u, weight float64) (QuotaCounter, QuotaRecord) {
+	after := before
+	after.Eligible++
+	after.WeightSum += weight
+	bp := r.CapBasisPoints()
+	capF := float64(bp) / capDenominator
+	allowance := after.Eligible * bp / capDenominator
+	q := SelectionProbability(r, after.Eligible, before.Selected, weight, after.WeightSum)
+	chosen := before.Selected+1 <= allowance && u < q
+	if chosen {
+		after.Selected++
+	}
+	return after, QuotaRecord{
+		Scope: before.Scope, Period: before.Period, Selection: r.Selection, CapBasisPoints: bp, Cap: capF,
+		Gain: r.Gain, Reserve: r.Reserve, Eligible: after.Eligible, Selected: after.Selected, Allowance: allowance,
+		Draw: drawHex, U: u, Weight: weight, WeightSum: after.WeightSum, Probability: q, Chosen: chosen,
+	}
+}
+
+// SelectionProbability is q for a lot, given the scope's eligible count
+// including the lot, the selections before it, the lot's weight and the
+// scope's weight sum including it. Evaluated in IEEE-754 double precision
+// in exactly this order (auditors reimplementing it must do the same).
+func SelectionProbability(r SamplingRules, eligible, selectedBefore int64, weight, weightSum float64) float64 {
+	capF := float64(r.CapBasisPoints()) / capDenominator
+	credit := capF*float64(eligible) - float64(selectedBefore)
+	q := capF + r.Gain*(credit-r.Reserve)
+	if r.Selection == SelectionRiskWeighted && weightSum > 0 {
+		q = q * weight / (weightSum / float64(eligible))
+	}
+	return math.Min(1, math.Max(0, q))
+}
+
+// RiskWeight is the weight of a lot for risk-weighted selection (1 under
+// uniform selection).
+func (r SamplingRules) RiskWeight(complianceLevel string) float64 {
+	if r.Selection != SelectionRiskWeighted {
+		return 1
+	}
+	if w, ok := r.RiskWeights[complianceLevel]; ok {
+		return w
+	}
+	return r.RiskWeights["unknown"]
+}
+
+// sample draws a reduced-mode lot inside the decision's transaction: it
+// opens the period (storing the key commitment) on first use, reads and
+// bumps the scope's counter, and indexes the lot among the scope's draws,
+// so the counter, the index and the decision commit together or not at all.
+func (s *Service) sample(tx Tx, d Declaration, l Line, now time.Time, opened *[]QuotaPeriod) (QuotaRecord, error) {
+	r := s.policy.Reduced.Sampling
+	period := QuotaPeriodOf(now)
+	scope := QuotaScopeOf(r, d.ImporterTaxCode, l.Goods)
+	key, err := s.keys.PeriodKey(period)
+	if err != nil {
+		return QuotaRecord{}, fmt.Errorf("period %s key: %w", period, err)
+	}
+	if _, err := tx.QuotaPeriod(period); errors.Is(err, ErrNotFound) {
+		p := QuotaPeriod{Period: period, Commitment: Commitment(key), OpenedAt: now}
+		if err := tx.PutQuotaPeriod(p); err != nil {
+			return QuotaRecord{}, err
+		}
+		*opened = append(*opened, p)
+	} else if err != nil {
+		return QuotaRecord{}, err
+	}
+	before, err := tx.QuotaCounter(period, scope)
+	if errors.Is(err, ErrNotFound) {
+		before, err = QuotaCounter{Period: period, Scope: scope}, nil
+	}
+	if err != nil {
+		return QuotaRecord{}, err
+	}
+	weight := 1.0
+	if r.Selection == SelectionRiskWeighted {
+		level := "unknown"
+		if imp, err := tx.Importer(d.ImporterTaxCode); err == nil {
+			level = imp.ComplianceLevel
+		} else if !errors.Is(err, ErrNotFound) {
+			return QuotaRecord{}, err
+		}
+		weight = r.RiskWeight(level)
+	}
+	drawHex, u := Draw(key, scope, period, d.ID, l.LineNo)
+	after, rec := Select(r, before, drawHex, u, weight)
+	if err := tx.PutQuotaCounter(after); err != nil {
+		return QuotaRecord{}, err
+	}
+	if err := tx.PutQuotaDraw(period, scope, after.Eligible, DecisionID(d.ID, l.LineNo)); err != nil {
+		return QuotaRecord{}, err
+	}
+	return rec, nil
+}

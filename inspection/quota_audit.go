@@ -1,0 +1,210 @@
+package inspection
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// checkQuotaKeys makes sure the master secret in use is the one every
+// stored period committed to: a different secret would silently break the
+// commitments and make draws unverifiable.
+func checkQuotaKeys(tx ReadTx, keys QuotaKeys) error {
+	periods, err := tx.QuotaPeriods()
+	if err != nil {
+		return err
+	}
+	for _, p := range periods {
+		key, err := keys.PeriodKey(p.Period)
+		if err != nil {
+			return fmt.Errorf("quota period %s: %w", p.Period, err)
+		}
+		if Commitment(key) != p.Commitment {
+			return fmt.Errorf("quota period %s: the master secret does not match the stored commitment %s: wrong secret file?", p.Period, p.Commitment)
+		}
+	}
+	return nil
+}
+
+// QuotaPeriods lists the periods with their commitments (and keys revealed
+// after they closed).
+func (s *Service) QuotaPeriods(ctx context.Context) ([]QuotaPeriod, error) {
+	var out []QuotaPeriod
+	err := s.store.View(ctx, func(tx ReadTx) (err error) {
+		out, err = tx.QuotaPeriods()
+		return err
+	})
+	return out, err
+}
+
+// RevealQuotaKey returns a closed period's key and records the reveal, so
+// auditors can recompute every draw. An open period's key is never revealed:
+// it would make the rest of the period's draws predictable.
+func (s *Service) RevealQuotaKey(ctx context.Context, period, actor string) ([]byte, error) {
+	end, err := periodEnd(period)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	if now.Before(end) {
+		return nil, Conflict("period", "period %s is still open until %s", period, end.Format(time.RFC3339))
+	}
+	key, err := s.keys.PeriodKey(period)
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.Update(ctx, func(tx Tx) error {
+		p, err := tx.QuotaPeriod(period)
+		if errors.Is(err, ErrNotFound) {
+			return NotFound("no quota period %s", period)
+		}
+		if err != nil {
+			return err
+		}
+		if Commitment(key) != p.Commitment {
+			return fmt.Errorf("period %s: the master secret does not match the stored commitment", period)
+		}
+		if p.RevealedKey != "" {
+			return nil
+		}
+		p.RevealedKey, p.RevealedAt = hex.EncodeToString(key), &now
+		return tx.PutQuotaPeriod(p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info().Str("period", period).Str("actor", actor).Msg("quota period key revealed")
+	return key, nil
+}
+
+// QuotaReport sums up a verified period.
+type QuotaReport struct {
+	Period         string
+	Commitment     string
+	Scopes         int
+	Eligible       int64
+	Selected       int64
+	CapBasisPoints int64
+}
+
+// VerifyQuota recomputes every draw of a closed period from its key (given,
+// or revealed in the store) and checks, naming the first mismatch: the key
+// against its commitment; in every scope, each lot in eligible order — its
+// decision is reduced-mode, its stored draw and probability equal the
+// recomputed ones, its selection follows the rule, and the counts it saw
+// follow from the lots before it; selected ≤ floor(cap × eligible) at every
+// step; and the stored counter equals the replayed counts.
+func (s *Service) VerifyQuota(ctx context.Context, period string, key []byte) (QuotaReport, error) {
+	rep := QuotaReport{Period: period}
+	end, err := periodEnd(period)
+	if err != nil {
+		return rep, err
+	}
+	if s.clock.Now().Before(end) {
+		return rep, Conflict("period", "period %s is still open until %s: verify it once it has closed", period, end.Format(time.RFC3339))
+	}
+	err = s.store.View(ctx, func(tx ReadTx) error {
+		p, err := tx.QuotaPeriod(period)
+		if errors.Is(err, ErrNotFound) {
+			return NotFound("no quota period %s", period)
+		}
+		if err != nil {
+			return err
+		}
+		rep.Commitment = p.Commitment
+		if key == nil {
+			if p.RevealedKey == "" {
+				return Invalid("key-file", "period %s's key has not been revealed: pass it", period)
+			}
+			if key, err = hex.DecodeString(p.RevealedKey); err != nil {
+				return mismatch("quota period %s: revealed key is not hex", period)
+			}
+		}
+		if subtle.ConstantTimeCompare([]byte(Commitment(key)), []byte(p.Commitment)) != 1 {
+			return mismatch("quota period %s: key does not match commitment %s", period, p.Commitment)
+		}
+		counters, err := tx.QuotaCounters(period)
+		if err != nil {
+			return err
+		}
+		for _, c := range counters {
+			if err := verifyScope(tx, key, c, &rep); err != nil {
+				return err
+			}
+		}
+		rep.Scopes = len(counters)
+		return nil
+	})
+	return rep, err
+}
+
+// ErrQuotaMismatch marks a verification failure (as opposed to an error
+// reading the store).
+var ErrQuotaMismatch = errors.New("quota verification failed")
+
+func mismatch(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrQuotaMismatch, fmt.Sprintf(format, args...))
+}
+
+func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error {
+	ids, err := tx.QuotaDraws(c.Period, c.Scope)
+	if err != nil {
+		return mismatch("scope %s: %v", c.Scope, err)
+	}
+	replay := QuotaCounter{Period: c.Period, Scope: c.Scope}
+	for i, id := range ids {
+		where := fmt.Sprintf("scope %s lot %d (decision %s)", c.Scope, i+1, id)
+		d, err := tx.Decision(id)
+		if err != nil {
+			return mismatch("%s: %v", where, err)
+		}
+		q := d.Quota
+		if d.Mode != ModeReduced || q == nil {
+			return mismatch("%s: not a sampled reduced-mode decision", where)
+		}
+		if q.Scope != c.Scope || q.Period != c.Period {
+			return mismatch("%s: decision records scope %s period %s", where, q.Scope, q.Period)
+		}
+		drawHex, u := Draw(key, c.Scope, c.Period, d.DeclarationID, d.LineNo)
+		if drawHex != q.Draw || u != q.U {
+			return mismatch("%s: stored draw %s, recomputed %s", where, q.Draw, drawHex)
+		}
+		rules := SamplingRules{Cap: float64(q.CapBasisPoints) / capDenominator, Selection: q.Selection, Gain: q.Gain, Reserve: q.Reserve}
+		if rules.CapBasisPoints() != q.CapBasisPoints || q.CapBasisPoints > 500 {
+			return mismatch("%s: cap %d basis points is not a legal cap", where, q.CapBasisPoints)
+		}
+		after, want := Select(rules, replay, drawHex, u, q.Weight)
+		if q.Eligible != want.Eligible || q.Selected != want.Selected || q.Allowance != want.Allowance ||
+			q.Chosen != want.Chosen || !sameFloat(q.Probability, want.Probability) || !sameFloat(q.WeightSum, want.WeightSum) {
+			return mismatch("%s: recorded eligible %d selected %d allowance %d q %v chosen %v; replay gives %d %d %d %v %v",
+				where, q.Eligible, q.Selected, q.Allowance, q.Probability, q.Chosen,
+				want.Eligible, want.Selected, want.Allowance, want.Probability, want.Chosen)
+		}
+		if d.Inspect != q.Chosen {
+			return mismatch("%s: inspect %v but the draw chose %v", where, d.Inspect, q.Chosen)
+		}
+		if after.Selected*capDenominator > after.Eligible*q.CapBasisPoints {
+			return mismatch("%s: %d selected of %d eligible exceeds the cap", where, after.Selected, after.Eligible)
+		}
+		if rep.CapBasisPoints == 0 {
+			rep.CapBasisPoints = q.CapBasisPoints
+		}
+		replay = after
+	}
+	if c.Eligible != replay.Eligible || c.Selected != replay.Selected {
+		return mismatch("scope %s: counter says %d eligible %d selected, the lots say %d and %d",
+			c.Scope, c.Eligible, c.Selected, replay.Eligible, replay.Selected)
+	}
+	rep.Eligible += replay.Eligible
+	rep.Selected += replay.Selected
+	return nil
+}
+
+func sameFloat(a, b float64) bool {
+	return a == b || (math.IsNaN(a) && math.IsNaN(b))
+}
+

@@ -1,0 +1,124 @@
+package inspection_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+func defaultSampling(t testing.TB) inspection.SamplingRules {
+	return mustPolicy(t).Reduced.Sampling
+}
+
+// TestDrawMatchesTheDocumentedEncoding recomputes a draw the way
+// docs/sampling.md tells an auditor to, byte by byte.
+func TestDrawMatchesTheDocumentedEncoding(t *testing.T) {
+	key := bytes.Repeat([]byte{1}, 32)
+	var msg []byte
+	for _, part := range []string{"ktcn/quota-draw/v1", "heading:0402", "2026", "105123456780", "3"} {
+		msg = binary.BigEndian.AppendUint32(msg, uint32(len(part)))
+		msg = append(msg, part...)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write(msg)
+	sum := mac.Sum(nil)
+	wantU := float64(binary.BigEndian.Uint64(sum[:8])>>11) / math.Pow(2, 53)
+	gotHex, gotU := inspection.Draw(key, "heading:0402", "2026", "105123456780", 3)
+	if gotHex != hex.EncodeToString(sum[:8]) || gotU != wantU || gotU < 0 || gotU >= 1 {
+		t.Fatalf("draw %s %v, want %x %v", gotHex, gotU, sum[:8], wantU)
+	}
+	// Length prefixes keep ("ab","c") and ("a","bc") apart.
+	a, _ := inspection.Draw(key, "ab", "c", "x", 1)
+	b, _ := inspection.Draw(key, "a", "bc", "x", 1)
+	if a == b {
+		t.Fatal("ambiguous encoding")
+	}
+	// Another period's key gives another draw.
+	k26, _ := inspection.MasterSecret(key).PeriodKey("2026")
+	k27, _ := inspection.MasterSecret(key).PeriodKey("2027")
+	if bytes.Equal(k26, k27) || inspection.Commitment(k26) == inspection.Commitment(k27) {
+		t.Fatal("period keys repeat")
+	}
+}
+
+func TestSelectNeverExceedsTheCap(t *testing.T) {
+	for _, sel := range []string{inspection.SelectionUniform, inspection.SelectionRiskWeighted} {
+		r := defaultSampling(t)
+		r.Selection = sel
+		c := inspection.QuotaCounter{Period: "2026", Scope: "heading:0402"}
+		// Every draw 0: the rule would take every lot; the cap must hold.
+		for i := 0; i < 1000; i++ {
+			var rec inspection.QuotaRecord
+			c, rec = inspection.Select(r, c, "00", 0, []float64{0.5, 1, 2}[i%3])
+			if c.Selected*10000 > c.Eligible*r.CapBasisPoints() {
+				t.Fatalf("%s: %d selected of %d", sel, c.Selected, c.Eligible)
+			}
+			if rec.Eligible != c.Eligible || rec.Selected != c.Selected {
+				t.Fatalf("record %+v disagrees with counter %+v", rec, c)
+			}
+		}
+		if c.Selected != 50 {
+			t.Fatalf("%s: %d selected of 1000 with every draw 0, want the full allowance 50", sel, c.Selected)
+		}
+	}
+}
+
+func TestSelectionProbability(t *testing.T) {
+	r := defaultSampling(t) // cap 0.05, gain 0.005, reserve 2
+	tests := []struct {
+		name               string
+		eligible, selected int64
+		want               float64
+	}{
+		{"at the reserve the rate is the cap", 100, 3, 0.05},  // credit 2
+		{"unused allowance raises it", 200, 3, 0.05 + 0.005*5}, // credit 7
+		{"running ahead lowers it", 100, 5, 0.05 - 0.005*2},    // credit 0
+		{"never below zero", 100, 1000, 0},
+	}
+	for _, tc := range tests {
+		if got := inspection.SelectionProbability(r, tc.eligible, tc.selected, 1, float64(tc.eligible)); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("%s: q = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	r.Selection = inspection.SelectionRiskWeighted
+	if got := inspection.SelectionProbability(r, 100, 3, 2, 100); math.Abs(got-0.10) > 1e-12 {
+		t.Errorf("a lot weighing twice the mean: q = %v, want 0.10", got)
+	}
+}
+
+func TestQuotaPeriodIsTheVietnameseYear(t *testing.T) {
+	// 31 Dec 2025 18:00 UTC is already 1 Jan 2026 in Hà Nội.
+	if got := inspection.QuotaPeriodOf(time.Date(2025, 12, 31, 18, 0, 0, 0, time.UTC)); got != "2026" {
+		t.Fatalf("period %s", got)
+	}
+}
+
+func TestSamplingRulesValidation(t *testing.T) {
+	tests := []struct {
+		field  string
+		mutate func(*inspection.SamplingRules)
+	}{
+		{"reduced.sampling.cap", func(r *inspection.SamplingRules) { r.Cap = 0.06 }},
+		{"reduced.sampling.cap", func(r *inspection.SamplingRules) { r.Cap = 0.04999 }},
+		{"reduced.sampling.scope", func(r *inspection.SamplingRules) { r.Scope = "importer_year" }},
+		{"reduced.sampling.selection", func(r *inspection.SamplingRules) { r.Selection = "biased" }},
+		{"reduced.sampling.gain", func(r *inspection.SamplingRules) { r.Gain = -1 }},
+		{"reduced.sampling.risk_weights.low", func(r *inspection.SamplingRules) { r.RiskWeights = map[string]float64{"low": 0, "unknown": 1} }},
+	}
+	for _, tc := range tests {
+		p := mustPolicy(t)
+		tc.mutate(&p.Reduced.Sampling)
+		err := p.Validate()
+		var e *inspection.Error
+		if err == nil || !asError(err, &e) || e.Field != tc.field {
+			t.Errorf("want an error on %s, got %v", tc.field, err)
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package inspection_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// closedPeriod decides 400 reduced lots over three scopes in 2026 (enough
+// for checks in each), moves to 2027 and reveals the key.
+func closedPeriod(t *testing.T) (*quotaRig, []byte) {
+	t.Helper()
+	rig := &quotaRig{dir: t.TempDir(), clock: &fixedClock{}}
+	rig.clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
+	rig.open(t)
+	t.Cleanup(func() { _ = rig.db.Close() })
+	for i := 0; i < 400; i++ {
+		in := inspection.DeclarationInput{DeclarationID: fmt.Sprintf("V%05d", i), ImporterTaxCode: "0101234567",
+			Lines: []inspection.LineInput{reducedLine(quotaHeadings[i%3], i)}}
+		if _, err := rig.decide(in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rig.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, inspection.Vietnam()))
+	key, err := rig.svc.RevealQuotaKey(ctx, "2026", "auditor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rig, key
+}
+
+func TestVerifyQuotaDetectsTampering(t *testing.T) {
+	rig, key := closedPeriod(t)
+	rep, err := rig.svc.VerifyQuota(ctx, "2026", key)
+	if err != nil {
+		t.Fatalf("an honest period fails: %v", err)
+	}
+	if rep.Scopes != 3 || rep.Eligible != 400 || rep.Selected == 0 || rep.Selected*20 > rep.Eligible {
+		t.Fatalf("report %+v", rep)
+	}
+	if _, err := rig.svc.VerifyQuota(ctx, "2026", nil); err != nil {
+		t.Fatalf("with the revealed key from the store: %v", err)
+	}
+
+	// pick returns a stored sampled decision: the n-th lot of heading 1905.
+	pick := func(n int) inspection.Decision {
+		var d inspection.Decision
+		err := rig.db.View(ctx, func(tx inspection.ReadTx) error {
+			ids, err := tx.QuotaDraws("2026", "heading:1905")
+			if err != nil {
+				return err
+			}
+			d, err = tx.Decision(ids[n])
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	chosen := -1
+	for i := 0; chosen < 0 && i < 133; i++ {
+		if pick(i).Quota.Chosen {
+			chosen = i
+		}
+	}
+	if chosen < 0 {
+		t.Fatal("no lot of heading 1905 was checked")
+	}
+
+	tests := []struct {
+		name   string
+		key    []byte
+		tamper func(tx inspection.Tx) error
+		want   string
+	}{
+		{"a stored draw", key, func(tx inspection.Tx) error {
+			d := pick(17)
+			d.Quota.Draw = "0000000000000000"
+			return tx.PutDecision(d)
+		}, "decision " + pick(17).ID},
+		{"a checked lot made unchecked", key, func(tx inspection.Tx) error {
+			d := pick(chosen)
+			d.Inspect = false
+			return tx.PutDecision(d)
+		}, "decision " + pick(chosen).ID},
+		{"an unchecked lot made checked, counts and all", key, func(tx inspection.Tx) error {
+			d := pick(chosen + 1)
+			d.Inspect, d.Quota.Chosen = true, true
+			d.Quota.Selected++
+			return tx.PutDecision(d)
+		}, "decision " + pick(chosen+1).ID},
+		{"a counter", key, func(tx inspection.Tx) error {
+			c, err := tx.QuotaCounter("2026", "heading:2106")
+			if err != nil {
+				return err
+			}
+			c.Selected++
+			return tx.PutQuotaCounter(c)
+		}, "scope heading:2106"},
+		{"a lot removed from the draws", key, func(tx inspection.Tx) error {
+			return tx.PutQuotaDraw("2026", "heading:0402", 5, pick(5).ID) // a lot of another scope in its place
+		}, "scope heading:0402 lot 5"},
+		{"the period key", []byte(strings.Repeat("k", 32)), nil, "does not match commitment"},
+		{"the commitment", key, func(tx inspection.Tx) error {
+			p, err := tx.QuotaPeriod("2026")
+			if err != nil {
+				return err
+			}
+			p.Commitment = inspection.Commitment([]byte("another key"))
+			return tx.PutQuotaPeriod(p)
+		}, "does not match commitment"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := copyDir(t, rig)
+			if tc.tamper != nil {
+				if err := rig.db.Update(ctx, tc.tamper); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := rig.svc.VerifyQuota(ctx, "2026", tc.key)
+			if !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("verify after tampering with %s: %v, want a mismatch naming %q", tc.name, err, tc.want)
+			}
+			restoreDir(t, rig, before)
+		})
+	}
+}
+
+// copyDir snapshots the store's files so each tamper starts from the
+// honest period.
+func copyDir(t *testing.T, rig *quotaRig) string {
+	t.Helper()
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	if err := rig.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	snap := t.TempDir()
+	if err := os.CopyFS(snap, os.DirFS(rig.dir)); err != nil {
+		t.Fatal(err)
+	}
+	rig.open(t)
+	return snap
+}
+
+func restoreDir(t *testing.T, rig *quotaRig, snap string) {
+	t.Helper()
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	if err := rig.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(rig.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(rig.dir, os.DirFS(snap)); err != nil {
+		t.Fatal(err)
+	}
+	rig.open(t)
+}
