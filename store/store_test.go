@@ -28,8 +28,18 @@ func openDir(tb testing.TB, dir string) *store.DB {
 }
 
 func openMemory(tb testing.TB) *store.DB {
+	return openWith(tb, store.Options{InMemory: true, Small: true})
+}
+
+// openDirect is an in-memory store where every Update commits its own
+// transaction (no group commit), for the conflict-retry path.
+func openDirect(tb testing.TB) *store.DB {
+	return openWith(tb, store.Options{InMemory: true, Small: true, DirectCommit: true})
+}
+
+func openWith(tb testing.TB, opts store.Options) *store.DB {
 	tb.Helper()
-	db, err := store.Open(store.Options{InMemory: true, Small: true})
+	db, err := store.Open(opts)
 	if err != nil {
 		tb.Fatalf("Open(in memory): %v", err)
 	}
@@ -45,6 +55,7 @@ func openMemory(tb testing.TB) *store.DB {
 func backends(t *testing.T, f func(t *testing.T, db *store.DB)) {
 	t.Run("disk", func(t *testing.T) { f(t, openDir(t, t.TempDir())) })
 	t.Run("memory", func(t *testing.T) { f(t, openMemory(t)) })
+	t.Run("direct commit", func(t *testing.T) { f(t, openDirect(t)) })
 }
 
 func update(tb testing.TB, db *store.DB, fn func(inspection.Tx) error) {

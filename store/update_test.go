@@ -144,7 +144,7 @@ func conflicting(ctx context.Context, db *store.DB, each func(attempt int)) (att
 }
 
 func TestUpdateGivesUpAfterMaxAttempts(t *testing.T) {
-	db := openMemory(t)
+	db := openDirect(t) // a nested Update would wait on the committer it runs in
 	attempts, err := conflicting(t.Context(), db, nil)
 	if inspection.ErrorCode(err) != inspection.CodeUnavailable {
 		t.Fatalf("err = %v, want unavailable", err)
@@ -161,7 +161,7 @@ func TestUpdateGivesUpAfterMaxAttempts(t *testing.T) {
 }
 
 func TestUpdateStopsRetryingWhenCancelled(t *testing.T) {
-	db := openMemory(t)
+	db := openDirect(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	attempts, err := conflicting(ctx, db, func(int) { cancel() })

@@ -1,0 +1,133 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/store"
+)
+
+func importerN(i int) inspection.Importer {
+	return inspection.Importer{TaxCode: fmt.Sprintf("%010d", i), Name: fmt.Sprintf("Importer %d", i), ComplianceLevel: "medium"}
+}
+
+// runConcurrently runs n Updates from 64 goroutines and returns their errors.
+func runConcurrently(db *store.DB, n int, fn func(i int) func(inspection.Tx) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = db.Update(context.Background(), fn(i))
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+func TestGroupCommitBatchesConcurrentUpdates(t *testing.T) {
+	db := openDir(t, t.TempDir())
+	const n = 2000
+	errs := runConcurrently(db, n, func(i int) func(inspection.Tx) error {
+		return func(tx inspection.Tx) error { return tx.PutImporter(importerN(i)) }
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	view(t, db, func(tx inspection.ReadTx) error {
+		for i := range n {
+			if _, err := tx.Importer(importerN(i).TaxCode); err != nil {
+				t.Fatalf("importer %d lost: %v", i, err)
+			}
+		}
+		return nil
+	})
+	st := db.CommitStats()
+	if st.Updates < n || st.Batches >= st.Updates || st.MaxBatch < 2 {
+		t.Fatalf("no batching: %+v", st)
+	}
+	t.Logf("%d updates in %d synced commits (%.1f per fsync, largest batch %d)", st.Updates, st.Batches,
+		float64(st.Updates)/float64(st.Batches), st.MaxBatch)
+}
+
+// A function that fails after writing must leave nothing, and must not
+// take the rest of its batch down with it.
+func TestGroupCommitIsolatesAFailingUpdate(t *testing.T) {
+	db := openMemory(t)
+	const n = 600
+	boom := errors.New("boom")
+	errs := runConcurrently(db, n, func(i int) func(inspection.Tx) error {
+		return func(tx inspection.Tx) error {
+			if err := tx.PutImporter(importerN(i)); err != nil {
+				return err
+			}
+			if i%7 == 0 {
+				return boom
+			}
+			return nil
+		}
+	})
+	view(t, db, func(tx inspection.ReadTx) error {
+		for i := range n {
+			_, err := tx.Importer(importerN(i).TaxCode)
+			if i%7 == 0 {
+				if !errors.Is(errs[i], boom) || !errors.Is(err, inspection.ErrNotFound) {
+					t.Fatalf("failed update %d: returned %v, stored %v", i, errs[i], err)
+				}
+			} else if errs[i] != nil || err != nil {
+				t.Fatalf("update %d: returned %v, stored %v", i, errs[i], err)
+			}
+		}
+		return nil
+	})
+}
+
+// Batches that outgrow one transaction are cut, and every update still
+// lands; one update larger than a transaction fails alone.
+func TestGroupCommitSplitsOversizeBatches(t *testing.T) {
+	db := openMemory(t) // Small: about 150 KiB per transaction
+	doc := []byte(strings.Repeat("x", 40<<10))
+	const n = 40
+	errs := runConcurrently(db, n+1, func(i int) func(inspection.Tx) error {
+		return func(tx inspection.Tx) error {
+			if i == n { // alone too big
+				for j := range 10 {
+					if err := tx.PutPolicy(fmt.Sprintf("huge-%d", j), doc); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			return tx.PutPolicy(fmt.Sprintf("v%d", i), doc)
+		}
+	})
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("update %d: %v", i, errs[i])
+		}
+	}
+	if !errors.Is(errs[n], store.ErrTxnTooBig) {
+		t.Fatalf("the oversize update: %v, want ErrTxnTooBig", errs[n])
+	}
+	view(t, db, func(tx inspection.ReadTx) error {
+		for i := range n {
+			if _, err := tx.Policy(fmt.Sprintf("v%d", i)); err != nil {
+				t.Fatalf("policy %d lost: %v", i, err)
+			}
+		}
+		if _, err := tx.Policy("huge-0"); !errors.Is(err, inspection.ErrNotFound) {
+			t.Fatalf("part of the oversize update was written: %v", err)
+		}
+		return nil
+	})
+}
