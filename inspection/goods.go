@@ -144,16 +144,6 @@ type Subject struct {
 	Key  Key         `json:"key"`
 }
 
-// Subjects are the histories a decision on g reads: the goods' own, its
-// manufacturer's alerts and its heading × origin's alerts.
-func (g Goods) Subjects() []Subject {
-	return []Subject{
-		{SubjectGoods, g.Key()},
-		{SubjectManufacturer, ManufacturerKey(g.Manufacturer, g.Origin)},
-		{SubjectHeadingOrigin, HeadingOriginKey(g.HSCode, g.Origin)},
-	}
-}
-
 // MarshalText writes the key as hex, so JSON shows it readably.
 func (k Key) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 

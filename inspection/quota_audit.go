@@ -207,4 +207,3 @@ func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error 
 func sameFloat(a, b float64) bool {
 	return a == b || (math.IsNaN(a) && math.IsNaN(b))
 }
-

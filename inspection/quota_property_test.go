@@ -204,4 +204,3 @@ func TestPropertyQuotaCapHolds(t *testing.T) {
 		}
 	})
 }
-

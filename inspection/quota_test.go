@@ -77,7 +77,7 @@ func TestSelectionProbability(t *testing.T) {
 		eligible, selected int64
 		want               float64
 	}{
-		{"at the reserve the rate is the cap", 100, 3, 0.05},  // credit 2
+		{"at the reserve the rate is the cap", 100, 3, 0.05},   // credit 2
 		{"unused allowance raises it", 200, 3, 0.05 + 0.005*5}, // credit 7
 		{"running ahead lowers it", 100, 5, 0.05 - 0.005*2},    // credit 0
 		{"never below zero", 100, 1000, 0},

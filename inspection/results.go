@@ -124,12 +124,12 @@ func (s *Service) RecordResult(ctx context.Context, assignmentID string, in Resu
 		if err := tx.AddEvent(e); err != nil {
 			return err
 		}
-		history, _, state, err := s.goodsContext(tx, a.Goods)
+		history, _, state, err := s.goodsContext(tx, a.Goods, a.GoodsKey)
 		if err != nil {
 			return err
 		}
 		out.Assignment = a
-		return s.putGoodsState(tx, state, a.Goods, history, now)
+		return s.putGoodsState(tx, state, a.Goods, a.GoodsKey, history, now)
 	})
 	if err != nil {
 		return RecordResultOutcome{}, err
@@ -270,11 +270,12 @@ func (s *Service) RaiseAlert(ctx context.Context, in AlertInput, source string) 
 		if goods == nil {
 			return nil
 		}
-		history, _, state, err := s.goodsContext(tx, *goods)
+		gk := goods.Key()
+		history, _, state, err := s.goodsContext(tx, *goods, gk)
 		if err != nil {
 			return err
 		}
-		return s.putGoodsState(tx, state, *goods, history, now)
+		return s.putGoodsState(tx, state, *goods, gk, history, now)
 	})
 	if err != nil {
 		return RaiseAlertOutcome{}, err

@@ -153,7 +153,7 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 
 func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time, opened *[]QuotaPeriod) (Decision, error) {
 	gk := l.Goods.Key()
-	history, certs, state, err := s.goodsContext(tx, l.Goods)
+	history, certs, state, err := s.goodsContext(tx, l.Goods, gk)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -208,7 +208,7 @@ func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time, opened
 		return Decision{}, err
 	}
 	state.Lots++
-	return dec, s.putGoodsState(tx, state, l.Goods, history, now)
+	return dec, s.putGoodsState(tx, state, l.Goods, gk, history, now)
 }
 
 // goodsContext reads what a decision on g depends on: its history (own
@@ -217,9 +217,14 @@ func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time, opened
 // state is read even though it is only a snapshot so that two transactions
 // touching the same goods conflict and one retries, rather than leaving a
 // stale snapshot.
-func (s *Service) goodsContext(tx ReadTx, g Goods) ([]Event, []Certificate, GoodsState, error) {
+func (s *Service) goodsContext(tx ReadTx, g Goods, gk Key) ([]Event, []Certificate, GoodsState, error) {
 	var history []Event
-	for _, sub := range g.Subjects() {
+	subjects := [...]Subject{
+		{SubjectGoods, gk},
+		{SubjectManufacturer, ManufacturerKey(g.Manufacturer, g.Origin)},
+		{SubjectHeadingOrigin, HeadingOriginKey(g.HSCode, g.Origin)},
+	}
+	for _, sub := range subjects {
 		evs, err := tx.Events(sub)
 		if err != nil {
 			return nil, nil, GoodsState{}, fmt.Errorf("history of %s %s: %w", sub.Kind, sub.Key, err)
@@ -227,14 +232,14 @@ func (s *Service) goodsContext(tx ReadTx, g Goods) ([]Event, []Certificate, Good
 		history = append(history, evs...)
 	}
 	var certs []Certificate
-	m, err := tx.Manufacturer(ManufacturerKey(g.Manufacturer, g.Origin))
+	m, err := tx.Manufacturer(subjects[1].Key)
 	switch {
 	case err == nil:
 		certs = m.Certificates
 	case !errors.Is(err, ErrNotFound):
 		return nil, nil, GoodsState{}, err
 	}
-	state, err := tx.GoodsState(g.Key())
+	state, err := tx.GoodsState(gk)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, nil, GoodsState{}, err
 	}
@@ -243,9 +248,9 @@ func (s *Service) goodsContext(tx ReadTx, g Goods) ([]Event, []Certificate, Good
 
 // putGoodsState refreshes the goods' snapshot from its history alone (no
 // lot's certificate or exemption).
-func (s *Service) putGoodsState(tx Tx, st GoodsState, g Goods, history []Event, now time.Time) error {
+func (s *Service) putGoodsState(tx Tx, st GoodsState, g Goods, gk Key, history []Event, now time.Time) error {
 	ev := Evaluate(s.policy, history, Lot{}, now)
-	st.Key, st.Goods, st.Mode, st.Rule, st.Progress = g.Key(), g, ev.Mode, ev.Explanation.Rule, ev.Explanation.Progress
+	st.Key, st.Goods, st.Mode, st.Rule, st.Progress = gk, g, ev.Mode, ev.Explanation.Rule, ev.Explanation.Progress
 	st.Results = 0
 	for _, e := range history {
 		if e.Kind == EventResult && e.Subject.Kind == SubjectGoods {

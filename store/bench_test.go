@@ -1,12 +1,17 @@
 package store_test
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/store"
 )
 
 // BenchmarkBareSyncedWrite is the store floor for the decision path: one
@@ -53,4 +58,55 @@ func BenchmarkBareSyncedWrite(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// BenchmarkBareGroupCommit64 is the floor for inspection.BenchmarkDecide64:
+// 64 callers each writing a decision's worth of bytes (four values, ~3.9
+// KiB) through the same group commit, with nothing read or computed.
+func BenchmarkBareGroupCommit64(b *testing.B) {
+	dir := os.Getenv("KTCN_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	} else {
+		d, err := os.MkdirTemp(dir, "bare-gc-*")
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir = d
+		defer os.RemoveAll(dir)
+	}
+	db, err := store.Open(store.Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	sizes := []int{2200, 900, 500, 300}
+	vals := make([][]byte, len(sizes))
+	for i, n := range sizes {
+		vals[i] = make([]byte, n)
+		_, _ = rand.Read(vals[i])
+	}
+	var seq atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			err := db.Update(context.Background(), func(tx inspection.Tx) error {
+				for j, v := range vals {
+					if err := store.BareSet(tx, []byte(fmt.Sprintf("k%d-%012d", j, n)), v); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+	st := db.CommitStats()
+	b.ReportMetric(float64(st.Updates)/float64(max(st.Batches, 1)), "writes/fsync")
 }

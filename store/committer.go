@@ -128,10 +128,11 @@ func (c *committer) run(batch []*commitRequest) {
 	for len(pending) > 0 {
 		limit := len(pending)
 		for {
-			txn, failed, ferr := c.apply(pending[:limit])
+			txn, bv, failed, ferr := c.apply(pending[:limit])
 			if failed < 0 {
 				err := txn.Commit()
 				txn.Discard()
+				bv.discard()
 				if errors.Is(err, badger.ErrConflict) && conflicts < MaxUpdateAttempts {
 					// Only a direct Update racing the committer can cause
 					// this; run the same functions again on fresh data.
@@ -170,18 +171,20 @@ func (c *committer) run(batch []*commitRequest) {
 
 // apply runs functions in order in one new transaction. On the first
 // error it discards the transaction and returns the function's index.
-func (c *committer) apply(reqs []*commitRequest) (*badger.Txn, int, error) {
+func (c *committer) apply(reqs []*commitRequest) (*badger.Txn, *batchView, int, error) {
 	txn := c.db.NewTransaction(true)
+	bv := newBatchView(c.db)
 	for i, r := range reqs {
-		tx := &writeTx{readTx{txn: txn}}
+		tx := &writeTx{readTx{txn: txn, bv: bv}}
 		err := r.fn(tx)
 		tx.done = true
 		if err != nil {
 			txn.Discard()
-			return nil, i, err
+			bv.discard()
+			return nil, nil, i, err
 		}
 	}
-	return txn, -1, nil
+	return txn, bv, -1, nil
 }
 
 func (c *committer) snapshot() CommitStats {

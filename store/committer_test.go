@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/store"
@@ -130,4 +131,46 @@ func TestGroupCommitSplitsOversizeBatches(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Inside a batch, a scan must see the writes of the functions before it
+// (they are serial): each update counts the subject's history, checks the
+// count against a record the previous update wrote, and appends.
+func TestGroupCommitScansSeeEarlierWritesOfTheBatch(t *testing.T) {
+	db := openDir(t, t.TempDir())
+	k := goods.Key()
+	subject := inspection.Subject{Kind: inspection.SubjectGoods, Key: k}
+	const n = 200
+	errs := runConcurrently(db, n, func(i int) func(inspection.Tx) error {
+		return func(tx inspection.Tx) error {
+			evs, err := tx.Events(subject)
+			if err != nil {
+				return err
+			}
+			g, err := tx.GoodsState(k)
+			if errors.Is(err, inspection.ErrNotFound) {
+				g = inspection.GoodsState{Key: k, Goods: goods}
+			} else if err != nil {
+				return err
+			}
+			if g.Results != len(evs) {
+				return fmt.Errorf("scan saw %d events, the state says %d", len(evs), g.Results)
+			}
+			e := sampleEvent()
+			e.ID, e.Subject, e.At = fmt.Sprintf("ev-%04d", i), subject, t0.Add(time.Duration(i)*time.Minute)
+			if err := tx.AddEvent(e); err != nil {
+				return err
+			}
+			g.Results++
+			return tx.PutGoodsState(g)
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	if st := db.CommitStats(); st.MaxBatch < 2 {
+		t.Fatalf("the test needs batches of more than one: %+v", st)
+	}
 }

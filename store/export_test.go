@@ -16,3 +16,9 @@ func DeleteRaw(d *DB, key []byte) error {
 func SchemaKey() []byte            { return schemaKey() }
 func EncodeSchema(v uint32) []byte { return encodeSchema(v) }
 func DecisionKey(id string) []byte { return idKey(prefixDecision, id) }
+
+// BareSet writes raw bytes inside an Update, for the group-commit floor
+// benchmark (no encoding, no domain).
+func BareSet(tx any, key, val []byte) error {
+	return tx.(*writeTx).set(append([]byte{0xEE}, key...), val, "bench")
+}

@@ -28,6 +28,8 @@ var errTxDone = errors.New("store: transaction used after View or Update returne
 type readTx struct {
 	txn  *badger.Txn
 	done bool
+	// bv serves scans inside a group-commit batch (nil elsewhere).
+	bv *batchView
 }
 
 // writeTx satisfies inspection.Tx.
@@ -149,6 +151,9 @@ func (t *readTx) Policy(version string) ([]byte, error) {
 func (t *readTx) iterate(pfx []byte, fn func(key, val []byte) error) error {
 	if t.done {
 		return errTxDone
+	}
+	if t.bv != nil && t.bv.covers(pfx) {
+		return t.bv.scan(pfx, fn)
 	}
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = pfx
@@ -360,6 +365,9 @@ func (t *writeTx) set(key, val []byte, what string) error {
 	if err := t.txn.Set(key, val); err != nil {
 		return fmt.Errorf("store: write %s: %w", what, badgerErr(err))
 	}
+	if t.bv != nil {
+		t.bv.record(key, val, false)
+	}
 	return nil
 }
 
@@ -369,6 +377,9 @@ func (t *writeTx) delete(key []byte, what string) error {
 	}
 	if err := t.txn.Delete(key); err != nil {
 		return fmt.Errorf("store: delete %s: %w", what, badgerErr(err))
+	}
+	if t.bv != nil {
+		t.bv.record(key, nil, true)
 	}
 	return nil
 }

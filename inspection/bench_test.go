@@ -1,0 +1,124 @@
+package inspection_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ktcn/ktcn/fixtures"
+	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/store"
+)
+
+// Durable decisions in process at 64 concurrent callers, with group commit
+// and with one synced transaction per decision (DirectCommit), on a data
+// dir on disk (KTCN_BENCH_DIR; make bench sets it). The floor is
+// store.BenchmarkBareGroupCommit64: bare writes of a decision's size
+// through the same group commit.
+
+func benchDir(b *testing.B) string {
+	root := os.Getenv("KTCN_BENCH_DIR")
+	if root == "" {
+		return b.TempDir()
+	}
+	dir, err := os.MkdirTemp(root, "decide-*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+func benchService(b *testing.B, direct bool) (*inspection.Service, *store.DB) {
+	db, err := store.Open(store.Options{Dir: benchDir(b), DirectCommit: direct, Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	if err := fixtures.Load(context.Background(), db); err != nil {
+		b.Fatal(err)
+	}
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: mustPolicy(b), Clock: inspection.SystemClock{},
+		QuotaKeys: testKeys, Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return svc, db
+}
+
+// benchLine is one of 256 goods over four headings; a quarter carry a
+// certificate, so reduced lots draw on the quota's hot counters.
+func benchDeclaration(n int64) inspection.DeclarationInput {
+	no, q := 1, 100.0
+	hs := []string{"0402.21.20", "1905.31.20", "2106.90.71", "8516.71.00"}[n%4]
+	pr := "food_safety"
+	if n%4 == 3 {
+		pr = "quality"
+	}
+	l := inspection.LineInput{LineNo: &no, HSCode: hs, ProductName: fmt.Sprintf("Hàng mẫu %d", n%256), Manufacturer: "Bench Foods",
+		Origin: "TH", Procedure: pr, Quantity: &q, Unit: "kg"}
+	if n%4 == 1 {
+		l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-1", ValidUntil: "2035-12-31"}}
+	}
+	return inspection.DeclarationInput{DeclarationID: fmt.Sprintf("B%012d", n), ImporterTaxCode: "0101234567", Lines: []inspection.LineInput{l}}
+}
+
+func BenchmarkDecide64(b *testing.B) {
+	for _, mode := range []struct {
+		name   string
+		direct bool
+	}{{"group", false}, {"direct", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			svc, db := benchService(b, mode.direct)
+			ctx := context.Background()
+			var (
+				seq    atomic.Int64
+				failed atomic.Int64
+				mu     sync.Mutex
+				lats   []time.Duration
+				start  = db.CommitStats()
+			)
+			b.SetParallelism(32) // × GOMAXPROCS 2 = 64 callers
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					t0 := time.Now()
+					if _, err := svc.Decide(ctx, benchDeclaration(seq.Add(1)), "bench"); err != nil {
+						// One transaction per decision gives up on hot keys
+						// (quota counters, goods state) under 64 callers:
+						// count it, it is part of what is measured.
+						if inspection.ErrorCode(err) != inspection.CodeUnavailable {
+							b.Error(err)
+							return
+						}
+						failed.Add(1)
+						continue
+					}
+					mine = append(mine, time.Since(t0))
+				}
+				mu.Lock()
+				lats = append(lats, mine...)
+				mu.Unlock()
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(int64(b.N)-failed.Load())/b.Elapsed().Seconds(), "decisions/s")
+			b.ReportMetric(100*float64(failed.Load())/float64(b.N), "gave-up-%")
+			if st := db.CommitStats(); st.Batches > start.Batches {
+				b.ReportMetric(float64(st.Updates-start.Updates)/float64(st.Batches-start.Batches), "decisions/fsync")
+			}
+			if len(lats) > 0 {
+				slices.Sort(lats)
+				b.ReportMetric(float64(lats[len(lats)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds()), "p99-µs")
+			}
+		})
+	}
+}

@@ -1,0 +1,105 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// batchView serves prefix scans inside a group-commit batch. badger's
+// Txn.NewIterator on a read-write transaction copies and sorts every
+// pending write of the transaction, so with hundreds of functions in one
+// batch each scan cost as much as the whole batch had written: decisions
+// became quadratic in the batch size. Instead a scan reads a read-only
+// snapshot taken together with the batch transaction (with one writer,
+// both see the same commits) and merges in the batch's own writes, which
+// are indexed by the prefix widths the store scans.
+type batchView struct {
+	snap     *badger.Txn
+	writes   map[string]pendingWrite
+	byPrefix map[string][]string // scan prefix → keys written under it
+}
+
+type pendingWrite struct {
+	val     []byte
+	deleted bool
+}
+
+// scanWidths are the prefix lengths the store scans: a kind byte (agencies,
+// periods); kind + one hashed part (an importer's history, a period's
+// counters); kind + subject kind + subject key (a history); kind + two
+// hashed parts (a scope's draws).
+var scanWidths = [...]int{1, 1 + hashSize, 2 + hashSize, 1 + 2*hashSize}
+
+func newBatchView(db *badger.DB) *batchView {
+	return &batchView{snap: db.NewTransaction(false), writes: map[string]pendingWrite{}, byPrefix: map[string][]string{}}
+}
+
+func (b *batchView) discard() { b.snap.Discard() }
+
+func (b *batchView) record(key, val []byte, deleted bool) {
+	k := string(key)
+	if _, seen := b.writes[k]; !seen {
+		for _, w := range scanWidths {
+			if len(k) >= w {
+				b.byPrefix[k[:w]] = append(b.byPrefix[k[:w]], k)
+			}
+		}
+	}
+	b.writes[k] = pendingWrite{val: bytes.Clone(val), deleted: deleted}
+}
+
+// covers reports whether scans of pfx can be served here.
+func (b *batchView) covers(pfx []byte) bool {
+	return slices.Contains(scanWidths[:], len(pfx))
+}
+
+// scan calls fn for every live key under pfx in key order, the batch's
+// writes taking precedence over the snapshot.
+func (b *batchView) scan(pfx []byte, fn func(key, val []byte) error) error {
+	mine := slices.Clone(b.byPrefix[string(pfx)])
+	slices.Sort(mine)
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = pfx
+	it := b.snap.NewIterator(opts)
+	defer it.Close()
+	emit := func(k string) error {
+		w := b.writes[k]
+		if w.deleted {
+			return nil
+		}
+		return fn([]byte(k), w.val)
+	}
+	i := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		key := string(item.Key())
+		for ; i < len(mine) && mine[i] < key; i++ {
+			if err := emit(mine[i]); err != nil {
+				return err
+			}
+		}
+		if i < len(mine) && mine[i] == key {
+			if err := emit(mine[i]); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("store: read %s: %w", prefix(pfx[0]), err)
+		}
+		if err := fn([]byte(key), val); err != nil {
+			return err
+		}
+	}
+	for ; i < len(mine); i++ {
+		if err := emit(mine[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
