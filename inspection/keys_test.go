@@ -3,6 +3,7 @@ package inspection_test
 import (
 	"bytes"
 	"errors"
+	"sort"
 
 	"github.com/ktcn/ktcn/inspection"
 )
@@ -11,3 +12,7 @@ import (
 var testKeys = inspection.MasterSecret(bytes.Repeat([]byte{0x5a}, 32))
 
 func asError(err error, target **inspection.Error) bool { return errors.As(err, target) }
+
+func sortSlice[T any](s []T, less func(a, b T) bool) {
+	sort.Slice(s, func(i, j int) bool { return less(s[i], s[j]) })
+}
