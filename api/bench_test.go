@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -40,7 +41,9 @@ func benchDir(b *testing.B) string {
 	return dir
 }
 
-func benchService(b *testing.B) *inspection.Service {
+// benchService is the service over a fresh store with the fixtures, and
+// the access use cases over the same store.
+func benchService(b *testing.B) (*inspection.Service, *inspection.Access) {
 	db, err := store.Open(store.Options{Dir: benchDir(b), Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
@@ -61,7 +64,11 @@ func benchService(b *testing.B) *inspection.Service {
 	if _, err := svc.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
-	return svc
+	access, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: inspection.SystemClock{}, Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return svc, access
 }
 
 // benchDeclaration is a one-line declaration over a few goods, so history
@@ -80,7 +87,7 @@ func reportRate(b *testing.B, what string) {
 }
 
 func BenchmarkDecideInProcess(b *testing.B) {
-	svc := benchService(b)
+	svc, _ := benchService(b)
 	ctx := context.Background()
 	var seq atomic.Int64
 	b.ResetTimer()
@@ -93,7 +100,7 @@ func BenchmarkDecideInProcess(b *testing.B) {
 }
 
 func BenchmarkDecideInProcessParallel16(b *testing.B) {
-	svc := benchService(b)
+	svc, _ := benchService(b)
 	ctx := context.Background()
 	var seq atomic.Int64
 	b.SetParallelism(8) // 8 × GOMAXPROCS(2) = 16 callers
@@ -109,13 +116,22 @@ func BenchmarkDecideInProcessParallel16(b *testing.B) {
 	reportRate(b, "decisions")
 }
 
-func postLoop(b *testing.B, url string) {
+// postLoop posts declarations as one client holding one key, as NSW does:
+// the token is obtained once and sent on every request, and the server
+// authenticates every request against the store.
+func postLoop(b *testing.B, url, token string) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var seq atomic.Int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		body, _ := json.Marshal(benchDeclaration(seq.Add(1)))
-		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -130,9 +146,16 @@ func postLoop(b *testing.B, url string) {
 }
 
 func BenchmarkDecideHTTP(b *testing.B) {
-	srv := httptest.NewServer(api.New(api.Config{Service: benchService(b), Logger: zerolog.Nop()}))
+	svc, access := benchService(b)
+	k, err := access.CreateKey(context.Background(), inspection.Principal{Name: "admin:bench", Role: inspection.RoleAdmin},
+		inspection.KeyRequest{Principal: "nsw"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Default rate limits: they must not throttle this benchmark.
+	srv := httptest.NewServer(api.New(api.Config{Service: svc, Access: access, Logger: zerolog.Nop()}))
 	defer srv.Close()
-	postLoop(b, srv.URL+"/v1/declarations")
+	postLoop(b, srv.URL+"/v1/declarations", k.Token)
 	reportRate(b, "decisions")
 }
 
@@ -155,6 +178,7 @@ func BenchmarkBareEchoHTTP(b *testing.B) {
 	})
 	srv := httptest.NewServer(e)
 	defer srv.Close()
-	postLoop(b, srv.URL+"/v1/declarations")
+	// The same header is sent (and ignored), so the floor moves the same bytes.
+	postLoop(b, srv.URL+"/v1/declarations", "ktcn_0000000000000000_"+strings.Repeat("0", 64))
 	reportRate(b, "requests")
 }

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/api"
@@ -30,17 +32,50 @@ func (c *testClock) Set(t time.Time)         { c.mu.Lock(); c.now = t; c.mu.Unlo
 func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 type env struct {
-	t     testing.TB
-	srv   *httptest.Server
-	db    *store.DB
-	clock *testClock
+	t      testing.TB
+	srv    *httptest.Server
+	echo   *echo.Echo
+	db     *store.DB
+	dir    string
+	svc    *inspection.Service
+	access *inspection.Access
+	clock  *testClock
+	// tokens holds a key for every principal in principals.
+	tokens map[string]string
+	// who sends the requests: a principal name, anonymous for none, or ""
+	// for the principal a well-behaved client uses on the route (routeUser).
+	who string
 }
 
+// anonymous sends no Authorization header.
+const anonymous = "-"
+
+// envOptions vary the server; the zero value is the default wiring.
+type envOptions struct {
+	rateLimit float64
+	rateBurst int
+	// logs receives the server's, the service's and the store's log lines
+	// (at trace level) when not nil.
+	logs io.Writer
+	// routes adds routes after api.New and before serving.
+	routes func(*echo.Echo)
+}
+
+// keyTTL outlives every scenario's clock (some jump years ahead).
+const keyTTL = 20 * 365 * 24 * time.Hour
+
 // newEnv serves the real API over a real badger in a temp dir with the
-// fixtures loaded and the default policy.
-func newEnv(t testing.TB, start time.Time) *env {
+// fixtures loaded, the default policy, and a key for every principal.
+func newEnv(t testing.TB, start time.Time) *env { return newEnvWith(t, start, envOptions{}) }
+
+func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	t.Helper()
-	db, err := store.Open(store.Options{Dir: t.TempDir(), Small: true, Logger: zerolog.Nop()})
+	log := zerolog.Nop()
+	if o.logs != nil {
+		log = zerolog.New(o.logs).Level(zerolog.TraceLevel)
+	}
+	dir := t.TempDir()
+	db, err := store.Open(store.Options{Dir: dir, Small: true, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,16 +89,80 @@ func newEnv(t testing.TB, start time.Time) *env {
 		t.Fatal(err)
 	}
 	clock := &testClock{now: start}
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock, QuotaKeys: testKeys, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if missing, err := svc.Start(ctx); err != nil || len(missing) > 0 {
 		t.Fatalf("start: %v, missing agencies %v", err, missing)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Service: svc, Logger: zerolog.Nop()}))
-	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, clock: clock}
+	access, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: clock, Logger: log, MaxKeyTTL: keyTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, db: db, dir: dir, svc: svc, access: access, clock: clock, tokens: map[string]string{}}
+	// Keys come through the same use case as `ktcn keys create` and the
+	// admin endpoint, so tests authenticate exactly as clients do.
+	var reqs []inspection.KeyRequest
+	for _, name := range principals() {
+		reqs = append(reqs, inspection.KeyRequest{Principal: name, ExpiresAt: start.Add(keyTTL)})
+	}
+	keys, err := access.CreateKeys(ctx, inspection.Principal{Name: "admin:test", Role: inspection.RoleAdmin}, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		e.tokens[k.Key.Principal.Name] = k.Token
+	}
+	e.echo = api.New(api.Config{Service: svc, Access: access, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst})
+	if o.routes != nil {
+		o.routes(e.echo)
+	}
+	e.srv = httptest.NewServer(e.echo)
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// principals names one principal of every role, and every fixture agency.
+func principals() []string {
+	names := []string{"nsw", "customs", "policy-author", "policy-approver", "auditor", "admin"}
+	for _, a := range fixtures.Agencies() {
+		names = append(names, "agency:"+a.ID)
+	}
+	return names
+}
+
+// in returns the env reporting failures to t (a subtest).
+func (e *env) in(t testing.TB) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// as returns the env sending as the named principal (or anonymous).
+func (e *env) as(who string) *env {
+	c := *e
+	c.who = who
+	return &c
+}
+
+// routeUser is who a well-behaved client is on a route: NSW declares, the
+// agency an assignment is routed to posts its result, admins manage keys,
+// customs does the rest.
+func (e *env) routeUser(method, path string) string {
+	switch {
+	case method == "POST" && path == "/v1/declarations":
+		return "nsw"
+	case strings.HasPrefix(path, "/v1/admin/"):
+		return "admin"
+	case method == "POST" && strings.HasPrefix(path, "/v1/assignments/") && strings.HasSuffix(path, "/result"):
+		id := strings.TrimSuffix(strings.TrimPrefix(path, "/v1/assignments/"), "/result")
+		if a, err := e.svc.Assignment(context.Background(), id); err == nil {
+			return "agency:" + a.Agency
+		}
+		return "agency:" + fixtures.Agencies()[0].ID
+	}
+	return "customs"
 }
 
 // do sends a request and decodes a JSON answer into out (when not nil).
@@ -104,6 +203,17 @@ func (e *env) send(method, path, contentType string, r io.Reader, out any) (int,
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	who := e.who
+	if who == "" {
+		who = e.routeUser(method, path)
+	}
+	if who != anonymous {
+		token, ok := e.tokens[who]
+		if !ok {
+			e.t.Fatalf("no key for principal %q", who)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {

@@ -30,12 +30,13 @@ type Problem struct {
 const problemContentType = "application/problem+json"
 
 var statusOf = map[inspection.Code]int{
-	inspection.CodeInvalid:     http.StatusUnprocessableEntity,
-	inspection.CodeNotFound:    http.StatusNotFound,
-	inspection.CodeConflict:    http.StatusConflict,
-	inspection.CodeForbidden:   http.StatusForbidden,
-	inspection.CodeUnavailable: http.StatusServiceUnavailable,
-	inspection.CodeInternal:    http.StatusInternalServerError,
+	inspection.CodeInvalid:         http.StatusUnprocessableEntity,
+	inspection.CodeUnauthenticated: http.StatusUnauthorized,
+	inspection.CodeNotFound:        http.StatusNotFound,
+	inspection.CodeConflict:        http.StatusConflict,
+	inspection.CodeForbidden:       http.StatusForbidden,
+	inspection.CodeUnavailable:     http.StatusServiceUnavailable,
+	inspection.CodeInternal:        http.StatusInternalServerError,
 }
 
 // requestError is bad HTTP-level input (malformed JSON, wrong media type,
@@ -90,6 +91,15 @@ func errorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
 		if p.Status >= 500 {
 			log.Error().Err(err).Str("path", c.Request().URL.Path).Msg("request failed")
 		}
+		if p.Status == http.StatusUnauthorized {
+			// RFC 6750: say which scheme to use, and whether the key sent
+			// was refused (as opposed to none sent).
+			challenge := `Bearer realm="ktcn"`
+			if c.Request().Header.Get(echo.HeaderAuthorization) != "" {
+				challenge += `, error="invalid_token"`
+			}
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
+		}
 		p.Title = http.StatusText(p.Status)
 		p.Type = "https://ktcn.gov.vn/problems/" + p.Code
 		body, _ := json.Marshal(p)
@@ -109,6 +119,12 @@ func codeForStatus(status int) string {
 		return "method_not_allowed"
 	case status == http.StatusRequestEntityTooLarge:
 		return "too_large"
+	case status == http.StatusTooManyRequests:
+		return "rate_limited"
+	case status == http.StatusUnauthorized:
+		return string(inspection.CodeUnauthenticated)
+	case status == http.StatusForbidden:
+		return string(inspection.CodeForbidden)
 	case status == http.StatusUnsupportedMediaType:
 		return "unsupported_media_type"
 	case status == http.StatusServiceUnavailable:

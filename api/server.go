@@ -12,23 +12,32 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 )
 
-// Config wires the HTTP server.
+// Config wires the HTTP server; Service and Access are required.
 type Config struct {
 	Service *inspection.Service
-	Logger  zerolog.Logger
+	// Access authenticates every request but GET /healthz and serves the
+	// admin key endpoints.
+	Access *inspection.Access
+	Logger zerolog.Logger
 	// BodyLimit caps request bodies (bytes); 0 means DefaultBodyLimit.
 	BodyLimit int64
+	// RateLimit is the sustained requests per second allowed to each
+	// principal, RateBurst how many it may send at once; 0 means
+	// DefaultRateLimit and DefaultRateBurst.
+	RateLimit float64
+	RateBurst int
 }
 
 // DefaultBodyLimit fits a 50-line declaration with certificates many
 // times over while refusing uploads that only cost memory.
 const DefaultBodyLimit = 1 << 20
 
-// unauthenticated is the source recorded until authentication lands.
-const unauthenticated = "unauthenticated"
-
-// New builds the echo instance with every route.
+// New builds the echo instance with every route. It panics without a
+// Service or an Access: a server that cannot authenticate must not start.
 func New(cfg Config) *echo.Echo {
+	if cfg.Service == nil || cfg.Access == nil {
+		panic("api.New: Config.Service and Config.Access are required")
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
@@ -36,11 +45,23 @@ func New(cfg Config) *echo.Echo {
 	if limit <= 0 {
 		limit = DefaultBodyLimit
 	}
+	perSecond, burst := cfg.RateLimit, cfg.RateBurst
+	if perSecond <= 0 {
+		perSecond = DefaultRateLimit
+	}
+	if burst <= 0 {
+		burst = DefaultRateBurst
+	}
 	e.Use(middleware.Recover())
 	e.Use(requestLog(cfg.Logger))
+	// Who, how often, whether allowed: see auth.go. Before the body limit,
+	// so an anonymous caller gets 401 whatever it sends.
+	e.Use(authenticate(cfg.Access))
+	e.Use(rateLimit(perSecond, burst))
+	e.Use(authorize(cfg.Logger))
 	e.Use(bodyLimit(limit))
 
-	h := &handlers{svc: cfg.Service}
+	h := &handlers{svc: cfg.Service, access: cfg.Access}
 	e.GET("/healthz", h.health)
 	v1 := e.Group("/v1")
 	v1.POST("/declarations", h.postDeclaration)
@@ -51,6 +72,9 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/alerts", h.postAlert)
 	v1.GET("/goods/:key", h.getGoods)
 	v1.GET("/policy", h.getPolicy)
+	v1.POST("/admin/keys", h.createKey)
+	v1.GET("/admin/keys", h.listKeys)
+	v1.DELETE("/admin/keys/:id", h.revokeKey)
 	return e
 }
 
@@ -84,15 +108,22 @@ func requestLog(log zerolog.Logger) echo.MiddlewareFunc {
 			} else if status >= 400 {
 				ev = log.Info()
 			}
-			ev.Str("method", c.Request().Method).Str("path", c.Path()).Int("status", status).
-				Dur("took", time.Since(start)).Msg("http")
+			// The route template, not the URL, and the key's ID, never the
+			// key: nothing secret or personal reaches the log.
+			ev = ev.Str("method", c.Request().Method).Str("path", c.Path()).Int("status", status)
+			if p, ok := c.Get(ctxPrincipal).(inspection.Principal); ok {
+				id, _ := c.Get(ctxKeyID).(string)
+				ev = ev.Str("principal", p.Name).Str("key_id", id)
+			}
+			ev.Dur("took", time.Since(start)).Msg("http")
 			return nil
 		}
 	}
 }
 
 type handlers struct {
-	svc *inspection.Service
+	svc    *inspection.Service
+	access *inspection.Access
 }
 
 func (h *handlers) health(c echo.Context) error {
@@ -120,11 +151,15 @@ type LineDecision struct {
 }
 
 func (h *handlers) postDeclaration(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
 	var in inspection.DeclarationInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	res, err := h.svc.Decide(c.Request().Context(), in, unauthenticated)
+	res, err := h.svc.Decide(c.Request().Context(), in, p.Name)
 	if err != nil {
 		return err
 	}
@@ -142,9 +177,17 @@ func (h *handlers) postDeclaration(c echo.Context) error {
 }
 
 func (h *handlers) getDecision(c echo.Context) error {
-	d, err := h.svc.Decision(c.Request().Context(), c.Param("id"))
+	p, err := principal(c)
 	if err != nil {
 		return err
+	}
+	id := c.Param("id")
+	d, err := h.svc.Decision(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	if !p.MaySee(d.Agency) {
+		return inspection.NotFound("no decision %q", id) // word for word what a missing one gets
 	}
 	return c.JSON(http.StatusOK, d)
 }
@@ -156,9 +199,20 @@ type AssignmentList struct {
 }
 
 func (h *handlers) listAssignments(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
 	agency := c.QueryParam("agency")
+	if agency == "" && p.Role == inspection.RoleAgency {
+		agency = p.Agency // an agency's own list needs no parameter
+	}
 	if agency == "" {
 		return inspection.Invalid("agency", "is required")
+	}
+	if !p.MaySee(agency) {
+		// Whether or not that agency exists: an agency cannot probe.
+		return inspection.NotFound("no agency %q", agency)
 	}
 	limit := 100
 	if s := c.QueryParam("limit"); s != "" {
@@ -179,19 +233,45 @@ func (h *handlers) listAssignments(c echo.Context) error {
 }
 
 func (h *handlers) getAssignment(c echo.Context) error {
-	a, err := h.svc.Assignment(c.Request().Context(), c.Param("id"))
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	a, err := h.visibleAssignment(c, p)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, a)
 }
 
+// visibleAssignment loads the assignment named in the path, as not found
+// when it is another agency's. An assignment's agency is fixed when it is
+// created, so checking before a write cannot race with a change of owner.
+func (h *handlers) visibleAssignment(c echo.Context, p inspection.Principal) (inspection.Assignment, error) {
+	id := c.Param("id")
+	a, err := h.svc.Assignment(c.Request().Context(), id)
+	if err != nil {
+		return a, err
+	}
+	if !p.MaySee(a.Agency) {
+		return inspection.Assignment{}, inspection.NotFound("no assignment %q", id) // word for word what a missing one gets
+	}
+	return a, nil
+}
+
 func (h *handlers) postResult(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
 	var in inspection.ResultInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	res, err := h.svc.RecordResult(c.Request().Context(), c.Param("id"), in, unauthenticated)
+	if _, err := h.visibleAssignment(c, p); err != nil {
+		return err
+	}
+	res, err := h.svc.RecordResult(c.Request().Context(), c.Param("id"), in, p.Name)
 	if err != nil {
 		return err
 	}
@@ -203,11 +283,15 @@ func (h *handlers) postResult(c echo.Context) error {
 }
 
 func (h *handlers) postAlert(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
 	var in inspection.AlertInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	res, err := h.svc.RaiseAlert(c.Request().Context(), in, unauthenticated)
+	res, err := h.svc.RaiseAlert(c.Request().Context(), in, p.Name)
 	if err != nil {
 		return err
 	}

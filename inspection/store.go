@@ -34,6 +34,10 @@ type ReadTx interface {
 	Agencies() ([]Agency, error)
 	// Policy returns a stored policy document by version.
 	Policy(version string) ([]byte, error)
+	// APIKey returns a stored API key by its (public) key ID.
+	APIKey(id string) (APIKey, error)
+	// APIKeys lists every stored key, oldest first (then by ID).
+	APIKeys() ([]APIKey, error)
 	// QuotaCounter returns a scope's counter in a period.
 	QuotaCounter(period, scope string) (QuotaCounter, error)
 	// QuotaCounters lists every scope's counter in a period.
@@ -62,6 +66,8 @@ type Tx interface {
 	PutImporter(Importer) error
 	PutManufacturer(Manufacturer) error
 	PutPolicy(version string, doc []byte) error
+	// PutAPIKey writes a key record, new or updated (revocation).
+	PutAPIKey(APIKey) error
 	PutQuotaCounter(QuotaCounter) error
 	PutQuotaPeriod(QuotaPeriod) error
 	// PutQuotaDraw records that the eligible-th reduced lot of a scope in a

@@ -32,6 +32,7 @@
 //	0x0A    h16(agency_id)                                     Agency
 //	0x0B    h16(policy version)                                policy document (raw)
 //	0x0C    h16(tax_code) | at | h16(event_id)                 0x05 history key (raw): the importer's results
+//	0x0D    h16(key_id)                                        APIKey (the secret only as SHA-256; never the token)
 //	0x10    reserved: outbox, by event sequence (assigned in the commit)
 //	0x11    h16(period) | h16(scope)                           QuotaCounter
 //	0x12    h16(period)                                        QuotaPeriod

@@ -27,6 +27,7 @@ const (
 	prefixAgency      prefix = 0x0A
 	prefixPolicy      prefix = 0x0B
 	prefixImporterLog prefix = 0x0C // importer's results, by inspection date
+	prefixAPIKey      prefix = 0x0D // API key by key ID (the secret only as a hash)
 	prefixOutbox      prefix = 0x10 // reserved: outbox by event sequence
 	prefixQuota       prefix = 0x11 // quota counter by period and scope
 	prefixQuotaPeriod prefix = 0x12 // quota period: key commitment, revealed key
@@ -60,6 +61,8 @@ func (p prefix) String() string {
 		return "policy"
 	case prefixImporterLog:
 		return "importer history index"
+	case prefixAPIKey:
+		return "API key"
 	case prefixOutbox:
 		return "outbox"
 	case prefixQuota:

@@ -28,6 +28,11 @@ Usage:
   ktcn fixtures load [flags]   load the sample agencies, importers and manufacturers
   ktcn quota reveal --period P   print a closed period's sampling key (and record the reveal)
   ktcn verify quota --period P [--key-file K]   recompute every draw of a period and check the cap
+  ktcn keys create -principal P [-expires-in 90d] [-note N]   issue an API key (the token is printed once)
+  ktcn keys list [-json]   every API key, active or not (never a secret)
+  ktcn keys revoke <id>    revoke a key at once
+  (keys commands open the data dir, so run them with the server stopped;
+   while it runs, use the admin endpoints /v1/admin/keys)
 
 Flags (each also an environment variable):
   -data-dir  KTCN_DATA_DIR   badger directory (default ./data)
@@ -36,6 +41,9 @@ Flags (each also an environment variable):
   -fixtures  KTCN_FIXTURES   "off" to start without sample data (default on)
   -policy    KTCN_POLICY     policy document (JSON); default: the embedded legal default
   -quota-secret KTCN_QUOTA_SECRET  quota master secret file (default: <data dir>.quota-secret)
+  -key-max-ttl KTCN_KEY_MAX_TTL    longest API key lifetime, e.g. 366d (default 366d)
+  -rate-limit  KTCN_RATE_LIMIT     requests per second per principal (default 5000)
+  -rate-burst  KTCN_RATE_BURST     requests a principal may send at once (default 10000)
 `
 
 // Config is the service configuration, from flags over environment.
@@ -48,6 +56,11 @@ type Config struct {
 	// QuotaSecret is the file holding the quota master secret, kept
 	// outside the data dir so a copy of the database cannot predict draws.
 	QuotaSecret string
+	// KeyMaxTTL, RateLimit and RateBurst are read by newAccess and
+	// rateLimits (keys.go); empty means the defaults.
+	KeyMaxTTL string
+	RateLimit string
+	RateBurst string
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
@@ -66,6 +79,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.Fixtures, "fixtures", env("KTCN_FIXTURES", "on"), `"off" to skip sample data`)
 	fs.StringVar(&c.Policy, "policy", env("KTCN_POLICY", ""), "policy document path")
 	fs.StringVar(&c.QuotaSecret, "quota-secret", env("KTCN_QUOTA_SECRET", ""), "quota master secret file (default: beside the data dir)")
+	fs.StringVar(&c.KeyMaxTTL, "key-max-ttl", env("KTCN_KEY_MAX_TTL", ""), "longest API key lifetime (e.g. 366d)")
+	fs.StringVar(&c.RateLimit, "rate-limit", env("KTCN_RATE_LIMIT", ""), "requests per second per principal")
+	fs.StringVar(&c.RateBurst, "rate-burst", env("KTCN_RATE_BURST", ""), "burst of requests per principal")
 	if extra != nil {
 		extra(fs)
 	}
@@ -122,6 +138,9 @@ var commands = []command{
 	{[]string{"fixtures", "load"}, runFixturesLoad},
 	{[]string{"quota", "reveal"}, runQuotaReveal},
 	{[]string{"verify", "quota"}, runVerifyQuota},
+	{[]string{"keys", "create"}, runKeysCreate},
+	{[]string{"keys", "list"}, runKeysList},
+	{[]string{"keys", "revoke"}, runKeysRevoke},
 }
 
 // findCommand picks the command whose words start args, longest first.
@@ -150,6 +169,8 @@ type app struct {
 	log   zerolog.Logger
 	store *store.DB
 	svc   *inspection.Service
+	// access authenticates API requests and manages keys (keys.go).
+	access *inspection.Access
 }
 
 func withApp(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer, fn func(*app) error) error {
@@ -192,7 +213,11 @@ func withAppFlags(ctx context.Context, name string, args []string, getenv func(s
 	if err != nil {
 		return err
 	}
-	return fn(&app{cfg: cfg, log: log, store: db, svc: svc})
+	access, err := newAccess(cfg, db, log)
+	if err != nil {
+		return err
+	}
+	return fn(&app{cfg: cfg, log: log, store: db, svc: svc, access: access})
 }
 
 func newLogger(level string, w io.Writer) (zerolog.Logger, error) {
@@ -238,12 +263,20 @@ func (a *app) loadFixtures(ctx context.Context, force bool) error {
 		return fmt.Errorf("load fixtures: %w", err)
 	}
 	a.log.Info().Str("data_dir", a.cfg.DataDir).Msg("fixtures loaded")
+	if !force {
+		// serve just loaded sample data into a new store: development.
+		return a.writeDevCredentials(ctx)
+	}
 	return nil
 }
 
 // serve runs the HTTP API until ctx ends, then drains in-flight requests.
 // ready, when not nil, receives the bound address (tests listen on :0).
 func (a *app) serve(ctx context.Context, ready chan<- string) error {
+	perSecond, burst, err := rateLimits(a.cfg)
+	if err != nil {
+		return err
+	}
 	if err := a.loadFixtures(ctx, false); err != nil {
 		return err
 	}
@@ -259,7 +292,8 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 		return fmt.Errorf("listen %s: %w", a.cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(api.Config{Service: a.svc, Logger: a.log}),
+		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Logger: a.log,
+			RateLimit: perSecond, RateBurst: burst}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,19 +15,22 @@ import (
 )
 
 // TestServeEndToEnd starts the real wiring on an empty data dir, checks the
-// fixtures were loaded and a declaration is decided, shuts down through the
-// context (as SIGTERM does), and starts again on the same dir to find the
-// decision still there and the fixtures not loaded twice.
+// fixtures were loaded with development credentials and a declaration is
+// decided, shuts down through the context (as SIGTERM does), and starts
+// again on the same dir to find the decision still there and the fixtures
+// (and credentials) not loaded twice.
 func TestServeEndToEnd(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	env := map[string]string{"KTCN_DATA_DIR": dir, "KTCN_ADDR": "127.0.0.1:0", "KTCN_LOG_LEVEL": "warn"}
 	getenv := func(k string) string { return env[k] }
 
+	var allLogs bytes.Buffer
 	serve := func(check func(base string)) {
 		ctx, cancel := context.WithCancel(context.Background())
 		ready := make(chan string, 1)
 		done := make(chan error, 1)
 		var logs bytes.Buffer
+		defer func() { allLogs.Write(logs.Bytes()) }()
 		go func() {
 			done <- withApp(ctx, "serve", nil, getenv, &logs, func(a *app) error { return a.serve(ctx, ready) })
 		}()
@@ -48,14 +53,24 @@ func TestServeEndToEnd(t *testing.T) {
 
 	body := `{"declaration_id":"E2E-1","importer_tax_code":"0101234567","lines":[{"line_no":1,"hs_code":"1905.31.10",
 	  "product_name":"Bánh quy bơ","manufacturer":"Nobody Biscuits","origin":"DK","procedure":"food_safety","quantity":5,"unit":"kg"}]}`
-	var first map[string]any
+	var (
+		first map[string]any
+		creds map[string]string
+	)
+	credsPath := filepath.Join(dir, devCredentialsFile)
 	serve(func(base string) {
-		resp, err := http.Get(base + "/v1/assignments?agency=moit-firi")
+		creds = readDevCredentials(t, credsPath)
+		if resp, err := http.Get(base + "/v1/assignments?agency=moit-firi"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("no key: %v %v, want 401", err, resp)
+		} else {
+			resp.Body.Close()
+		}
+		resp, err := send(base, creds["agency:moit-firi"], "GET", "/v1/assignments", "")
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("fixtures not loaded: %v %v", err, resp)
 		}
 		resp.Body.Close()
-		resp, err = http.Post(base+"/v1/declarations", "application/json", strings.NewReader(body))
+		resp, err = send(base, creds["nsw"], "POST", "/v1/declarations", body)
 		if err != nil || resp.StatusCode != http.StatusCreated {
 			t.Fatalf("declare: %v %v", err, resp)
 		}
@@ -63,7 +78,7 @@ func TestServeEndToEnd(t *testing.T) {
 		resp.Body.Close()
 	})
 	serve(func(base string) {
-		resp, err := http.Post(base+"/v1/declarations", "application/json", strings.NewReader(body))
+		resp, err := send(base, creds["nsw"], "POST", "/v1/declarations", body)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("resubmission after restart: %v %v", err, resp)
 		}
@@ -76,8 +91,96 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Fatalf("decision changed across restart:\n%s\n%s", f, a)
 		}
 	})
-	if _, err := os.Stat(dir); err != nil {
+	if again := readDevCredentials(t, credsPath); !maps.Equal(again, creds) {
+		t.Fatal("a restart rewrote the development credentials")
+	}
+	if n := strings.Count(allLogs.String(), credsPath); n != 1 {
+		t.Fatalf("the log names the credentials file %d times, want once:\n%s", n, allLogs.String())
+	}
+	tokens := map[string]string{}
+	for name, tok := range creds {
+		tokens[name] = tok
+	}
+	assertNoTokens(t, dir, allLogs.Bytes(), tokens)
+}
+
+// readDevCredentials reads dev-credentials.json, checks that only its owner
+// can read it and that it holds a key for every development principal.
+func readDevCredentials(t *testing.T, path string) map[string]string {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("no development credentials: %v", err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", path, perm)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
 		t.Fatal(err)
+	}
+	var creds map[string]string
+	if err := json.Unmarshal(raw, &creds); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range append([]string{"nsw", "customs", "policy-author", "policy-approver", "auditor", "admin", "agency:moh-nifc"}, devPrincipals()...) {
+		if !strings.HasPrefix(creds[name], "ktcn_") {
+			t.Fatalf("no key for %s in %s", name, path)
+		}
+	}
+	if len(creds) != len(devPrincipals()) {
+		t.Fatalf("%d credentials, want %d", len(creds), len(devPrincipals()))
+	}
+	return creds
+}
+
+// send makes one request with a bearer key.
+func send(base, token, method, path, body string) (*http.Response, error) {
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	return http.DefaultClient.Do(req)
+}
+
+// assertNoTokens fails if any token, or its secret part, is in a file of
+// dir (the development credentials file aside: handing keys out in clear
+// is its job) or in logs.
+func assertNoTokens(t *testing.T, dir string, logs []byte, tokens map[string]string) {
+	t.Helper()
+	needles := map[string]string{}
+	for name, tok := range tokens {
+		needles[name+" token"] = tok
+		needles[name+" secret"] = tok[strings.LastIndexByte(tok, '_')+1:]
+	}
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() == devCredentialsFile {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		for what, n := range needles {
+			if bytes.Contains(b, []byte(n)) {
+				t.Errorf("%s in clear in %s", what, path)
+			}
+		}
+		return nil
+	})
+	if err != nil || files == 0 {
+		t.Fatalf("scan %s: %v (%d files)", dir, err, files)
+	}
+	for what, n := range needles {
+		if bytes.Contains(logs, []byte(n)) {
+			t.Errorf("%s in the logs", what)
+		}
 	}
 }
 

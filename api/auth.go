@@ -1,0 +1,213 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// Who may call what: this file is the one place the API decides it.
+//
+// Every request passes three middlewares in order: authenticate (the
+// bearer key, read from the store on every request), rate limit (per
+// principal), authorize (the route table below). A route missing from the
+// table is refused to everyone, so a new endpoint is closed until someone
+// writes down who may use it; TestAuthorizationMatrix enumerates the
+// router, so it also fails until the new route has a row there.
+//
+// Record-level isolation (an agency sees only what is routed to it) needs
+// the record, so the handlers apply it through inspection.Principal.MaySee
+// and answer 404, never 403, exactly as for a record that does not exist.
+
+// rule says who may call a route: everyone (public) or the listed roles.
+type rule struct {
+	public bool
+	roles  []inspection.Role
+}
+
+func allow(roles ...inspection.Role) rule { return rule{roles: roles} }
+
+const (
+	agency         = inspection.RoleAgency
+	customs        = inspection.RoleCustoms
+	policyAuthor   = inspection.RolePolicyAuthor
+	policyApprover = inspection.RolePolicyApprover
+	auditor        = inspection.RoleAuditor
+	nsw            = inspection.RoleNSW
+	admin          = inspection.RoleAdmin
+)
+
+// routeRules maps "METHOD /echo/path/:template" to who may call it. Keep
+// the README's roles table in step with it.
+//
+// Choices worth knowing:
+//   - admin manages keys and nothing else: a domain action is always
+//     recorded under a domain principal, never under the key manager.
+//   - alerts come from customs officers, who enter authorities' warnings;
+//     NSW carries declarations only (add nsw here when an NSW alert feed
+//     exists). Agencies report results, not alerts.
+//   - nsw does not read decisions: their explanations will carry quota
+//     state an importer must not see; NSW gets each decision in the
+//     declaration's answer and again by resubmitting.
+//   - customs may submit declarations too (manual entry when NSW is down).
+//   - the auditor reads everything, including the key list, and writes
+//     nothing.
+var routeRules = map[string]rule{
+	"GET /healthz": {public: true}, // (and GET /metrics, when it lands)
+
+	"POST /v1/declarations":           allow(nsw, customs),
+	"GET /v1/decisions/:id":           allow(agency, customs, auditor),
+	"GET /v1/assignments":             allow(agency, customs, auditor),
+	"GET /v1/assignments/:id":         allow(agency, customs, auditor),
+	"POST /v1/assignments/:id/result": allow(agency),
+	"POST /v1/alerts":                 allow(customs),
+	"GET /v1/goods/:key":              allow(customs, auditor),
+	"GET /v1/policy":                  allow(customs, policyAuthor, policyApprover, auditor),
+
+	"POST /v1/admin/keys":       allow(admin),
+	"GET /v1/admin/keys":        allow(admin, auditor),
+	"DELETE /v1/admin/keys/:id": allow(admin),
+}
+
+func routeKey(method, path string) string { return method + " " + path }
+
+// Context keys for what authentication found.
+const (
+	ctxPrincipal = "ktcn.principal"
+	ctxKeyID     = "ktcn.key_id"
+)
+
+// principal is the authenticated caller. Handlers behind authentication
+// always have one; its absence is a wiring bug, reported as such rather
+// than served as an anonymous caller.
+func principal(c echo.Context) (inspection.Principal, error) {
+	p, ok := c.Get(ctxPrincipal).(inspection.Principal)
+	if !ok || !p.Role.Valid() {
+		return inspection.Principal{}, errors.New("api: handler reached without an authenticated principal")
+	}
+	return p, nil
+}
+
+// authenticate resolves the bearer key of every request to a non-public
+// route. Unknown paths need a key too, so an anonymous caller learns
+// nothing about which routes exist.
+func authenticate(access *inspection.Access) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if r, ok := routeRules[routeKey(c.Request().Method, c.Path())]; ok && r.public {
+				return next(c)
+			}
+			token, err := bearer(c.Request())
+			if err != nil {
+				return err
+			}
+			k, err := access.Authenticate(c.Request().Context(), token)
+			if err != nil {
+				return err
+			}
+			c.Set(ctxPrincipal, k.Principal)
+			c.Set(ctxKeyID, k.ID)
+			return next(c)
+		}
+	}
+}
+
+// bearer reads "Authorization: Bearer <token>" (RFC 6750). Keys travel only
+// in this header: never in a query string, which proxies and access logs
+// keep.
+func bearer(r *http.Request) (string, error) {
+	h := r.Header.Get(echo.HeaderAuthorization)
+	if h == "" {
+		return "", inspection.Unauthenticated("send an API key: Authorization: Bearer <key>")
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return "", inspection.Unauthenticated("the Authorization header must be: Bearer <key>")
+	}
+	return strings.TrimSpace(token), nil
+}
+
+// authorize applies routeRules to the authenticated principal.
+func authorize(log zerolog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			method, path := c.Request().Method, c.Path()
+			r, ok := routeRules[routeKey(method, path)]
+			if ok && r.public {
+				return next(c)
+			}
+			p, err := principal(c)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if registered(c.Echo(), method, path) {
+					// Fail closed, and loudly: this is a missing table row.
+					log.Error().Str("method", method).Str("path", path).Msg("route has no authorization rule; refused")
+					return inspection.Forbidden("%s %s has no authorization rule", method, path)
+				}
+				return next(c) // nothing matched: echo answers 404 or 405
+			}
+			if !slices.Contains(r.roles, p.Role) {
+				return inspection.Forbidden("the %s role may not %s %s", p.Role, method, path)
+			}
+			return next(c)
+		}
+	}
+}
+
+// registered reports whether a handler is registered for method and path,
+// including a custom not-found route, so that only requests no route
+// serves pass authorization without a rule. It runs only on a table miss.
+func registered(e *echo.Echo, method, path string) bool {
+	for _, r := range e.Routes() {
+		if r.Path == path && (r.Method == method || r.Method == echo.RouteNotFound) {
+			return true
+		}
+	}
+	return false
+}
+
+// Rate limits. The defaults are a safety valve against a runaway client,
+// not a quota: far above what NSW or an agency sends, so the benchmarks
+// (one principal) and bursts of batch uploads are not throttled.
+const (
+	DefaultRateLimit = 5000  // sustained requests per second per principal
+	DefaultRateBurst = 10000 // requests a principal may send at once
+)
+
+// rateLimit limits each authenticated principal separately (echo's token
+// bucket, keyed by principal name, so the people behind one role do not
+// share a budget). Public routes are not limited here.
+func rateLimit(perSecond float64, burst int) echo.MiddlewareFunc {
+	store := middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+		Rate: rate.Limit(perSecond), Burst: burst,
+	})
+	// A refused request waits for one token: at most 1/rate seconds.
+	retryAfter := strconv.Itoa(max(1, int(math.Ceil(1/perSecond))))
+	detail := fmt.Sprintf("more than %g requests per second (bursts of %d) from one principal", perSecond, burst)
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Skipper: func(c echo.Context) bool { _, ok := c.Get(ctxPrincipal).(inspection.Principal); return !ok },
+		Store:   store,
+		IdentifierExtractor: func(c echo.Context) (string, error) {
+			p, err := principal(c)
+			return p.Name, err
+		},
+		ErrorHandler: func(c echo.Context, err error) error { return err },
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			c.Response().Header().Set("Retry-After", retryAfter)
+			return echo.NewHTTPError(http.StatusTooManyRequests, detail)
+		},
+	})
+}
