@@ -99,15 +99,33 @@ type QuotaReport struct {
 // follow from the lots before it; selected ≤ floor(cap × eligible) at every
 // step; and the stored counter equals the replayed counts.
 func (s *Service) VerifyQuota(ctx context.Context, period string, key []byte) (QuotaReport, error) {
-	rep := QuotaReport{Period: period}
 	end, err := periodEnd(period)
 	if err != nil {
-		return rep, err
+		return QuotaReport{Period: period}, err
 	}
 	if s.clock.Now().Before(end) {
-		return rep, Conflict("period", "period %s is still open until %s: verify it once it has closed", period, end.Format(time.RFC3339))
+		return QuotaReport{Period: period}, Conflict("period", "period %s is still open until %s: verify it once it has closed", period, end.Format(time.RFC3339))
 	}
-	err = s.store.View(ctx, func(tx ReadTx) error {
+	return s.verifyQuota(ctx, period, key)
+}
+
+// VerifyOpenQuota is VerifyQuota for the operator who holds the master
+// secret: it checks a period still open (after a crash, say) with the key
+// derived from the secret, revealing nothing.
+func (s *Service) VerifyOpenQuota(ctx context.Context, period string) (QuotaReport, error) {
+	if _, err := periodEnd(period); err != nil {
+		return QuotaReport{Period: period}, err
+	}
+	key, err := s.keys.PeriodKey(period)
+	if err != nil {
+		return QuotaReport{Period: period}, err
+	}
+	return s.verifyQuota(ctx, period, key)
+}
+
+func (s *Service) verifyQuota(ctx context.Context, period string, key []byte) (QuotaReport, error) {
+	rep := QuotaReport{Period: period}
+	err := s.store.View(ctx, func(tx ReadTx) error {
 		p, err := tx.QuotaPeriod(period)
 		if errors.Is(err, ErrNotFound) {
 			return NotFound("no quota period %s", period)

@@ -92,12 +92,25 @@ func runQuotaReveal(ctx context.Context, args []string, getenv func(string) stri
 }
 
 func runVerifyQuota(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var period, keyFile string
+	var (
+		period, keyFile string
+		open            bool
+	)
 	flags := func(fs *flag.FlagSet) {
 		fs.StringVar(&period, "period", "", "period to verify, e.g. 2025")
 		fs.StringVar(&keyFile, "key-file", "", "revealed period key (hex); default: the key revealed in the store")
+		fs.BoolVar(&open, "open", false, "verify a period still open with the master secret (operators only)")
 	}
 	return withAppFlags(ctx, "verify quota", args, getenv, stderr, flags, func(a *app) error {
+		if open {
+			rep, err := a.svc.VerifyOpenQuota(ctx, period)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "open period %s consistent: %d scopes, %d reduced lots, %d checked, never above the cap\n",
+				rep.Period, rep.Scopes, rep.Eligible, rep.Selected)
+			return nil
+		}
 		var key []byte
 		if keyFile != "" {
 			raw, err := os.ReadFile(keyFile)
