@@ -74,6 +74,9 @@ var routeRules = map[string]rule{
 	"POST /v1/alerts":                 allow(customs),
 	"GET /v1/goods/:key":              allow(customs, auditor),
 	"GET /v1/policy":                  allow(customs, policyAuthor, policyApprover, auditor),
+	// Commitments are public knowledge by design, but the period list
+	// also shows when periods opened: customs and auditors only.
+	"GET /v1/quota/periods": allow(customs, auditor),
 
 	"POST /v1/admin/keys":       allow(admin),
 	"GET /v1/admin/keys":        allow(admin, auditor),

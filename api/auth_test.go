@@ -73,6 +73,9 @@ var matrix = map[string]matrixRow{
 	"GET /v1/policy": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/policy", nil
 	}},
+	"GET /v1/quota/periods": {[]string{"customs", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/quota/periods", nil
+	}},
 	"POST /v1/admin/keys": {[]string{"admin"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/admin/keys", map[string]any{"principal": "auditor:matrix"}
 	}},

@@ -1,12 +1,14 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
 )
 
@@ -176,4 +178,38 @@ func TestScenarioLegalPaths(t *testing.T) {
 		s.clock.Set(d.Explanation.ExemptUntil.Add(time.Hour))
 		s.lot(importerA, g, N, inspection.RuleNormalDefault)
 	})
+}
+
+// Reduced lots are drawn: the declaration answer carries no quota counts,
+// the stored decision does, and the period's commitment is listed.
+func TestQuotaVisibleToCustomsNotToNSW(t *testing.T) {
+	e := newEnv(t, start)
+	l := milk("Certified Dairy")
+	l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-7", ValidUntil: "2030-12-31"}}
+	l.LineNo = 1
+	var raw map[string]any
+	if status, _ := e.do("POST", "/v1/declarations", declaration{"QUOTA-1", importerA, []line{l}}, &raw); status != http.StatusCreated {
+		t.Fatalf("status %d", status)
+	}
+	body, _ := json.Marshal(raw)
+	lines := raw["lines"].([]any)
+	allowed := map[string]bool{"line_no": true, "decision_id": true, "mode": true, "inspect": true, "agency": true,
+		"assignment_id": true, "due_at": true, "reason": true}
+	for k := range lines[0].(map[string]any) {
+		if !allowed[k] {
+			t.Fatalf("the NSW answer carries %q: %s", k, body)
+		}
+	}
+	if strings.Contains(string(body), "eligible") || strings.Contains(string(body), "allowance") {
+		t.Fatalf("the NSW answer shows the scope's counts: %s", body)
+	}
+	d := e.decision(lines[0].(map[string]any)["decision_id"].(string))
+	if d.Mode != inspection.ModeReduced || d.Quota == nil || d.Quota.Eligible != 1 || d.Quota.Selected != 0 || d.Quota.Scope != "heading:0402" || d.Quota.Period != "2026" {
+		t.Fatalf("stored quota record %+v", d.Quota)
+	}
+	var periods api.QuotaPeriodList
+	if status, _ := e.do("GET", "/v1/quota/periods", nil, &periods); status != http.StatusOK || len(periods.Periods) != 1 ||
+		periods.Periods[0].Commitment == "" || periods.Periods[0].RevealedKey != "" {
+		t.Fatalf("periods %d %+v", status, periods)
+	}
 }

@@ -72,6 +72,7 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/alerts", h.postAlert)
 	v1.GET("/goods/:key", h.getGoods)
 	v1.GET("/policy", h.getPolicy)
+	v1.GET("/quota/periods", h.listQuotaPeriods)
 	v1.POST("/admin/keys", h.createKey)
 	v1.GET("/admin/keys", h.listKeys)
 	v1.DELETE("/admin/keys/:id", h.revokeKey)

@@ -1,0 +1,27 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// QuotaPeriodList lists the random-check periods: each period's key
+// commitment from when it opened, and its key once revealed after it
+// closed, so anyone given the list can later check the revealed key.
+type QuotaPeriodList struct {
+	Periods []inspection.QuotaPeriod `json:"periods"`
+}
+
+func (h *handlers) listQuotaPeriods(c echo.Context) error {
+	ps, err := h.svc.QuotaPeriods(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if ps == nil {
+		ps = []inspection.QuotaPeriod{}
+	}
+	return c.JSON(http.StatusOK, QuotaPeriodList{Periods: ps})
+}
