@@ -63,11 +63,14 @@ const (
 //   - customs may submit declarations too (manual entry when NSW is down).
 //   - the auditor reads everything, including the key list, and writes
 //     nothing.
+//   - only customs overrides a lot's inspection: policy staff write
+//     rules, not decisions, and agencies inspect what they are given.
 var routeRules = map[string]rule{
 	"GET /healthz": {public: true}, // (and GET /metrics, when it lands)
 
 	"POST /v1/declarations":           allow(nsw, customs),
 	"GET /v1/decisions/:id":           allow(agency, customs, auditor),
+	"POST /v1/decisions/:id/override": allow(customs),
 	"GET /v1/assignments":             allow(agency, customs, auditor),
 	"GET /v1/assignments/:id":         allow(agency, customs, auditor),
 	"POST /v1/assignments/:id/result": allow(agency),
@@ -77,6 +80,11 @@ var routeRules = map[string]rule{
 	// Commitments are public knowledge by design, but the period list
 	// also shows when periods opened: customs and auditors only.
 	"GET /v1/quota/periods": allow(customs, auditor),
+	// The audit chain names every actor and record: auditors read it.
+	"GET /v1/audit": allow(auditor),
+	// Scores are customs' targeting tool; never shown to importers.
+	"GET /v1/scores":          allow(customs, auditor),
+	"GET /v1/scores/:subject": allow(customs, auditor),
 
 	"POST /v1/admin/keys":       allow(admin),
 	"GET /v1/admin/keys":        allow(admin, auditor),

@@ -52,6 +52,22 @@ var matrix = map[string]matrixRow{
 	"GET /v1/decisions/:id": {[]string{"agency", "customs", "auditor"}, func(_ *testing.T, m *matrixFixture, _ string) (string, any) {
 		return "/v1/decisions/" + m.decision.ID, nil
 	}},
+	"POST /v1/decisions/:id/override": {[]string{"customs"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		// A fresh inspected lot each time, so the allowed call has
+		// something to override.
+		no, q := 1, 10.0
+		res, err := m.svc.Decide(context.Background(), inspection.DeclarationInput{DeclarationID: m.next(), ImporterTaxCode: importerA,
+			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Matrix milk", Manufacturer: "Matrix Dairy",
+				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}}, "nsw")
+		if err != nil || !res.Decisions[0].Inspect {
+			t.Fatalf("setup: %v %+v", err, res)
+		}
+		return "/v1/decisions/" + res.Decisions[0].ID + "/override",
+			map[string]any{"reason_code": "duplicate_declaration", "reason_text": "declared twice", "inspect": false}
+	}},
+	"GET /v1/audit": {[]string{"auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/audit?limit=5", nil
+	}},
 	"GET /v1/assignments": {[]string{"agency", "customs", "auditor"}, func(_ *testing.T, m *matrixFixture, _ string) (string, any) {
 		return "/v1/assignments?agency=" + m.decision.Agency, nil
 	}},
@@ -72,6 +88,12 @@ var matrix = map[string]matrixRow{
 	}},
 	"GET /v1/policy": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/policy", nil
+	}},
+	"GET /v1/scores": {[]string{"customs", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/scores?kind=goods", nil
+	}},
+	"GET /v1/scores/:subject": {[]string{"customs", "auditor"}, func(_ *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/scores/importer:" + m.decision.ImporterTaxCode, nil
 	}},
 	"GET /v1/quota/periods": {[]string{"customs", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/quota/periods", nil

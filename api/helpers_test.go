@@ -59,6 +59,8 @@ type envOptions struct {
 	logs io.Writer
 	// routes adds routes after api.New and before serving.
 	routes func(*echo.Echo)
+	// policy replaces the default policy.
+	policy *inspection.Policy
 }
 
 // keyTTL outlives every scenario's clock (some jump years ahead).
@@ -87,6 +89,9 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	p, err := inspection.DefaultPolicy()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.policy != nil {
+		p = o.policy
 	}
 	clock := &testClock{now: start}
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock, QuotaKeys: testKeys, Logger: log})

@@ -65,7 +65,8 @@ func New(cfg Config) *echo.Echo {
 	e.GET("/healthz", h.health)
 	v1 := e.Group("/v1")
 	v1.POST("/declarations", h.postDeclaration)
-	v1.GET("/decisions/:id", h.getDecision)
+	v1.GET("/decisions/:id", h.getDecision) // override.go
+	v1.POST("/decisions/:id/override", h.postOverride)
 	v1.GET("/assignments", h.listAssignments)
 	v1.GET("/assignments/:id", h.getAssignment)
 	v1.POST("/assignments/:id/result", h.postResult)
@@ -73,6 +74,9 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/goods/:key", h.getGoods)
 	v1.GET("/policy", h.getPolicy)
 	v1.GET("/quota/periods", h.listQuotaPeriods)
+	v1.GET("/audit", h.listAudit)
+	v1.GET("/scores", h.listScores)
+	v1.GET("/scores/:subject", h.getScore)
 	v1.POST("/admin/keys", h.createKey)
 	v1.GET("/admin/keys", h.listKeys)
 	v1.DELETE("/admin/keys/:id", h.revokeKey)
@@ -175,22 +179,6 @@ func (h *handlers) postDeclaration(c echo.Context) error {
 		status = http.StatusOK
 	}
 	return c.JSON(status, out)
-}
-
-func (h *handlers) getDecision(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
-	id := c.Param("id")
-	d, err := h.svc.Decision(c.Request().Context(), id)
-	if err != nil {
-		return err
-	}
-	if !p.MaySee(d.Agency) {
-		return inspection.NotFound("no decision %q", id) // word for word what a missing one gets
-	}
-	return c.JSON(http.StatusOK, d)
 }
 
 // AssignmentList is a page of open assignments.

@@ -235,6 +235,9 @@ type AccessConfig struct {
 	// Random is the source of key IDs and secrets; nil is crypto/rand.
 	// Only tests of failure paths replace it.
 	Random io.Reader
+	// AuditObserver hears of the audit heads key changes commit; nil for
+	// none.
+	AuditObserver AuditObserver
 }
 
 // Access runs the authentication and key use cases.
@@ -245,6 +248,7 @@ type Access struct {
 	defaultTTL time.Duration
 	maxTTL     time.Duration
 	random     io.Reader
+	audit      AuditObserver
 }
 
 // NewAccess checks the wiring and returns an Access.
@@ -252,7 +256,8 @@ func NewAccess(c AccessConfig) (*Access, error) {
 	if c.Store == nil || c.Clock == nil {
 		return nil, errors.New("inspection: NewAccess needs a store and a clock")
 	}
-	a := &Access{store: c.Store, clock: c.Clock, log: c.Logger, defaultTTL: c.DefaultKeyTTL, maxTTL: c.MaxKeyTTL, random: c.Random}
+	a := &Access{store: c.Store, clock: c.Clock, log: c.Logger, defaultTTL: c.DefaultKeyTTL, maxTTL: c.MaxKeyTTL, random: c.Random,
+		audit: c.AuditObserver}
 	if a.defaultTTL == 0 {
 		a.defaultTTL = DefaultKeyTTL
 	}
@@ -379,7 +384,11 @@ func (a *Access) CreateKeys(ctx context.Context, by Principal, reqs []KeyRequest
 			Token: tokenPrefix + id + "_" + secret,
 		}
 	}
-	err := a.store.Update(ctx, func(tx Tx) error {
+	var head AuditHead
+	err := a.store.Update(ctx, func(raw Tx) error {
+		head = AuditHead{}
+		tx := audited(raw)
+		subjects := make([]string, 0, len(out))
 		for _, k := range out {
 			if p := k.Key.Principal; p.Role == RoleAgency {
 				if _, err := tx.Agency(p.Agency); errors.Is(err, ErrNotFound) {
@@ -398,14 +407,18 @@ func (a *Access) CreateKeys(ctx context.Context, by Principal, reqs []KeyRequest
 			if err := tx.PutAPIKey(k.Key); err != nil {
 				return err
 			}
-			// The audit log (issue 8, part 2) appends the key change here,
-			// in this transaction, with by as the actor.
+			subjects = append(subjects, "api_key:"+k.Key.ID)
 		}
-		return nil
+		// One entry for the batch, by whoever asked; it covers each key's
+		// record (principal, expiry, the secret's hash), never a token.
+		var err error
+		head, err = tx.append(now, by.Name, AuditKeyCreated, subjects...)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.committed(head)
 	for _, k := range out {
 		// The ID, never the token: IDs are how keys are named in logs.
 		a.log.Info().Str("key_id", k.Key.ID).Str("principal", k.Key.Principal.Name).Str("by", by.Name).
@@ -443,8 +456,10 @@ func (a *Access) RevokeKey(ctx context.Context, by Principal, id string) (APIKey
 		k       APIKey
 		changed bool
 	)
-	err := a.store.Update(ctx, func(tx Tx) (err error) {
-		changed = false
+	var head AuditHead
+	err := a.store.Update(ctx, func(raw Tx) (err error) {
+		changed, head = false, AuditHead{}
+		tx := audited(raw)
 		k, err = tx.APIKey(id)
 		if errors.Is(err, ErrNotFound) {
 			return NotFound("no key %q", id)
@@ -454,15 +469,24 @@ func (a *Access) RevokeKey(ctx context.Context, by Principal, id string) (APIKey
 		}
 		at := now
 		k.RevokedAt, k.RevokedBy, changed = &at, by.Name, true
-		// The audit log (part 2) appends the revocation here, in this
-		// transaction.
-		return tx.PutAPIKey(k)
+		if err := tx.PutAPIKey(k); err != nil {
+			return err
+		}
+		head, err = tx.append(now, by.Name, AuditKeyRevoked, "api_key:"+k.ID)
+		return err
 	})
 	if err != nil {
 		return APIKey{}, err
 	}
+	a.committed(head)
 	if changed {
 		a.log.Info().Str("key_id", k.ID).Str("principal", k.Principal.Name).Str("by", by.Name).Msg("API key revoked")
 	}
 	return k, nil
+}
+
+func (a *Access) committed(head AuditHead) {
+	if head.Seq > 0 && a.audit != nil {
+		a.audit.AuditCommitted(head)
+	}
 }

@@ -36,7 +36,7 @@ func benchDir(b *testing.B) string {
 	return dir
 }
 
-func benchService(b *testing.B, direct bool) (*inspection.Service, *store.DB) {
+func benchService(b *testing.B, direct, scoring bool) (*inspection.Service, *store.DB) {
 	db, err := store.Open(store.Options{Dir: benchDir(b), DirectCommit: direct, Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
@@ -45,7 +45,9 @@ func benchService(b *testing.B, direct bool) (*inspection.Service, *store.DB) {
 	if err := fixtures.Load(context.Background(), db); err != nil {
 		b.Fatal(err)
 	}
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: mustPolicy(b), Clock: inspection.SystemClock{},
+	p := mustPolicy(b)
+	p.Risk.ScoreDecisions = scoring
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: inspection.SystemClock{},
 		QuotaKeys: testKeys, Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
@@ -71,12 +73,14 @@ func benchDeclaration(n int64) inspection.DeclarationInput {
 }
 
 func BenchmarkDecide64(b *testing.B) {
+	// group-noscore is the same path without decision-time risk scoring
+	// (the counts are still kept), for the scoring on/off ratio.
 	for _, mode := range []struct {
-		name   string
-		direct bool
-	}{{"group", false}, {"direct", true}} {
+		name            string
+		direct, scoring bool
+	}{{"group", false, true}, {"group-noscore", false, false}, {"direct", true, true}} {
 		b.Run(mode.name, func(b *testing.B) {
-			svc, db := benchService(b, mode.direct)
+			svc, db := benchService(b, mode.direct, mode.scoring)
 			ctx := context.Background()
 			var (
 				seq    atomic.Int64

@@ -36,6 +36,8 @@ type Policy struct {
 	Routing   []Route   `json:"routing"`
 	Deadlines Deadlines `json:"deadlines"`
 	Calendar  Calendar  `json:"calendar"`
+	// Risk configures scoring and the score rules.
+	Risk RiskRules `json:"risk"`
 
 	digest string
 	cal    *workingCalendar
@@ -267,7 +269,7 @@ func (p *Policy) Validate() error {
 	if _, err := p.Calendar.compile(); err != nil {
 		return err
 	}
-	return nil
+	return p.Risk.validate("risk")
 }
 
 // Listing is what the inspection list says of one HS code and procedure.

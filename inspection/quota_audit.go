@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -57,7 +58,10 @@ func (s *Service) RevealQuotaKey(ctx context.Context, period, actor string) ([]b
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.Update(ctx, func(tx Tx) error {
+	var head AuditHead
+	err = s.store.Update(ctx, func(raw Tx) error {
+		head = AuditHead{}
+		tx := audited(raw)
 		p, err := tx.QuotaPeriod(period)
 		if errors.Is(err, ErrNotFound) {
 			return NotFound("no quota period %s", period)
@@ -72,11 +76,16 @@ func (s *Service) RevealQuotaKey(ctx context.Context, period, actor string) ([]b
 			return nil
 		}
 		p.RevealedKey, p.RevealedAt = hex.EncodeToString(key), &now
-		return tx.PutQuotaPeriod(p)
+		if err := tx.PutQuotaPeriod(p); err != nil {
+			return err
+		}
+		head, err = tx.append(now, actor, AuditQuotaKeyRevealed, "quota_period:"+period)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.committed(head)
 	s.log.Info().Str("period", period).Str("actor", actor).Msg("quota period key revealed")
 	return key, nil
 }
@@ -168,12 +177,18 @@ func mismatch(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrQuotaMismatch, fmt.Sprintf(format, args...))
 }
 
+// verifyScope replays a scope's draws. Customs swaps (override.go) move a
+// check between lots of the scope without touching the draws: each
+// decision keeps the draw's choice, and the scope's count of lots checked
+// after overrides must still equal the draws' count, with every override
+// on a sampled lot a swap with a lot of the same scope and period.
 func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error {
 	ids, err := tx.QuotaDraws(c.Period, c.Scope)
 	if err != nil {
 		return mismatch("scope %s: %v", c.Scope, err)
 	}
 	replay := QuotaCounter{Period: c.Period, Scope: c.Scope}
+	var checked int64 // lots checked after overrides
 	for i, id := range ids {
 		where := fmt.Sprintf("scope %s lot %d (decision %s)", c.Scope, i+1, id)
 		d, err := tx.Decision(id)
@@ -205,6 +220,13 @@ func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error 
 		if d.Inspect != q.Chosen {
 			return mismatch("%s: inspect %v but the draw chose %v", where, d.Inspect, q.Chosen)
 		}
+		inForce, err := swappedState(tx, d, where)
+		if err != nil {
+			return err
+		}
+		if inForce {
+			checked++
+		}
 		if after.Selected*capDenominator > after.Eligible*q.CapBasisPoints {
 			return mismatch("%s: %d selected of %d eligible exceeds the cap", where, after.Selected, after.Eligible)
 		}
@@ -217,6 +239,10 @@ func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error 
 		return mismatch("scope %s: counter says %d eligible %d selected, the lots say %d and %d",
 			c.Scope, c.Eligible, c.Selected, replay.Eligible, replay.Selected)
 	}
+	if checked != replay.Selected {
+		return mismatch("scope %s: %d lots are checked after overrides, the draws selected %d: a swap was not like for like",
+			c.Scope, checked, replay.Selected)
+	}
 	rep.Eligible += replay.Eligible
 	rep.Selected += replay.Selected
 	return nil
@@ -224,4 +250,41 @@ func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error 
 
 func sameFloat(a, b float64) bool {
 	return a == b || (math.IsNaN(a) && math.IsNaN(b))
+}
+
+// swappedState is whether a sampled lot is checked after its overrides,
+// each of which must be a swap with a lot of the same scope and period
+// whose own override names this one back.
+func swappedState(tx ReadTx, d Decision, where string) (bool, error) {
+	ovs, err := tx.Overrides(d.ID)
+	if err != nil {
+		return false, mismatch("%s: overrides: %v", where, err)
+	}
+	inForce := d.Inspect
+	for _, o := range ovs {
+		if o.SwapWith == "" {
+			return false, mismatch("%s: override %s is not a like-for-like swap", where, o.ID)
+		}
+		other, err := tx.Decision(o.SwapWith)
+		if err != nil {
+			return false, mismatch("%s: override %s swaps with %s: %v", where, o.ID, o.SwapWith, err)
+		}
+		if other.Quota == nil || other.Quota.Scope != d.Quota.Scope || other.Quota.Period != d.Quota.Period {
+			return false, mismatch("%s: override %s swaps with %s, which is not a lot of the same scope and period", where, o.ID, other.ID)
+		}
+		back, err := tx.Overrides(other.ID)
+		if err != nil {
+			return false, mismatch("%s: overrides of %s: %v", where, other.ID, err)
+		}
+		if !slices.ContainsFunc(back, func(b Override) bool {
+			return b.SwapWith == d.ID && b.At.Equal(o.At) && b.Inspect == !o.Inspect
+		}) {
+			return false, mismatch("%s: override %s swaps with %s, which has no matching override", where, o.ID, other.ID)
+		}
+		if o.WasInspected != inForce {
+			return false, mismatch("%s: override %s found the lot %s, but it was %s", where, o.ID, inspectedWord(o.WasInspected), inspectedWord(inForce))
+		}
+		inForce = o.Inspect
+	}
+	return inForce, nil
 }

@@ -71,24 +71,28 @@ func TestSelectNeverExceedsTheCap(t *testing.T) {
 }
 
 func TestSelectionProbability(t *testing.T) {
-	r := defaultSampling(t) // cap 0.05, gain 0.005, reserve 2
+	r := defaultSampling(t) // cap 0.05, gain 0.01, reserve 0
 	tests := []struct {
 		name               string
+		reserve            float64
 		eligible, selected int64
 		want               float64
 	}{
-		{"at the reserve the rate is the cap", 100, 3, 0.05},   // credit 2
-		{"unused allowance raises it", 200, 3, 0.05 + 0.005*5}, // credit 7
-		{"running ahead lowers it", 100, 5, 0.05 - 0.005*2},    // credit 0
-		{"never below zero", 100, 1000, 0},
+		{"no unused allowance: the rate is the cap", 0, 100, 5, 0.05},
+		{"unused allowance raises it", 0, 200, 3, 0.05 + 0.01*7},
+		{"running ahead of a reserve lowers it", 2, 100, 5, 0.05 - 0.01*2},
+		{"never below zero", 0, 100, 1000, 0},
+		{"never above one", 0, 100000, 0, 1},
 	}
 	for _, tc := range tests {
+		r.Reserve = tc.reserve
 		if got := inspection.SelectionProbability(r, tc.eligible, tc.selected, 1, float64(tc.eligible)); math.Abs(got-tc.want) > 1e-12 {
 			t.Errorf("%s: q = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+	r.Reserve = 0
 	r.Selection = inspection.SelectionRiskWeighted
-	if got := inspection.SelectionProbability(r, 100, 3, 2, 100); math.Abs(got-0.10) > 1e-12 {
+	if got := inspection.SelectionProbability(r, 100, 5, 2, 100); math.Abs(got-0.10) > 1e-12 {
 		t.Errorf("a lot weighing twice the mean: q = %v, want 0.10", got)
 	}
 }

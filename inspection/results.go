@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ktcn/ktcn/risk"
 )
 
 // ResultInput is an agency's result as sent.
@@ -91,9 +93,13 @@ func (s *Service) RecordResult(ctx context.Context, assignmentID string, in Resu
 		return RecordResultOutcome{}, err
 	}
 	r.RecordedAt, r.Source = now, source
-	var out RecordResultOutcome
-	err = s.store.Update(ctx, func(tx Tx) error {
-		out = RecordResultOutcome{}
+	var (
+		out  RecordResultOutcome
+		head AuditHead
+	)
+	err = s.store.Update(ctx, func(raw Tx) error {
+		out, head = RecordResultOutcome{}, AuditHead{}
+		tx := audited(raw)
 		a, err := tx.Assignment(assignmentID)
 		if errors.Is(err, ErrNotFound) {
 			return NotFound("no assignment %q", assignmentID)
@@ -107,6 +113,9 @@ func (s *Service) RecordResult(ctx context.Context, assignmentID string, in Resu
 			}
 			out = RecordResultOutcome{Assignment: a, Replayed: true}
 			return nil
+		}
+		if a.Status == AssignmentCancelled {
+			return Conflict("assignment_id", "assignment %s was cancelled by customs override %s: no result is expected", a.ID, a.OverrideID)
 		}
 		if r.InspectedAt.Before(a.CreatedAt) {
 			return Invalid("inspected_at", "is before the lot was decided (%s)", a.CreatedAt.Format(time.RFC3339))
@@ -124,16 +133,25 @@ func (s *Service) RecordResult(ctx context.Context, assignmentID string, in Resu
 		if err := tx.AddEvent(e); err != nil {
 			return err
 		}
+		subjects := riskSubjects(a.Goods, a.GoodsKey, a.ImporterTaxCode)
+		if err := s.observe(tx, subjects[:], risk.Observation{At: r.InspectedAt, Failed: r.Outcome == OutcomeFail, Ref: e.ID}); err != nil {
+			return err
+		}
 		history, _, state, err := s.goodsContext(tx, a.Goods, a.GoodsKey)
 		if err != nil {
 			return err
 		}
 		out.Assignment = a
-		return s.putGoodsState(tx, state, a.Goods, a.GoodsKey, history, now)
+		if err := s.putGoodsState(tx, state, a.Goods, a.GoodsKey, history, now); err != nil {
+			return err
+		}
+		head, err = tx.append(now, source, AuditResultRecorded, "assignment:"+a.ID, "decision:"+a.DecisionID)
+		return err
 	})
 	if err != nil {
 		return RecordResultOutcome{}, err
 	}
+	s.committed(head)
 	if !out.Replayed {
 		s.log.Info().Str("assignment_id", assignmentID).Str("outcome", string(r.Outcome)).Str("source", source).Msg("result recorded")
 	}
@@ -249,9 +267,13 @@ func (s *Service) RaiseAlert(ctx context.Context, in AlertInput, source string) 
 		return RaiseAlertOutcome{}, err
 	}
 	e.Source = source
-	var out RaiseAlertOutcome
-	err = s.store.Update(ctx, func(tx Tx) error {
-		out = RaiseAlertOutcome{}
+	var (
+		out  RaiseAlertOutcome
+		head AuditHead
+	)
+	err = s.store.Update(ctx, func(raw Tx) error {
+		out, head = RaiseAlertOutcome{}, AuditHead{}
+		tx := audited(raw)
 		old, err := tx.Event(e.ID)
 		if err == nil {
 			if old.Subject != e.Subject || !old.At.Equal(e.At) || old.Reason != e.Reason {
@@ -266,20 +288,27 @@ func (s *Service) RaiseAlert(ctx context.Context, in AlertInput, source string) 
 		if err := tx.AddEvent(e); err != nil {
 			return err
 		}
-		out.Alert = e
-		if goods == nil {
-			return nil
-		}
-		gk := goods.Key()
-		history, _, state, err := s.goodsContext(tx, *goods, gk)
-		if err != nil {
+		if err := s.observeAlert(tx, e, goods); err != nil {
 			return err
 		}
-		return s.putGoodsState(tx, state, *goods, gk, history, now)
+		out.Alert = e
+		if goods != nil {
+			gk := goods.Key()
+			history, _, state, err := s.goodsContext(tx, *goods, gk)
+			if err != nil {
+				return err
+			}
+			if err := s.putGoodsState(tx, state, *goods, gk, history, now); err != nil {
+				return err
+			}
+		}
+		head, err = tx.append(now, source, AuditAlertRaised, "event:"+e.ID)
+		return err
 	})
 	if err != nil {
 		return RaiseAlertOutcome{}, err
 	}
+	s.committed(head)
 	if !out.Replayed {
 		s.log.Warn().Str("alert_id", e.ID).Str("authority", e.Authority).Str("target", string(e.Subject.Kind)).Str("source", source).Msg("alert recorded")
 	}

@@ -17,16 +17,20 @@ type Service struct {
 	clock  Clock
 	keys   QuotaKeys
 	log    zerolog.Logger
+	audit  AuditObserver
 }
 
-// Config wires a Service; every field is required but Logger, and
-// QuotaKeys when the policy samples reduced lots.
+// Config wires a Service; every field is required but Logger,
+// AuditObserver, and QuotaKeys when the policy samples reduced lots.
 type Config struct {
 	Store     Store
 	Policy    *Policy
 	Clock     Clock
 	QuotaKeys QuotaKeys
 	Logger    zerolog.Logger
+	// AuditObserver hears of every audit head the service commits (the
+	// signed checkpoints); nil for none.
+	AuditObserver AuditObserver
 }
 
 // NewService checks the wiring and returns a Service.
@@ -37,7 +41,15 @@ func NewService(c Config) (*Service, error) {
 	if c.Policy.Reduced.Sampling.Enabled && c.QuotaKeys == nil {
 		return nil, errors.New("inspection: the policy samples reduced lots, so NewService needs quota keys")
 	}
-	return &Service{store: c.Store, policy: c.Policy, clock: c.Clock, keys: c.QuotaKeys, log: c.Logger}, nil
+	return &Service{store: c.Store, policy: c.Policy, clock: c.Clock, keys: c.QuotaKeys, log: c.Logger, audit: c.AuditObserver}, nil
+}
+
+// committed tells the observer of an audit head once its transaction has
+// committed (head.Seq is 0 when the use case wrote nothing).
+func (s *Service) committed(head AuditHead) {
+	if head.Seq > 0 && s.audit != nil {
+		s.audit.AuditCommitted(head)
+	}
 }
 
 // Policy is the active policy.
@@ -50,12 +62,21 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 	if err != nil {
 		return nil, fmt.Errorf("encode policy %s: %w", s.policy.Version, err)
 	}
-	err = s.store.Update(ctx, func(tx Tx) error {
-		missingAgencies = nil
+	now := s.clock.Now()
+	var head AuditHead
+	err = s.store.Update(ctx, func(raw Tx) error {
+		missingAgencies, head = nil, AuditHead{}
+		tx := audited(raw)
 		old, err := tx.Policy(s.policy.Version)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if err := tx.PutPolicy(s.policy.Version, doc); err != nil {
+				return err
+			}
+			// ktcn stores the policy it was configured with on its own
+			// authority; activation by a second person is the policy
+			// lifecycle's entry when it lands.
+			if head, err = tx.append(now, ActorSystem, AuditPolicyStored, "policy:"+s.policy.Version); err != nil {
 				return err
 			}
 		case err != nil:
@@ -82,6 +103,9 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 		}
 		return nil
 	})
+	if err == nil {
+		s.committed(head)
+	}
 	return missingAgencies, err
 }
 
@@ -105,9 +129,11 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 	var (
 		out    DecideResult
 		opened []QuotaPeriod
+		head   AuditHead
 	)
-	err = s.store.Update(ctx, func(tx Tx) error {
-		out, opened = DecideResult{}, nil
+	err = s.store.Update(ctx, func(raw Tx) error {
+		out, opened, head = DecideResult{}, nil, AuditHead{}
+		tx := audited(raw)
 		rec, err := tx.Declaration(d.ID)
 		if err == nil {
 			if rec.Digest != d.Digest {
@@ -135,11 +161,20 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 			rec.DecisionIDs = append(rec.DecisionIDs, dec.ID)
 			out.Decisions = append(out.Decisions, dec)
 		}
-		return tx.PutDeclaration(rec)
+		if err := tx.PutDeclaration(rec); err != nil {
+			return err
+		}
+		subjects := []string{"declaration:" + d.ID}
+		for _, p := range opened {
+			subjects = append(subjects, "quota_period:"+p.Period)
+		}
+		head, err = tx.append(now, source, AuditDeclarationDecided, subjects...)
+		return err
 	})
 	if err != nil {
 		return DecideResult{}, err
 	}
+	s.committed(head)
 	for _, p := range opened {
 		// The commitment goes to the log as well as the store, so a later
 		// rewrite of the stored one is caught by comparing the two.
@@ -160,6 +195,14 @@ func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time, opened
 	lot := Lot{ImporterTaxCode: d.ImporterTaxCode, Procedure: l.Procedure, Exemption: l.Exemption,
 		Certificates: append(append([]Certificate{}, l.Certificates...), certs...)}
 	ev := Evaluate(s.policy, history, lot, now)
+	if s.policy.Risk.ScoreDecisions {
+		scores, err := s.scoreLot(tx, l.Goods, gk, d.ImporterTaxCode, history, now)
+		if err != nil {
+			return Decision{}, err
+		}
+		s.applyScoreRules(&ev, scores)
+		ev.Explanation.Scores = scores
+	}
 	dec := Decision{
 		ID: DecisionID(d.ID, l.LineNo), DeclarationID: d.ID, LineNo: l.LineNo, ImporterTaxCode: d.ImporterTaxCode,
 		Goods: l.Goods, GoodsKey: gk, Procedure: l.Procedure, Mode: ev.Mode, PolicyVersion: s.policy.Version,

@@ -1,6 +1,10 @@
 package inspection
 
-import "context"
+import (
+	"context"
+
+	"github.com/ktcn/ktcn/risk"
+)
 
 // Store is the storage inspection needs. Update runs fn in one atomic,
 // serializable transaction that is durable (synced) before Update returns
@@ -47,6 +51,31 @@ type ReadTx interface {
 	// QuotaDraws lists the decision IDs of a scope's reduced lots in a
 	// period, in the order they became eligible (index 0 is eligible 1).
 	QuotaDraws(period, scope string) ([]string, error)
+	// RiskRecord returns a subject's stored risk counts.
+	RiskRecord(s risk.Subject) (RiskRecord, error)
+	// RiskRecords lists every subject of a kind.
+	RiskRecords(kind string) ([]RiskRecord, error)
+	// RiskPrior returns a group's fitted prior.
+	RiskPrior(group string) (risk.Prior, error)
+	// Overrides lists a decision's overrides in the order they were made.
+	Overrides(decisionID string) ([]Override, error)
+
+	// AuditHead is the last audit entry's sequence and hash (ErrNotFound
+	// before the first entry).
+	AuditHead() (AuditHead, error)
+	// AuditEntries calls fn for every stored audit entry from sequence
+	// from on, in key order, with the sequence its key holds (which a
+	// verifier compares to the entry's own). An entry that cannot be
+	// decoded comes with bad set (and keySeq 0 for a malformed key), so a
+	// verifier can name its position. An error from fn ends the scan and
+	// is returned unchanged.
+	AuditEntries(from uint64, fn func(keySeq uint64, e AuditEntry, bad error) error) error
+	// RecordDigest digests a record as stored now (see RecordDigest);
+	// ErrNotFound if it is not stored.
+	RecordDigest(kind RecordKind, id string) (RecordDigest, error)
+	// Records calls fn with every stored record of a kind and its digest,
+	// in no particular order.
+	Records(kind RecordKind, fn func(RecordDigest) error) error
 }
 
 // Tx is a read-write transaction.
@@ -73,4 +102,12 @@ type Tx interface {
 	// PutQuotaDraw records that the eligible-th reduced lot of a scope in a
 	// period was decided by decisionID.
 	PutQuotaDraw(period, scope string, eligible int64, decisionID string) error
+	PutRiskRecord(RiskRecord) error
+	PutRiskPrior(risk.Prior) error
+	// PutOverride appends a decision's override; o.N must be one more than
+	// the overrides it already has.
+	PutOverride(o Override) error
+	// PutAuditEntry appends e and makes it the head. It refuses an entry
+	// that does not follow the head (Seq = head + 1, Prev = head hash).
+	PutAuditEntry(e AuditEntry) error
 }

@@ -1,6 +1,10 @@
 package inspection
 
-import "time"
+import (
+	"time"
+
+	"github.com/ktcn/ktcn/risk"
+)
 
 // Mode is the inspection regime a lot is decided under.
 type Mode string
@@ -146,6 +150,9 @@ type AssignmentStatus string
 const (
 	AssignmentOpen   AssignmentStatus = "open"
 	AssignmentClosed AssignmentStatus = "closed"
+	// AssignmentCancelled: a customs override withdrew the inspection
+	// before a result; no result is accepted for it.
+	AssignmentCancelled AssignmentStatus = "cancelled"
 )
 
 // Assignment is an inspection given to an agency.
@@ -165,6 +172,11 @@ type Assignment struct {
 	DueAt           time.Time        `json:"due_at"`
 	Status          AssignmentStatus `json:"status"`
 	Result          *Result          `json:"result,omitempty"`
+	// OverrideID is the customs override that last opened or cancelled
+	// the assignment (empty for one the decision made). Results of lots a
+	// swap checked are told apart from the draw's by it.
+	OverrideID  string     `json:"override_id,omitempty"`
+	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
 }
 
 // EventRef is the short form of an event a decision saw.
@@ -192,6 +204,9 @@ type Explanation struct {
 	Exemption   string       `json:"exemption,omitempty"`   // category or "quality_importer"
 	// ExemptUntil is the end of a quality-regime importer exemption.
 	ExemptUntil *time.Time `json:"exempt_until,omitempty"`
+	// Scores are the risk scores the decision saw, with their intervals
+	// and evidence (goods, heading × origin, manufacturer, importer).
+	Scores []risk.Score `json:"scores,omitempty"`
 }
 
 // Decision is the inspection decision for one lot (declaration line).

@@ -37,6 +37,11 @@
 //	0x11    h16(period) | h16(scope)                           QuotaCounter
 //	0x12    h16(period)                                        QuotaPeriod
 //	0x13    h16(period) | h16(scope) | eligible (8, BE)        decision_id (raw)
+//	0x14    seq (8, BE)                                        AuditEntry
+//	0x15    (nothing)                                          AuditHead {seq, hash}
+//	0x16    h16(decision_id) | n (8, BE)                       Override (the decision's n-th)
+//	0x17    h16(subject kind) | h16(subject id)                RiskRecord (time-decayed counts)
+//	0x18    h16(prior group)                                   risk.Prior
 //	0xFF    "schema"                                           schema version (raw uint32, big-endian)
 //
 // Parts:
@@ -55,6 +60,13 @@
 // key returned. 0x05 orders a subject's history by At, then by the hash of
 // the event ID; Events re-sorts equal instants by ID. 0x06 makes
 // Event(id) one extra read.
+//
+// 0x14 is the audit chain in sequence order and 0x15 its head; the
+// inspection package builds the entries, the store only refuses one that
+// does not follow the head (PutAuditEntry). A record digest
+// (RecordDigest) is SHA-256 over the record's stored value without its
+// version byte: the JSON of a record, the document of a policy
+// (docs/audit.md).
 //
 // # Values
 //

@@ -32,6 +32,11 @@ const (
 	prefixQuota       prefix = 0x11 // quota counter by period and scope
 	prefixQuotaPeriod prefix = 0x12 // quota period: key commitment, revealed key
 	prefixQuotaDraw   prefix = 0x13 // a scope's reduced lots in eligible order
+	prefixAuditEntry  prefix = 0x14 // audit entry by sequence (8 bytes, BE)
+	prefixAuditHead   prefix = 0x15 // the audit head: last sequence and hash
+	prefixOverride    prefix = 0x16 // a decision's overrides, in order
+	prefixRisk        prefix = 0x17 // risk counts by subject kind and ID
+	prefixRiskPrior   prefix = 0x18 // fitted risk prior by group
 	prefixMeta        prefix = 0xFF
 )
 
@@ -71,6 +76,16 @@ func (p prefix) String() string {
 		return "quota period"
 	case prefixQuotaDraw:
 		return "quota draw index"
+	case prefixAuditEntry:
+		return "audit entry"
+	case prefixAuditHead:
+		return "audit head"
+	case prefixOverride:
+		return "override"
+	case prefixRisk:
+		return "risk counts"
+	case prefixRiskPrior:
+		return "risk prior"
 	case prefixMeta:
 		return "meta"
 	}

@@ -28,9 +28,12 @@ Usage:
   ktcn fixtures load [flags]   load the sample agencies, importers and manufacturers
   ktcn quota reveal --period P   print a closed period's sampling key (and record the reveal)
   ktcn verify quota --period P [--key-file K]   recompute every draw of a period and check the cap
+  ktcn verify audit [--checkpoints F --pubkey K]   walk the audit chain, check every record it covers
+  ktcn audit pubkey        print the public key that signs audit checkpoints
   ktcn keys create -principal P [-expires-in 90d] [-note N]   issue an API key (the token is printed once)
   ktcn keys list [-json]   every API key, active or not (never a secret)
   ktcn keys revoke <id>    revoke a key at once
+  ktcn loadgen [-rate R] [-clients N] [-duration D] [-count N]   load a running server over loopback
   (keys commands open the data dir, so run them with the server stopped;
    while it runs, use the admin endpoints /v1/admin/keys)
 
@@ -41,6 +44,9 @@ Flags (each also an environment variable):
   -fixtures  KTCN_FIXTURES   "off" to start without sample data (default on)
   -policy    KTCN_POLICY     policy document (JSON); default: the embedded legal default
   -quota-secret KTCN_QUOTA_SECRET  quota master secret file (default: <data dir>.quota-secret)
+  -audit-key KTCN_AUDIT_KEY        audit checkpoint signing key (default: <data dir>.audit-key)
+  -audit-checkpoints KTCN_AUDIT_CHECKPOINTS  signed checkpoint file (default: <data dir>.audit-checkpoints)
+  -audit-checkpoint-every KTCN_AUDIT_CHECKPOINT_EVERY  audit entries between checkpoints (default 1000)
   -key-max-ttl KTCN_KEY_MAX_TTL    longest API key lifetime, e.g. 366d (default 366d)
   -rate-limit  KTCN_RATE_LIMIT     requests per second per principal (default 5000)
   -rate-burst  KTCN_RATE_BURST     requests a principal may send at once (default 10000)
@@ -56,6 +62,11 @@ type Config struct {
 	// QuotaSecret is the file holding the quota master secret, kept
 	// outside the data dir so a copy of the database cannot predict draws.
 	QuotaSecret string
+	// AuditKey signs audit checkpoints, appended to AuditCheckpoints every
+	// AuditCheckpointEvery entries (audit.go); both live outside the data dir.
+	AuditKey             string
+	AuditCheckpoints     string
+	AuditCheckpointEvery string
 	// KeyMaxTTL, RateLimit and RateBurst are read by newAccess and
 	// rateLimits (keys.go); empty means the defaults.
 	KeyMaxTTL string
@@ -79,6 +90,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.Fixtures, "fixtures", env("KTCN_FIXTURES", "on"), `"off" to skip sample data`)
 	fs.StringVar(&c.Policy, "policy", env("KTCN_POLICY", ""), "policy document path")
 	fs.StringVar(&c.QuotaSecret, "quota-secret", env("KTCN_QUOTA_SECRET", ""), "quota master secret file (default: beside the data dir)")
+	fs.StringVar(&c.AuditKey, "audit-key", env("KTCN_AUDIT_KEY", ""), "audit checkpoint signing key (default: beside the data dir)")
+	fs.StringVar(&c.AuditCheckpoints, "audit-checkpoints", env("KTCN_AUDIT_CHECKPOINTS", ""), "signed audit checkpoint file (default: beside the data dir)")
+	fs.StringVar(&c.AuditCheckpointEvery, "audit-checkpoint-every", env("KTCN_AUDIT_CHECKPOINT_EVERY", ""), "audit entries between checkpoints (default 1000)")
 	fs.StringVar(&c.KeyMaxTTL, "key-max-ttl", env("KTCN_KEY_MAX_TTL", ""), "longest API key lifetime (e.g. 366d)")
 	fs.StringVar(&c.RateLimit, "rate-limit", env("KTCN_RATE_LIMIT", ""), "requests per second per principal")
 	fs.StringVar(&c.RateBurst, "rate-burst", env("KTCN_RATE_BURST", ""), "burst of requests per principal")
@@ -90,6 +104,12 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if c.AuditKey == "" {
+		c.AuditKey = defaultAuditKeyPath(c.DataDir)
+	}
+	if c.AuditCheckpoints == "" {
+		c.AuditCheckpoints = defaultCheckpointPath(c.DataDir)
 	}
 	if c.QuotaSecret == "" {
 		c.QuotaSecret = defaultQuotaSecretPath(c.DataDir)
@@ -136,11 +156,15 @@ type command struct {
 var commands = []command{
 	{[]string{"serve"}, runServe},
 	{[]string{"fixtures", "load"}, runFixturesLoad},
+	{[]string{"fixtures", "generate"}, runFixturesGenerate},
 	{[]string{"quota", "reveal"}, runQuotaReveal},
 	{[]string{"verify", "quota"}, runVerifyQuota},
+	{[]string{"verify", "audit"}, runVerifyAudit},
+	{[]string{"audit", "pubkey"}, runAuditPubkey},
 	{[]string{"keys", "create"}, runKeysCreate},
 	{[]string{"keys", "list"}, runKeysList},
 	{[]string{"keys", "revoke"}, runKeysRevoke},
+	{[]string{"loadgen"}, runLoadgen},
 }
 
 // findCommand picks the command whose words start args, longest first.
@@ -208,8 +232,14 @@ func withAppFlags(ctx context.Context, name string, args []string, getenv func(s
 	if err != nil {
 		return err
 	}
+	// Signed audit checkpoints (audit.go); closed before the store is.
+	audit, closeAudit, err := openAudit(ctx, cfg, name, db, log)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: policy, Clock: inspection.SystemClock{},
-		QuotaKeys: secret, Logger: log})
+		QuotaKeys: secret, Logger: log, AuditObserver: audit})
 	if err != nil {
 		return err
 	}
@@ -277,9 +307,11 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.loadFixtures(ctx, false); err != nil {
+	stopHistory, err := a.loadFixturesWithHistory(ctx) // generate.go: a new store also gets a year of history
+	if err != nil {
 		return err
 	}
+	defer stopHistory()
 	missing, err := a.svc.Start(ctx)
 	if err != nil {
 		return fmt.Errorf("start service: %w", err)
@@ -319,5 +351,14 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	// What group commit did since Open: batches is the number of synced
+	// commits, so updates/batches is decisions per fsync, and strace's
+	// sync count over the same run can be held against batches
+	// (docs/performance.md). Log, not Info: benchmarks run at -log-level
+	// warn, and this line is a summary, not a warning.
+	st := a.store.CommitStats()
+	a.log.Log().Int64("batches", st.Batches).Int64("updates", st.Updates).Int64("reruns", st.Reruns).
+		Int64("max_batch", st.MaxBatch).Float64("updates_per_batch", float64(st.Updates)/float64(max(st.Batches, 1))).
+		Msg("group commit stats")
 	return nil
 }

@@ -36,6 +36,19 @@ func (a *app) startJobs(ctx context.Context) (stop func()) {
 	if err != nil { // a constant spec: only a programming error gets here
 		a.log.Error().Err(err).Msg("schedule value log GC")
 	}
+	// Rescoring at 02:00 Vietnam time: decay every subject's counts to now
+	// and refit the groups' priors, so scores age even without new results.
+	_, err = c.AddFunc("0 2 * * *", func() {
+		groups, err := a.svc.Rescore(ctx)
+		if err != nil {
+			a.log.Error().Err(err).Msg("rescoring")
+			return
+		}
+		a.log.Info().Int("groups", groups).Msg("rescored")
+	})
+	if err != nil {
+		a.log.Error().Err(err).Msg("schedule rescoring")
+	}
 	c.Start()
 	return func() { <-c.Stop().Done() }
 }

@@ -1,0 +1,102 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// Customs overrides and the audit log over HTTP.
+
+// OverrideResponse is a decision after an override, and for a swap the
+// other lot, each with every override it has and what is in force now.
+type OverrideResponse struct {
+	Decision    inspection.DecisionView  `json:"decision"`
+	SwappedWith *inspection.DecisionView `json:"swapped_with,omitempty"`
+}
+
+func (h *handlers) postOverride(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	var in inspection.OverrideInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	res, err := h.svc.Override(c.Request().Context(), c.Param("id"), in, p)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if res.Replayed {
+		status = http.StatusOK
+	}
+	return c.JSON(status, OverrideResponse{Decision: res.Decision, SwappedWith: res.Swapped})
+}
+
+// getDecision answers with the decision as decided (explanation intact),
+// its overrides, and what is in force. An agency sees a decision routed
+// to it, by the decision or by an override.
+func (h *handlers) getDecision(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	id := c.Param("id")
+	v, err := h.svc.DecisionView(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	visible := p.Role != inspection.RoleAgency
+	for _, a := range v.Agencies() {
+		visible = visible || p.MaySee(a)
+	}
+	if !visible || !p.Role.Valid() {
+		return inspection.NotFound("no decision %q", id) // word for word what a missing one gets
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// AuditPage is a page of the audit chain and the head at the time.
+type AuditPage struct {
+	Entries []inspection.AuditEntry `json:"entries"`
+	Head    inspection.AuditHead    `json:"head"`
+	// Next is the after= of the next page; empty at the head.
+	Next string `json:"next,omitempty"`
+}
+
+// listAudit pages through the chain: GET /v1/audit?after=<seq>&limit=<n>.
+func (h *handlers) listAudit(c echo.Context) error {
+	var after uint64
+	if s := c.QueryParam("after"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return inspection.Invalid("after", "must be an entry sequence number, got %q", s)
+		}
+		after = n
+	}
+	limit := 100
+	if s := c.QueryParam("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return inspection.Invalid("limit", "must be a whole number from 1 to 1000, got %q", s)
+		}
+		limit = n
+	}
+	entries, head, err := h.svc.AuditLog(c.Request().Context(), after, limit)
+	if err != nil {
+		return err
+	}
+	page := AuditPage{Entries: entries, Head: head}
+	if page.Entries == nil {
+		page.Entries = []inspection.AuditEntry{}
+	}
+	if n := len(entries); n > 0 && entries[n-1].Seq < head.Seq {
+		page.Next = strconv.FormatUint(entries[n-1].Seq, 10)
+	}
+	return c.JSON(http.StatusOK, page)
+}

@@ -1,0 +1,394 @@
+package inspection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ktcn/ktcn/risk"
+)
+
+// Risk scores in decisions. Every subject a lot touches (the goods, its HS
+// heading × origin, its manufacturer, its importer) keeps time-decayed
+// counts updated in the same transaction as each result and alert; a
+// decision scores them against their group's prior (refitted by the
+// rescoring job) and the policy's score rules may then keep the lot out of
+// reduced mode or put it in strict. The legal count rules always run first:
+// scores can only make a decision more cautious.
+
+// RiskRules are the policy's scoring settings and rules. Zero settings take
+// risk.DefaultParams.
+type RiskRules struct {
+	// ScoreDecisions scores every lot's subjects at decision time (shown in
+	// the explanation, and needed by Rules). Counts are kept either way.
+	ScoreDecisions   bool        `json:"score_decisions"`
+	HalfLifeDays     float64     `json:"half_life_days"`
+	Level            float64     `json:"level"`
+	AlertWeight      float64     `json:"alert_weight"`
+	PriorMinStrength float64     `json:"prior_min_strength"`
+	PriorMaxStrength float64     `json:"prior_max_strength"`
+	FallbackMean     float64     `json:"fallback_mean"`
+	Rules            []ScoreRule `json:"rules"`
+}
+
+// ScoreRule: when the pessimistic bound of the subject's violation rate is
+// above Above, apply Effect.
+type ScoreRule struct {
+	Subject string  `json:"subject"` // goods, heading_origin, manufacturer, importer
+	Above   float64 `json:"above"`
+	// Effect is "no_reduced" (a lot that would be reduced is decided
+	// normal) or "strict".
+	Effect string `json:"effect"`
+}
+
+// Score-rule effects and the rule names they fire.
+const (
+	EffectNoReduced      = "no_reduced"
+	EffectStrict         = "strict"
+	RuleNormalByScore    = "normal.score_threshold"
+	RuleStrictByScore    = "strict.score_threshold"
+	riskKindsInDecisions = 4
+	// unknownGroup is risk.PriorGroup's answer without an HS code.
+	unknownGroup = "hs_chapter:unknown"
+)
+
+// Params converts the rules to risk.Params.
+func (r RiskRules) Params() risk.Params {
+	p := risk.DefaultParams()
+	if r.HalfLifeDays > 0 {
+		p.HalfLife = time.Duration(r.HalfLifeDays * 24 * float64(time.Hour))
+	}
+	if r.Level > 0 {
+		p.Level = r.Level
+	}
+	if r.AlertWeight > 0 {
+		p.AlertWeight = r.AlertWeight
+	}
+	if r.PriorMinStrength > 0 {
+		p.PriorMinStrength = r.PriorMinStrength
+	}
+	if r.PriorMaxStrength > 0 {
+		p.PriorMaxStrength = r.PriorMaxStrength
+	}
+	if r.FallbackMean > 0 {
+		p.FallbackMean = r.FallbackMean
+	}
+	return p
+}
+
+func (r RiskRules) validate(f string) error {
+	if err := r.Params().Validate(); err != nil {
+		return Invalid(f, "%v", err)
+	}
+	if len(r.Rules) > 0 && !r.ScoreDecisions {
+		return Invalid(f+".score_decisions", "must be true for score rules to apply")
+	}
+	for i, sr := range r.Rules {
+		rf := fmt.Sprintf("%s.rules[%d]", f, i)
+		if !slices.Contains([]string{risk.KindGoods, risk.KindHeadingOrigin, risk.KindManufacturer, risk.KindImporter}, sr.Subject) {
+			return Invalid(rf+".subject", "must be goods, heading_origin, manufacturer or importer, got %q", sr.Subject)
+		}
+		if !(sr.Above > 0 && sr.Above < 1) {
+			return Invalid(rf+".above", "must be a rate between 0 and 1, got %v", sr.Above)
+		}
+		if sr.Effect != EffectNoReduced && sr.Effect != EffectStrict {
+			return Invalid(rf+".effect", "must be no_reduced or strict, got %q", sr.Effect)
+		}
+	}
+	return nil
+}
+
+// RiskRecord is a subject's stored counts.
+type RiskRecord struct {
+	Subject risk.Subject `json:"subject"`
+	// Group is the prior group (HS chapter, or all importers).
+	Group  string      `json:"group"`
+	Label  string      `json:"label"`
+	Counts risk.Counts `json:"counts"`
+}
+
+// riskGroup names the prior group of a subject: its kind and its wider
+// group (HS chapter, or all importers). Kinds are never pooled: goods and
+// manufacturers of one chapter have different spreads.
+func riskGroup(kind, hsCode string) string { return kind + "/" + risk.PriorGroup(kind, hsCode) }
+
+// riskSubjects are the subjects of a lot of g imported by importer.
+func riskSubjects(g Goods, gk Key, importer string) [riskKindsInDecisions]RiskRecord {
+	mk, hk := ManufacturerKey(g.Manufacturer, g.Origin), HeadingOriginKey(g.HSCode, g.Origin)
+	return [...]RiskRecord{
+		{Subject: risk.Subject{Kind: risk.KindGoods, ID: gk.String()}, Group: riskGroup(risk.KindGoods, g.HSCode),
+			Label: fmt.Sprintf("%s (%s, %s, %s)", g.ProductName, g.HSCode, g.Manufacturer, g.Origin)},
+		{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: hk.String()}, Group: riskGroup(risk.KindHeadingOrigin, g.HSCode),
+			Label: fmt.Sprintf("heading %s from %s", g.Heading(), g.Origin)},
+		{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: mk.String()}, Group: riskGroup(risk.KindManufacturer, g.HSCode),
+			Label: fmt.Sprintf("%s (%s)", g.Manufacturer, g.Origin)},
+		{Subject: risk.Subject{Kind: risk.KindImporter, ID: importer}, Group: riskGroup(risk.KindImporter, ""),
+			Label: "importer " + importer},
+	}
+}
+
+// observe adds one observation to the stored counts of the given subjects.
+func (s *Service) observe(tx Tx, subjects []RiskRecord, o risk.Observation) error {
+	hl := s.policy.Risk.Params().HalfLife
+	for _, sub := range subjects {
+		rec, err := tx.RiskRecord(sub.Subject)
+		if errors.Is(err, ErrNotFound) {
+			rec = sub
+		} else if err != nil {
+			return err
+		}
+		if strings.HasSuffix(rec.Group, unknownGroup) && !strings.HasSuffix(sub.Group, unknownGroup) {
+			// First seen through an alert; a result tells its HS chapter.
+			rec.Group, rec.Label = sub.Group, sub.Label
+		}
+		if rec.Counts, err = rec.Counts.Add(o, hl); err != nil {
+			return fmt.Errorf("risk counts of %s: %w", sub.Subject, err)
+		}
+		if err := tx.PutRiskRecord(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// observeAlert adds an alert to the subject it targets.
+func (s *Service) observeAlert(tx Tx, e Event, goods *Goods) error {
+	var sub RiskRecord
+	switch e.Subject.Kind {
+	case SubjectGoods:
+		sub = riskSubjects(*goods, e.Subject.Key, "")[0]
+	case SubjectManufacturer:
+		sub = RiskRecord{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: e.Subject.Key.String()}, Group: riskGroup(risk.KindManufacturer, ""), Label: "manufacturer"}
+	case SubjectHeadingOrigin:
+		sub = RiskRecord{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: e.Subject.Key.String()}, Group: riskGroup(risk.KindHeadingOrigin, ""), Label: "heading × origin"}
+	default:
+		return nil
+	}
+	return s.observe(tx, []RiskRecord{sub}, risk.Observation{At: e.At, Failed: true, Alert: true, Ref: e.ID})
+}
+
+// scoreLot scores the lot's subjects at now: the goods from its full
+// history (so the evidence lists its most influential lots), the others
+// from their stored counts. A subject's prior is its group's stored fit,
+// or the policy's fallback until the rescoring job has fitted one.
+func (s *Service) scoreLot(tx ReadTx, g Goods, gk Key, importer string, history []Event, now time.Time) ([]risk.Score, error) {
+	p := s.policy.Risk.Params()
+	subs := riskSubjects(g, gk, importer)
+	out := make([]risk.Score, 0, len(subs))
+	for i, sub := range subs {
+		prior, err := tx.RiskPrior(sub.Group)
+		if errors.Is(err, ErrNotFound) {
+			prior, err = risk.FallbackPrior(sub.Group, p)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("prior of %s: %w", sub.Group, err)
+		}
+		var sc risk.Score
+		if i == 0 {
+			obs := make([]risk.Observation, 0, len(history))
+			for _, e := range history {
+				if e.At.After(now) {
+					continue
+				}
+				obs = append(obs, risk.Observation{At: e.At, Failed: e.Kind == EventAlert || e.Outcome == OutcomeFail,
+					Alert: e.Kind == EventAlert, Ref: e.ID})
+			}
+			sc, err = risk.ScoreHistory(sub.Subject, obs, prior, now, p)
+		} else {
+			rec, rerr := tx.RiskRecord(sub.Subject)
+			if rerr != nil && !errors.Is(rerr, ErrNotFound) {
+				return nil, rerr
+			}
+			c := rec.Counts
+			if !c.Empty() && c.AsOf.After(now) {
+				c = risk.Counts{} // counts from the future (a clock moved back): score on the prior alone
+			}
+			sc, err = risk.ScoreCounts(sub.Subject, c, prior, now, p)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("score %s: %w", sub.Subject, err)
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+// applyScoreRules makes an evaluation more cautious when a score rule
+// fires; it never relaxes one.
+func (s *Service) applyScoreRules(ev *Evaluation, scores []risk.Score) {
+	if ev.Mode != ModeNormal && ev.Mode != ModeReduced {
+		return
+	}
+	for _, r := range s.policy.Risk.Rules {
+		for _, sc := range scores {
+			if sc.Subject.Kind != r.Subject || sc.Pessimistic <= r.Above {
+				continue
+			}
+			why := fmt.Sprintf("pessimistic %s violation rate %.1f%% (%.0f%% interval %.1f–%.1f%%) is above %.1f%%",
+				r.Subject, 100*sc.Pessimistic, 100*sc.Level, 100*sc.Interval.Lo, 100*sc.Interval.Hi, 100*r.Above)
+			switch {
+			case r.Effect == EffectStrict:
+				ev.Mode = ModeStrict
+				ev.Explanation.Rule = RuleStrictByScore
+				ev.Explanation.Reason = "strict: " + why
+				return
+			case r.Effect == EffectNoReduced && ev.Mode == ModeReduced:
+				ev.Mode = ModeNormal
+				ev.Explanation.Rule = RuleNormalByScore
+				ev.Explanation.Reason = "normal: " + why + "; reduced withheld"
+			}
+		}
+	}
+}
+
+// Rescore refits every group's prior from its members' counts decayed to
+// now and stores the members' decayed counts, so ranked lists and priors
+// follow time even for subjects with no new results. The cron job runs it.
+func (s *Service) Rescore(ctx context.Context) (groups int, err error) {
+	now := s.clock.Now()
+	p := s.policy.Risk.Params()
+	for _, kind := range []string{risk.KindGoods, risk.KindHeadingOrigin, risk.KindManufacturer, risk.KindImporter} {
+		var recs []RiskRecord
+		if err := s.store.View(ctx, func(tx ReadTx) (err error) {
+			recs, err = tx.RiskRecords(kind)
+			return err
+		}); err != nil {
+			return groups, err
+		}
+		byGroup := map[string][]risk.Counts{}
+		for i := range recs {
+			if recs[i].Counts.AsOf.Before(now) && !recs[i].Counts.Empty() {
+				if recs[i].Counts, err = recs[i].Counts.DecayTo(now); err != nil {
+					return groups, fmt.Errorf("decay %s: %w", recs[i].Subject, err)
+				}
+			}
+			byGroup[recs[i].Group] = append(byGroup[recs[i].Group], recs[i].Counts)
+		}
+		priors := map[string]risk.Prior{}
+		for g, members := range byGroup {
+			if priors[g], err = risk.FitPrior(g, members, now, p); err != nil {
+				return groups, fmt.Errorf("fit prior %s: %w", g, err)
+			}
+		}
+		// Written in slices small enough for one transaction each.
+		const chunk = 500
+		for i := 0; i < len(recs); i += chunk {
+			part := recs[i:min(i+chunk, len(recs))]
+			if err := s.store.Update(ctx, func(tx Tx) error {
+				for _, r := range part {
+					// Only decay what has not changed since it was read.
+					cur, err := tx.RiskRecord(r.Subject)
+					if err != nil || cur.Counts.N != r.Counts.N || cur.Counts.NAlerts != r.Counts.NAlerts {
+						continue
+					}
+					if err := tx.PutRiskRecord(r); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return groups, err
+			}
+		}
+		if err := s.store.Update(ctx, func(tx Tx) error {
+			for _, pr := range priors {
+				if err := tx.PutRiskPrior(pr); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return groups, err
+		}
+		groups += len(priors)
+	}
+	return groups, nil
+}
+
+// Score returns a subject's current score from its stored counts.
+func (s *Service) Score(ctx context.Context, sub risk.Subject) (risk.Score, RiskRecord, error) {
+	var (
+		sc  risk.Score
+		rec RiskRecord
+	)
+	now := s.clock.Now()
+	p := s.policy.Risk.Params()
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		rec, err = tx.RiskRecord(sub)
+		if errors.Is(err, ErrNotFound) && sub.Kind == risk.KindImporter {
+			// An importer with no results yet scores as the prior of all
+			// importers: no history is not a clean history.
+			rec, err = RiskRecord{Subject: sub, Group: riskGroup(risk.KindImporter, ""), Label: "importer " + sub.ID}, nil
+		}
+		if errors.Is(err, ErrNotFound) {
+			return NotFound("no scores for %s", sub)
+		}
+		if err != nil {
+			return err
+		}
+		prior, err := tx.RiskPrior(rec.Group)
+		if errors.Is(err, ErrNotFound) {
+			prior, err = risk.FallbackPrior(rec.Group, p)
+		}
+		if err != nil {
+			return err
+		}
+		sc, err = risk.ScoreCounts(sub, rec.Counts, prior, now, p)
+		return err
+	})
+	return sc, rec, err
+}
+
+// RankedScores returns the riskiest subjects of a kind, by pessimistic bound.
+func (s *Service) RankedScores(ctx context.Context, kind string, limit int) ([]risk.Score, []RiskRecord, error) {
+	if !slices.Contains([]string{risk.KindGoods, risk.KindHeadingOrigin, risk.KindManufacturer, risk.KindImporter}, kind) {
+		return nil, nil, Invalid("kind", "must be goods, heading_origin, manufacturer or importer, got %q", kind)
+	}
+	now := s.clock.Now()
+	p := s.policy.Risk.Params()
+	var (
+		scores []risk.Score
+		recs   []RiskRecord
+	)
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		all, err := tx.RiskRecords(kind)
+		if err != nil {
+			return err
+		}
+		priors := map[string]risk.Prior{}
+		for _, r := range all {
+			pr, ok := priors[r.Group]
+			if !ok {
+				if pr, err = tx.RiskPrior(r.Group); errors.Is(err, ErrNotFound) {
+					pr, err = risk.FallbackPrior(r.Group, p)
+				}
+				if err != nil {
+					return err
+				}
+				priors[r.Group] = pr
+			}
+			sc, err := risk.ScoreCounts(r.Subject, r.Counts, pr, now, p)
+			if err != nil {
+				return err
+			}
+			scores = append(scores, sc)
+		}
+		scores = risk.Rank(scores)
+		if len(scores) > limit {
+			scores = scores[:limit]
+		}
+		byID := map[risk.Subject]RiskRecord{}
+		for _, r := range all {
+			byID[r.Subject] = r
+		}
+		for _, sc := range scores {
+			recs = append(recs, byID[sc.Subject])
+		}
+		return nil
+	})
+	return scores, recs, err
+}

@@ -1,0 +1,238 @@
+package risk
+
+import (
+	"sort"
+	"time"
+
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+// Interval is a credible interval of the violation rate.
+type Interval struct {
+	Lo float64 `json:"lo"`
+	Hi float64 `json:"hi"`
+}
+
+// Width is Hi-Lo.
+func (iv Interval) Width() float64 { return iv.Hi - iv.Lo }
+
+// Contains reports whether Lo <= x <= Hi.
+func (iv Interval) Contains(x float64) bool { return iv.Lo <= x && x <= iv.Hi }
+
+// Score is a subject's estimated probability of violation at a time: the
+// posterior Beta(Prior.Alpha + failures, Prior.Beta + passes) of its rate,
+// from its decayed counts.
+type Score struct {
+	Subject Subject   `json:"subject"`
+	At      time.Time `json:"at"`
+	// Mean is the posterior mean (alpha+f)/(alpha+beta+f+p).
+	Mean float64 `json:"mean"`
+	// Interval is the equal-tailed credible interval at Level: the
+	// (1-Level)/2 and (1+Level)/2 posterior quantiles.
+	Interval Interval `json:"interval"`
+	Level    float64  `json:"level"`
+	// Pessimistic is the bound rules use: Interval.Hi. A thin history has
+	// a wide interval and so a cautious (high) bound. (For a very skewed
+	// posterior, a shape near MinShape and a low Level, an equal-tailed
+	// interval can exclude the mean; at Level 0.9 with both shapes >= 0.02 it
+	// cannot.)
+	Pessimistic float64  `json:"pessimistic"`
+	Evidence    Evidence `json:"evidence"`
+}
+
+// Evidence is what a score was computed from, enough to recompute it.
+type Evidence struct {
+	// Counts are the subject's counts as of the score's time.
+	Counts Counts `json:"counts"`
+	// Failures (failing results plus AlertWeight × alerts) and Passes are
+	// the weighted evidence the posterior adds to the prior;
+	// EffectiveLots is its Kish size (Σw)²/Σw².
+	Failures      float64 `json:"failures"`
+	Passes        float64 `json:"passes"`
+	EffectiveLots float64 `json:"effective_lots"`
+	HalfLifeDays  float64 `json:"half_life_days"`
+	AlertWeight   float64 `json:"alert_weight"`
+	Prior         Prior   `json:"prior"`
+	// PosteriorAlpha and PosteriorBeta are the posterior's shapes.
+	PosteriorAlpha float64 `json:"posterior_alpha"`
+	PosteriorBeta  float64 `json:"posterior_beta"`
+	// Lots are the most influential observations (ScoreHistory only):
+	// failures first, then by weight.
+	Lots []Lot `json:"lots,omitempty"`
+}
+
+// Lot is one observation as evidence, with the weight it carries in the
+// score (decay × its own weight × AlertWeight for an alert).
+type Lot struct {
+	Ref    string    `json:"ref"`
+	At     time.Time `json:"at"`
+	Failed bool      `json:"failed"`
+	Alert  bool      `json:"alert,omitempty"`
+	Weight float64   `json:"weight"`
+}
+
+// ScoreCounts scores a subject from its stored counts (accumulated with
+// p.HalfLife, AsOf no later than now) and its prior, as of now.
+func ScoreCounts(s Subject, c Counts, prior Prior, now time.Time, p Params) (Score, error) {
+	if err := p.Validate(); err != nil {
+		return Score{}, err
+	}
+	if err := prior.validate(); err != nil {
+		return Score{}, err
+	}
+	if err := c.validate("Counts"); err != nil {
+		return Score{}, err
+	}
+	if err := c.compatible("Counts", p.HalfLife); err != nil {
+		return Score{}, err
+	}
+	if now.IsZero() {
+		return Score{}, invalid("now", "is required")
+	}
+	if c.AsOf.After(now) {
+		return Score{}, invalid("Counts.AsOf", "%s is after now %s", c.AsOf.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	c, err := c.DecayTo(now)
+	if err != nil {
+		return Score{}, err
+	}
+	e := c.effective(p.AlertWeight)
+	a, b := prior.Alpha+e.fail, prior.Beta+e.pass
+	iv, err := credible(a, b, p.Level)
+	if err != nil {
+		return Score{}, err
+	}
+	return Score{
+		Subject:     s,
+		At:          now,
+		Mean:        a / (a + b),
+		Interval:    iv,
+		Level:       p.Level,
+		Pessimistic: iv.Hi,
+		Evidence: Evidence{
+			Counts:         c,
+			Failures:       e.fail,
+			Passes:         e.pass,
+			EffectiveLots:  e.lots(),
+			HalfLifeDays:   p.HalfLife.Hours() / 24,
+			AlertWeight:    p.AlertWeight,
+			Prior:          prior,
+			PosteriorAlpha: a,
+			PosteriorBeta:  b,
+		},
+	}, nil
+}
+
+// ScoreHistory scores a subject from its history (observations dated
+// after now are ignored) and lists the most influential lots.
+func ScoreHistory(s Subject, history []Observation, prior Prior, now time.Time, p Params) (Score, error) {
+	if err := p.Validate(); err != nil {
+		return Score{}, err
+	}
+	c, err := Accumulate(history, now, p.HalfLife)
+	if err != nil {
+		return Score{}, err
+	}
+	sc, err := ScoreCounts(s, c, prior, now, p)
+	if err != nil {
+		return Score{}, err
+	}
+	sc.Evidence.Lots = InfluentialLots(history, now, p)
+	return sc, nil
+}
+
+// InfluentialLots returns up to p.EvidenceLots observations of a history
+// as of now, most influential first: failures (results and alerts) before
+// passes, then by weight, then the newest, then by Ref. Observations dated
+// after now, invalid ones and those of zero weight are left out.
+func InfluentialLots(history []Observation, now time.Time, p Params) []Lot {
+	if p.EvidenceLots <= 0 || p.HalfLife <= 0 {
+		return nil
+	}
+	// Keep the best k in order by insertion: O(len(history)·k), no sort.
+	k := p.EvidenceLots
+	top := make([]Lot, 0, min(k, len(history)))
+	for _, o := range history {
+		if o.validate("") != nil || o.At.After(now) {
+			continue
+		}
+		w := o.multiplier() * Decay(now.Sub(o.At), p.HalfLife)
+		if o.Alert {
+			w *= p.AlertWeight
+		}
+		if !(w > 0) {
+			continue
+		}
+		l := Lot{Ref: o.Ref, At: o.At, Failed: o.fails(), Alert: o.Alert, Weight: w}
+		if len(top) == k && !moreInfluential(l, top[k-1]) {
+			continue
+		}
+		if len(top) < k {
+			top = append(top, l)
+		} else {
+			top[k-1] = l
+		}
+		for i := len(top) - 1; i > 0 && moreInfluential(top[i], top[i-1]); i-- {
+			top[i], top[i-1] = top[i-1], top[i]
+		}
+	}
+	return top
+}
+
+// moreInfluential orders evidence lots: failures first, then by weight,
+// then the newest, then by Ref.
+func moreInfluential(x, y Lot) bool {
+	switch {
+	case x.Failed != y.Failed:
+		return x.Failed
+	case x.Weight != y.Weight:
+		return x.Weight > y.Weight
+	case !x.At.Equal(y.At):
+		return x.At.After(y.At)
+	}
+	return x.Ref < y.Ref
+}
+
+// credible is the equal-tailed interval of Beta(a, b) at level. It checks
+// everything gonum would panic on or answer NaN for.
+func credible(a, b, level float64) (Interval, error) {
+	switch {
+	case !finite(a) || a < MinShape || a > 2*MaxWeight:
+		return Interval{}, invalid("posterior.alpha", "must be in [%g, %g], got %v", MinShape, 2*MaxWeight, a)
+	case !finite(b) || b < MinShape || b > 2*MaxWeight:
+		return Interval{}, invalid("posterior.beta", "must be in [%g, %g], got %v", MinShape, 2*MaxWeight, b)
+	case !(level > 0 && level < 1):
+		return Interval{}, invalid("Level", "must be in (0, 1), got %v", level)
+	}
+	d := distuv.Beta{Alpha: a, Beta: b}
+	tail := (1 - level) / 2
+	iv := Interval{Lo: d.Quantile(tail), Hi: d.Quantile(1 - tail)}
+	if !(iv.Lo >= 0 && iv.Lo <= iv.Hi && iv.Hi <= 1) { // also catches NaN
+		return Interval{}, invalid("posterior", "Beta(%v, %v) quantiles at %v are not an interval in [0, 1]: [%v, %v]", a, b, level, iv.Lo, iv.Hi)
+	}
+	return iv, nil
+}
+
+// BetaInterval is the equal-tailed credible interval of Beta(alpha, beta)
+// at level, for callers holding shapes (e.g. a stored posterior).
+func BetaInterval(alpha, beta, level float64) (Interval, error) { return credible(alpha, beta, level) }
+
+// Rank returns the scores riskiest first: by pessimistic bound, then mean,
+// then subject. The input is not modified.
+func Rank(scores []Score) []Score {
+	out := make([]Score, len(scores))
+	copy(out, scores)
+	sort.SliceStable(out, func(i, j int) bool {
+		x, y := out[i], out[j]
+		switch {
+		case x.Pessimistic != y.Pessimistic:
+			return x.Pessimistic > y.Pessimistic
+		case x.Mean != y.Mean:
+			return x.Mean > y.Mean
+		case x.Subject.Kind != y.Subject.Kind:
+			return x.Subject.Kind < y.Subject.Kind
+		}
+		return x.Subject.ID < y.Subject.ID
+	})
+	return out
+}

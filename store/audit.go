@@ -1,0 +1,301 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/ktcn/ktcn/inspection"
+)
+
+// The audit chain (0x14 by sequence, 0x15 the head) and record digests.
+// What an entry says is inspection's business; the store keeps entries in
+// sequence order, refuses one that does not follow the head, and digests
+// records exactly as it stores them.
+
+const auditEntryKeySize = 1 + 8
+
+func auditEntryKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{byte(prefixAuditEntry)}, seq)
+}
+
+func auditHeadKey() []byte { return []byte{byte(prefixAuditHead)} }
+
+func (t *readTx) AuditHead() (inspection.AuditHead, error) {
+	var h inspection.AuditHead
+	err := t.load(prefixAuditHead, auditHeadKey(), "audit head", &h)
+	return h, err
+}
+
+// AuditEntries scans 0x14 from seq from. A value that does not decode, or
+// a key of the wrong width, is handed to fn as bad rather than ending the
+// scan with an error: a verifier must name its position.
+func (t *readTx) AuditEntries(from uint64, fn func(keySeq uint64, e inspection.AuditEntry, bad error) error) error {
+	if t.done {
+		return errTxDone
+	}
+	// A View-side scan (verification, paging): inside an Update badger
+	// would copy every pending write of the batch for the iterator.
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte{byte(prefixAuditEntry)}
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(auditEntryKey(from)); it.Valid(); it.Next() {
+		item := it.Item()
+		key := item.Key()
+		var (
+			seq uint64
+			e   inspection.AuditEntry
+			bad error
+		)
+		if len(key) != auditEntryKeySize {
+			bad = fmt.Errorf("audit entry key %x is %d bytes, want %d", key, len(key), auditEntryKeySize)
+		} else {
+			seq = binary.BigEndian.Uint64(key[1:])
+			val, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("store: read audit entry %d: %w", seq, err)
+			}
+			if err := decode(prefixAuditEntry, val, &e); err != nil {
+				bad = err
+			}
+		}
+		if err := fn(seq, e, bad); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutAuditEntry writes e at its sequence and moves the head to it, in
+// the caller's transaction. An entry that does not follow the head is a
+// caller bug (or a concurrent writer outside group commit), never written.
+func (t *writeTx) PutAuditEntry(e inspection.AuditEntry) error {
+	head, err := t.AuditHead()
+	switch {
+	case errors.Is(err, inspection.ErrNotFound):
+		head = inspection.AuditHead{Hash: strings.Repeat("0", 2*sha256.Size)}
+	case err != nil:
+		return err
+	}
+	if e.Seq != head.Seq+1 || e.Prev != head.Hash {
+		return fmt.Errorf("store: audit entry %d (prev %.12s…) does not follow the head %d (%.12s…)", e.Seq, e.Prev, head.Seq, head.Hash)
+	}
+	if err := t.put(prefixAuditEntry, auditEntryKey(e.Seq), fmt.Sprintf("audit entry %d", e.Seq), e); err != nil {
+		return err
+	}
+	return t.put(prefixAuditHead, auditHeadKey(), "audit head", inspection.AuditHead{Seq: e.Seq, Hash: e.Hash})
+}
+
+// Overrides: 0x16 | h16(decision id) | n (8, BE), so a decision's
+// overrides are one prefix scan in the order they were made.
+
+func overridePrefix(decisionID string) []byte { return idKey(prefixOverride, decisionID) }
+
+func overrideKey(decisionID string, n int) []byte {
+	return binary.BigEndian.AppendUint64(overridePrefix(decisionID), uint64(n))
+}
+
+func (t *readTx) Overrides(decisionID string) ([]inspection.Override, error) {
+	var out []inspection.Override
+	err := t.iterate(overridePrefix(decisionID), func(key, val []byte) error {
+		var o inspection.Override
+		if err := decode(prefixOverride, val, &o); err != nil {
+			return fmt.Errorf("store: overrides of %q: %w", decisionID, err)
+		}
+		if o.DecisionID != decisionID {
+			return fmt.Errorf("store: overrides of %q: stored override is %q's (key hash collision)", decisionID, o.DecisionID)
+		}
+		if n := binary.BigEndian.Uint64(key[len(key)-8:]); n != uint64(len(out)+1) || o.N != len(out)+1 {
+			// A gap is a lost or removed override: report it, never renumber.
+			return fmt.Errorf("store: overrides of %q: override %d (numbered %d) found where %d was expected", decisionID, n, o.N, len(out)+1)
+		}
+		out = append(out, o)
+		return nil
+	})
+	return out, err
+}
+
+// PutOverride appends o; overrides are never rewritten, so o.N must be
+// the next number and its key free.
+func (t *writeTx) PutOverride(o inspection.Override) error {
+	if o.DecisionID == "" || o.N < 1 || o.ID != inspection.OverrideID(o.DecisionID, o.N) {
+		return fmt.Errorf("store: put override %q: decision %q, number %d", o.ID, o.DecisionID, o.N)
+	}
+	key := overrideKey(o.DecisionID, o.N)
+	what := fmt.Sprintf("override %q", o.ID)
+	if _, err := t.value(key, what); err == nil {
+		return inspection.Conflict("id", "override %s is already recorded", o.ID)
+	} else if !errors.Is(err, inspection.ErrNotFound) {
+		return err
+	}
+	if o.N > 1 {
+		if _, err := t.value(overrideKey(o.DecisionID, o.N-1), what); err != nil {
+			return fmt.Errorf("store: put override %q: its predecessor: %w", o.ID, err)
+		}
+	}
+	return t.put(prefixOverride, key, what, o)
+}
+
+// recordKey is where a record of kind k with ID id is stored, for kinds
+// stored under one key. Events go through their by-ID index.
+func recordKey(k inspection.RecordKind, id string) ([]byte, prefix, error) {
+	switch k {
+	case inspection.RecordDeclaration:
+		return idKey(prefixDeclaration, id), prefixDeclaration, nil
+	case inspection.RecordDecision:
+		return idKey(prefixDecision, id), prefixDecision, nil
+	case inspection.RecordAssignment:
+		return idKey(prefixAssignment, id), prefixAssignment, nil
+	case inspection.RecordQuotaPeriod:
+		return idKey(prefixQuotaPeriod, id), prefixQuotaPeriod, nil
+	case inspection.RecordPolicy:
+		return idKey(prefixPolicy, id), prefixPolicy, nil
+	case inspection.RecordAPIKey:
+		return idKey(prefixAPIKey, id), prefixAPIKey, nil
+	case inspection.RecordAgency:
+		return idKey(prefixAgency, id), prefixAgency, nil
+	case inspection.RecordImporter:
+		return idKey(prefixImporter, id), prefixImporter, nil
+	case inspection.RecordGoodsState, inspection.RecordManufacturer:
+		key, err := inspection.ParseKey(id)
+		if err != nil {
+			return nil, 0, fmt.Errorf("store: %s %q: %w", k, id, err)
+		}
+		p := prefixGoodsState
+		if k == inspection.RecordManufacturer {
+			p = prefixManufacture
+		}
+		return hashKey(p, key), p, nil
+	case inspection.RecordQuotaCounter:
+		period, scope, ok := strings.Cut(id, "/")
+		if !ok {
+			return nil, 0, fmt.Errorf("store: quota counter %q: want period/scope", id)
+		}
+		return quotaScopeKey(prefixQuota, period, scope), prefixQuota, nil
+	case inspection.RecordOverride:
+		i := strings.LastIndexByte(id, '/')
+		var n int
+		if i < 0 || len(id) == i+1 {
+			return nil, 0, fmt.Errorf("store: override %q: want decision/n", id)
+		}
+		if _, err := fmt.Sscanf(id[i+1:], "%d", &n); err != nil || n < 1 {
+			return nil, 0, fmt.Errorf("store: override %q: want decision/n", id)
+		}
+		return overrideKey(id[:i], n), prefixOverride, nil
+	}
+	return nil, 0, fmt.Errorf("store: no record kind %q", k)
+}
+
+// digest is the hex SHA-256 of a stored value after its version byte.
+func digest(p prefix, val []byte) (string, error) {
+	body, err := unwrap(p, val)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// RecordDigest digests the record as stored now. Inside an Update it sees
+// the transaction's own writes, which is how an audit entry digests what
+// its transaction wrote without encoding anything twice.
+func (t *readTx) RecordDigest(k inspection.RecordKind, id string) (inspection.RecordDigest, error) {
+	what := fmt.Sprintf("%s %q", k, id)
+	var (
+		key []byte
+		p   prefix
+		err error
+	)
+	if k == inspection.RecordEvent {
+		idx, err := t.value(idKey(prefixEventByID, id), what)
+		if err != nil {
+			return inspection.RecordDigest{}, err
+		}
+		if key, err = unwrap(prefixEventByID, idx); err != nil {
+			return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what, err)
+		}
+		p = prefixEvent
+	} else if key, p, err = recordKey(k, id); err != nil {
+		return inspection.RecordDigest{}, err
+	}
+	val, err := t.value(key, what)
+	if err != nil {
+		return inspection.RecordDigest{}, err
+	}
+	sum, err := digest(p, val)
+	if err != nil {
+		return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return inspection.RecordDigest{Kind: k, ID: id, SHA256: sum}, nil
+}
+
+// recordScan says where a kind's records live and how to read a record's
+// ID from its JSON (keys hold only hashes).
+type recordScan struct {
+	p  prefix
+	id func(body []byte) (string, error)
+}
+
+// jsonID reads the string fields named from a JSON record and joins them
+// with "/" (a quota counter's ID is period/scope).
+func jsonID(fields ...string) func([]byte) (string, error) {
+	return func(body []byte) (string, error) {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			return "", err
+		}
+		parts := make([]string, len(fields))
+		for i, f := range fields {
+			if err := json.Unmarshal(m[f], &parts[i]); err != nil {
+				return "", fmt.Errorf("field %s: %w", f, err)
+			}
+		}
+		return strings.Join(parts, "/"), nil
+	}
+}
+
+var recordScans = map[inspection.RecordKind]recordScan{
+	inspection.RecordDeclaration:  {prefixDeclaration, jsonID("declaration_id")},
+	inspection.RecordDecision:     {prefixDecision, jsonID("id")},
+	inspection.RecordAssignment:   {prefixAssignment, jsonID("id")},
+	inspection.RecordEvent:        {prefixEvent, jsonID("id")},
+	inspection.RecordGoodsState:   {prefixGoodsState, jsonID("key")},
+	inspection.RecordQuotaCounter: {prefixQuota, jsonID("period", "scope")},
+	inspection.RecordQuotaPeriod:  {prefixQuotaPeriod, jsonID("period")},
+	inspection.RecordPolicy:       {prefixPolicy, jsonID("version")},
+	inspection.RecordAPIKey:       {prefixAPIKey, jsonID("id")},
+	inspection.RecordOverride:     {prefixOverride, jsonID("id")},
+	inspection.RecordAgency:       {prefixAgency, jsonID("id")},
+	inspection.RecordImporter:     {prefixImporter, jsonID("tax_code")},
+}
+
+// Records scans every record of a kind (for VerifyAudit's search for
+// records no entry covers). A record whose ID cannot be read is reported
+// by its key, so tampering cannot hide a record from the scan.
+func (t *readTx) Records(k inspection.RecordKind, fn func(inspection.RecordDigest) error) error {
+	rs, ok := recordScans[k]
+	if !ok {
+		return fmt.Errorf("store: cannot scan records of kind %q", k)
+	}
+	return t.iterate([]byte{byte(rs.p)}, func(key, val []byte) error {
+		body, err := unwrap(rs.p, val)
+		var id string
+		if err == nil {
+			id, err = rs.id(body)
+		}
+		if err != nil {
+			id = fmt.Sprintf("(unreadable, key %x)", key)
+			body = bytes.Clone(val)
+		}
+		sum := sha256.Sum256(body)
+		return fn(inspection.RecordDigest{Kind: k, ID: id, SHA256: hex.EncodeToString(sum[:])})
+	})
+}

@@ -1,0 +1,67 @@
+package store
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/risk"
+)
+
+// Risk counts live under 0x17 | h16(kind) | h16(id), so one kind is one
+// prefix scan (ranked lists, prior fitting); priors under 0x18 | h16(group).
+
+func riskKey(s risk.Subject) []byte {
+	hk, hi := h16(s.Kind), h16(s.ID)
+	k := make([]byte, 0, 1+2*hashSize)
+	k = append(k, byte(prefixRisk))
+	k = append(k, hk[:]...)
+	return append(k, hi[:]...)
+}
+
+func (t *readTx) RiskRecord(s risk.Subject) (inspection.RiskRecord, error) {
+	var r inspection.RiskRecord
+	what := "risk counts of " + s.String()
+	if err := t.load(prefixRisk, riskKey(s), what, &r); err != nil {
+		return inspection.RiskRecord{}, err
+	}
+	if r.Subject != s {
+		return inspection.RiskRecord{}, fmt.Errorf("store: %s: stored record is %s (key hash collision)", what, r.Subject)
+	}
+	return r, nil
+}
+
+// RiskRecords lists a kind's subjects ordered by ID.
+func (t *readTx) RiskRecords(kind string) ([]inspection.RiskRecord, error) {
+	hk := h16(kind)
+	var out []inspection.RiskRecord
+	err := t.iterate(append([]byte{byte(prefixRisk)}, hk[:]...), func(_, val []byte) error {
+		var r inspection.RiskRecord
+		if err := decode(prefixRisk, val, &r); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b inspection.RiskRecord) int { return cmp.Compare(a.Subject.ID, b.Subject.ID) })
+	return out, nil
+}
+
+func (t *readTx) RiskPrior(group string) (risk.Prior, error) {
+	return loadID(t, prefixRiskPrior, group, func(p *risk.Prior) string { return p.Group })
+}
+
+func (t *writeTx) PutRiskRecord(r inspection.RiskRecord) error {
+	if r.Subject.Kind == "" || r.Subject.ID == "" {
+		return fmt.Errorf("store: put risk counts: empty subject")
+	}
+	return t.put(prefixRisk, riskKey(r.Subject), "risk counts of "+r.Subject.String(), r)
+}
+
+func (t *writeTx) PutRiskPrior(p risk.Prior) error {
+	return t.putID(prefixRiskPrior, p.Group, p)
+}
