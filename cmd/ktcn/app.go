@@ -258,7 +258,10 @@ func newLogger(level string, w io.Writer) (zerolog.Logger, error) {
 	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	// The server, the committer, cron jobs and the history loader log from
+	// their own goroutines; a writer that is not safe for concurrent use
+	// (a buffer in tests, a pipe wrapper) must not interleave or race.
+	return zerolog.New(zerolog.SyncWriter(w)).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 func loadPolicy(path string) (*inspection.Policy, error) {
