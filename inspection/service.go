@@ -18,6 +18,7 @@ type Service struct {
 	keys   QuotaKeys
 	log    zerolog.Logger
 	audit  AuditObserver
+	scores scoreMemo
 }
 
 // Config wires a Service; every field is required but Logger,
