@@ -183,8 +183,9 @@ func TestAckFollowsSync(t *testing.T) {
 	token := devCreds(t, dataDir)["nsw"]
 	counts := filepath.Join(work, "strace.txt")
 	// --seccomp-bpf stops the server only at the traced calls, so it runs
-	// at nearly full speed and batches look as they do untraced.
-	srv := startServer(t, bin, dataDir, logPath, strace, "--seccomp-bpf", "-f", "-c", "-o", counts,
+	// at nearly full speed and batches look as they do untraced; -w times
+	// each call by the wall clock, which is what a sync costs a caller.
+	srv := startServer(t, bin, dataDir, logPath, strace, "--seccomp-bpf", "-f", "-c", "-w", "-o", counts,
 		"-e", "trace=fsync,fdatasync,msync,sync_file_range")
 	server := childPID(t, srv.cmd.Process.Pid)
 	src, err := newDeclSource("history", firstStartSeed, 5, "SYNC"+strconv.FormatInt(time.Now().Unix(), 36))
@@ -196,6 +197,9 @@ func TestAckFollowsSync(t *testing.T) {
 	srv.stop(server) // SIGINT to the server; strace writes its counts when it exits
 	st := lastCommitStats(t, logPath)
 	calls := straceCounts(t, counts)
+	if raw, err := os.ReadFile(counts); err == nil {
+		t.Logf("strace -c:\n%s", raw) // time per call too: what one sync costs here
+	}
 	syncs := calls["fsync"] + calls["fdatasync"] + calls["msync"] + calls["sync_file_range"]
 	t.Logf("%d declarations acknowledged (%d decisions) by `ktcn serve` under strace; the server logged %d synced batches carrying %d updates (%.1f per batch, largest %d); strace counted msync %d, fdatasync %d, fsync %d, sync_file_range %d: %.2f syncs per batch",
 		rep.Acked, rep.Decisions, st.Batches, st.Updates, float64(st.Updates)/float64(max(st.Batches, 1)), st.MaxBatch,
