@@ -82,6 +82,17 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	return open(opts, bo)
+}
+
+// ErrNotDurable is returned by Open for badger options without SyncWrites
+// on disk: every acknowledgement promises the write is synced.
+var ErrNotDurable = errors.New("store: refusing to open without SyncWrites")
+
+func open(opts Options, bo badger.Options) (*DB, error) {
+	if !bo.InMemory && !bo.SyncWrites {
+		return nil, ErrNotDurable
+	}
 	where := opts.Dir
 	if opts.InMemory {
 		where = "(in memory)"

@@ -22,3 +22,16 @@ func DecisionKey(id string) []byte { return idKey(prefixDecision, id) }
 func BareSet(tx any, key, val []byte) error {
 	return tx.(*writeTx).set(append([]byte{0xEE}, key...), val, "bench")
 }
+
+// OpenWith opens with badger options a caller altered, to show Open's
+// guard refuses a configuration that would acknowledge unsynced writes.
+func OpenWith(opts Options, alter func(badger.Options) badger.Options) (*DB, error) {
+	bo, err := badgerOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return open(opts, alter(bo))
+}
+
+// SyncWrites reports whether the open store syncs every commit.
+func SyncWrites(d *DB) bool { return d.db.Opts().SyncWrites }
