@@ -266,11 +266,11 @@ func (a *app) loadHistory(ctx context.Context) error {
 	}
 	sort.Strings(modes)
 	for _, m := range modes {
-		var keys []string
+		var goods []string
 		for _, g := range rep.Examples[inspection.Mode(m)] {
-			keys = append(keys, g.Key.String())
+			goods = append(goods, g.Key.String())
 		}
-		ev = ev.Strs("goods_"+m, keys)
+		ev = ev.Strs("goods_"+m, goods)
 	}
 	ev.Msg("sample history loaded: a year of declarations, results and alerts; look goods up with GET /v1/goods/{key}")
 	if rep.Replay.ModeMismatches > 0 {
