@@ -82,15 +82,11 @@ func loadAuditKey(path, dataDir string, create bool, log zerolog.Logger) (ed2551
 	if err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
-	if info.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("audit key %s is readable by others (mode %v): chmod 600 it", path, info.Mode().Perm())
-	}
-	raw, err := os.ReadFile(path)
+	seed, err := readHexSecret(path, "audit key", info)
 	if err != nil {
-		return nil, fmt.Errorf("read audit key: %w", err)
+		return nil, err
 	}
-	seed, err := hex.DecodeString(strings.TrimSpace(string(raw)))
-	if err != nil || len(seed) != ed25519.SeedSize {
+	if len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("audit key %s: want a %d-byte Ed25519 seed as hex", path, ed25519.SeedSize)
 	}
 	return ed25519.NewKeyFromSeed(seed), nil

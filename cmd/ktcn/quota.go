@@ -64,15 +64,11 @@ func loadQuotaSecret(path, dataDir string, create bool, log zerolog.Logger) (ins
 	if err != nil {
 		return nil, fmt.Errorf("quota secret: %w", err)
 	}
-	if info.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("quota secret %s is readable by others (mode %v): chmod 600 it", path, info.Mode().Perm())
-	}
-	raw, err := os.ReadFile(path)
+	secret, err := readHexSecret(path, "quota secret", info)
 	if err != nil {
-		return nil, fmt.Errorf("read quota secret: %w", err)
+		return nil, err
 	}
-	secret, err := hex.DecodeString(strings.TrimSpace(string(raw)))
-	if err != nil || len(secret) < 32 {
+	if len(secret) < 32 {
 		return nil, fmt.Errorf("quota secret %s: want at least 32 bytes as hex", path)
 	}
 	return inspection.MasterSecret(secret), nil
@@ -129,4 +125,22 @@ func runVerifyQuota(ctx context.Context, args []string, getenv func(string) stri
 			rep.Period, rep.Commitment, rep.Scopes, rep.Eligible, rep.Selected, rep.CapBasisPoints)
 		return nil
 	})
+}
+
+// readHexSecret reads a hex-encoded secret file that only its owner may
+// read (the quota master secret, the audit signing key): a secret others
+// can read is refused rather than trusted.
+func readHexSecret(path, what string, info os.FileInfo) ([]byte, error) {
+	if info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s %s is readable by others (mode %v): chmod 600 it", what, path, info.Mode().Perm())
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: not hex", what, path)
+	}
+	return b, nil
 }
