@@ -21,28 +21,13 @@ import (
 // api.BenchmarkDecideInProcess against writes/s here in the same `make
 // bench` run.
 func BenchmarkBareSyncedWrite(b *testing.B) {
-	dir := os.Getenv("KTCN_BENCH_DIR")
-	if dir == "" {
-		dir = b.TempDir()
-	} else {
-		d, err := os.MkdirTemp(dir, "bare-*")
-		if err != nil {
-			b.Fatal(err)
-		}
-		dir = d
-		defer os.RemoveAll(dir)
-	}
+	dir := benchDir(b)
 	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	sizes := []int{2200, 900, 500, 300}
-	vals := make([][]byte, len(sizes))
-	for i, n := range sizes {
-		vals[i] = make([]byte, n)
-		_, _ = rand.Read(vals[i])
-	}
+	vals := decisionSizedValues()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		err := db.Update(func(txn *badger.Txn) error {
@@ -64,28 +49,13 @@ func BenchmarkBareSyncedWrite(b *testing.B) {
 // 64 callers each writing a decision's worth of bytes (four values, ~3.9
 // KiB) through the same group commit, with nothing read or computed.
 func BenchmarkBareGroupCommit64(b *testing.B) {
-	dir := os.Getenv("KTCN_BENCH_DIR")
-	if dir == "" {
-		dir = b.TempDir()
-	} else {
-		d, err := os.MkdirTemp(dir, "bare-gc-*")
-		if err != nil {
-			b.Fatal(err)
-		}
-		dir = d
-		defer os.RemoveAll(dir)
-	}
+	dir := benchDir(b)
 	db, err := store.Open(store.Options{Dir: dir})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	sizes := []int{2200, 900, 500, 300}
-	vals := make([][]byte, len(sizes))
-	for i, n := range sizes {
-		vals[i] = make([]byte, n)
-		_, _ = rand.Read(vals[i])
-	}
+	vals := decisionSizedValues()
 	var seq atomic.Int64
 	b.SetParallelism(32)
 	b.ResetTimer()
@@ -109,4 +79,31 @@ func BenchmarkBareGroupCommit64(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
 	st := db.CommitStats()
 	b.ReportMetric(float64(st.Updates)/float64(max(st.Batches, 1)), "writes/fsync")
+}
+
+// benchDir is a data dir on disk: under KTCN_BENCH_DIR when set (make
+// bench points it at the work tree, not tmpfs), else the test's temp dir.
+func benchDir(b *testing.B) string {
+	root := os.Getenv("KTCN_BENCH_DIR")
+	if root == "" {
+		return b.TempDir()
+	}
+	dir, err := os.MkdirTemp(root, "bare-*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+// decisionSizedValues are random values the sizes of what one decision
+// writes: a decision, an assignment, a goods state, a declaration record.
+func decisionSizedValues() [][]byte {
+	sizes := []int{2200, 900, 500, 300}
+	vals := make([][]byte, len(sizes))
+	for i, n := range sizes {
+		vals[i] = make([]byte, n)
+		_, _ = rand.Read(vals[i])
+	}
+	return vals
 }
