@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/api"
@@ -100,22 +99,7 @@ func BenchmarkDecideHTTP64(b *testing.B) {
 // BenchmarkBareEchoHTTP64 is the floor of BenchmarkDecideHTTP64: echo, the
 // same strict decoder, a same-shaped answer, no domain and no store.
 func BenchmarkBareEchoHTTP64(b *testing.B) {
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.POST("/v1/declarations", func(c echo.Context) error {
-		var in inspection.DeclarationInput
-		if err := api.DecodeStrict(c.Request().Body, &in); err != nil {
-			return err
-		}
-		out := api.DeclarationResponse{DeclarationID: in.DeclarationID, PolicyVersion: "bare"}
-		for _, l := range in.Lines {
-			out.Lines = append(out.Lines, api.LineDecision{LineNo: *l.LineNo, DecisionID: "dec_000000000000000000000000",
-				Mode: inspection.ModeNormal, Inspect: true, Agency: "moit-vinacontrol", AssignmentID: "asg_000000000000000000000000",
-				Reason: "normal: 0 of 3 passes within 12 months toward reduced"})
-		}
-		return c.JSON(http.StatusCreated, out)
-	})
-	srv := httptest.NewServer(e)
+	srv := httptest.NewServer(bareEcho())
 	defer srv.Close()
 	post64(b, srv.URL+"/v1/declarations", "ktcn_0000000000000000_"+strings.Repeat("0", 64), "requests")
 }

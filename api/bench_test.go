@@ -159,10 +159,11 @@ func BenchmarkDecideHTTP(b *testing.B) {
 	reportRate(b, "decisions")
 }
 
-// BenchmarkBareEchoHTTP is the HTTP floor: echo, loopback TCP, the same
-// JSON decoded and a same-shaped answer encoded, no domain and no store.
-func BenchmarkBareEchoHTTP(b *testing.B) {
+// bareEcho is the HTTP floor of the decision endpoint: echo, the same
+// strict decoder and a same-shaped answer, no domain and no store.
+func bareEcho() *echo.Echo {
 	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
 	e.POST("/v1/declarations", func(c echo.Context) error {
 		var in inspection.DeclarationInput
 		if err := api.DecodeStrict(c.Request().Body, &in); err != nil {
@@ -176,7 +177,12 @@ func BenchmarkBareEchoHTTP(b *testing.B) {
 		}
 		return c.JSON(http.StatusCreated, out)
 	})
-	srv := httptest.NewServer(e)
+	return e
+}
+
+// BenchmarkBareEchoHTTP is the HTTP floor for one caller over loopback.
+func BenchmarkBareEchoHTTP(b *testing.B) {
+	srv := httptest.NewServer(bareEcho())
 	defer srv.Close()
 	// The same header is sent (and ignored), so the floor moves the same bytes.
 	postLoop(b, srv.URL+"/v1/declarations", "ktcn_0000000000000000_"+strings.Repeat("0", 64))

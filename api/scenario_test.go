@@ -194,7 +194,7 @@ func TestQuotaVisibleToCustomsNotToNSW(t *testing.T) {
 	body, _ := json.Marshal(raw)
 	lines := raw["lines"].([]any)
 	allowed := map[string]bool{"line_no": true, "decision_id": true, "mode": true, "inspect": true, "agency": true,
-		"assignment_id": true, "due_at": true, "reason": true}
+		"assignment_id": true, "reason": true}
 	for k := range lines[0].(map[string]any) {
 		if !allowed[k] {
 			t.Fatalf("the NSW answer carries %q: %s", k, body)

@@ -151,7 +151,6 @@ type LineDecision struct {
 	Inspect      bool            `json:"inspect"`
 	Agency       string          `json:"agency,omitempty"`
 	AssignmentID string          `json:"assignment_id,omitempty"`
-	DueAt        *time.Time      `json:"due_at,omitempty"`
 	Reason       string          `json:"reason"`
 }
 

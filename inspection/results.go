@@ -142,7 +142,7 @@ func (s *Service) RecordResult(ctx context.Context, assignmentID string, in Resu
 			return err
 		}
 		out.Assignment = a
-		if err := s.putGoodsState(tx, state, a.Goods, a.GoodsKey, history, now); err != nil {
+		if err := s.putGoodsState(tx, state, a.Goods, a.GoodsKey, history, now, nil); err != nil {
 			return err
 		}
 		head, err = tx.append(now, source, AuditResultRecorded, "assignment:"+a.ID, "decision:"+a.DecisionID)
@@ -298,7 +298,7 @@ func (s *Service) RaiseAlert(ctx context.Context, in AlertInput, source string) 
 			if err != nil {
 				return err
 			}
-			if err := s.putGoodsState(tx, state, *goods, gk, history, now); err != nil {
+			if err := s.putGoodsState(tx, state, *goods, gk, history, now, nil); err != nil {
 				return err
 			}
 		}

@@ -257,18 +257,14 @@ func (s *Service) scoreLot(tx ReadTx, g Goods, gk Key, importer string, history 
 			if rerr != nil && !errors.Is(rerr, ErrNotFound) {
 				return nil, rerr
 			}
-			c := rec.Counts
+			c, scoreAt := rec.Counts, at
 			if !c.Empty() && c.AsOf.After(at) {
 				// Counts from a result in this very second: score them as of
 				// it (a clock moved back would land here too).
-				at2 := c.AsOf
-				key.at = at2.UnixNano()
-				key.counts = c
-				sc, err = s.scores.get(key, func() (risk.Score, error) { return risk.ScoreCounts(sub.Subject, c, prior, at2, p) })
-			} else {
-				key.counts = c
-				sc, err = s.scores.get(key, func() (risk.Score, error) { return risk.ScoreCounts(sub.Subject, c, prior, at, p) })
+				scoreAt = c.AsOf
 			}
+			key.counts, key.at = c, scoreAt.UnixNano()
+			sc, err = s.scores.get(key, func() (risk.Score, error) { return risk.ScoreCounts(sub.Subject, c, prior, scoreAt, p) })
 		}
 		if err != nil {
 			return nil, fmt.Errorf("score %s: %w", sub.Subject, err)

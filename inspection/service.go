@@ -196,6 +196,15 @@ func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time, opened
 	lot := Lot{ImporterTaxCode: d.ImporterTaxCode, Procedure: l.Procedure, Exemption: l.Exemption,
 		Certificates: append(append([]Certificate{}, l.Certificates...), certs...)}
 	ev := Evaluate(s.policy, history, lot, now)
+	// The goods-state snapshot is the history-only mode; when nothing about
+	// this lot (certificate, exemption, the quality regime's importer term)
+	// can move it, it is this evaluation, and the decision path need not
+	// replay the history a second time.
+	var snap *Evaluation
+	if len(lot.Certificates) == 0 && lot.Exemption == "" && lot.Procedure != ProcedureQuality {
+		base := ev
+		snap = &base
+	}
 	if s.policy.Risk.ScoreDecisions {
 		scores, err := s.scoreLot(tx, l.Goods, gk, d.ImporterTaxCode, history, now)
 		if err != nil {
@@ -252,7 +261,7 @@ func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time, opened
 		return Decision{}, err
 	}
 	state.Lots++
-	return dec, s.putGoodsState(tx, state, l.Goods, gk, history, now)
+	return dec, s.putGoodsState(tx, state, l.Goods, gk, history, now, snap)
 }
 
 // goodsContext reads what a decision on g depends on: its history (own
@@ -292,8 +301,12 @@ func (s *Service) goodsContext(tx ReadTx, g Goods, gk Key) ([]Event, []Certifica
 
 // putGoodsState refreshes the goods' snapshot from its history alone (no
 // lot's certificate or exemption).
-func (s *Service) putGoodsState(tx Tx, st GoodsState, g Goods, gk Key, history []Event, now time.Time) error {
-	ev := Evaluate(s.policy, history, Lot{}, now)
+func (s *Service) putGoodsState(tx Tx, st GoodsState, g Goods, gk Key, history []Event, now time.Time, snap *Evaluation) error {
+	if snap == nil {
+		ev := Evaluate(s.policy, history, Lot{}, now)
+		snap = &ev
+	}
+	ev := *snap
 	st.Key, st.Goods, st.Mode, st.Rule, st.Progress = gk, g, ev.Mode, ev.Explanation.Rule, ev.Explanation.Progress
 	st.Results = 0
 	for _, e := range history {
