@@ -36,6 +36,10 @@ type SimLot struct {
 type importerTrace struct {
 	importer   string
 	selections []bool // in decision order
+	// uncheckable counts the importer's first simFirstN lots that met a
+	// scope with no allowance at all (allowance 0: the scope's first lots
+	// of the period), which no rule under the cap could have checked.
+	uncheckable int64
 }
 
 // QuotaSimReport is what a simulation measured. Rates are shares of lots.
@@ -49,9 +53,13 @@ type QuotaSimReport struct {
 	// Unpredictability, pooled over importers: the check rate of each
 	// importer's first FirstN lots of the year, and of its next FirstN
 	// lots after it was checked.
-	FirstN                       int
-	FirstLots, FirstSelected     int64
-	FirstRate                    float64
+	FirstN                   int
+	FirstLots, FirstSelected int64
+	FirstRate                float64
+	// FirstUncheckable of the FirstLots met a scope with no allowance yet
+	// (its first lots of the period, floor(cap × eligible) = 0): the part
+	// of the start-of-year leak that no rule under the cap can close.
+	FirstUncheckable             int64
 	AfterLots, AfterSelected     int64
 	AfterRate                    float64
 	DominantFirstRate            float64 // the same two rates for the five largest importers
@@ -108,6 +116,9 @@ func (s *QuotaSimulator) Decide(l SimLot) (bool, error) {
 	if tr == nil {
 		tr = &importerTrace{importer: l.ImporterTaxCode}
 		s.traces[tk] = tr
+	}
+	if len(tr.selections) < simFirstN && rec.Allowance == 0 {
+		tr.uncheckable++
 	}
 	tr.selections = append(tr.selections, rec.Chosen)
 	s.volume[l.ImporterTaxCode]++
@@ -176,6 +187,7 @@ func (s *QuotaSimulator) Report() QuotaSimReport {
 	for _, tr := range s.traces {
 		f, fs, a, as := tr.windows()
 		r.FirstLots, r.FirstSelected, r.AfterLots, r.AfterSelected = r.FirstLots+f, r.FirstSelected+fs, r.AfterLots+a, r.AfterSelected+as
+		r.FirstUncheckable += tr.uncheckable
 		if dominant[tr.importer] {
 			dFirst, dFirstSel, dAfter, dAfterSel = dFirst+f, dFirstSel+fs, dAfter+a, dAfterSel+as
 		}
