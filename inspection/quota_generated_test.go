@@ -52,31 +52,13 @@ func TestQuotaOnGeneratedYear(t *testing.T) {
 			}
 			p.Reduced.Sampling.Gain = g
 		}
-		var sim *inspection.QuotaSimulator
-		gen, err := fixtures.New(fixtures.Config{Seed: seed, Lots: lots, Years: 1, Policy: p, Scale: 1, Importers: importers,
-			NewSampler: func() fixtures.Sampler {
-				sim = inspection.NewQuotaSimulator(p.Reduced.Sampling, testKeys)
-				return func(l fixtures.SampleLot) bool {
-					chosen, err := sim.Decide(inspection.SimLot{DeclarationID: l.DeclarationID, LineNo: l.LineNo,
-						ImporterTaxCode: l.ImporterTaxCode, Goods: l.Goods, At: l.DecidedAt, ComplianceLevel: l.ImporterLevel})
-					if err != nil {
-						t.Error(err)
-					}
-					return chosen
-				}
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum, err := gen.Run(func(*fixtures.Record) error { return nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep := sim.Report()
+		run := simulateGeneratedYear(t, p, seed, lots, importers)
+		rep, sum := run.rep, run.sum
 		t.Logf("%s: %d lots, %d headings, %d importers, %d reduced lots drawn: rate %.2f%% = %.1f%% of the cap; first 20 lots of an importer's year %.2f%% (%d lots, %.1f%% of them in a scope with no allowance yet); 20 lots after a check %.2f%% (%d lots); five largest importers %.2f%% / %.2f%%; %d scopes (%d lots) below 20 lots",
 			scope, sum.Lots, sum.Headings, sum.UniverseImporters, rep.Lots, 100*rep.Rate, 100*rep.ShareOfCap, 100*rep.FirstRate, rep.FirstLots,
 			100*ratioOf(rep.FirstUncheckable, rep.FirstLots), 100*rep.AfterRate, rep.AfterLots, 100*rep.DominantFirstRate, 100*rep.DominantAfterRate,
 			rep.ScopesBelowMinimum, rep.LotsInScopesBelowMinimum)
+		t.Logf("    non-compliant lots expected among the checked: %.2f%% against %.2f%% of all reduced lots (lift %.2f)", 100*run.hitRate(), 100*run.baseRate(), run.lift())
 		for _, b := range rep.Bands {
 			if b.Scopes > 0 {
 				t.Logf("    scopes of %s lots: %d scopes, %d lots, rate %.2f%% (%.0f%% of cap)", b.Band, b.Scopes, b.Lots, 100*b.Rate, 100*b.ShareOfCap)
@@ -103,6 +85,95 @@ func TestQuotaOnGeneratedYear(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRiskWeightedSelectionFindsMore compares the two selections on the
+// same generated year (domain.md: the quota is a budget for finding
+// non-compliance): risk-weighted selection must find more non-compliant
+// lots per check than uniform, by the generator's truth, and stay as
+// capped (the simulator counts every instant over the cap).
+func TestRiskWeightedSelectionFindsMore(t *testing.T) {
+	lots := envInt(t, "KTCN_QUOTA_LOTS", 140000)
+	runs := map[string]yearRun{}
+	for _, sel := range []string{inspection.SelectionUniform, inspection.SelectionRiskWeighted} {
+		p := mustPolicy(t)
+		p.Reduced.Sampling.Selection = sel
+		run := simulateGeneratedYear(t, p, 11, lots, realisticImporters(lots))
+		runs[sel] = run
+		t.Logf("%s: rate %.2f%% (%.1f%% of the cap); non-compliant among the checked %.2f%% against %.2f%% of reduced lots (lift %.2f); first 20 %.2f%%, after a check %.2f%%",
+			sel, 100*run.rep.Rate, 100*run.rep.ShareOfCap, 100*run.hitRate(), 100*run.baseRate(), run.lift(), 100*run.rep.FirstRate, 100*run.rep.AfterRate)
+		if run.rep.CapExceeded != 0 {
+			t.Fatalf("%s: cap exceeded %d times", sel, run.rep.CapExceeded)
+		}
+	}
+	u, w := runs[inspection.SelectionUniform], runs[inspection.SelectionRiskWeighted]
+	if !(w.hitRate() > u.hitRate()) {
+		t.Errorf("risk-weighted checks find %.2f%% non-compliant, uniform %.2f%%: weighting by risk does not pay", 100*w.hitRate(), 100*u.hitRate())
+	}
+	if w.rep.ShareOfCap < 0.9 {
+		t.Errorf("risk-weighted selection used %.1f%% of the cap", 100*w.rep.ShareOfCap)
+	}
+}
+
+// yearRun is one simulated year: the quota report, the generator's
+// summary, and the truth's expected non-compliance of the reduced lots
+// and of those checked.
+type yearRun struct {
+	rep                     inspection.QuotaSimReport
+	sum                     fixtures.Summary
+	reduced, checked        int64
+	expectedAll, expectedIn float64 // sums of the truth's rate
+}
+
+func (r yearRun) hitRate() float64  { return r.expectedIn / float64(max(r.checked, 1)) }
+func (r yearRun) baseRate() float64 { return r.expectedAll / float64(max(r.reduced, 1)) }
+func (r yearRun) lift() float64 {
+	if r.baseRate() == 0 {
+		return 0
+	}
+	return r.hitRate() / r.baseRate()
+}
+
+// simulateGeneratedYear generates a year under p, drawing its reduced lots
+// through the quota simulator, and weighs every reduced lot by the truth's
+// probability that it is non-compliant (less noisy than the results).
+func simulateGeneratedYear(t *testing.T, p *inspection.Policy, seed uint64, lots, importers int) yearRun {
+	t.Helper()
+	var sim *inspection.QuotaSimulator
+	gen, err := fixtures.New(fixtures.Config{Seed: seed, Lots: lots, Years: 1, Policy: p, Scale: 1, Importers: importers,
+		NewSampler: func() fixtures.Sampler {
+			sim = inspection.NewQuotaSimulator(p.Reduced.Sampling, testKeys)
+			return func(l fixtures.SampleLot) bool {
+				chosen, err := sim.Decide(inspection.SimLot{DeclarationID: l.DeclarationID, LineNo: l.LineNo,
+					ImporterTaxCode: l.ImporterTaxCode, Goods: l.Goods, At: l.DecidedAt, ComplianceLevel: l.ImporterLevel})
+				if err != nil {
+					t.Error(err)
+				}
+				return chosen
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run yearRun
+	run.sum, err = gen.Run(func(r *fixtures.Record) error {
+		if r.Type != fixtures.RecordDecision || r.Decision.Mode != inspection.ModeReduced {
+			return nil
+		}
+		rate := gen.Truth().Rate(r.Decision.Goods, r.Decision.Importer, r.At)
+		run.reduced++
+		run.expectedAll += rate
+		if r.Decision.Sampled {
+			run.checked++
+			run.expectedIn += rate
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.rep = sim.Report()
+	return run
 }
 
 // NSW's own counts (domain.md §1) grew from 3.07 M dossiers from 38,400
