@@ -186,6 +186,9 @@ func (p *Policy) Validate() error {
 	if err := p.Reduced.Sampling.validate("reduced.sampling"); err != nil {
 		return err
 	}
+	if p.Reduced.Sampling.Selection == SelectionRiskWeighted && p.Reduced.Sampling.WeightBy == WeightByGoodsScore && !p.Risk.ScoreDecisions {
+		return Invalid("reduced.sampling.weight_by", "goods_score needs risk.score_decisions: true (the weight is the decision's goods score)")
+	}
 	if p.QualityExemption.Enabled {
 		if p.QualityExemption.ConsecutivePasses < 1 {
 			return Invalid("quality_exemption.consecutive_passes", "must be at least 1")

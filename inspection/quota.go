@@ -26,6 +26,8 @@ import (
 //	chosen    = selected + 1 ≤ allowance  and  u < q
 //	q         = clamp(cap + gain × (credit − reserve), 0, 1)        uniform
 //	q         = clamp(q_uniform × weight / mean weight, 0, 1)         risk-weighted
+//	weight    = the importer's compliance-level weight, or the goods' risk
+//	            score (posterior mean), as the policy's weight_by says
 //	credit    = cap × eligible − selected          (unused allowance)
 //
 // The hard condition keeps selected ≤ floor(cap × eligible) at every
@@ -47,8 +49,12 @@ type SamplingRules struct {
 	// the scope keeps in hand, Gain how fast q moves with it.
 	Gain    float64 `json:"gain"`
 	Reserve float64 `json:"reserve"`
-	// RiskWeights by importer compliance level (and "unknown"), for
-	// risk-weighted selection until risk scores feed it.
+	// WeightBy says what a lot's weight is under risk-weighted selection:
+	// compliance_level (the default: RiskWeights by the importer's level)
+	// or goods_score (the posterior mean of the goods' violation rate that
+	// the decision's scores carry; needs risk.score_decisions).
+	WeightBy string `json:"weight_by,omitempty"`
+	// RiskWeights by importer compliance level (and "unknown").
 	RiskWeights map[string]float64 `json:"risk_weights"`
 }
 
@@ -59,7 +65,14 @@ const (
 	ScopeImporterGoodsYear = "importer_goods_year"
 	SelectionUniform       = "uniform"
 	SelectionRiskWeighted  = "risk_weighted"
+	WeightByCompliance     = "compliance_level"
+	WeightByGoodsScore     = "goods_score"
 )
+
+// minGoodsWeight keeps a goods-score weight strictly positive (a posterior
+// mean always is; this guards a lot that carries no score), so the
+// scope's mean weight, and q, stay defined.
+const minGoodsWeight = 0.001
 
 // capDenominator: the cap is kept as whole basis points so that the
 // allowance floor(eligible × cap) is integer arithmetic, exact for
@@ -87,7 +100,12 @@ func (r SamplingRules) validate(f string) error {
 	if r.Reserve < 0 || r.Reserve > 1000 || math.IsNaN(r.Reserve) {
 		return Invalid(f+".reserve", "must be between 0 and 1000, got %v", r.Reserve)
 	}
-	if r.Selection == SelectionRiskWeighted {
+	switch r.WeightBy {
+	case "", WeightByCompliance, WeightByGoodsScore:
+	default:
+		return Invalid(f+".weight_by", "must be compliance_level or goods_score, got %q", r.WeightBy)
+	}
+	if r.Selection == SelectionRiskWeighted && r.WeightBy != WeightByGoodsScore {
 		if _, ok := r.RiskWeights["unknown"]; !ok {
 			return Invalid(f+".risk_weights", `must give a weight for "unknown"`)
 		}
@@ -263,8 +281,8 @@ func SelectionProbability(r SamplingRules, eligible, selectedBefore int64, weigh
 	return math.Min(1, math.Max(0, q))
 }
 
-// RiskWeight is the weight of a lot for risk-weighted selection (1 under
-// uniform selection).
+// RiskWeight is the weight of a lot for risk-weighted selection by
+// compliance level (1 under uniform selection).
 func (r SamplingRules) RiskWeight(complianceLevel string) float64 {
 	if r.Selection != SelectionRiskWeighted {
 		return 1
@@ -275,11 +293,34 @@ func (r SamplingRules) RiskWeight(complianceLevel string) float64 {
 	return r.RiskWeights["unknown"]
 }
 
+// LotWeight is a lot's weight in the draw: 1 under uniform selection; under
+// risk-weighted selection the importer's compliance-level weight, or with
+// weight_by goods_score the goods' posterior violation rate (at least
+// minGoodsWeight), so a goods twice as likely to fail is twice as likely to
+// be checked, relative to its scope's mean.
+func (r SamplingRules) LotWeight(complianceLevel string, goodsRisk float64) float64 {
+	if r.Selection != SelectionRiskWeighted {
+		return 1
+	}
+	if r.WeightBy == WeightByGoodsScore {
+		if !(goodsRisk >= minGoodsWeight) || math.IsInf(goodsRisk, 0) { // also NaN
+			return minGoodsWeight
+		}
+		return math.Min(goodsRisk, 1)
+	}
+	if complianceLevel == "" {
+		complianceLevel = "unknown"
+	}
+	return r.RiskWeight(complianceLevel)
+}
+
 // sample draws a reduced-mode lot inside the decision's transaction: it
 // opens the period (storing the key commitment) on first use, reads and
 // bumps the scope's counter, and indexes the lot among the scope's draws,
 // so the counter, the index and the decision commit together or not at all.
-func (s *Service) sample(tx Tx, d Declaration, l Line, now time.Time, opened *[]QuotaPeriod) (QuotaRecord, error) {
+// goodsRisk is the goods' posterior violation rate from the decision's
+// scores (0 when it was not scored), for weight_by goods_score.
+func (s *Service) sample(tx Tx, d Declaration, l Line, goodsRisk float64, now time.Time, opened *[]QuotaPeriod) (QuotaRecord, error) {
 	r := s.policy.Reduced.Sampling
 	period := QuotaPeriodOf(now)
 	scope := QuotaScopeOf(r, d.ImporterTaxCode, l.Goods)
@@ -303,16 +344,15 @@ func (s *Service) sample(tx Tx, d Declaration, l Line, now time.Time, opened *[]
 	if err != nil {
 		return QuotaRecord{}, err
 	}
-	weight := 1.0
-	if r.Selection == SelectionRiskWeighted {
-		level := "unknown"
+	level := ""
+	if r.Selection == SelectionRiskWeighted && r.WeightBy != WeightByGoodsScore {
 		if imp, err := tx.Importer(d.ImporterTaxCode); err == nil {
 			level = imp.ComplianceLevel
 		} else if !errors.Is(err, ErrNotFound) {
 			return QuotaRecord{}, err
 		}
-		weight = r.RiskWeight(level)
 	}
+	weight := r.LotWeight(level, goodsRisk)
 	drawHex, u := Draw(key, scope, period, d.ID, l.LineNo)
 	after, rec := Select(r, before, drawHex, u, weight)
 	if err := tx.PutQuotaCounter(after); err != nil {

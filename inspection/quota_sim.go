@@ -28,8 +28,10 @@ type SimLot struct {
 	ImporterTaxCode string
 	Goods           Goods
 	At              time.Time
-	// ComplianceLevel feeds risk-weighted selection.
+	// ComplianceLevel and GoodsRisk (the goods' posterior violation rate)
+	// feed risk-weighted selection, as the policy's weight_by says.
 	ComplianceLevel string
+	GoodsRisk       float64
 }
 
 // importerTrace follows one importer through one period.
@@ -106,7 +108,7 @@ func (s *QuotaSimulator) Decide(l SimLot) (bool, error) {
 		s.counters[period+"|"+scope] = c
 	}
 	drawHex, u := Draw(key, scope, period, l.DeclarationID, l.LineNo)
-	after, rec := Select(s.rules, *c, drawHex, u, s.rules.RiskWeight(l.ComplianceLevel))
+	after, rec := Select(s.rules, *c, drawHex, u, s.rules.LotWeight(l.ComplianceLevel, l.GoodsRisk))
 	*c = after
 	if after.Selected*capDenominator > after.Eligible*s.rules.CapBasisPoints() {
 		s.report.CapExceeded++

@@ -6,11 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"math"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/risk"
+	"github.com/ktcn/ktcn/store"
 )
 
 func defaultSampling(t testing.TB) inspection.SamplingRules {
@@ -115,6 +120,7 @@ func TestSamplingRulesValidation(t *testing.T) {
 		{"reduced.sampling.selection", func(r *inspection.SamplingRules) { r.Selection = "biased" }},
 		{"reduced.sampling.gain", func(r *inspection.SamplingRules) { r.Gain = -1 }},
 		{"reduced.sampling.risk_weights.low", func(r *inspection.SamplingRules) { r.RiskWeights = map[string]float64{"low": 0, "unknown": 1} }},
+		{"reduced.sampling.weight_by", func(r *inspection.SamplingRules) { r.WeightBy = "importer_score" }},
 	}
 	for _, tc := range tests {
 		p := mustPolicy(t)
@@ -123,6 +129,87 @@ func TestSamplingRulesValidation(t *testing.T) {
 		var e *inspection.Error
 		if err == nil || !asError(err, &e) || e.Field != tc.field {
 			t.Errorf("want an error on %s, got %v", tc.field, err)
+		}
+	}
+}
+
+// Under weight_by goods_score a reduced lot's weight in the draw is the
+// goods' posterior violation rate, the very score its decision shows, and
+// the policy refuses the option when decisions are not scored.
+func TestGoodsScoreWeighsTheDraw(t *testing.T) {
+	p := mustPolicy(t)
+	p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = inspection.SelectionRiskWeighted, inspection.WeightByGoodsScore
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(store.Options{InMemory: true, Small: true, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	clock := &fixedClock{}
+	clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decide := func(id string) inspection.Decision {
+		no, q := 1, 5.0
+		res, err := svc.Decide(ctx, inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
+			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Weighted milk", Manufacturer: "Weight Dairy",
+				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Decisions[0]
+	}
+	for i := 0; i < 3; i++ { // three passes under normal: the goods goes reduced
+		d := decide(fmt.Sprintf("W%d", i))
+		clock.Set(clock.Now().Add(24 * time.Hour))
+		if _, err := svc.RecordResult(ctx, d.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: clock.Now().Format(time.RFC3339)}, "agency:test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := decide("W3")
+	if d.Mode != inspection.ModeReduced || d.Quota == nil {
+		t.Fatalf("decision %s (%s), want a reduced lot with a draw", d.Mode, d.Reason)
+	}
+	var goods *risk.Score
+	for i, sc := range d.Explanation.Scores {
+		if sc.Subject.Kind == risk.KindGoods {
+			goods = &d.Explanation.Scores[i]
+		}
+	}
+	if goods == nil || !(goods.Mean > 0) {
+		t.Fatalf("no goods score in the explanation: %+v", d.Explanation.Scores)
+	}
+	if d.Quota.Weight != goods.Mean || d.Quota.WeightSum != goods.Mean {
+		t.Fatalf("draw weight %v (sum %v), want the goods' posterior mean %v", d.Quota.Weight, d.Quota.WeightSum, goods.Mean)
+	}
+
+	p.Risk.ScoreDecisions = false
+	var e *inspection.Error
+	if err := p.Validate(); err == nil || !asError(err, &e) || e.Field != "reduced.sampling.weight_by" {
+		t.Fatalf("goods_score without scored decisions: %v", err)
+	}
+}
+
+func TestLotWeight(t *testing.T) {
+	r := defaultSampling(t)
+	if w := r.LotWeight("low", 0.3); w != 1 {
+		t.Errorf("uniform selection weighs %v", w)
+	}
+	r.Selection = inspection.SelectionRiskWeighted
+	if w := r.LotWeight("low", 0.3); w != r.RiskWeights["low"] {
+		t.Errorf("by compliance level: %v", w)
+	}
+	if w := r.LotWeight("", 0.3); w != r.RiskWeights["unknown"] {
+		t.Errorf("no level: %v", w)
+	}
+	r.WeightBy = inspection.WeightByGoodsScore
+	for _, tc := range []struct{ risk, want float64 }{{0.3, 0.3}, {0, 0.001}, {-1, 0.001}, {math.NaN(), 0.001}, {math.Inf(1), 0.001}, {2, 1}} {
+		if w := r.LotWeight("low", tc.risk); w != tc.want {
+			t.Errorf("goods risk %v weighs %v, want %v", tc.risk, w, tc.want)
 		}
 	}
 }

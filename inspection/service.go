@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/ktcn/ktcn/risk"
 )
 
 // Service runs ktcn's use cases over a Store under one active policy.
@@ -226,7 +228,7 @@ func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time, opened
 			dec.Reason += "; random sampling disabled by policy, not inspected"
 			break
 		}
-		q, err := s.sample(tx, d, l, now, opened)
+		q, err := s.sample(tx, d, l, goodsRisk(ev.Explanation.Scores), now, opened)
 		if err != nil {
 			return Decision{}, fmt.Errorf("random check: %w", err)
 		}
@@ -262,6 +264,17 @@ func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time, opened
 	}
 	state.Lots++
 	return dec, s.putGoodsState(tx, state, l.Goods, gk, history, now, snap)
+}
+
+// goodsRisk is the goods' posterior violation rate among a decision's
+// scores, 0 when the goods was not scored.
+func goodsRisk(scores []risk.Score) float64 {
+	for _, sc := range scores {
+		if sc.Subject.Kind == risk.KindGoods {
+			return sc.Mean
+		}
+	}
+	return 0
 }
 
 // goodsContext reads what a decision on g depends on: its history (own
