@@ -30,6 +30,7 @@ import (
 // -v prints the figures. The assertions apply only to the defaults: a knob
 // turned is an exploration, not the acceptance.
 func TestQuotaOnGeneratedYear(t *testing.T) {
+	t.Parallel() // minutes under -race: overlap with the package's other tests
 	lots := envInt(t, "KTCN_QUOTA_LOTS", 140000)
 	seed := uint64(envInt(t, "KTCN_QUOTA_SEED", 11))
 	importers := envInt(t, "KTCN_QUOTA_IMPORTERS", realisticImporters(lots))
@@ -101,20 +102,29 @@ func TestRiskWeightedSelectionFindsMore(t *testing.T) {
 		{"risk-weighted by compliance level", inspection.SelectionRiskWeighted, inspection.WeightByCompliance},
 		{"risk-weighted by goods score", inspection.SelectionRiskWeighted, inspection.WeightByGoodsScore},
 	}
+	t.Parallel() // minutes under -race: overlap with the package's other tests
 	runs := make([]yearRun, len(variants))
-	for i, v := range variants {
-		p := mustPolicy(t)
-		p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = v.selection, v.weightBy
-		run := simulateGeneratedYear(t, p, 11, lots, realisticImporters(lots))
-		runs[i] = run
-		t.Logf("%s: rate %.2f%% (%.1f%% of the cap); non-compliant among the checked %.2f%% against %.2f%% of reduced lots (lift %.2f); first 20 %.2f%%, after a check %.2f%%",
-			v.name, 100*run.rep.Rate, 100*run.rep.ShareOfCap, 100*run.hitRate(), 100*run.baseRate(), run.lift(), 100*run.rep.FirstRate, 100*run.rep.AfterRate)
-		if run.rep.CapExceeded != 0 {
-			t.Fatalf("%s: cap exceeded %d times", v.name, run.rep.CapExceeded)
+	t.Run("years", func(t *testing.T) {
+		for i, v := range variants {
+			t.Run(v.name, func(t *testing.T) {
+				t.Parallel()
+				p := mustPolicy(t)
+				p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = v.selection, v.weightBy
+				run := simulateGeneratedYear(t, p, 11, lots, realisticImporters(lots))
+				runs[i] = run
+				t.Logf("rate %.2f%% (%.1f%% of the cap); non-compliant among the checked %.2f%% against %.2f%% of reduced lots (lift %.2f); first 20 %.2f%%, after a check %.2f%%",
+					100*run.rep.Rate, 100*run.rep.ShareOfCap, 100*run.hitRate(), 100*run.baseRate(), run.lift(), 100*run.rep.FirstRate, 100*run.rep.AfterRate)
+				if run.rep.CapExceeded != 0 {
+					t.Fatalf("cap exceeded %d times", run.rep.CapExceeded)
+				}
+				if run.rep.ShareOfCap < 0.9 {
+					t.Errorf("used %.1f%% of the cap", 100*run.rep.ShareOfCap)
+				}
+			})
 		}
-		if run.rep.ShareOfCap < 0.9 {
-			t.Errorf("%s used %.1f%% of the cap", v.name, 100*run.rep.ShareOfCap)
-		}
+	})
+	if t.Failed() {
+		return
 	}
 	for i := 1; i < len(runs); i++ {
 		if !(runs[i].hitRate() > runs[0].hitRate()) {
