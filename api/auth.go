@@ -80,6 +80,9 @@ var routeRules = map[string]rule{
 	// Commitments are public knowledge by design, but the period list
 	// also shows when periods opened: customs and auditors only.
 	"GET /v1/quota/periods": allow(customs, auditor),
+	// A scope's counts tell how much of its budget is left: never for nsw,
+	// which answers importers (as with the quota record on a decision).
+	"GET /v1/quota/periods/:period/scopes": allow(customs, auditor),
 	// The audit chain names every actor and record: auditors read it.
 	"GET /v1/audit": allow(auditor),
 	// Scores are customs' targeting tool; never shown to importers.

@@ -98,6 +98,9 @@ var matrix = map[string]matrixRow{
 	"GET /v1/quota/periods": {[]string{"customs", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/quota/periods", nil
 	}},
+	"GET /v1/quota/periods/:period/scopes": {[]string{"customs", "auditor"}, func(_ *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/quota/periods/" + inspection.QuotaPeriodOf(m.decision.DecidedAt) + "/scopes", nil
+	}},
 	"POST /v1/admin/keys": {[]string{"admin"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/admin/keys", map[string]any{"principal": "auditor:matrix"}
 	}},

@@ -25,3 +25,14 @@ func (h *handlers) listQuotaPeriods(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, QuotaPeriodList{Periods: ps})
 }
+
+// getQuotaUsage answers how a period's random checks used their allowance,
+// scope by scope (customs and auditors only: the counts tell an importer
+// how much budget is left).
+func (h *handlers) getQuotaUsage(c echo.Context) error {
+	u, err := h.svc.QuotaUsage(c.Request().Context(), c.Param("period"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, u)
+}

@@ -74,6 +74,7 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/goods/:key", h.getGoods)
 	v1.GET("/policy", h.getPolicy)
 	v1.GET("/quota/periods", h.listQuotaPeriods)
+	v1.GET("/quota/periods/:period/scopes", h.getQuotaUsage)
 	v1.GET("/audit", h.listAudit)
 	v1.GET("/scores", h.listScores)
 	v1.GET("/scores/:subject", h.getScore)

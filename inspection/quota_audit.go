@@ -1,6 +1,7 @@
 package inspection
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/hex"
@@ -287,4 +288,81 @@ func swappedState(tx ReadTx, d Decision, where string) (bool, error) {
 		inForce = o.Inspect
 	}
 	return inForce, nil
+}
+
+// QuotaUsage is how a period's random checks used their allowance, scope by
+// scope, for customs and auditors (never for importers: the counts tell
+// how much of a scope's budget is left). Allowances use the active policy's
+// cap; each decision keeps the cap it was drawn under.
+type QuotaUsage struct {
+	Period         string  `json:"period"`
+	Opened         bool    `json:"opened"` // a commitment is stored: the period has drawn
+	CapBasisPoints int64   `json:"cap_basis_points"`
+	Cap            float64 `json:"cap"`
+	QuotaScopeUsage
+	// ScopesWithoutAllowance have fewer reduced lots than it takes to allow
+	// one check (20 at a 5% cap): the narrow-scope consequence.
+	ScopesWithoutAllowance int               `json:"scopes_without_allowance"`
+	Scopes                 []QuotaScopeUsage `json:"scopes"`
+}
+
+// QuotaScopeUsage is one scope's counts (or a period's totals): Rate is
+// Selected / Eligible, ShareOfCap is Rate / cap (1 is the whole allowance),
+// Unused the checks the cap still allowed and nobody used.
+type QuotaScopeUsage struct {
+	Scope      string  `json:"scope,omitempty"`
+	Eligible   int64   `json:"eligible"`
+	Selected   int64   `json:"selected"`
+	Allowance  int64   `json:"allowance"`
+	Unused     int64   `json:"unused"`
+	Rate       float64 `json:"rate"`
+	ShareOfCap float64 `json:"share_of_cap"`
+}
+
+func scopeUsage(scope string, eligible, selected, allowance, bp int64) QuotaScopeUsage {
+	u := QuotaScopeUsage{Scope: scope, Eligible: eligible, Selected: selected, Allowance: allowance, Unused: max(allowance-selected, 0)}
+	if eligible > 0 {
+		u.Rate = float64(selected) / float64(eligible)
+		if bp > 0 {
+			u.ShareOfCap = u.Rate * capDenominator / float64(bp)
+		}
+	}
+	return u
+}
+
+// QuotaUsage reports a period's scopes, most lots first.
+func (s *Service) QuotaUsage(ctx context.Context, period string) (QuotaUsage, error) {
+	if _, err := periodEnd(period); err != nil {
+		return QuotaUsage{}, err
+	}
+	bp := s.policy.Reduced.Sampling.CapBasisPoints()
+	out := QuotaUsage{Period: period, CapBasisPoints: bp, Cap: float64(bp) / capDenominator, Scopes: []QuotaScopeUsage{}}
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		switch _, err := tx.QuotaPeriod(period); {
+		case err == nil:
+			out.Opened = true
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		counters, err := tx.QuotaCounters(period)
+		if err != nil {
+			return err
+		}
+		var eligible, selected, allowance int64
+		for _, c := range counters {
+			a := c.Eligible * bp / capDenominator
+			out.Scopes = append(out.Scopes, scopeUsage(c.Scope, c.Eligible, c.Selected, a, bp))
+			eligible, selected, allowance = eligible+c.Eligible, selected+c.Selected, allowance+a
+			if a == 0 {
+				out.ScopesWithoutAllowance++
+			}
+		}
+		out.QuotaScopeUsage = scopeUsage("", eligible, selected, allowance, bp)
+		return nil
+	})
+	if err != nil {
+		return QuotaUsage{}, err
+	}
+	slices.SortStableFunc(out.Scopes, func(a, b QuotaScopeUsage) int { return cmp.Compare(b.Eligible, a.Eligible) })
+	return out, nil
 }
