@@ -1,6 +1,7 @@
 package inspection
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -159,9 +160,13 @@ type QuotaRecord struct {
 	Allowance int64 `json:"allowance"`
 	// Draw is the first 8 bytes of the HMAC (hex); U is the uniform number
 	// in [0,1) made from it; Probability is q.
-	Draw        string  `json:"draw"`
-	U           float64 `json:"u"`
+	Draw string  `json:"draw"`
+	U    float64 `json:"u"`
+	// Weight is the lot's weight under risk-weighted selection (1 under
+	// uniform); WeightBy what it was taken from (goods_score: the goods
+	// score in the decision's explanation, which verify checks it against).
 	Weight      float64 `json:"weight"`
+	WeightBy    string  `json:"weight_by,omitempty"`
 	WeightSum   float64 `json:"weight_sum"`
 	Probability float64 `json:"probability"`
 	Chosen      bool    `json:"chosen"`
@@ -260,10 +265,14 @@ func Select(r SamplingRules, before QuotaCounter, drawHex string, u, weight floa
 	if chosen {
 		after.Selected++
 	}
+	weightBy := ""
+	if r.Selection == SelectionRiskWeighted {
+		weightBy = cmp.Or(r.WeightBy, WeightByCompliance)
+	}
 	return after, QuotaRecord{
 		Scope: before.Scope, Period: before.Period, Selection: r.Selection, CapBasisPoints: bp, Cap: capF,
 		Gain: r.Gain, Reserve: r.Reserve, Eligible: after.Eligible, Selected: after.Selected, Allowance: allowance,
-		Draw: drawHex, U: u, Weight: weight, WeightSum: after.WeightSum, Probability: q, Chosen: chosen,
+		Draw: drawHex, U: u, Weight: weight, WeightBy: weightBy, WeightSum: after.WeightSum, Probability: q, Chosen: chosen,
 	}
 }
 

@@ -207,9 +207,12 @@ func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error 
 		if drawHex != q.Draw || u != q.U {
 			return mismatch("%s: stored draw %s, recomputed %s", where, q.Draw, drawHex)
 		}
-		rules := SamplingRules{Cap: float64(q.CapBasisPoints) / capDenominator, Selection: q.Selection, Gain: q.Gain, Reserve: q.Reserve}
+		rules := SamplingRules{Cap: float64(q.CapBasisPoints) / capDenominator, Selection: q.Selection, Gain: q.Gain, Reserve: q.Reserve, WeightBy: q.WeightBy}
 		if rules.CapBasisPoints() != q.CapBasisPoints || q.CapBasisPoints > 500 {
 			return mismatch("%s: cap %d basis points is not a legal cap", where, q.CapBasisPoints)
+		}
+		if err := verifyWeight(d, rules); err != nil {
+			return mismatch("%s: %v", where, err)
 		}
 		after, want := Select(rules, replay, drawHex, u, q.Weight)
 		if q.Eligible != want.Eligible || q.Selected != want.Selected || q.Allowance != want.Allowance ||
@@ -246,6 +249,28 @@ func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error 
 	}
 	rep.Eligible += replay.Eligible
 	rep.Selected += replay.Selected
+	return nil
+}
+
+// verifyWeight checks a lot's weight where the decision itself shows what
+// it must be: 1 under uniform selection, the goods score of the
+// explanation under weight_by goods_score. (A compliance-level weight
+// depends on the importer's level at the time, which the decision does not
+// keep; the replay of q and the weight sum still binds it.)
+func verifyWeight(d Decision, rules SamplingRules) error {
+	q := d.Quota
+	var want float64
+	switch {
+	case q.Selection == SelectionUniform:
+		want = 1
+	case q.WeightBy == WeightByGoodsScore:
+		want = rules.LotWeight("", goodsRisk(d.Explanation.Scores))
+	default:
+		return nil
+	}
+	if !sameFloat(q.Weight, want) {
+		return fmt.Errorf("weight %v, but the decision's %s selection gives %v", q.Weight, cmp.Or(q.WeightBy, q.Selection), want)
+	}
 	return nil
 }
 

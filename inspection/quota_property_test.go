@@ -35,11 +35,12 @@ var quotaHeadings = []string{"0402.21.20", "1905.31.20", "2106.90.71"}
 // quotaRig is a service over a real badger dir that can be restarted
 // underneath concurrent callers.
 type quotaRig struct {
-	dir   string
-	clock *fixedClock
-	mu    sync.RWMutex // held for reading by callers, for writing by a restart
-	db    *store.DB
-	svc   *inspection.Service
+	dir    string
+	clock  *fixedClock
+	policy *inspection.Policy // nil: the default policy
+	mu     sync.RWMutex       // held for reading by callers, for writing by a restart
+	db     *store.DB
+	svc    *inspection.Service
 }
 
 func (r *quotaRig) open(tb interface{ Fatal(...any) }) {
@@ -47,9 +48,11 @@ func (r *quotaRig) open(tb interface{ Fatal(...any) }) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p, err := inspection.DefaultPolicy()
-	if err != nil {
-		tb.Fatal(err)
+	p := r.policy
+	if p == nil {
+		if p, err = inspection.DefaultPolicy(); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: r.clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
 	if err != nil {

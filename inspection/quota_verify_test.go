@@ -165,3 +165,69 @@ func restoreDir(t *testing.T, rig *quotaRig, snap string) {
 	}
 	rig.open(t)
 }
+
+// Under weight_by goods_score a lot's weight must be the goods score its
+// decision shows: a weight lowered to spare a lot, with the weight sum and
+// q rewritten to match so that the replay alone would accept it, fails.
+func TestVerifyQuotaChecksGoodsScoreWeights(t *testing.T) {
+	p := mustPolicy(t)
+	p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = inspection.SelectionRiskWeighted, inspection.WeightByGoodsScore
+	rig := &quotaRig{dir: t.TempDir(), clock: &fixedClock{}, policy: p}
+	rig.clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
+	rig.open(t)
+	t.Cleanup(func() { _ = rig.db.Close() })
+	for i := 0; i < 60; i++ {
+		in := inspection.DeclarationInput{DeclarationID: fmt.Sprintf("G%05d", i), ImporterTaxCode: "0101234567",
+			Lines: []inspection.LineInput{reducedLine(quotaHeadings[0], i)}}
+		if _, err := rig.decide(in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rig.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, inspection.Vietnam()))
+	key, err := rig.svc.RevealQuotaKey(ctx, "2026", "auditor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rig.svc.VerifyQuota(ctx, "2026", key); err != nil {
+		t.Fatalf("an honest goods-score period fails: %v", err)
+	}
+	var last inspection.Decision
+	err = rig.db.Update(ctx, func(tx inspection.Tx) error {
+		ids, err := tx.QuotaDraws("2026", "heading:0402")
+		if err != nil {
+			return err
+		}
+		if last, err = tx.Decision(ids[len(ids)-1]); err != nil {
+			return err
+		}
+		q := last.Quota
+		if q.WeightBy != inspection.WeightByGoodsScore || q.Weight <= 0 {
+			t.Fatalf("quota record %+v", q)
+		}
+		// Halve the weight and rewrite the sum and q to match. A lower q can
+		// only turn a check into no check, which the replay would catch on
+		// its own, so the last lot must keep its outcome.
+		half := q.Weight / 2
+		q.WeightSum += half - q.Weight
+		q.Weight = half
+		q.Probability = inspection.SelectionProbability(p.Reduced.Sampling, q.Eligible, q.Selected-b2i(q.Chosen), q.Weight, q.WeightSum)
+		if q.Chosen && !(q.U < q.Probability) {
+			t.Fatal("halving the weight changes the last lot's outcome: pick another lot")
+		}
+		return tx.PutDecision(last)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rig.svc.VerifyQuota(ctx, "2026", key)
+	if !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), last.ID) || !strings.Contains(err.Error(), "goods_score") {
+		t.Fatalf("verify after lowering a goods-score weight: %v", err)
+	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
