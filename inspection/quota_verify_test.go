@@ -14,14 +14,20 @@ import (
 // closedPeriod decides 400 reduced lots over three scopes in 2026 (enough
 // for checks in each), moves to 2027 and reveals the key.
 func closedPeriod(t *testing.T) (*quotaRig, []byte) {
+	return closedPeriodUnder(t, nil, 400, quotaHeadings)
+}
+
+// closedPeriodUnder decides lots reduced lots in 2026 under p (nil: the
+// default policy), round robin over the headings, then reveals the key.
+func closedPeriodUnder(t *testing.T, p *inspection.Policy, lots int, headings []string) (*quotaRig, []byte) {
 	t.Helper()
-	rig := &quotaRig{dir: t.TempDir(), clock: &fixedClock{}}
+	rig := &quotaRig{dir: t.TempDir(), clock: &fixedClock{}, policy: p}
 	rig.clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
 	rig.open(t)
 	t.Cleanup(func() { _ = rig.db.Close() })
-	for i := 0; i < 400; i++ {
+	for i := 0; i < lots; i++ {
 		in := inspection.DeclarationInput{DeclarationID: fmt.Sprintf("V%05d", i), ImporterTaxCode: "0101234567",
-			Lines: []inspection.LineInput{reducedLine(quotaHeadings[i%3], i)}}
+			Lines: []inspection.LineInput{reducedLine(headings[i%len(headings)], i)}}
 		if _, err := rig.decide(in); err != nil {
 			t.Fatal(err)
 		}
@@ -172,27 +178,12 @@ func restoreDir(t *testing.T, rig *quotaRig, snap string) {
 func TestVerifyQuotaChecksGoodsScoreWeights(t *testing.T) {
 	p := mustPolicy(t)
 	p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = inspection.SelectionRiskWeighted, inspection.WeightByGoodsScore
-	rig := &quotaRig{dir: t.TempDir(), clock: &fixedClock{}, policy: p}
-	rig.clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
-	rig.open(t)
-	t.Cleanup(func() { _ = rig.db.Close() })
-	for i := 0; i < 60; i++ {
-		in := inspection.DeclarationInput{DeclarationID: fmt.Sprintf("G%05d", i), ImporterTaxCode: "0101234567",
-			Lines: []inspection.LineInput{reducedLine(quotaHeadings[0], i)}}
-		if _, err := rig.decide(in); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rig.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, inspection.Vietnam()))
-	key, err := rig.svc.RevealQuotaKey(ctx, "2026", "auditor")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rig, key := closedPeriodUnder(t, p, 60, quotaHeadings[:1])
 	if _, err := rig.svc.VerifyQuota(ctx, "2026", key); err != nil {
 		t.Fatalf("an honest goods-score period fails: %v", err)
 	}
 	var last inspection.Decision
-	err = rig.db.Update(ctx, func(tx inspection.Tx) error {
+	err := rig.db.Update(ctx, func(tx inspection.Tx) error {
 		ids, err := tx.QuotaDraws("2026", "heading:0402")
 		if err != nil {
 			return err
