@@ -289,7 +289,7 @@ func (d *DB) CommitStats() CommitStats {
 func (d *DB) try(fn func(inspection.Tx) error) (retry bool, err error) {
 	txn := d.db.NewTransaction(true)
 	defer txn.Discard()
-	tx := &writeTx{readTx{txn: txn}}
+	tx := &writeTx{readTx: readTx{txn: txn}}
 	ferr := fn(tx)
 	tx.done = true
 	if ferr != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/risk"
 )
 
 // Page sizes for OpenAssignments.
@@ -35,6 +36,8 @@ type readTx struct {
 // writeTx satisfies inspection.Tx.
 type writeTx struct {
 	readTx
+	// bumped notes the input versions this transaction has bumped.
+	bumped map[risk.Subject]bool
 }
 
 var (
@@ -429,6 +432,9 @@ func (t *writeTx) PutManufacturer(m inspection.Manufacturer) error {
 		return errors.New("store: put manufacturer: empty name")
 	}
 	k := m.Key()
+	if err := t.bumpInput(risk.Subject{Kind: risk.KindManufacturer, ID: k.String()}); err != nil {
+		return err
+	}
 	return t.put(prefixManufacture, hashKey(prefixManufacture, k), "manufacturer "+k.String(), m)
 }
 
@@ -503,6 +509,14 @@ func (t *writeTx) AddEvent(e inspection.Event) error {
 		return inspection.Conflict("id", "event %q is already recorded", e.ID)
 	} else if !errors.Is(err, inspection.ErrNotFound) {
 		return err
+	}
+	if err := t.bumpInput(risk.Subject{Kind: string(e.Subject.Kind), ID: e.Subject.Key.String()}); err != nil {
+		return err
+	}
+	if e.ImporterTaxCode != "" {
+		if err := t.bumpInput(risk.Subject{Kind: risk.KindImporter, ID: e.ImporterTaxCode}); err != nil {
+			return err
+		}
 	}
 	if err := t.put(prefixEvent, hk, what, e); err != nil {
 		return err
