@@ -138,8 +138,11 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var got [2]inspection.Decision
-			var used [2]int64
+			var (
+				got     [2]inspection.Decision
+				used    [2]int64
+				digests [2]string
+			)
 			for i, hide := range []bool{false, true} {
 				r := newRig(t, hide)
 				first := decide(t, r, "P-1", prepLine("Prep milk", false))
@@ -154,6 +157,18 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 				got[i] = decide(t, r, "P-2", prepLine("Prep milk", tc.certs))
 				u1, _ := inspection.PreparedStats(r.svc)
 				used[i] = u1 - u0
+				if rep, err := r.svc.VerifyAudit(ctx, nil); err != nil || rep.Entries == 0 {
+					t.Fatalf("audit chain after the decision: %+v %v", rep, err)
+				}
+				var err error
+				if digests[i], err = r.st.DB.Digest(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Byte for byte the same store: records encoded ahead are
+			// what the store would have encoded, their digests too.
+			if digests[0] != digests[1] {
+				t.Fatalf("store digest %s with preparation, %s without", digests[0], digests[1])
 			}
 			a, _ := json.Marshal(got[0])
 			b, _ := json.Marshal(got[1])

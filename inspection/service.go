@@ -2,6 +2,7 @@ package inspection
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -236,6 +237,9 @@ type lotEval struct {
 	ev      Evaluation // the lot's mode, score rules applied
 	snap    Evaluation // the goods' mode from history alone (goods state)
 	results int        // results in the goods' own history
+	// dec and asg are the decision and assignment encoded ahead, when no
+	// quota draw can change them (zero otherwise: the store encodes them).
+	dec, asg encodedRecord
 }
 
 // preparedDecision is a declaration evaluated on a snapshot, and the
@@ -287,6 +291,7 @@ func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.T
 			if err != nil {
 				return nil
 			}
+			s.encodeDraft(d, l, now, &e)
 			prep.lots = append(prep.lots, e)
 		}
 		p = prep
@@ -356,32 +361,92 @@ func (s *Service) evalLot(tx ReadTx, d Declaration, l Line, now time.Time, withS
 	return lotEval{gk: gk, ev: ev, snap: snap, results: goodsResults(history)}, state, nil
 }
 
-// commitLot decides l from its evaluation inside the write transaction:
-// the quota draw for a reduced lot, the assignment, the decision and the
-// goods state. state is the goods state already read in this transaction,
-// or nil to read it here.
-func (s *Service) commitLot(tx Tx, d Declaration, l Line, now time.Time, e lotEval, state *GoodsState, opened *[]QuotaPeriod) (Decision, error) {
-	gk, ev := e.gk, e.ev
-	if state == nil {
-		st, err := readGoodsState(tx, gk)
-		if err != nil {
-			return Decision{}, err
-		}
-		state = &st
-	}
-	dec := Decision{
+// draft builds a lot's decision and, when it is inspected, its
+// assignment, as far as they go without a quota draw. drawn reports a
+// reduced lot under a sampling policy: its decision is completed by the
+// draw inside the write transaction.
+func (s *Service) draft(d Declaration, l Line, now time.Time, e lotEval) (dec Decision, a *Assignment, drawn bool, err error) {
+	ev := e.ev
+	dec = Decision{
 		ID: DecisionID(d.ID, l.LineNo), DeclarationID: d.ID, LineNo: l.LineNo, ImporterTaxCode: d.ImporterTaxCode,
-		Goods: l.Goods, GoodsKey: gk, Procedure: l.Procedure, Mode: ev.Mode, PolicyVersion: s.policy.Version,
+		Goods: l.Goods, GoodsKey: e.gk, Procedure: l.Procedure, Mode: ev.Mode, PolicyVersion: s.policy.Version,
 		DecidedAt: now, Explanation: ev.Explanation, Reason: ev.Explanation.Reason,
 	}
 	switch ev.Mode {
 	case ModeStrict, ModeNormal:
 		dec.Inspect = true
 	case ModeReduced:
-		if !s.policy.Reduced.Sampling.Enabled {
-			dec.Reason += "; random sampling disabled by policy, not inspected"
-			break
+		if s.policy.Reduced.Sampling.Enabled {
+			return dec, nil, true, nil
 		}
+		dec.Reason += "; random sampling disabled by policy, not inspected"
+	}
+	a, err = s.assign(&dec, d, l, now, e)
+	return dec, a, false, err
+}
+
+// assign routes an inspected lot to its agency: the assignment, and the
+// decision's agency and assignment ID (nil for a lot not inspected).
+func (s *Service) assign(dec *Decision, d Declaration, l Line, now time.Time, e lotEval) (*Assignment, error) {
+	if !dec.Inspect {
+		return nil, nil
+	}
+	mode := e.ev.Mode
+	listing, _ := s.policy.Lookup(l.Procedure, l.Goods.HSCode) // ParseDeclaration checked it is listed
+	agency, ok := s.policy.Route(listing, l.Goods.HSCode)
+	if !ok {
+		return nil, fmt.Errorf("no route for %s %s: %w", l.Procedure, l.Goods.HSCode, errors.New("policy routing incomplete"))
+	}
+	check := "documents"
+	if mode == ModeStrict {
+		check = "documents_and_sampling"
+	}
+	a := Assignment{
+		ID: AssignmentID(d.ID, l.LineNo), DecisionID: dec.ID, DeclarationID: d.ID, LineNo: l.LineNo,
+		ImporterTaxCode: d.ImporterTaxCode, Agency: agency, Mode: mode, Check: check, Goods: l.Goods,
+		GoodsKey: e.gk, Procedure: l.Procedure, CreatedAt: now, DueAt: s.policy.Deadline(mode, now), Status: AssignmentOpen,
+	}
+	dec.Agency, dec.AssignmentID = agency, a.ID
+	return &a, nil
+}
+
+// encodeDraft encodes a lot's decision and assignment ahead of the write
+// transaction when no quota draw can change them (prepareDecision).
+func (s *Service) encodeDraft(d Declaration, l Line, now time.Time, e *lotEval) {
+	dec, a, drawn, err := s.draft(d, l, now, *e)
+	if err != nil || drawn {
+		return // the transaction meets the same error, or draws first
+	}
+	dj, err := json.Marshal(dec)
+	if err != nil {
+		return
+	}
+	var aj []byte
+	if a != nil {
+		if aj, err = json.Marshal(*a); err != nil {
+			return
+		}
+	}
+	e.dec, e.asg = newEncodedRecord(dj), newEncodedRecord(aj)
+}
+
+// commitLot decides l from its evaluation inside the write transaction:
+// the quota draw for a reduced lot, the assignment, the decision and the
+// goods state. state is the goods state already read in this transaction,
+// or nil to read it here.
+func (s *Service) commitLot(tx *auditTx, d Declaration, l Line, now time.Time, e lotEval, state *GoodsState, opened *[]QuotaPeriod) (Decision, error) {
+	if state == nil {
+		st, err := readGoodsState(tx, e.gk)
+		if err != nil {
+			return Decision{}, err
+		}
+		state = &st
+	}
+	dec, a, drawn, err := s.draft(d, l, now, e)
+	if err != nil {
+		return Decision{}, err
+	}
+	if drawn {
 		q, err := s.sample(tx, d, l, now, opened)
 		if err != nil {
 			return Decision{}, fmt.Errorf("random check: %w", err)
@@ -392,33 +457,22 @@ func (s *Service) commitLot(tx Tx, d Declaration, l Line, now time.Time, e lotEv
 		} else {
 			dec.Reason += "; not selected for a random check"
 		}
-	}
-	if dec.Inspect {
-		listing, _ := s.policy.Lookup(l.Procedure, l.Goods.HSCode) // ParseDeclaration checked it is listed
-		agency, ok := s.policy.Route(listing, l.Goods.HSCode)
-		if !ok {
-			return Decision{}, fmt.Errorf("no route for %s %s: %w", l.Procedure, l.Goods.HSCode, errors.New("policy routing incomplete"))
-		}
-		check := "documents"
-		if ev.Mode == ModeStrict {
-			check = "documents_and_sampling"
-		}
-		a := Assignment{
-			ID: AssignmentID(d.ID, l.LineNo), DecisionID: dec.ID, DeclarationID: d.ID, LineNo: l.LineNo,
-			ImporterTaxCode: d.ImporterTaxCode, Agency: agency, Mode: ev.Mode, Check: check, Goods: l.Goods,
-			GoodsKey: gk, Procedure: l.Procedure, CreatedAt: now, DueAt: s.policy.Deadline(ev.Mode, now), Status: AssignmentOpen,
-		}
-		if err := tx.PutAssignment(a); err != nil {
+		if a, err = s.assign(&dec, d, l, now, e); err != nil {
 			return Decision{}, err
 		}
-		dec.Agency, dec.AssignmentID = agency, a.ID
+		e.dec, e.asg = encodedRecord{}, encodedRecord{} // only a draft without a draw is encoded ahead
 	}
-	if err := tx.PutDecision(dec); err != nil {
+	if a != nil {
+		if err := tx.putAssignment(*a, e.asg); err != nil {
+			return Decision{}, err
+		}
+	}
+	if err := tx.putDecision(dec, e.dec); err != nil {
 		return Decision{}, err
 	}
 	st := *state
 	st.Lots++
-	return dec, s.writeGoodsState(tx, st, l.Goods, gk, e.snap, e.results, now)
+	return dec, s.writeGoodsState(tx, st, l.Goods, e.gk, e.snap, e.results, now)
 }
 
 // goodsContext reads what a decision on g depends on: its history (own

@@ -132,3 +132,14 @@ type InputVersioner interface {
 
 // PriorsSubject names the one version counter every stored prior bumps.
 var PriorsSubject = risk.Subject{Kind: "risk_prior", ID: "*"}
+
+// EncodedWriter is an optional capability of a Tx (the badger store has
+// it): writing a record whose stored encoding the caller made ahead of the
+// transaction, so the committer does not spend its serial time encoding.
+// body must be encoding/json's encoding of the record (exactly what
+// PutDecision and PutAssignment would store); the record itself is passed
+// for its keys and indexes.
+type EncodedWriter interface {
+	PutDecisionJSON(d Decision, body []byte) error
+	PutAssignmentJSON(a Assignment, body []byte) error
+}

@@ -411,6 +411,20 @@ func (t *writeTx) PutDecision(d inspection.Decision) error {
 	return t.putID(prefixDecision, d.ID, d)
 }
 
+var _ inspection.EncodedWriter = (*writeTx)(nil)
+
+// PutDecisionJSON writes d as body, its encoding/json encoding made by the
+// caller ahead of the transaction (the value is what PutDecision stores).
+func (t *writeTx) PutDecisionJSON(d inspection.Decision, body []byte) error {
+	if d.ID == "" {
+		return fmt.Errorf("store: put %s: empty id", prefixDecision)
+	}
+	if len(body) == 0 || body[0] != '{' {
+		return fmt.Errorf("store: put %s %q: body is not a JSON object", prefixDecision, d.ID)
+	}
+	return t.set(idKey(prefixDecision, d.ID), encodeRaw(body), fmt.Sprintf("%s %q", prefixDecision, d.ID))
+}
+
 func (t *writeTx) PutImporter(i inspection.Importer) error {
 	return t.putID(prefixImporter, i.TaxCode, i)
 }
@@ -453,6 +467,19 @@ func (t *writeTx) PutPolicy(version string, doc []byte) error {
 // read so that an entry whose agency or created_at changed is removed.
 // Everything is validated before anything is written.
 func (t *writeTx) PutAssignment(a inspection.Assignment) error {
+	return t.putAssignment(a, nil)
+}
+
+// PutAssignmentJSON is PutAssignment with a's encoding/json encoding made
+// by the caller ahead of the transaction.
+func (t *writeTx) PutAssignmentJSON(a inspection.Assignment, body []byte) error {
+	if len(body) == 0 || body[0] != '{' {
+		return fmt.Errorf("store: put %s %q: body is not a JSON object", prefixAssignment, a.ID)
+	}
+	return t.putAssignment(a, body)
+}
+
+func (t *writeTx) putAssignment(a inspection.Assignment, body []byte) error {
 	if a.ID == "" {
 		return errors.New("store: put assignment: empty id")
 	}
@@ -477,7 +504,12 @@ func (t *writeTx) PutAssignment(a inspection.Assignment) error {
 		}
 	}
 
-	if err := t.putID(prefixAssignment, a.ID, a); err != nil {
+	if body != nil {
+		err = t.set(idKey(prefixAssignment, a.ID), encodeRaw(body), fmt.Sprintf("%s %q", prefixAssignment, a.ID))
+	} else {
+		err = t.putID(prefixAssignment, a.ID, a)
+	}
+	if err != nil {
 		return err
 	}
 	what := fmt.Sprintf("open-assignment index entry of %q", a.ID)
