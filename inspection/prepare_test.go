@@ -140,6 +140,8 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var (
 				got     [2]inspection.Decision
+				after   [2]inspection.Decision // a third lot, prepared from the cache under the moved versions
+				usedAft [2]int64
 				used    [2]int64
 				digests [2]string
 			)
@@ -157,6 +159,10 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 				got[i] = decide(t, r, "P-2", prepLine("Prep milk", tc.certs))
 				u1, _ := inspection.PreparedStats(r.svc)
 				used[i] = u1 - u0
+				r.clock.Set(r.clock.Now().Add(time.Minute))
+				after[i] = decide(t, r, "P-3", prepLine("Prep milk", tc.certs))
+				u2, _ := inspection.PreparedStats(r.svc)
+				usedAft[i] = u2 - u1
 				if rep, err := r.svc.VerifyAudit(ctx, nil); err != nil || rep.Entries == 0 {
 					t.Fatalf("audit chain after the decision: %+v %v", rep, err)
 				}
@@ -170,9 +176,8 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 			if digests[0] != digests[1] {
 				t.Fatalf("store digest %s with preparation, %s without", digests[0], digests[1])
 			}
-			a, _ := json.Marshal(got[0])
-			b, _ := json.Marshal(got[1])
-			if string(a) != string(b) {
+			a, b := mustJSON(t, got[0]), mustJSON(t, got[1])
+			if a != b {
 				t.Fatalf("prepared path decided\n%s\nthe unprepared path\n%s", a, b)
 			}
 			// Without the versions nothing is prepared; with them the
@@ -180,6 +185,21 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 			if want := map[bool]int64{true: 1, false: 0}[tc.between == nil]; used[0] != want || used[1] != 0 {
 				t.Fatalf("prepared evaluations used: %d with versions (want %d), %d without (want 0)", used[0], want, used[1])
 			}
+			// The next lot is prepared again, its inputs read from the
+			// cache under the versions the write moved to.
+			a, b = mustJSON(t, after[0]), mustJSON(t, after[1])
+			if a != b || usedAft[0] != 1 || usedAft[1] != 0 {
+				t.Fatalf("the lot after the write (prepared %d, %d):\n%s\nunprepared\n%s", usedAft[0], usedAft[1], a, b)
+			}
 		})
 	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

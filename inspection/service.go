@@ -23,6 +23,7 @@ type Service struct {
 	log    zerolog.Logger
 	audit  AuditObserver
 	scores scoreMemo
+	inputs inputCache
 	// prep counts declarations committed from their prepared evaluation
 	// and those evaluated again inside the write transaction.
 	prep struct{ used, recomputed atomic.Int64 }
@@ -287,7 +288,7 @@ func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.T
 				}
 				prep.versions[sub] = v
 			}
-			e, _, err := s.evalLot(tx, d, l, now, false)
+			e, _, err := s.evalLot(cachedReadTx{ReadTx: tx, c: &s.inputs, versions: prep.versions}, d, l, now, false)
 			if err != nil {
 				return nil
 			}
