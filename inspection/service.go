@@ -263,17 +263,15 @@ func (s *Service) lotInputs(g Goods, gk Key, importer string) []risk.Subject {
 
 // prepareDecision evaluates every line of d on a read snapshot, outside
 // the committer. It returns nil when it cannot help (the store has no
-// input versions, the declaration is already stored, or any read failed):
-// the write transaction then does all the work, and reports any error.
+// input versions, or a read failed): the write transaction then does all
+// the work, and reports any error. It does not look for the declaration:
+// the transaction does, and a resubmission (rare) wastes only this work.
 func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.Time) *preparedDecision {
 	var p *preparedDecision
 	_ = s.store.View(ctx, func(tx ReadTx) error {
 		iv, ok := tx.(InputVersioner)
 		if !ok {
 			return nil
-		}
-		if _, err := tx.Declaration(d.ID); !errors.Is(err, ErrNotFound) {
-			return nil // a resubmission, or an error the transaction will meet
 		}
 		prep := &preparedDecision{lots: make([]lotEval, 0, len(d.Lines)), versions: map[risk.Subject]uint64{}}
 		for _, l := range d.Lines {

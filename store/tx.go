@@ -38,6 +38,8 @@ type writeTx struct {
 	readTx
 	// bumped notes the input versions this transaction has bumped.
 	bumped map[risk.Subject]bool
+	// head is the audit head as this function last read or wrote it.
+	head *inspection.AuditHead
 }
 
 var (
