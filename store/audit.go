@@ -104,7 +104,7 @@ func (t *writeTx) PutAuditEntry(e inspection.AuditEntry) error {
 	if e.Seq != head.Seq+1 || e.Prev != head.Hash {
 		return fmt.Errorf("store: audit entry %d (prev %.12s…) does not follow the head %d (%.12s…)", e.Seq, e.Prev, head.Seq, head.Hash)
 	}
-	if err := t.put(prefixAuditEntry, auditEntryKey(e.Seq), fmt.Sprintf("audit entry %d", e.Seq), e); err != nil {
+	if err := t.putF(prefixAuditEntry, auditEntryKey(e.Seq), func() string { return fmt.Sprintf("audit entry %d", e.Seq) }, e); err != nil {
 		return err
 	}
 	next := inspection.AuditHead{Seq: e.Seq, Hash: e.Hash}
@@ -230,31 +230,31 @@ func digest(p prefix, val []byte) (string, error) {
 // the transaction's own writes, which is how an audit entry digests what
 // its transaction wrote without encoding anything twice.
 func (t *readTx) RecordDigest(k inspection.RecordKind, id string) (inspection.RecordDigest, error) {
-	what := fmt.Sprintf("%s %q", k, id)
+	what := func() string { return fmt.Sprintf("%s %q", k, id) }
 	var (
 		key []byte
 		p   prefix
 		err error
 	)
 	if k == inspection.RecordEvent {
-		idx, err := t.value(idKey(prefixEventByID, id), what)
+		idx, err := t.valueF(idKey(prefixEventByID, id), what)
 		if err != nil {
 			return inspection.RecordDigest{}, err
 		}
 		if key, err = unwrap(prefixEventByID, idx); err != nil {
-			return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what, err)
+			return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what(), err)
 		}
 		p = prefixEvent
 	} else if key, p, err = recordKey(k, id); err != nil {
 		return inspection.RecordDigest{}, err
 	}
-	val, err := t.value(key, what)
+	val, err := t.valueF(key, what)
 	if err != nil {
 		return inspection.RecordDigest{}, err
 	}
 	sum, err := digest(p, val)
 	if err != nil {
-		return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what, err)
+		return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what(), err)
 	}
 	return inspection.RecordDigest{Kind: k, ID: id, SHA256: sum}, nil
 }

@@ -39,7 +39,7 @@ var _ inspection.InputVersioner = (*readTx)(nil)
 
 // InputVersion is s's counter (0 before the first bump).
 func (t *readTx) InputVersion(s risk.Subject) (uint64, error) {
-	val, err := t.value(inputVersionKey(s), "input version of "+s.String())
+	val, err := t.valueF(inputVersionKey(s), func() string { return "input version of " + s.String() })
 	if errors.Is(err, inspection.ErrNotFound) {
 		return 0, nil
 	}
