@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -25,9 +24,6 @@ type Service struct {
 	audit  AuditObserver
 	scores scoreMemo
 	inputs inputCache
-	// preparing admits as many prepareDecision calls at once as there are
-	// processors (see prepareDecision).
-	preparing chan struct{}
 	// prep counts declarations committed from their prepared evaluation
 	// and those evaluated again inside the write transaction.
 	prep struct{ used, recomputed atomic.Int64 }
@@ -54,8 +50,7 @@ func NewService(c Config) (*Service, error) {
 	if c.Policy.Reduced.Sampling.Enabled && c.QuotaKeys == nil {
 		return nil, errors.New("inspection: the policy samples reduced lots, so NewService needs quota keys")
 	}
-	return &Service{store: c.Store, policy: c.Policy, clock: c.Clock, keys: c.QuotaKeys, log: c.Logger, audit: c.AuditObserver,
-		preparing: make(chan struct{}, runtime.GOMAXPROCS(0))}, nil
+	return &Service{store: c.Store, policy: c.Policy, clock: c.Clock, keys: c.QuotaKeys, log: c.Logger, audit: c.AuditObserver}, nil
 }
 
 // committed tells the observer of an audit head once its transaction has
@@ -271,19 +266,7 @@ func (s *Service) lotInputs(g Goods, gk Key, importer string) []risk.Subject {
 // input versions, or a read failed): the write transaction then does all
 // the work, and reports any error. It does not look for the declaration:
 // the transaction does, and a resubmission (rare) wastes only this work.
-//
-// Preparing is CPU work, so at most GOMAXPROCS callers do it at once; the
-// others wait here, off the scheduler's run queue. Without the bound, 64
-// callers preparing at once keep a long run queue, and the committer,
-// which must run for every batch, waits behind all of them each time it
-// wakes from a sync.
 func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.Time) *preparedDecision {
-	select {
-	case s.preparing <- struct{}{}:
-		defer func() { <-s.preparing }()
-	case <-ctx.Done():
-		return nil
-	}
 	var p *preparedDecision
 	_ = s.store.View(ctx, func(tx ReadTx) error {
 		iv, ok := tx.(InputVersioner)
