@@ -198,6 +198,10 @@ type auditTx struct {
 	Tx
 	refs []recordRef
 	seen map[recordRef]bool
+	// sums holds the digests of records written from an encoding made
+	// ahead (putDecision, putAssignment), so append need not read them
+	// back; a later write of the same record drops its entry.
+	sums map[recordRef]string
 }
 
 func audited(tx Tx) *auditTx { return &auditTx{Tx: tx, seen: map[recordRef]bool{}} }
@@ -207,6 +211,7 @@ func (a *auditTx) note(k RecordKind, id string, err error) error {
 		return err
 	}
 	r := recordRef{k, id}
+	delete(a.sums, r)
 	if !a.seen[r] { // a record written twice is covered once, as it ends
 		a.seen[r] = true
 		a.refs = append(a.refs, r)
@@ -248,6 +253,51 @@ func (a *auditTx) PutOverride(o Override) error {
 	return a.note(RecordOverride, o.ID, a.Tx.PutOverride(o))
 }
 
+// encodedRecord is a record's stored encoding made ahead of its write
+// transaction, and its digest.
+type encodedRecord struct {
+	body []byte
+	sum  string // hex SHA-256 of body
+}
+
+func newEncodedRecord(body []byte) encodedRecord {
+	if body == nil {
+		return encodedRecord{}
+	}
+	sum := sha256.Sum256(body)
+	return encodedRecord{body: body, sum: hex.EncodeToString(sum[:])}
+}
+
+// putDecision writes d from its encoding made ahead when there is one and
+// the store takes it, else through PutDecision.
+func (a *auditTx) putDecision(d Decision, enc encodedRecord) error {
+	w, ok := a.Tx.(EncodedWriter)
+	if !ok || enc.body == nil {
+		return a.PutDecision(d)
+	}
+	return a.noteEncoded(RecordDecision, d.ID, enc, w.PutDecisionJSON(d, enc.body))
+}
+
+// putAssignment is putDecision for an assignment.
+func (a *auditTx) putAssignment(x Assignment, enc encodedRecord) error {
+	w, ok := a.Tx.(EncodedWriter)
+	if !ok || enc.body == nil {
+		return a.PutAssignment(x)
+	}
+	return a.noteEncoded(RecordAssignment, x.ID, enc, w.PutAssignmentJSON(x, enc.body))
+}
+
+func (a *auditTx) noteEncoded(k RecordKind, id string, enc encodedRecord, err error) error {
+	if err := a.note(k, id, err); err != nil {
+		return err
+	}
+	if a.sums == nil {
+		a.sums = map[recordRef]string{}
+	}
+	a.sums[recordRef{k, id}] = enc.sum
+	return nil
+}
+
 // PutAuditEntry is refused through auditTx: entries are appended by
 // append, once, after every write.
 func (a *auditTx) PutAuditEntry(AuditEntry) error {
@@ -282,6 +332,10 @@ func (a *auditTx) append(at time.Time, actor string, kind AuditKind, subjects ..
 	e := AuditEntry{Seq: head.Seq + 1, Prev: hex.EncodeToString(prev[:]), At: at, Actor: actor, Kind: kind,
 		Subjects: slices.Clone(subjects), Records: make([]RecordDigest, 0, len(a.refs))}
 	for _, r := range a.refs {
+		if sum, ok := a.sums[r]; ok {
+			e.Records = append(e.Records, RecordDigest{Kind: r.kind, ID: r.id, SHA256: sum})
+			continue
+		}
 		d, err := a.Tx.RecordDigest(r.kind, r.id)
 		if err != nil {
 			return AuditHead{}, fmt.Errorf("audit digest of %s %q: %w", r.kind, r.id, err)

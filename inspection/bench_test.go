@@ -89,6 +89,7 @@ func BenchmarkDecide64(b *testing.B) {
 				lats   []time.Duration
 				start  = db.CommitStats()
 			)
+			used0, re0 := inspection.PreparedStats(svc)
 			b.SetParallelism(32) // × GOMAXPROCS 2 = 64 callers
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -117,6 +118,11 @@ func BenchmarkDecide64(b *testing.B) {
 			b.ReportMetric(100*float64(failed.Load())/float64(b.N), "gave-up-%")
 			if st := db.CommitStats(); st.Batches > start.Batches {
 				b.ReportMetric(float64(st.Updates-start.Updates)/float64(st.Batches-start.Batches), "decisions/fsync")
+			}
+			// The share of declarations the committer took as prepared
+			// outside it (the rest it evaluated again: an input had moved).
+			if used, re := inspection.PreparedStats(svc); used+re > used0+re0 {
+				b.ReportMetric(100*float64(used-used0)/float64(used+re-used0-re0), "prepared-%")
 			}
 			if len(lats) > 0 {
 				slices.Sort(lats)

@@ -2,9 +2,11 @@ package inspection
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -21,6 +23,10 @@ type Service struct {
 	log    zerolog.Logger
 	audit  AuditObserver
 	scores scoreMemo
+	inputs inputCache
+	// prep counts declarations committed from their prepared evaluation
+	// and those evaluated again inside the write transaction.
+	prep struct{ used, recomputed atomic.Int64 }
 }
 
 // Config wires a Service; every field is required but Logger,
@@ -123,12 +129,24 @@ type DecideResult struct {
 // write: decisions, assignments, goods state and the declaration record,
 // or nothing. The same declaration again returns the stored decisions and
 // writes nothing; the same ID with other content is a conflict.
+//
+// The work is split so that the single committer (group commit: every
+// Update runs one after another) does only what must be serial. First, in
+// the caller's goroutine on a read snapshot, prepareDecision reads each
+// lot's history and risk counts, evaluates the mode and scores the lot.
+// Then the write transaction checks that no input it read has moved since
+// (the store's input versions) and, if so, draws the quota, writes the
+// records and appends the audit entry; if any input moved, or the store
+// cannot tell, every line is evaluated again inside the transaction, as if
+// nothing had been prepared. Either way the same code computes the same
+// decision from the same inputs.
 func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string) (DecideResult, error) {
 	d, err := ParseDeclaration(s.policy, in)
 	if err != nil {
 		return DecideResult{}, err
 	}
 	now := s.clock.Now() // once, so a retried transaction decides at the same instant
+	prep := s.prepareDecision(ctx, d, now)
 	var (
 		out    DecideResult
 		opened []QuotaPeriod
@@ -155,9 +173,31 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 		if !errors.Is(err, ErrNotFound) {
 			return err
 		}
+		lots, err := prep.current(raw)
+		if err != nil {
+			return err
+		}
 		rec = DeclarationRecord{ID: d.ID, ImporterTaxCode: d.ImporterTaxCode, Digest: d.Digest, DecidedAt: now}
-		for _, l := range d.Lines {
-			dec, err := s.decideLine(tx, d, l, now, &opened)
+		if lots != nil {
+			s.prep.used.Add(1)
+		} else {
+			s.prep.recomputed.Add(1)
+		}
+		for i, l := range d.Lines {
+			var (
+				e     lotEval
+				state *GoodsState
+			)
+			if lots != nil {
+				e = lots[i]
+			} else {
+				st := GoodsState{}
+				if e, st, err = s.evalLot(tx, d, l, now, true); err != nil {
+					return fmt.Errorf("line %d: %w", l.LineNo, err)
+				}
+				state = &st
+			}
+			dec, err := s.commitLot(tx, d, l, now, e, state, &opened)
 			if err != nil {
 				return fmt.Errorf("line %d: %w", l.LineNo, err)
 			}
@@ -189,46 +229,224 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 	return out, nil
 }
 
-func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time, opened *[]QuotaPeriod) (Decision, error) {
+// lotEval is what deciding a lot computes before the quota draw: the mode
+// with its explanation and scores, and the goods' history-only snapshot.
+// It depends only on the lot, the policy, the instant and the inputs the
+// store versions (InputVersioner), never on the goods state or the quota.
+type lotEval struct {
+	gk      Key
+	ev      Evaluation // the lot's mode, score rules applied
+	snap    Evaluation // the goods' mode from history alone (goods state)
+	results int        // results in the goods' own history
+	// dec and asg are the decision and assignment encoded ahead, when no
+	// quota draw can change them (zero otherwise: the store encodes them).
+	dec, asg encodedRecord
+}
+
+// preparedDecision is a declaration evaluated on a snapshot, and the
+// input versions that snapshot held.
+type preparedDecision struct {
+	lots     []lotEval
+	versions map[risk.Subject]uint64
+}
+
+// lotInputs are the version subjects a lot's evaluation reads: the
+// subjects of its history and risk scores, and the priors.
+func (s *Service) lotInputs(g Goods, gk Key, importer string) []risk.Subject {
+	subs := riskSubjects(g, gk, importer)
+	out := make([]risk.Subject, 0, len(subs)+1)
+	for _, r := range subs {
+		out = append(out, r.Subject)
+	}
+	return append(out, PriorsSubject)
+}
+
+// prepareDecision evaluates every line of d on a read snapshot, outside
+// the committer. It returns nil when it cannot help (the store has no
+// input versions, or a read failed): the write transaction then does all
+// the work, and reports any error. It does not look for the declaration:
+// the transaction does, and a resubmission (rare) wastes only this work.
+func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.Time) *preparedDecision {
+	var p *preparedDecision
+	_ = s.store.View(ctx, func(tx ReadTx) error {
+		iv, ok := tx.(InputVersioner)
+		if !ok {
+			return nil
+		}
+		prep := &preparedDecision{lots: make([]lotEval, 0, len(d.Lines)), versions: map[risk.Subject]uint64{}}
+		for _, l := range d.Lines {
+			gk := l.Goods.Key()
+			for _, sub := range s.lotInputs(l.Goods, gk, d.ImporterTaxCode) {
+				if _, seen := prep.versions[sub]; seen {
+					continue
+				}
+				v, err := iv.InputVersion(sub)
+				if err != nil {
+					return nil
+				}
+				prep.versions[sub] = v
+			}
+			e, _, err := s.evalLot(cachedReadTx{ReadTx: tx, c: &s.inputs, versions: prep.versions}, d, l, now, false)
+			if err != nil {
+				return nil
+			}
+			s.encodeDraft(d, l, now, &e)
+			prep.lots = append(prep.lots, e)
+		}
+		p = prep
+		return nil
+	})
+	return p
+}
+
+// current returns the prepared lots if every input version they were
+// evaluated under still holds in tx, else nil (evaluate them again).
+func (p *preparedDecision) current(tx Tx) ([]lotEval, error) {
+	if p == nil {
+		return nil, nil
+	}
+	iv, ok := tx.(InputVersioner)
+	if !ok {
+		return nil, nil
+	}
+	for sub, v := range p.versions {
+		now, err := iv.InputVersion(sub)
+		if err != nil {
+			return nil, err
+		}
+		if now != v {
+			return nil, nil
+		}
+	}
+	return p.lots, nil
+}
+
+// evalLot reads what a decision on l depends on and evaluates it: the mode
+// from the goods' history and the lot, score rules over the lot's risk
+// scores, and the goods' history-only snapshot. withState also returns the
+// stored goods state (read in the same pass when deciding inside the
+// write transaction).
+func (s *Service) evalLot(tx ReadTx, d Declaration, l Line, now time.Time, withState bool) (lotEval, GoodsState, error) {
 	gk := l.Goods.Key()
-	history, certs, state, err := s.goodsContext(tx, l.Goods, gk)
+	history, certs, err := s.goodsHistory(tx, l.Goods, gk)
 	if err != nil {
-		return Decision{}, err
+		return lotEval{}, GoodsState{}, err
+	}
+	var state GoodsState
+	if withState {
+		if state, err = readGoodsState(tx, gk); err != nil {
+			return lotEval{}, GoodsState{}, err
+		}
 	}
 	lot := Lot{ImporterTaxCode: d.ImporterTaxCode, Procedure: l.Procedure, Exemption: l.Exemption,
 		Certificates: append(append([]Certificate{}, l.Certificates...), certs...)}
 	ev := Evaluate(s.policy, history, lot, now)
 	// The goods-state snapshot is the history-only mode; when nothing about
 	// this lot (certificate, exemption, the quality regime's importer term)
-	// can move it, it is this evaluation, and the decision path need not
-	// replay the history a second time.
-	var snap *Evaluation
-	if len(lot.Certificates) == 0 && lot.Exemption == "" && lot.Procedure != ProcedureQuality {
-		base := ev
-		snap = &base
+	// can move it, it is this evaluation, and the history need not be
+	// replayed a second time.
+	snap := ev
+	if !(len(lot.Certificates) == 0 && lot.Exemption == "" && lot.Procedure != ProcedureQuality) {
+		snap = Evaluate(s.policy, history, Lot{}, now)
 	}
 	if s.policy.Risk.ScoreDecisions {
 		scores, err := s.scoreLot(tx, l.Goods, gk, d.ImporterTaxCode, history, now)
 		if err != nil {
-			return Decision{}, err
+			return lotEval{}, GoodsState{}, err
 		}
 		s.applyScoreRules(&ev, scores)
 		ev.Explanation.Scores = scores
 	}
-	dec := Decision{
+	return lotEval{gk: gk, ev: ev, snap: snap, results: goodsResults(history)}, state, nil
+}
+
+// draft builds a lot's decision and, when it is inspected, its
+// assignment, as far as they go without a quota draw. drawn reports a
+// reduced lot under a sampling policy: its decision is completed by the
+// draw inside the write transaction.
+func (s *Service) draft(d Declaration, l Line, now time.Time, e lotEval) (dec Decision, a *Assignment, drawn bool, err error) {
+	ev := e.ev
+	dec = Decision{
 		ID: DecisionID(d.ID, l.LineNo), DeclarationID: d.ID, LineNo: l.LineNo, ImporterTaxCode: d.ImporterTaxCode,
-		Goods: l.Goods, GoodsKey: gk, Procedure: l.Procedure, Mode: ev.Mode, PolicyVersion: s.policy.Version,
+		Goods: l.Goods, GoodsKey: e.gk, Procedure: l.Procedure, Mode: ev.Mode, PolicyVersion: s.policy.Version,
 		DecidedAt: now, Explanation: ev.Explanation, Reason: ev.Explanation.Reason,
 	}
 	switch ev.Mode {
 	case ModeStrict, ModeNormal:
 		dec.Inspect = true
 	case ModeReduced:
-		if !s.policy.Reduced.Sampling.Enabled {
-			dec.Reason += "; random sampling disabled by policy, not inspected"
-			break
+		if s.policy.Reduced.Sampling.Enabled {
+			return dec, nil, true, nil
 		}
-		q, err := s.sample(tx, d, l, goodsRisk(ev.Explanation.Scores), now, opened)
+		dec.Reason += "; random sampling disabled by policy, not inspected"
+	}
+	a, err = s.assign(&dec, d, l, now, e)
+	return dec, a, false, err
+}
+
+// assign routes an inspected lot to its agency: the assignment, and the
+// decision's agency and assignment ID (nil for a lot not inspected).
+func (s *Service) assign(dec *Decision, d Declaration, l Line, now time.Time, e lotEval) (*Assignment, error) {
+	if !dec.Inspect {
+		return nil, nil
+	}
+	mode := e.ev.Mode
+	listing, _ := s.policy.Lookup(l.Procedure, l.Goods.HSCode) // ParseDeclaration checked it is listed
+	agency, ok := s.policy.Route(listing, l.Goods.HSCode)
+	if !ok {
+		return nil, fmt.Errorf("no route for %s %s: %w", l.Procedure, l.Goods.HSCode, errors.New("policy routing incomplete"))
+	}
+	check := "documents"
+	if mode == ModeStrict {
+		check = "documents_and_sampling"
+	}
+	a := Assignment{
+		ID: AssignmentID(d.ID, l.LineNo), DecisionID: dec.ID, DeclarationID: d.ID, LineNo: l.LineNo,
+		ImporterTaxCode: d.ImporterTaxCode, Agency: agency, Mode: mode, Check: check, Goods: l.Goods,
+		GoodsKey: e.gk, Procedure: l.Procedure, CreatedAt: now, DueAt: s.policy.Deadline(mode, now), Status: AssignmentOpen,
+	}
+	dec.Agency, dec.AssignmentID = agency, a.ID
+	return &a, nil
+}
+
+// encodeDraft encodes a lot's decision and assignment ahead of the write
+// transaction when no quota draw can change them (prepareDecision).
+func (s *Service) encodeDraft(d Declaration, l Line, now time.Time, e *lotEval) {
+	dec, a, drawn, err := s.draft(d, l, now, *e)
+	if err != nil || drawn {
+		return // the transaction meets the same error, or draws first
+	}
+	dj, err := json.Marshal(dec)
+	if err != nil {
+		return
+	}
+	var aj []byte
+	if a != nil {
+		if aj, err = json.Marshal(*a); err != nil {
+			return
+		}
+	}
+	e.dec, e.asg = newEncodedRecord(dj), newEncodedRecord(aj)
+}
+
+// commitLot decides l from its evaluation inside the write transaction:
+// the quota draw for a reduced lot, the assignment, the decision and the
+// goods state. state is the goods state already read in this transaction,
+// or nil to read it here.
+func (s *Service) commitLot(tx *auditTx, d Declaration, l Line, now time.Time, e lotEval, state *GoodsState, opened *[]QuotaPeriod) (Decision, error) {
+	if state == nil {
+		st, err := readGoodsState(tx, e.gk)
+		if err != nil {
+			return Decision{}, err
+		}
+		state = &st
+	}
+	dec, a, drawn, err := s.draft(d, l, now, e)
+	if err != nil {
+		return Decision{}, err
+	}
+	if drawn {
+		q, err := s.sample(tx, d, l, goodsRisk(e.ev.Explanation.Scores), now, opened)
 		if err != nil {
 			return Decision{}, fmt.Errorf("random check: %w", err)
 		}
@@ -238,32 +456,22 @@ func (s *Service) decideLine(tx Tx, d Declaration, l Line, now time.Time, opened
 		} else {
 			dec.Reason += "; not selected for a random check"
 		}
-	}
-	if dec.Inspect {
-		listing, _ := s.policy.Lookup(l.Procedure, l.Goods.HSCode) // ParseDeclaration checked it is listed
-		agency, ok := s.policy.Route(listing, l.Goods.HSCode)
-		if !ok {
-			return Decision{}, fmt.Errorf("no route for %s %s: %w", l.Procedure, l.Goods.HSCode, errors.New("policy routing incomplete"))
-		}
-		check := "documents"
-		if ev.Mode == ModeStrict {
-			check = "documents_and_sampling"
-		}
-		a := Assignment{
-			ID: AssignmentID(d.ID, l.LineNo), DecisionID: dec.ID, DeclarationID: d.ID, LineNo: l.LineNo,
-			ImporterTaxCode: d.ImporterTaxCode, Agency: agency, Mode: ev.Mode, Check: check, Goods: l.Goods,
-			GoodsKey: gk, Procedure: l.Procedure, CreatedAt: now, DueAt: s.policy.Deadline(ev.Mode, now), Status: AssignmentOpen,
-		}
-		if err := tx.PutAssignment(a); err != nil {
+		if a, err = s.assign(&dec, d, l, now, e); err != nil {
 			return Decision{}, err
 		}
-		dec.Agency, dec.AssignmentID = agency, a.ID
+		e.dec, e.asg = encodedRecord{}, encodedRecord{} // only a draft without a draw is encoded ahead
 	}
-	if err := tx.PutDecision(dec); err != nil {
+	if a != nil {
+		if err := tx.putAssignment(*a, e.asg); err != nil {
+			return Decision{}, err
+		}
+	}
+	if err := tx.putDecision(dec, e.dec); err != nil {
 		return Decision{}, err
 	}
-	state.Lots++
-	return dec, s.putGoodsState(tx, state, l.Goods, gk, history, now, snap)
+	st := *state
+	st.Lots++
+	return dec, s.writeGoodsState(tx, st, l.Goods, e.gk, e.snap, e.results, now)
 }
 
 // goodsRisk is the goods' posterior violation rate among a decision's
@@ -279,11 +487,23 @@ func goodsRisk(scores []risk.Score) float64 {
 
 // goodsContext reads what a decision on g depends on: its history (own
 // events and alerts on its manufacturer and heading × origin), the
-// manufacturer's certificates on record, and the stored goods state. The
-// state is read even though it is only a snapshot so that two transactions
-// touching the same goods conflict and one retries, rather than leaving a
-// stale snapshot.
+// manufacturer's certificates on record, and the stored goods state.
 func (s *Service) goodsContext(tx ReadTx, g Goods, gk Key) ([]Event, []Certificate, GoodsState, error) {
+	history, certs, err := s.goodsHistory(tx, g, gk)
+	if err != nil {
+		return nil, nil, GoodsState{}, err
+	}
+	state, err := readGoodsState(tx, gk)
+	if err != nil {
+		return nil, nil, GoodsState{}, err
+	}
+	return history, certs, state, nil
+}
+
+// goodsHistory reads g's history (own events and alerts on its
+// manufacturer and heading × origin) and the manufacturer's certificates
+// on record.
+func (s *Service) goodsHistory(tx ReadTx, g Goods, gk Key) ([]Event, []Certificate, error) {
 	var history []Event
 	subjects := [...]Subject{
 		{SubjectGoods, gk},
@@ -293,7 +513,7 @@ func (s *Service) goodsContext(tx ReadTx, g Goods, gk Key) ([]Event, []Certifica
 	for _, sub := range subjects {
 		evs, err := tx.Events(sub)
 		if err != nil {
-			return nil, nil, GoodsState{}, fmt.Errorf("history of %s %s: %w", sub.Kind, sub.Key, err)
+			return nil, nil, fmt.Errorf("history of %s %s: %w", sub.Kind, sub.Key, err)
 		}
 		history = append(history, evs...)
 	}
@@ -303,13 +523,19 @@ func (s *Service) goodsContext(tx ReadTx, g Goods, gk Key) ([]Event, []Certifica
 	case err == nil:
 		certs = m.Certificates
 	case !errors.Is(err, ErrNotFound):
-		return nil, nil, GoodsState{}, err
+		return nil, nil, err
 	}
+	return history, certs, nil
+}
+
+// readGoodsState reads the stored goods state; a goods never seen has the
+// zero state.
+func readGoodsState(tx ReadTx, gk Key) (GoodsState, error) {
 	state, err := tx.GoodsState(gk)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, nil, GoodsState{}, err
+		return GoodsState{}, err
 	}
-	return history, certs, state, nil
+	return state, nil
 }
 
 // putGoodsState refreshes the goods' snapshot from its history alone (no
@@ -319,14 +545,25 @@ func (s *Service) putGoodsState(tx Tx, st GoodsState, g Goods, gk Key, history [
 		ev := Evaluate(s.policy, history, Lot{}, now)
 		snap = &ev
 	}
-	ev := *snap
-	st.Key, st.Goods, st.Mode, st.Rule, st.Progress = gk, g, ev.Mode, ev.Explanation.Rule, ev.Explanation.Progress
-	st.Results = 0
+	return s.writeGoodsState(tx, st, g, gk, *snap, goodsResults(history), now)
+}
+
+// goodsResults counts the results in the goods' own history.
+func goodsResults(history []Event) int {
+	n := 0
 	for _, e := range history {
 		if e.Kind == EventResult && e.Subject.Kind == SubjectGoods {
-			st.Results++
+			n++
 		}
 	}
+	return n
+}
+
+// writeGoodsState writes the goods' snapshot: its history-only evaluation
+// and result count.
+func (s *Service) writeGoodsState(tx Tx, st GoodsState, g Goods, gk Key, snap Evaluation, results int, now time.Time) error {
+	st.Key, st.Goods, st.Mode, st.Rule, st.Progress = gk, g, snap.Mode, snap.Explanation.Rule, snap.Explanation.Progress
+	st.Results = results
 	st.PolicyVersion, st.UpdatedAt = s.policy.Version, now
 	return tx.PutGoodsState(st)
 }

@@ -111,3 +111,35 @@ type Tx interface {
 	// that does not follow the head (Seq = head + 1, Prev = head hash).
 	PutAuditEntry(e AuditEntry) error
 }
+
+// InputVersioner is an optional capability of a ReadTx (the badger store
+// has it): a counter per subject that the store bumps in the same
+// transaction as every write that can change what deciding a lot reads
+// about the subject. Subjects are named as risk subjects: the goods
+// (risk.KindGoods, goods key in hex), its manufacturer and heading × origin
+// (their keys in hex), the importer (tax code), and PriorsSubject for the
+// fitted priors. Events bump their subject (and a result its importer), risk
+// counts their subject, a manufacturer record the manufacturer, any prior
+// PriorsSubject. Counters only grow.
+//
+// Decide uses it to prepare a declaration's decisions outside the single
+// committer, on a snapshot, and to let the committer use them only when no
+// input has moved since (see prepareDecision). A store without it gets
+// every decision computed inside its write transaction.
+type InputVersioner interface {
+	InputVersion(s risk.Subject) (uint64, error)
+}
+
+// PriorsSubject names the one version counter every stored prior bumps.
+var PriorsSubject = risk.Subject{Kind: "risk_prior", ID: "*"}
+
+// EncodedWriter is an optional capability of a Tx (the badger store has
+// it): writing a record whose stored encoding the caller made ahead of the
+// transaction, so the committer does not spend its serial time encoding.
+// body must be encoding/json's encoding of the record (exactly what
+// PutDecision and PutAssignment would store); the record itself is passed
+// for its keys and indexes.
+type EncodedWriter interface {
+	PutDecisionJSON(d Decision, body []byte) error
+	PutAssignmentJSON(a Assignment, body []byte) error
+}

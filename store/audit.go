@@ -34,6 +34,22 @@ func (t *readTx) AuditHead() (inspection.AuditHead, error) {
 	return h, err
 }
 
+// AuditHead in a write transaction reads the head once: the use case reads
+// it to link its entry and PutAuditEntry checks the entry against it, and
+// only PutAuditEntry (which updates this copy) moves it within the
+// function.
+func (t *writeTx) AuditHead() (inspection.AuditHead, error) {
+	if t.head != nil {
+		return *t.head, nil
+	}
+	h, err := t.readTx.AuditHead()
+	if err != nil {
+		return h, err
+	}
+	t.head = &h
+	return h, nil
+}
+
 // AuditEntries scans 0x14 from seq from. A value that does not decode, or
 // a key of the wrong width, is handed to fn as bad rather than ending the
 // scan with an error: a verifier must name its position.
@@ -88,10 +104,16 @@ func (t *writeTx) PutAuditEntry(e inspection.AuditEntry) error {
 	if e.Seq != head.Seq+1 || e.Prev != head.Hash {
 		return fmt.Errorf("store: audit entry %d (prev %.12s…) does not follow the head %d (%.12s…)", e.Seq, e.Prev, head.Seq, head.Hash)
 	}
-	if err := t.put(prefixAuditEntry, auditEntryKey(e.Seq), fmt.Sprintf("audit entry %d", e.Seq), e); err != nil {
+	if err := t.putF(prefixAuditEntry, auditEntryKey(e.Seq), func() string { return fmt.Sprintf("audit entry %d", e.Seq) }, e); err != nil {
 		return err
 	}
-	return t.put(prefixAuditHead, auditHeadKey(), "audit head", inspection.AuditHead{Seq: e.Seq, Hash: e.Hash})
+	next := inspection.AuditHead{Seq: e.Seq, Hash: e.Hash}
+	t.head = nil
+	if err := t.put(prefixAuditHead, auditHeadKey(), "audit head", next); err != nil {
+		return err
+	}
+	t.head = &next
+	return nil
 }
 
 // Overrides: 0x16 | h16(decision id) | n (8, BE), so a decision's
@@ -208,31 +230,31 @@ func digest(p prefix, val []byte) (string, error) {
 // the transaction's own writes, which is how an audit entry digests what
 // its transaction wrote without encoding anything twice.
 func (t *readTx) RecordDigest(k inspection.RecordKind, id string) (inspection.RecordDigest, error) {
-	what := fmt.Sprintf("%s %q", k, id)
+	what := func() string { return fmt.Sprintf("%s %q", k, id) }
 	var (
 		key []byte
 		p   prefix
 		err error
 	)
 	if k == inspection.RecordEvent {
-		idx, err := t.value(idKey(prefixEventByID, id), what)
+		idx, err := t.valueF(idKey(prefixEventByID, id), what)
 		if err != nil {
 			return inspection.RecordDigest{}, err
 		}
 		if key, err = unwrap(prefixEventByID, idx); err != nil {
-			return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what, err)
+			return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what(), err)
 		}
 		p = prefixEvent
 	} else if key, p, err = recordKey(k, id); err != nil {
 		return inspection.RecordDigest{}, err
 	}
-	val, err := t.value(key, what)
+	val, err := t.valueF(key, what)
 	if err != nil {
 		return inspection.RecordDigest{}, err
 	}
 	sum, err := digest(p, val)
 	if err != nil {
-		return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what, err)
+		return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what(), err)
 	}
 	return inspection.RecordDigest{Kind: k, ID: id, SHA256: sum}, nil
 }

@@ -175,7 +175,7 @@ func (c *committer) apply(reqs []*commitRequest) (*badger.Txn, *batchView, int, 
 	txn := c.db.NewTransaction(true)
 	bv := newBatchView(c.db)
 	for i, r := range reqs {
-		tx := &writeTx{readTx{txn: txn, bv: bv}}
+		tx := &writeTx{readTx: readTx{txn: txn, bv: bv}}
 		err := r.fn(tx)
 		tx.done = true
 		if err != nil {

@@ -289,7 +289,7 @@ func (d *DB) CommitStats() CommitStats {
 func (d *DB) try(fn func(inspection.Tx) error) (retry bool, err error) {
 	txn := d.db.NewTransaction(true)
 	defer txn.Discard()
-	tx := &writeTx{readTx{txn: txn}}
+	tx := &writeTx{readTx: readTx{txn: txn}}
 	ferr := fn(tx)
 	tx.done = true
 	if ferr != nil {
@@ -307,6 +307,11 @@ func (d *DB) try(fn func(inspection.Tx) error) (retry bool, err error) {
 // pause sleeps a random time up to a bound that doubles per attempt from
 // 100µs to 5ms; the randomness spreads contenders for a hot key apart.
 func pause(ctx context.Context, attempt int) error {
+	if err := ctx.Err(); err != nil {
+		// Checked first: with both ready, select would pick at random, and
+		// a pause as short as a nanosecond often finds its timer fired.
+		return err
+	}
 	bound := min(100*time.Microsecond<<min(attempt, 6), 5*time.Millisecond)
 	t := time.NewTimer(rand.N(bound) + 1)
 	defer t.Stop()

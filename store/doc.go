@@ -42,6 +42,7 @@
 //	0x16    h16(decision_id) | n (8, BE)                       Override (the decision's n-th)
 //	0x17    h16(subject kind) | h16(subject id)                RiskRecord (time-decayed counts)
 //	0x18    h16(prior group)                                   risk.Prior
+//	0x19    h16(subject kind) | h16(subject id)                decision-input version (raw uint64, big-endian; inputs.go)
 //	0xFF    "schema"                                           schema version (raw uint32, big-endian)
 //
 // Parts:

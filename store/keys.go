@@ -15,29 +15,30 @@ import (
 type prefix byte
 
 const (
-	prefixDeclaration prefix = 0x01
-	prefixDecision    prefix = 0x02
-	prefixAssignment  prefix = 0x03
-	prefixOpenIndex   prefix = 0x04
-	prefixEvent       prefix = 0x05
-	prefixEventByID   prefix = 0x06
-	prefixGoodsState  prefix = 0x07
-	prefixManufacture prefix = 0x08
-	prefixImporter    prefix = 0x09
-	prefixAgency      prefix = 0x0A
-	prefixPolicy      prefix = 0x0B
-	prefixImporterLog prefix = 0x0C // importer's results, by inspection date
-	prefixAPIKey      prefix = 0x0D // API key by key ID (the secret only as a hash)
-	prefixOutbox      prefix = 0x10 // reserved: outbox by event sequence
-	prefixQuota       prefix = 0x11 // quota counter by period and scope
-	prefixQuotaPeriod prefix = 0x12 // quota period: key commitment, revealed key
-	prefixQuotaDraw   prefix = 0x13 // a scope's reduced lots in eligible order
-	prefixAuditEntry  prefix = 0x14 // audit entry by sequence (8 bytes, BE)
-	prefixAuditHead   prefix = 0x15 // the audit head: last sequence and hash
-	prefixOverride    prefix = 0x16 // a decision's overrides, in order
-	prefixRisk        prefix = 0x17 // risk counts by subject kind and ID
-	prefixRiskPrior   prefix = 0x18 // fitted risk prior by group
-	prefixMeta        prefix = 0xFF
+	prefixDeclaration  prefix = 0x01
+	prefixDecision     prefix = 0x02
+	prefixAssignment   prefix = 0x03
+	prefixOpenIndex    prefix = 0x04
+	prefixEvent        prefix = 0x05
+	prefixEventByID    prefix = 0x06
+	prefixGoodsState   prefix = 0x07
+	prefixManufacture  prefix = 0x08
+	prefixImporter     prefix = 0x09
+	prefixAgency       prefix = 0x0A
+	prefixPolicy       prefix = 0x0B
+	prefixImporterLog  prefix = 0x0C // importer's results, by inspection date
+	prefixAPIKey       prefix = 0x0D // API key by key ID (the secret only as a hash)
+	prefixOutbox       prefix = 0x10 // reserved: outbox by event sequence
+	prefixQuota        prefix = 0x11 // quota counter by period and scope
+	prefixQuotaPeriod  prefix = 0x12 // quota period: key commitment, revealed key
+	prefixQuotaDraw    prefix = 0x13 // a scope's reduced lots in eligible order
+	prefixAuditEntry   prefix = 0x14 // audit entry by sequence (8 bytes, BE)
+	prefixAuditHead    prefix = 0x15 // the audit head: last sequence and hash
+	prefixOverride     prefix = 0x16 // a decision's overrides, in order
+	prefixRisk         prefix = 0x17 // risk counts by subject kind and ID
+	prefixRiskPrior    prefix = 0x18 // fitted risk prior by group
+	prefixInputVersion prefix = 0x19 // decision-input version by subject (inputs.go)
+	prefixMeta         prefix = 0xFF
 )
 
 func (p prefix) String() string {
@@ -86,6 +87,8 @@ func (p prefix) String() string {
 		return "risk counts"
 	case prefixRiskPrior:
 		return "risk prior"
+	case prefixInputVersion:
+		return "input version"
 	case prefixMeta:
 		return "meta"
 	}

@@ -28,12 +28,12 @@ func quotaPeriodPrefix(p prefix, period string) []byte {
 
 func (t *readTx) QuotaCounter(period, scope string) (inspection.QuotaCounter, error) {
 	var c inspection.QuotaCounter
-	what := fmt.Sprintf("quota counter %s/%s", period, scope)
-	if err := t.load(prefixQuota, quotaScopeKey(prefixQuota, period, scope), what, &c); err != nil {
+	what := func() string { return fmt.Sprintf("quota counter %s/%s", period, scope) }
+	if err := t.loadF(prefixQuota, quotaScopeKey(prefixQuota, period, scope), what, &c); err != nil {
 		return inspection.QuotaCounter{}, err
 	}
 	if c.Period != period || c.Scope != scope {
-		return inspection.QuotaCounter{}, fmt.Errorf("store: %s: stored record is %s/%s (key hash collision)", what, c.Period, c.Scope)
+		return inspection.QuotaCounter{}, fmt.Errorf("store: %s: stored record is %s/%s (key hash collision)", what(), c.Period, c.Scope)
 	}
 	return c, nil
 }
@@ -99,7 +99,7 @@ func (t *writeTx) PutQuotaCounter(c inspection.QuotaCounter) error {
 	if c.Period == "" || c.Scope == "" {
 		return fmt.Errorf("store: put quota counter: empty period or scope")
 	}
-	return t.put(prefixQuota, quotaScopeKey(prefixQuota, c.Period, c.Scope), fmt.Sprintf("quota counter %s/%s", c.Period, c.Scope), c)
+	return t.putF(prefixQuota, quotaScopeKey(prefixQuota, c.Period, c.Scope), func() string { return fmt.Sprintf("quota counter %s/%s", c.Period, c.Scope) }, c)
 }
 
 func (t *writeTx) PutQuotaPeriod(p inspection.QuotaPeriod) error {
@@ -111,5 +111,5 @@ func (t *writeTx) PutQuotaDraw(period, scope string, eligible int64, decisionID 
 		return fmt.Errorf("store: put quota draw %s/%s: eligible %d, decision %q", period, scope, eligible, decisionID)
 	}
 	k := binary.BigEndian.AppendUint64(quotaScopeKey(prefixQuotaDraw, period, scope), uint64(eligible))
-	return t.set(k, encodeRaw([]byte(decisionID)), fmt.Sprintf("quota draw %s/%s #%d", period, scope, eligible))
+	return t.setF(k, encodeRaw([]byte(decisionID)), func() string { return fmt.Sprintf("quota draw %s/%s #%d", period, scope, eligible) })
 }

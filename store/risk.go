@@ -59,9 +59,15 @@ func (t *writeTx) PutRiskRecord(r inspection.RiskRecord) error {
 	if r.Subject.Kind == "" || r.Subject.ID == "" {
 		return fmt.Errorf("store: put risk counts: empty subject")
 	}
+	if err := t.bumpInput(r.Subject); err != nil {
+		return err
+	}
 	return t.put(prefixRisk, riskKey(r.Subject), "risk counts of "+r.Subject.String(), r)
 }
 
 func (t *writeTx) PutRiskPrior(p risk.Prior) error {
+	if err := t.bumpInput(inspection.PriorsSubject); err != nil {
+		return err
+	}
 	return t.putID(prefixRiskPrior, p.Group, p)
 }

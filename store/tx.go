@@ -11,6 +11,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/risk"
 )
 
 // Page sizes for OpenAssignments.
@@ -35,6 +36,10 @@ type readTx struct {
 // writeTx satisfies inspection.Tx.
 type writeTx struct {
 	readTx
+	// bumped notes the input versions this transaction has bumped.
+	bumped map[risk.Subject]bool
+	// head is the audit head as this function last read or wrote it.
+	head *inspection.AuditHead
 }
 
 var (
@@ -54,30 +59,41 @@ func badgerErr(err error) error {
 // value returns a copy of the value at key (valid beyond the txn). what
 // names the thing for the error: "decision \"D1\"".
 func (t *readTx) value(key []byte, what string) ([]byte, error) {
+	return t.valueF(key, func() string { return what })
+}
+
+// valueF is value with the name made only when an error needs it: the
+// decision path reads and writes a dozen records each, and formatting
+// their names up front cost more than some of the reads.
+func (t *readTx) valueF(key []byte, whatF func() string) ([]byte, error) {
 	if t.done {
 		return nil, errTxDone
 	}
 	item, err := t.txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%s: %w", what, inspection.ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", whatF(), inspection.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: read %s: %w", what, err)
+		return nil, fmt.Errorf("store: read %s: %w", whatF(), err)
 	}
 	v, err := item.ValueCopy(nil)
 	if err != nil {
-		return nil, fmt.Errorf("store: read %s: %w", what, err)
+		return nil, fmt.Errorf("store: read %s: %w", whatF(), err)
 	}
 	return v, nil
 }
 
 func (t *readTx) load(p prefix, key []byte, what string, v any) error {
-	val, err := t.value(key, what)
+	return t.loadF(p, key, func() string { return what }, v)
+}
+
+func (t *readTx) loadF(p prefix, key []byte, whatF func() string, v any) error {
+	val, err := t.valueF(key, whatF)
 	if err != nil {
 		return err
 	}
 	if err := decode(p, val, v); err != nil {
-		return fmt.Errorf("store: %s: %w", what, err)
+		return fmt.Errorf("store: %s: %w", whatF(), err)
 	}
 	return nil
 }
@@ -86,14 +102,14 @@ func (t *readTx) load(p prefix, key []byte, what string, v any) error {
 // the stored record carries that ID: keys hold only a hash of it.
 func loadID[T any](t *readTx, p prefix, id string, idOf func(*T) string) (T, error) {
 	var v T
-	what := fmt.Sprintf("%s %q", p, id)
-	if err := t.load(p, idKey(p, id), what, &v); err != nil {
+	what := func() string { return fmt.Sprintf("%s %q", p, id) }
+	if err := t.loadF(p, idKey(p, id), what, &v); err != nil {
 		var zero T
 		return zero, err
 	}
 	if got := idOf(&v); got != id {
 		var zero T
-		return zero, fmt.Errorf("store: %s: stored record is %q (key hash collision)", what, got)
+		return zero, fmt.Errorf("store: %s: stored record is %q (key hash collision)", what(), got)
 	}
 	return v, nil
 }
@@ -120,7 +136,7 @@ func (t *readTx) Agency(id string) (inspection.Agency, error) {
 
 func (t *readTx) GoodsState(k inspection.Key) (inspection.GoodsState, error) {
 	var g inspection.GoodsState
-	err := t.load(prefixGoodsState, hashKey(prefixGoodsState, k), "goods state "+k.String(), &g)
+	err := t.loadF(prefixGoodsState, hashKey(prefixGoodsState, k), func() string { return "goods state " + k.String() }, &g)
 	return g, err
 }
 
@@ -359,11 +375,16 @@ func (t *readTx) OpenAssignments(agency, after string, limit int) ([]inspection.
 
 // set writes one key, marking ErrTxnTooBig so the caller can split the work.
 func (t *writeTx) set(key, val []byte, what string) error {
+	return t.setF(key, val, func() string { return what })
+}
+
+// setF is set with the name made only for an error.
+func (t *writeTx) setF(key, val []byte, whatF func() string) error {
 	if t.done {
 		return errTxDone
 	}
 	if err := t.txn.Set(key, val); err != nil {
-		return fmt.Errorf("store: write %s: %w", what, badgerErr(err))
+		return fmt.Errorf("store: write %s: %w", whatF(), badgerErr(err))
 	}
 	if t.bv != nil {
 		t.bv.record(key, val, false)
@@ -385,11 +406,15 @@ func (t *writeTx) delete(key []byte, what string) error {
 }
 
 func (t *writeTx) put(p prefix, key []byte, what string, v any) error {
+	return t.putF(p, key, func() string { return what }, v)
+}
+
+func (t *writeTx) putF(p prefix, key []byte, whatF func() string, v any) error {
 	val, err := encode(p, v)
 	if err != nil {
-		return fmt.Errorf("store: %s: %w", what, err)
+		return fmt.Errorf("store: %s: %w", whatF(), err)
 	}
-	return t.set(key, val, what)
+	return t.setF(key, val, whatF)
 }
 
 // putID writes a record keyed by its string ID; an empty ID is a caller bug.
@@ -397,7 +422,7 @@ func (t *writeTx) putID(p prefix, id string, v any) error {
 	if id == "" {
 		return fmt.Errorf("store: put %s: empty id", p)
 	}
-	return t.put(p, idKey(p, id), fmt.Sprintf("%s %q", p, id), v)
+	return t.putF(p, idKey(p, id), func() string { return fmt.Sprintf("%s %q", p, id) }, v)
 }
 
 func (t *writeTx) PutDeclaration(r inspection.DeclarationRecord) error {
@@ -406,6 +431,20 @@ func (t *writeTx) PutDeclaration(r inspection.DeclarationRecord) error {
 
 func (t *writeTx) PutDecision(d inspection.Decision) error {
 	return t.putID(prefixDecision, d.ID, d)
+}
+
+var _ inspection.EncodedWriter = (*writeTx)(nil)
+
+// PutDecisionJSON writes d as body, its encoding/json encoding made by the
+// caller ahead of the transaction (the value is what PutDecision stores).
+func (t *writeTx) PutDecisionJSON(d inspection.Decision, body []byte) error {
+	if d.ID == "" {
+		return fmt.Errorf("store: put %s: empty id", prefixDecision)
+	}
+	if len(body) == 0 || body[0] != '{' {
+		return fmt.Errorf("store: put %s %q: body is not a JSON object", prefixDecision, d.ID)
+	}
+	return t.setF(idKey(prefixDecision, d.ID), encodeRaw(body), func() string { return fmt.Sprintf("%s %q", prefixDecision, d.ID) })
 }
 
 func (t *writeTx) PutImporter(i inspection.Importer) error {
@@ -420,7 +459,7 @@ func (t *writeTx) PutGoodsState(g inspection.GoodsState) error {
 	if g.Key == (inspection.Key{}) {
 		return errors.New("store: put goods state: zero key")
 	}
-	return t.put(prefixGoodsState, hashKey(prefixGoodsState, g.Key), "goods state "+g.Key.String(), g)
+	return t.putF(prefixGoodsState, hashKey(prefixGoodsState, g.Key), func() string { return "goods state " + g.Key.String() }, g)
 }
 
 // PutManufacturer keys m by m.Key(), derived from its name and origin.
@@ -429,6 +468,9 @@ func (t *writeTx) PutManufacturer(m inspection.Manufacturer) error {
 		return errors.New("store: put manufacturer: empty name")
 	}
 	k := m.Key()
+	if err := t.bumpInput(risk.Subject{Kind: risk.KindManufacturer, ID: k.String()}); err != nil {
+		return err
+	}
 	return t.put(prefixManufacture, hashKey(prefixManufacture, k), "manufacturer "+k.String(), m)
 }
 
@@ -447,6 +489,19 @@ func (t *writeTx) PutPolicy(version string, doc []byte) error {
 // read so that an entry whose agency or created_at changed is removed.
 // Everything is validated before anything is written.
 func (t *writeTx) PutAssignment(a inspection.Assignment) error {
+	return t.putAssignment(a, nil)
+}
+
+// PutAssignmentJSON is PutAssignment with a's encoding/json encoding made
+// by the caller ahead of the transaction.
+func (t *writeTx) PutAssignmentJSON(a inspection.Assignment, body []byte) error {
+	if len(body) == 0 || body[0] != '{' {
+		return fmt.Errorf("store: put %s %q: body is not a JSON object", prefixAssignment, a.ID)
+	}
+	return t.putAssignment(a, body)
+}
+
+func (t *writeTx) putAssignment(a inspection.Assignment, body []byte) error {
 	if a.ID == "" {
 		return errors.New("store: put assignment: empty id")
 	}
@@ -471,7 +526,12 @@ func (t *writeTx) PutAssignment(a inspection.Assignment) error {
 		}
 	}
 
-	if err := t.putID(prefixAssignment, a.ID, a); err != nil {
+	if body != nil {
+		err = t.setF(idKey(prefixAssignment, a.ID), encodeRaw(body), func() string { return fmt.Sprintf("%s %q", prefixAssignment, a.ID) })
+	} else {
+		err = t.putID(prefixAssignment, a.ID, a)
+	}
+	if err != nil {
 		return err
 	}
 	what := fmt.Sprintf("open-assignment index entry of %q", a.ID)
@@ -503,6 +563,14 @@ func (t *writeTx) AddEvent(e inspection.Event) error {
 		return inspection.Conflict("id", "event %q is already recorded", e.ID)
 	} else if !errors.Is(err, inspection.ErrNotFound) {
 		return err
+	}
+	if err := t.bumpInput(risk.Subject{Kind: string(e.Subject.Kind), ID: e.Subject.Key.String()}); err != nil {
+		return err
+	}
+	if e.ImporterTaxCode != "" {
+		if err := t.bumpInput(risk.Subject{Kind: risk.KindImporter, ID: e.ImporterTaxCode}); err != nil {
+			return err
+		}
 	}
 	if err := t.put(prefixEvent, hk, what, e); err != nil {
 		return err
