@@ -118,6 +118,10 @@ func BenchmarkDecide64(b *testing.B) {
 			b.ReportMetric(100*float64(failed.Load())/float64(b.N), "gave-up-%")
 			if st := db.CommitStats(); st.Batches > start.Batches {
 				b.ReportMetric(float64(st.Updates-start.Updates)/float64(st.Batches-start.Batches), "decisions/fsync")
+				// What one decision costs the disk, for the floor's sizes
+				// (store.BenchmarkBareGroupCommit64 writes the same).
+				b.ReportMetric(float64(st.Entries-start.Entries)/float64(st.Updates-start.Updates), "keys/decision")
+				b.ReportMetric(float64(st.Bytes-start.Bytes)/float64(st.Updates-start.Updates), "bytes/decision")
 			}
 			// The share of declarations the committer took as prepared
 			// outside it (the rest it evaluated again: an input had moved).

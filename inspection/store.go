@@ -138,7 +138,10 @@ var PriorsSubject = risk.Subject{Kind: "risk_prior", ID: "*"}
 // transaction, so the committer does not spend its serial time encoding.
 // body must be encoding/json's encoding of the record (exactly what
 // PutDecision and PutAssignment would store); the record itself is passed
-// for its keys and indexes.
+// for its keys and indexes. Both write the records of a lot decided in this
+// transaction: none exists yet under its IDs (they derive from the lot ID,
+// and the declaration was not found), so the store need not look for a
+// previous version to unindex.
 type EncodedWriter interface {
 	PutDecisionJSON(d Decision, body []byte) error
 	PutAssignmentJSON(a Assignment, body []byte) error

@@ -16,10 +16,24 @@ import (
 // snapshot taken together with the batch transaction (with one writer,
 // both see the same commits) and merges in the batch's own writes, which
 // are indexed by the prefix widths the store scans.
+//
+// It also remembers the point reads of the batch. The committer is the only
+// writer, so a key read once from the batch's snapshot holds the same value
+// for the rest of the batch unless the batch writes it, and the batch's own
+// writes are looked up first: the decisions of a batch share most of their
+// reads (input versions, quota counters, the audit head), and each read
+// badger serves walks a memtable skiplist and the levels, which the floor
+// of bare writes never does. A batch that is rebuilt gets a new view.
 type batchView struct {
 	snap     *badger.Txn
 	writes   map[string]pendingWrite
-	byPrefix map[string][]string // scan prefix → keys written under it
+	byPrefix map[string][]string    // scan prefix → keys written under it
+	reads    map[string]pendingRead // point reads from the snapshot
+}
+
+type pendingRead struct {
+	val   []byte
+	found bool
 }
 
 type pendingWrite struct {
@@ -34,7 +48,8 @@ type pendingWrite struct {
 var scanWidths = [...]int{1, 1 + hashSize, 2 + hashSize, 1 + 2*hashSize}
 
 func newBatchView(db *badger.DB) *batchView {
-	return &batchView{snap: db.NewTransaction(false), writes: map[string]pendingWrite{}, byPrefix: map[string][]string{}}
+	return &batchView{snap: db.NewTransaction(false), writes: map[string]pendingWrite{}, byPrefix: map[string][]string{},
+		reads: map[string]pendingRead{}}
 }
 
 func (b *batchView) discard() { b.snap.Discard() }
@@ -49,6 +64,33 @@ func (b *batchView) record(key, val []byte, deleted bool) {
 		}
 	}
 	b.writes[k] = pendingWrite{val: bytes.Clone(val), deleted: deleted}
+}
+
+// size is the keys the batch writes and their key and value bytes.
+func (b *batchView) size() (entries, bytes int64) {
+	for k, w := range b.writes {
+		entries++
+		bytes += int64(len(k) + len(w.val))
+	}
+	return entries, bytes
+}
+
+// lookup answers a point read from the batch's own writes or its earlier
+// reads: found says whether the key holds a value, ok whether the view
+// knew. The value is a copy the caller may keep.
+func (b *batchView) lookup(key []byte) (val []byte, found, ok bool) {
+	if w, seen := b.writes[string(key)]; seen {
+		return bytes.Clone(w.val), !w.deleted, true
+	}
+	if r, seen := b.reads[string(key)]; seen {
+		return bytes.Clone(r.val), r.found, true
+	}
+	return nil, false, false
+}
+
+// remember keeps a point read of the snapshot for the rest of the batch.
+func (b *batchView) remember(key, val []byte, found bool) {
+	b.reads[string(key)] = pendingRead{val: bytes.Clone(val), found: found}
 }
 
 // covers reports whether scans of pfx can be served here.

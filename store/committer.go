@@ -39,7 +39,13 @@ type commitRequest struct {
 // synced commits, Updates the functions they carried (Updates/Batches is
 // decisions per fsync on the decision path), Reruns the functions run again
 // because another function of their batch failed or overflowed it.
+//
+// Entries and Bytes are the keys and the key and value bytes the batches
+// committed (a key written twice in one batch counts once, as badger
+// writes it once): per update, what one decision costs the disk.
 type CommitStats struct {
+	Entries  int64
+	Bytes    int64
 	Batches  int64
 	Updates  int64
 	Reruns   int64
@@ -52,7 +58,7 @@ type committer struct {
 	quit  chan struct{}
 	wg    sync.WaitGroup
 	stats struct {
-		batches, updates, reruns, max atomic.Int64
+		batches, updates, reruns, max, entries, bytes atomic.Int64
 	}
 }
 
@@ -145,6 +151,9 @@ func (c *committer) run(batch []*commitRequest) {
 				}
 				c.stats.batches.Add(1)
 				c.stats.updates.Add(int64(limit))
+				entries, bytes := bv.size()
+				c.stats.entries.Add(entries)
+				c.stats.bytes.Add(bytes)
 				if int64(limit) > c.stats.max.Load() {
 					c.stats.max.Store(int64(limit))
 				}
@@ -188,6 +197,6 @@ func (c *committer) apply(reqs []*commitRequest) (*badger.Txn, *batchView, int, 
 }
 
 func (c *committer) snapshot() CommitStats {
-	return CommitStats{Batches: c.stats.batches.Load(), Updates: c.stats.updates.Load(),
+	return CommitStats{Entries: c.stats.entries.Load(), Bytes: c.stats.bytes.Load(), Batches: c.stats.batches.Load(), Updates: c.stats.updates.Load(),
 		Reruns: c.stats.reruns.Load(), MaxBatch: c.stats.max.Load()}
 }

@@ -69,8 +69,19 @@ func (t *readTx) valueF(key []byte, whatF func() string) ([]byte, error) {
 	if t.done {
 		return nil, errTxDone
 	}
+	if t.bv != nil {
+		if v, found, ok := t.bv.lookup(key); ok {
+			if !found {
+				return nil, fmt.Errorf("%s: %w", whatF(), inspection.ErrNotFound)
+			}
+			return v, nil
+		}
+	}
 	item, err := t.txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
+		if t.bv != nil {
+			t.bv.remember(key, nil, false)
+		}
 		return nil, fmt.Errorf("%s: %w", whatF(), inspection.ErrNotFound)
 	}
 	if err != nil {
@@ -79,6 +90,9 @@ func (t *readTx) valueF(key []byte, whatF func() string) ([]byte, error) {
 	v, err := item.ValueCopy(nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: read %s: %w", whatF(), err)
+	}
+	if t.bv != nil {
+		t.bv.remember(key, v, true)
 	}
 	return v, nil
 }
@@ -489,24 +503,30 @@ func (t *writeTx) PutPolicy(version string, doc []byte) error {
 // read so that an entry whose agency or created_at changed is removed.
 // Everything is validated before anything is written.
 func (t *writeTx) PutAssignment(a inspection.Assignment) error {
-	return t.putAssignment(a, nil)
+	return t.putAssignment(a, nil, false)
 }
 
-// PutAssignmentJSON is PutAssignment with a's encoding/json encoding made
-// by the caller ahead of the transaction.
+// PutAssignmentJSON is PutAssignment for a lot decided in this
+// transaction, with a's encoding/json encoding made by the caller ahead of
+// it: no assignment exists under the lot's ID yet (inspection.EncodedWriter),
+// so there is no previous index entry to look up, a read that misses every
+// level of the LSM tree.
 func (t *writeTx) PutAssignmentJSON(a inspection.Assignment, body []byte) error {
 	if len(body) == 0 || body[0] != '{' {
 		return fmt.Errorf("store: put %s %q: body is not a JSON object", prefixAssignment, a.ID)
 	}
-	return t.putAssignment(a, body)
+	return t.putAssignment(a, body, true)
 }
 
-func (t *writeTx) putAssignment(a inspection.Assignment, body []byte) error {
+func (t *writeTx) putAssignment(a inspection.Assignment, body []byte, fresh bool) error {
 	if a.ID == "" {
 		return errors.New("store: put assignment: empty id")
 	}
 	var oldIdx, newIdx []byte
-	prev, err := t.Assignment(a.ID)
+	prev, err := inspection.Assignment{}, inspection.ErrNotFound
+	if !fresh {
+		prev, err = t.Assignment(a.ID)
+	}
 	switch {
 	case err == nil:
 		if prev.Status == inspection.AssignmentOpen {
@@ -534,14 +554,14 @@ func (t *writeTx) putAssignment(a inspection.Assignment, body []byte) error {
 	if err != nil {
 		return err
 	}
-	what := fmt.Sprintf("open-assignment index entry of %q", a.ID)
+	what := func() string { return fmt.Sprintf("open-assignment index entry of %q", a.ID) }
 	if oldIdx != nil && !bytes.Equal(oldIdx, newIdx) {
-		if err := t.delete(oldIdx, what); err != nil {
+		if err := t.delete(oldIdx, what()); err != nil {
 			return err
 		}
 	}
 	if newIdx != nil {
-		return t.set(newIdx, encodeRaw([]byte(a.ID)), what)
+		return t.setF(newIdx, encodeRaw([]byte(a.ID)), what)
 	}
 	return nil
 }
