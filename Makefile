@@ -53,6 +53,7 @@ bench: build
 	    printf "\nratios, 64 concurrent callers (2-core machine: noisy, compare ratios within one run)\n"; \
 	    printf "  group commit:   %6.0f vs %6.0f durable decisions/s, one synced txn each  = %5.1fx  (target >= 10x); %.1f decisions/fsync\n", g, d, r(g, d), v["BenchmarkDecide64/group|decisions/fsync"]; \
 	    printf "  in process:     %6.0f decisions/s vs %6.0f bare group-commit writes/s = %5.2f   (target >= 0.50)\n", g, bg, r(g, bg); \
+	    printf "                  a decision commits %.1f keys, %.0f bytes; a bare write %.1f keys, %.0f bytes\n", v["BenchmarkDecide64/group|keys/decision"], v["BenchmarkDecide64/group|bytes/decision"], v["BenchmarkBareGroupCommit64|keys/write"], v["BenchmarkBareGroupCommit64|bytes/write"]; \
 	    printf "  over HTTP:      %6.0f decisions/s vs %6.0f bare echo requests/s       = %5.2f   (target >= 0.25, goal 0.50)\n", h, e, r(h, e); \
 	    printf "one caller\n"; \
 	    printf "  in process:     %6.0f decisions/s vs %6.0f bare synced badger writes/s = %5.2f\n", v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"], r(v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"]); \
