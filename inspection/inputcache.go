@@ -18,9 +18,9 @@ import (
 type inputCache struct {
 	mu     sync.Mutex
 	events map[versioned][]Event
-	mfrs   map[versioned]cachedManufacturer
-	risks  map[versioned]cachedRisk
-	priors map[priorKey]cachedPrior
+	mfrs   map[versioned]cachedRecord[Manufacturer]
+	risks  map[versioned]cachedRecord[RiskRecord]
+	priors map[priorKey]cachedRecord[risk.Prior]
 }
 
 type versioned struct {
@@ -33,18 +33,10 @@ type priorKey struct {
 	v     uint64
 }
 
-type cachedManufacturer struct {
-	m     Manufacturer
-	found bool
-}
-
-type cachedPrior struct {
-	p     risk.Prior
-	found bool
-}
-
-type cachedRisk struct {
-	r     RiskRecord
+// cachedRecord is a record read under a version, or the fact that the
+// snapshot had none (found false).
+type cachedRecord[V any] struct {
+	v     V
 	found bool
 }
 
@@ -66,6 +58,26 @@ func cachePut[K comparable, V any](c *inputCache, m *map[K]V, k K, v V) {
 		*m = make(map[K]V)
 	}
 	(*m)[k] = v
+}
+
+// cachedRead serves a record from m under k, or reads it and keeps it
+// (a miss too: ErrNotFound is an answer of the snapshot like any other).
+func cachedRead[K comparable, V any](c *inputCache, m *map[K]cachedRecord[V], k K, read func() (V, error)) (V, error) {
+	if r, ok := cacheGet(c, m, k); ok {
+		if !r.found {
+			var zero V
+			return zero, ErrNotFound
+		}
+		return r.v, nil
+	}
+	v, err := read()
+	switch {
+	case err == nil:
+		cachePut(c, m, k, cachedRecord[V]{v, true})
+	case errors.Is(err, ErrNotFound):
+		cachePut(c, m, k, cachedRecord[V]{})
+	}
+	return v, err
 }
 
 // cachedReadTx serves a snapshot's reads of versioned inputs from the
@@ -103,21 +115,7 @@ func (t cachedReadTx) Manufacturer(mk Key) (Manufacturer, error) {
 	if !ok {
 		return t.ReadTx.Manufacturer(mk)
 	}
-	k := versioned{sub, v}
-	if m, ok := cacheGet(t.c, &t.c.mfrs, k); ok {
-		if !m.found {
-			return Manufacturer{}, ErrNotFound
-		}
-		return m.m, nil
-	}
-	m, err := t.ReadTx.Manufacturer(mk)
-	switch {
-	case err == nil:
-		cachePut(t.c, &t.c.mfrs, k, cachedManufacturer{m, true})
-	case errors.Is(err, ErrNotFound):
-		cachePut(t.c, &t.c.mfrs, k, cachedManufacturer{})
-	}
-	return m, err
+	return cachedRead(t.c, &t.c.mfrs, versioned{sub, v}, func() (Manufacturer, error) { return t.ReadTx.Manufacturer(mk) })
 }
 
 func (t cachedReadTx) RiskRecord(sub risk.Subject) (RiskRecord, error) {
@@ -125,21 +123,7 @@ func (t cachedReadTx) RiskRecord(sub risk.Subject) (RiskRecord, error) {
 	if !ok {
 		return t.ReadTx.RiskRecord(sub)
 	}
-	k := versioned{sub, v}
-	if r, ok := cacheGet(t.c, &t.c.risks, k); ok {
-		if !r.found {
-			return RiskRecord{}, ErrNotFound
-		}
-		return r.r, nil
-	}
-	r, err := t.ReadTx.RiskRecord(sub)
-	switch {
-	case err == nil:
-		cachePut(t.c, &t.c.risks, k, cachedRisk{r, true})
-	case errors.Is(err, ErrNotFound):
-		cachePut(t.c, &t.c.risks, k, cachedRisk{})
-	}
-	return r, err
+	return cachedRead(t.c, &t.c.risks, versioned{sub, v}, func() (RiskRecord, error) { return t.ReadTx.RiskRecord(sub) })
 }
 
 func (t cachedReadTx) RiskPrior(group string) (risk.Prior, error) {
@@ -147,19 +131,5 @@ func (t cachedReadTx) RiskPrior(group string) (risk.Prior, error) {
 	if !ok {
 		return t.ReadTx.RiskPrior(group)
 	}
-	k := priorKey{group, v}
-	if p, ok := cacheGet(t.c, &t.c.priors, k); ok {
-		if !p.found {
-			return risk.Prior{}, ErrNotFound
-		}
-		return p.p, nil
-	}
-	p, err := t.ReadTx.RiskPrior(group)
-	switch {
-	case err == nil:
-		cachePut(t.c, &t.c.priors, k, cachedPrior{p, true})
-	case errors.Is(err, ErrNotFound):
-		cachePut(t.c, &t.c.priors, k, cachedPrior{})
-	}
-	return p, err
+	return cachedRead(t.c, &t.c.priors, priorKey{group, v}, func() (risk.Prior, error) { return t.ReadTx.RiskPrior(group) })
 }

@@ -27,13 +27,7 @@ import (
 // so equal means untouched.
 
 // inputVersionKey is 0x19 | h16(kind) | h16(id).
-func inputVersionKey(s risk.Subject) []byte {
-	hk, hi := h16(s.Kind), h16(s.ID)
-	k := make([]byte, 0, 1+2*hashSize)
-	k = append(k, byte(prefixInputVersion))
-	k = append(k, hk[:]...)
-	return append(k, hi[:]...)
-}
+func inputVersionKey(s risk.Subject) []byte { return subjectKey(prefixInputVersion, s) }
 
 var _ inspection.InputVersioner = (*readTx)(nil)
 

@@ -12,10 +12,13 @@ import (
 // Risk counts live under 0x17 | h16(kind) | h16(id), so one kind is one
 // prefix scan (ranked lists, prior fitting); priors under 0x18 | h16(group).
 
-func riskKey(s risk.Subject) []byte {
+func riskKey(s risk.Subject) []byte { return subjectKey(prefixRisk, s) }
+
+// subjectKey is p | h16(kind) | h16(id): a risk subject's record of kind p.
+func subjectKey(p prefix, s risk.Subject) []byte {
 	hk, hi := h16(s.Kind), h16(s.ID)
 	k := make([]byte, 0, 1+2*hashSize)
-	k = append(k, byte(prefixRisk))
+	k = append(k, byte(p))
 	k = append(k, hk[:]...)
 	return append(k, hi[:]...)
 }
