@@ -241,8 +241,18 @@ type lotEval struct {
 	snap    Evaluation // the goods' mode from history alone (goods state)
 	results int        // results in the goods' own history
 	// dec and asg are the decision and assignment encoded ahead, when no
-	// quota draw can change them (zero otherwise: the store encodes them).
+	// quota draw can change them (zero otherwise: the store encodes them);
+	// drafted holds the records they encode, so the committer need not
+	// draft them again.
 	dec, asg encodedRecord
+	drafted  *draftedLot
+}
+
+// draftedLot is a lot's decision and assignment (nil when not inspected)
+// as draft made them ahead of the transaction.
+type draftedLot struct {
+	dec Decision
+	asg *Assignment
 }
 
 // preparedDecision is a declaration evaluated on a snapshot, and the
@@ -429,6 +439,7 @@ func (s *Service) encodeDraft(d Declaration, l Line, now time.Time, e *lotEval) 
 		}
 	}
 	e.dec, e.asg = newEncodedRecord(dj), newEncodedRecord(aj)
+	e.drafted = &draftedLot{dec: dec, asg: a}
 }
 
 // commitLot decides l from its evaluation inside the write transaction:
@@ -443,8 +454,15 @@ func (s *Service) commitLot(tx *auditTx, d Declaration, l Line, now time.Time, e
 		}
 		state = &st
 	}
-	dec, a, drawn, err := s.draft(d, l, now, e)
-	if err != nil {
+	var (
+		dec   Decision
+		a     *Assignment
+		drawn bool
+		err   error
+	)
+	if e.drafted != nil { // drafted and encoded ahead: the same inputs give the same records
+		dec, a = e.drafted.dec, e.drafted.asg
+	} else if dec, a, drawn, err = s.draft(d, l, now, e); err != nil {
 		return Decision{}, err
 	}
 	if drawn {
