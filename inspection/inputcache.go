@@ -127,7 +127,7 @@ func (t cachedReadTx) RiskRecord(sub risk.Subject) (RiskRecord, error) {
 }
 
 func (t cachedReadTx) RiskPrior(group string) (risk.Prior, error) {
-	v, ok := t.versions[PriorsSubject]
+	v, ok := t.versions[PriorsSubject()]
 	if !ok {
 		return t.ReadTx.RiskPrior(group)
 	}

@@ -119,6 +119,12 @@ func (r SamplingRules) validate(f string) error {
 	return nil
 }
 
+// allowanceOf is floor(eligible × cap) for a cap in basis points, in
+// integer arithmetic: the checks a scope may have made after eligible lots.
+func allowanceOf(eligible, capBasisPoints int64) int64 {
+	return eligible * capBasisPoints / capDenominator
+}
+
 // CapBasisPoints is the cap in basis points.
 func (r SamplingRules) CapBasisPoints() int64 { return int64(math.Round(r.Cap * capDenominator)) }
 
@@ -259,7 +265,7 @@ func Select(r SamplingRules, before QuotaCounter, drawHex string, u, weight floa
 	after.WeightSum += weight
 	bp := r.CapBasisPoints()
 	capF := float64(bp) / capDenominator
-	allowance := after.Eligible * bp / capDenominator
+	allowance := allowanceOf(after.Eligible, bp)
 	q := SelectionProbability(r, after.Eligible, before.Selected, weight, after.WeightSum)
 	chosen := before.Selected+1 <= allowance && u < q
 	if chosen {

@@ -375,7 +375,7 @@ func (s *Service) QuotaUsage(ctx context.Context, period string) (QuotaUsage, er
 		}
 		var eligible, selected, allowance int64
 		for _, c := range counters {
-			a := c.Eligible * bp / capDenominator
+			a := allowanceOf(c.Eligible, bp)
 			out.Scopes = append(out.Scopes, scopeUsage(c.Scope, c.Eligible, c.Selected, a, bp))
 			eligible, selected, allowance = eligible+c.Eligible, selected+c.Selected, allowance+a
 			if a == 0 {

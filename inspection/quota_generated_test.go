@@ -20,6 +20,9 @@ import (
 // an importer's first 20 lots of the year and its 20 lots after a check
 // each checked within one point of the overall rate.
 //
+// At the defaults it also compares risk-weighted selection with uniform on
+// the same year (compareSelections).
+//
 // Importers: realisticImporters (NSW's density), not the generator's
 // default of 2,000 lots per importer-year, which its risk calibration was
 // measured on and which gives each importer twenty times NSW's volume.
@@ -42,6 +45,7 @@ func TestQuotaOnGeneratedYear(t *testing.T) {
 	if only == "" {
 		only = inspection.ScopeHeadingYear
 	}
+	var uniform *yearRun // the default policy's year, for compareSelections
 	for _, scope := range []string{inspection.ScopeHeadingYear, inspection.ScopeChapterYear, inspection.ScopeImporterGoodsYear} {
 		if only != "all" && only != scope {
 			continue
@@ -76,6 +80,7 @@ func TestQuotaOnGeneratedYear(t *testing.T) {
 		if scope != inspection.ScopeHeadingYear || explore {
 			continue
 		}
+		uniform = &run
 		if rep.ShareOfCap < 0.9 {
 			t.Errorf("heading scopes used %.1f%% of the allowance, want at least 90%%", 100*rep.ShareOfCap)
 		}
@@ -88,49 +93,38 @@ func TestQuotaOnGeneratedYear(t *testing.T) {
 			}
 		}
 	}
+	if uniform != nil && !t.Failed() {
+		compareSelections(t, seed, lots, importers, *uniform)
+	}
 }
 
-// TestRiskWeightedSelectionFindsMore compares the two selections on the
+// compareSelections compares risk-weighted selection with uniform on the
 // same generated year (domain.md: the quota is a budget for finding
-// non-compliance): risk-weighted selection must find more non-compliant
-// lots per check than uniform, by the generator's truth, and stay as
-// capped (the simulator counts every instant over the cap).
-func TestRiskWeightedSelectionFindsMore(t *testing.T) {
-	lots := envInt(t, "KTCN_QUOTA_LOTS", 140000)
-	variants := []struct{ name, selection, weightBy string }{
-		{"uniform", inspection.SelectionUniform, ""},
-		{"risk-weighted by compliance level", inspection.SelectionRiskWeighted, inspection.WeightByCompliance},
-		{"risk-weighted by goods score", inspection.SelectionRiskWeighted, inspection.WeightByGoodsScore},
-	}
-	t.Parallel() // minutes under -race: overlap with the package's other tests
-	runs := make([]yearRun, len(variants))
-	t.Run("years", func(t *testing.T) {
-		for i, v := range variants {
-			t.Run(v.name, func(t *testing.T) {
-				t.Parallel()
-				p := mustPolicy(t)
-				p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = v.selection, v.weightBy
-				run := simulateGeneratedYear(t, p, 11, lots, realisticImporters(lots))
-				runs[i] = run
-				t.Logf("rate %.2f%% (%.1f%% of the cap); non-compliant among the checked %.2f%% against %.2f%% of reduced lots (lift %.2f); first 20 %.2f%%, after a check %.2f%%",
-					100*run.rep.Rate, 100*run.rep.ShareOfCap, 100*run.hitRate(), 100*run.baseRate(), run.lift(), 100*run.rep.FirstRate, 100*run.rep.AfterRate)
-				if run.rep.CapExceeded != 0 {
-					t.Fatalf("cap exceeded %d times", run.rep.CapExceeded)
-				}
-				if run.rep.ShareOfCap < 0.9 {
-					t.Errorf("used %.1f%% of the cap", 100*run.rep.ShareOfCap)
-				}
-			})
-		}
-	})
-	if t.Failed() {
-		return
-	}
-	for i := 1; i < len(runs); i++ {
-		if !(runs[i].hitRate() > runs[0].hitRate()) {
-			t.Errorf("%s checks find %.2f%% non-compliant, uniform %.2f%%: weighting by risk does not pay",
-				variants[i].name, 100*runs[i].hitRate(), 100*runs[0].hitRate())
-		}
+// non-compliance): each weighting must find more non-compliant lots per
+// check than uniform, by the generator's truth, and stay as capped (the
+// simulator counts every instant over the cap).
+func compareSelections(t *testing.T, seed uint64, lots, importers int, uniform yearRun) {
+	for _, v := range []struct{ name, weightBy string }{
+		{"risk-weighted by compliance level", inspection.WeightByCompliance},
+		{"risk-weighted by goods score", inspection.WeightByGoodsScore},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			p := mustPolicy(t)
+			p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = inspection.SelectionRiskWeighted, v.weightBy
+			run := simulateGeneratedYear(t, p, seed, lots, importers)
+			t.Logf("rate %.2f%% (%.1f%% of the cap); non-compliant among the checked %.2f%% against %.2f%% of reduced lots (lift %.2f); first 20 %.2f%%, after a check %.2f%%",
+				100*run.rep.Rate, 100*run.rep.ShareOfCap, 100*run.hitRate(), 100*run.baseRate(), run.lift(), 100*run.rep.FirstRate, 100*run.rep.AfterRate)
+			if run.rep.CapExceeded != 0 {
+				t.Fatalf("cap exceeded %d times", run.rep.CapExceeded)
+			}
+			if run.rep.ShareOfCap < 0.9 {
+				t.Errorf("used %.1f%% of the cap", 100*run.rep.ShareOfCap)
+			}
+			if !(run.hitRate() > uniform.hitRate()) {
+				t.Errorf("checks find %.2f%% non-compliant, uniform %.2f%%: weighting by risk does not pay", 100*run.hitRate(), 100*uniform.hitRate())
+			}
+		})
 	}
 }
 

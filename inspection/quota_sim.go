@@ -154,7 +154,7 @@ func (s *QuotaSimulator) Report() QuotaSimReport {
 			r.ScopesBelowMinimum++
 			r.LotsInScopesBelowMinimum += c.Eligible
 		}
-		if c.Selected == c.Eligible*s.rules.CapBasisPoints()/capDenominator {
+		if c.Selected == allowanceOf(c.Eligible, s.rules.CapBasisPoints()) {
 			r.ScopesAtAllowanceAtPeriodEnd++
 		}
 	}

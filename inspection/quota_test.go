@@ -11,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/risk"
-	"github.com/ktcn/ktcn/store"
 )
 
 func defaultSampling(t testing.TB) inspection.SamplingRules {
@@ -142,17 +139,11 @@ func TestGoodsScoreWeighsTheDraw(t *testing.T) {
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(store.Options{InMemory: true, Small: true, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	clock := &fixedClock{}
-	clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rig := &quotaRig{dir: t.TempDir(), clock: &fixedClock{}, policy: p}
+	rig.clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
+	rig.open(t)
+	t.Cleanup(func() { _ = rig.db.Close() })
+	svc, clock := rig.svc, rig.clock
 	decide := func(id string) inspection.Decision {
 		no, q := 1, 5.0
 		res, err := svc.Decide(ctx, inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",

@@ -240,19 +240,18 @@ type lotEval struct {
 	ev      Evaluation // the lot's mode, score rules applied
 	snap    Evaluation // the goods' mode from history alone (goods state)
 	results int        // results in the goods' own history
-	// dec and asg are the decision and assignment encoded ahead, when no
-	// quota draw can change them (zero otherwise: the store encodes them);
-	// drafted holds the records they encode, so the committer need not
-	// draft them again.
-	dec, asg encodedRecord
-	drafted  *draftedLot
+	// drafted is the decision and assignment made and encoded ahead, when
+	// no quota draw can change them (nil otherwise: the committer drafts
+	// them, and the store encodes them).
+	drafted *draftedLot
 }
 
 // draftedLot is a lot's decision and assignment (nil when not inspected)
-// as draft made them ahead of the transaction.
+// as draft made them ahead of the transaction, with their encodings.
 type draftedLot struct {
-	dec Decision
-	asg *Assignment
+	dec            Decision
+	asg            *Assignment
+	decEnc, asgEnc encodedRecord
 }
 
 // preparedDecision is a declaration evaluated on a snapshot, and the
@@ -270,7 +269,7 @@ func (s *Service) lotInputs(g Goods, gk Key, importer string) []risk.Subject {
 	for _, r := range subs {
 		out = append(out, r.Subject)
 	}
-	return append(out, PriorsSubject)
+	return append(out, PriorsSubject())
 }
 
 // prepareDecision evaluates every line of d on a read snapshot, outside
@@ -438,8 +437,7 @@ func (s *Service) encodeDraft(d Declaration, l Line, now time.Time, e *lotEval) 
 			return
 		}
 	}
-	e.dec, e.asg = newEncodedRecord(dj), newEncodedRecord(aj)
-	e.drafted = &draftedLot{dec: dec, asg: a}
+	e.drafted = &draftedLot{dec: dec, asg: a, decEnc: newEncodedRecord(dj), asgEnc: newEncodedRecord(aj)}
 }
 
 // commitLot decides l from its evaluation inside the write transaction:
@@ -454,44 +452,47 @@ func (s *Service) commitLot(tx *auditTx, d Declaration, l Line, now time.Time, e
 		}
 		state = &st
 	}
-	var (
-		dec   Decision
-		a     *Assignment
-		drawn bool
-		err   error
-	)
-	if e.drafted != nil { // drafted and encoded ahead: the same inputs give the same records
-		dec, a = e.drafted.dec, e.drafted.asg
-	} else if dec, a, drawn, err = s.draft(d, l, now, e); err != nil {
+	dec, a, decEnc, asgEnc, err := s.lotRecords(tx, d, l, now, e, opened)
+	if err != nil {
 		return Decision{}, err
 	}
-	if drawn {
-		q, err := s.sample(tx, d, l, goodsRisk(e.ev.Explanation.Scores), now, opened)
-		if err != nil {
-			return Decision{}, fmt.Errorf("random check: %w", err)
-		}
-		dec.Quota, dec.Inspect = &q, q.Chosen
-		if q.Chosen {
-			dec.Reason += "; selected for a random documents check"
-		} else {
-			dec.Reason += "; not selected for a random check"
-		}
-		if a, err = s.assign(&dec, d, l, now, e); err != nil {
-			return Decision{}, err
-		}
-		e.dec, e.asg = encodedRecord{}, encodedRecord{} // only a draft without a draw is encoded ahead
-	}
 	if a != nil {
-		if err := tx.putAssignment(*a, e.asg); err != nil {
+		if err := tx.putAssignment(*a, asgEnc); err != nil {
 			return Decision{}, err
 		}
 	}
-	if err := tx.putDecision(dec, e.dec); err != nil {
+	if err := tx.putDecision(dec, decEnc); err != nil {
 		return Decision{}, err
 	}
 	st := *state
 	st.Lots++
 	return dec, s.writeGoodsState(tx, st, l.Goods, e.gk, e.snap, e.results, now)
+}
+
+// lotRecords is a lot's decision and assignment: as drafted and encoded
+// ahead when they were (the same inputs give the same records), else
+// drafted here, with the quota draw for a reduced lot (zero encodings: the
+// store encodes them).
+func (s *Service) lotRecords(tx Tx, d Declaration, l Line, now time.Time, e lotEval, opened *[]QuotaPeriod) (Decision, *Assignment, encodedRecord, encodedRecord, error) {
+	if p := e.drafted; p != nil {
+		return p.dec, p.asg, p.decEnc, p.asgEnc, nil
+	}
+	dec, a, drawn, err := s.draft(d, l, now, e)
+	if err != nil || !drawn {
+		return dec, a, encodedRecord{}, encodedRecord{}, err
+	}
+	q, err := s.sample(tx, d, l, goodsRisk(e.ev.Explanation.Scores), now, opened)
+	if err != nil {
+		return Decision{}, nil, encodedRecord{}, encodedRecord{}, fmt.Errorf("random check: %w", err)
+	}
+	dec.Quota, dec.Inspect = &q, q.Chosen
+	if q.Chosen {
+		dec.Reason += "; selected for a random documents check"
+	} else {
+		dec.Reason += "; not selected for a random check"
+	}
+	a, err = s.assign(&dec, d, l, now, e)
+	return dec, a, encodedRecord{}, encodedRecord{}, err
 }
 
 // goodsRisk is the goods' posterior violation rate among a decision's

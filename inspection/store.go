@@ -130,8 +130,9 @@ type InputVersioner interface {
 	InputVersion(s risk.Subject) (uint64, error)
 }
 
-// PriorsSubject names the one version counter every stored prior bumps.
-var PriorsSubject = risk.Subject{Kind: "risk_prior", ID: "*"}
+// PriorsSubject names the one version counter every stored prior bumps
+// (a function, not a variable: nothing may reassign it).
+func PriorsSubject() risk.Subject { return risk.Subject{Kind: "risk_prior", ID: "*"} }
 
 // EncodedWriter is an optional capability of a Tx (the badger store has
 // it): writing a record whose stored encoding the caller made ahead of the

@@ -34,22 +34,6 @@ func (t *readTx) AuditHead() (inspection.AuditHead, error) {
 	return h, err
 }
 
-// AuditHead in a write transaction reads the head once: the use case reads
-// it to link its entry and PutAuditEntry checks the entry against it, and
-// only PutAuditEntry (which updates this copy) moves it within the
-// function.
-func (t *writeTx) AuditHead() (inspection.AuditHead, error) {
-	if t.head != nil {
-		return *t.head, nil
-	}
-	h, err := t.readTx.AuditHead()
-	if err != nil {
-		return h, err
-	}
-	t.head = &h
-	return h, nil
-}
-
 // AuditEntries scans 0x14 from seq from. A value that does not decode, or
 // a key of the wrong width, is handed to fn as bad rather than ending the
 // scan with an error: a verifier must name its position.
@@ -107,13 +91,7 @@ func (t *writeTx) PutAuditEntry(e inspection.AuditEntry) error {
 	if err := t.putF(prefixAuditEntry, auditEntryKey(e.Seq), func() string { return fmt.Sprintf("audit entry %d", e.Seq) }, e); err != nil {
 		return err
 	}
-	next := inspection.AuditHead{Seq: e.Seq, Hash: e.Hash}
-	t.head = nil
-	if err := t.put(prefixAuditHead, auditHeadKey(), "audit head", next); err != nil {
-		return err
-	}
-	t.head = &next
-	return nil
+	return t.put(prefixAuditHead, auditHeadKey(), "audit head", inspection.AuditHead{Seq: e.Seq, Hash: e.Hash})
 }
 
 // Overrides: 0x16 | h16(decision id) | n (8, BE), so a decision's

@@ -69,7 +69,7 @@ func (t *writeTx) PutRiskRecord(r inspection.RiskRecord) error {
 }
 
 func (t *writeTx) PutRiskPrior(p risk.Prior) error {
-	if err := t.bumpInput(inspection.PriorsSubject); err != nil {
+	if err := t.bumpInput(inspection.PriorsSubject()); err != nil {
 		return err
 	}
 	return t.putID(prefixRiskPrior, p.Group, p)

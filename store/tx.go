@@ -38,8 +38,6 @@ type writeTx struct {
 	readTx
 	// bumped notes the input versions this transaction has bumped.
 	bumped map[risk.Subject]bool
-	// head is the audit head as this function last read or wrote it.
-	head *inspection.AuditHead
 }
 
 var (
@@ -452,13 +450,19 @@ var _ inspection.EncodedWriter = (*writeTx)(nil)
 // PutDecisionJSON writes d as body, its encoding/json encoding made by the
 // caller ahead of the transaction (the value is what PutDecision stores).
 func (t *writeTx) PutDecisionJSON(d inspection.Decision, body []byte) error {
-	if d.ID == "" {
-		return fmt.Errorf("store: put %s: empty id", prefixDecision)
+	return t.putIDEncoded(prefixDecision, d.ID, body)
+}
+
+// putIDEncoded is putID for a record the caller encoded: body must be its
+// JSON object, stored as encode would store it.
+func (t *writeTx) putIDEncoded(p prefix, id string, body []byte) error {
+	if id == "" {
+		return fmt.Errorf("store: put %s: empty id", p)
 	}
 	if len(body) == 0 || body[0] != '{' {
-		return fmt.Errorf("store: put %s %q: body is not a JSON object", prefixDecision, d.ID)
+		return fmt.Errorf("store: put %s %q: body is not a JSON object", p, id)
 	}
-	return t.setF(idKey(prefixDecision, d.ID), encodeRaw(body), func() string { return fmt.Sprintf("%s %q", prefixDecision, d.ID) })
+	return t.setF(idKey(p, id), encodeRaw(body), func() string { return fmt.Sprintf("%s %q", p, id) })
 }
 
 func (t *writeTx) PutImporter(i inspection.Importer) error {
@@ -512,19 +516,19 @@ func (t *writeTx) PutAssignment(a inspection.Assignment) error {
 // so there is no previous index entry to look up, a read that misses every
 // level of the LSM tree.
 func (t *writeTx) PutAssignmentJSON(a inspection.Assignment, body []byte) error {
-	if len(body) == 0 || body[0] != '{' {
-		return fmt.Errorf("store: put %s %q: body is not a JSON object", prefixAssignment, a.ID)
-	}
 	return t.putAssignment(a, body, true)
 }
 
-func (t *writeTx) putAssignment(a inspection.Assignment, body []byte, fresh bool) error {
+// putAssignment writes a, encoding it, or, when encoded, as body: the
+// encoding made ahead for a lot decided in this transaction, which has no
+// previous version to unindex.
+func (t *writeTx) putAssignment(a inspection.Assignment, body []byte, encoded bool) error {
 	if a.ID == "" {
 		return errors.New("store: put assignment: empty id")
 	}
 	var oldIdx, newIdx []byte
 	prev, err := inspection.Assignment{}, inspection.ErrNotFound
-	if !fresh {
+	if !encoded {
 		prev, err = t.Assignment(a.ID)
 	}
 	switch {
@@ -546,8 +550,8 @@ func (t *writeTx) putAssignment(a inspection.Assignment, body []byte, fresh bool
 		}
 	}
 
-	if body != nil {
-		err = t.setF(idKey(prefixAssignment, a.ID), encodeRaw(body), func() string { return fmt.Sprintf("%s %q", prefixAssignment, a.ID) })
+	if encoded {
+		err = t.putIDEncoded(prefixAssignment, a.ID, body)
 	} else {
 		err = t.putID(prefixAssignment, a.ID, a)
 	}
