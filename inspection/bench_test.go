@@ -122,6 +122,8 @@ func BenchmarkDecide64(b *testing.B) {
 				// (store.BenchmarkBareGroupCommit64 writes the same).
 				b.ReportMetric(float64(st.Entries-start.Entries)/float64(st.Updates-start.Updates), "keys/decision")
 				b.ReportMetric(float64(st.Bytes-start.Bytes)/float64(st.Updates-start.Updates), "bytes/decision")
+				b.ReportMetric(float64(st.ReusedReads-start.ReusedReads)/float64(st.Updates-start.Updates), "reused-reads/decision")
+				b.ReportMetric(float64(st.StaleReads-start.StaleReads)/float64(st.Updates-start.Updates), "stale-reads/decision")
 			}
 			// The share of declarations the committer took as prepared
 			// outside it (the rest it evaluated again: an input had moved).

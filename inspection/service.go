@@ -156,6 +156,9 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 	)
 	err = s.store.Update(ctx, func(raw Tx) error {
 		out, opened, head = DecideResult{}, nil, AuditHead{}
+		if r, ok := raw.(ReadReuser); ok && prep != nil && prep.reads != nil {
+			r.Reuse(prep.reads)
+		}
 		tx := audited(raw)
 		rec, err := tx.Declaration(d.ID)
 		if err == nil {
@@ -259,6 +262,9 @@ type draftedLot struct {
 type preparedDecision struct {
 	lots     []lotEval
 	versions map[risk.Subject]uint64
+	// reads are the snapshot's point reads, for the write transaction to
+	// reuse where unchanged (nil when the store does not read ahead).
+	reads SnapshotReads
 }
 
 // lotInputs are the version subjects a lot's evaluation reads: the
@@ -279,9 +285,16 @@ func (s *Service) lotInputs(g Goods, gk Key, importer string) []risk.Subject {
 // the transaction does, and a resubmission (rare) wastes only this work.
 func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.Time) *preparedDecision {
 	var p *preparedDecision
-	_ = s.store.View(ctx, func(tx ReadTx) error {
+	prepare := func(tx ReadTx) error {
 		iv, ok := tx.(InputVersioner)
 		if !ok {
+			return nil
+		}
+		// Read what the write transaction will read again, so that a store
+		// that reads ahead (ReadAheadStore) can answer it from here: the
+		// declaration (a resubmission is left to the transaction) and the
+		// goods states below.
+		if _, err := tx.Declaration(d.ID); !errors.Is(err, ErrNotFound) {
 			return nil
 		}
 		prep := &preparedDecision{lots: make([]lotEval, 0, len(d.Lines)), versions: map[risk.Subject]uint64{}}
@@ -301,12 +314,23 @@ func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.T
 			if err != nil {
 				return nil
 			}
+			if _, err := readGoodsState(tx, e.gk); err != nil {
+				return nil
+			}
 			s.encodeDraft(d, l, now, &e)
 			prep.lots = append(prep.lots, e)
 		}
 		p = prep
 		return nil
-	})
+	}
+	if ra, ok := s.store.(ReadAheadStore); ok {
+		reads, _ := ra.ViewAhead(ctx, prepare)
+		if p != nil {
+			p.reads = reads
+		}
+		return p
+	}
+	_ = s.store.View(ctx, prepare)
 	return p
 }
 

@@ -147,3 +147,28 @@ type EncodedWriter interface {
 	PutDecisionJSON(d Decision, body []byte) error
 	PutAssignmentJSON(a Assignment, body []byte) error
 }
+
+// ReadAheadStore is an optional capability of a Store (the badger store
+// has it): ViewAhead is View that also returns the point reads fn made,
+// for a later Update to reuse (ReadReuser). Decide reads on its prepared
+// snapshot what its write transaction will read again (the declaration,
+// the input versions, the goods states), so the single committer need not
+// walk badger's memtables and levels for them.
+type ReadAheadStore interface {
+	ViewAhead(ctx context.Context, fn func(ReadTx) error) (SnapshotReads, error)
+}
+
+// SnapshotReads are the point reads of a ViewAhead, opaque to callers.
+// Len is how many keys were read.
+type SnapshotReads interface {
+	Len() int
+}
+
+// ReadReuser is an optional capability of a Tx: Reuse lets the
+// transaction answer a point read from r where the store can prove nothing
+// has written that key since r's snapshot, so every read still returns
+// what it would have returned without r. A store that cannot prove it for
+// a key (or for r at all) reads it as usual.
+type ReadReuser interface {
+	Reuse(r SnapshotReads)
+}

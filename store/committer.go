@@ -43,13 +43,19 @@ type commitRequest struct {
 // Entries and Bytes are the keys and the key and value bytes the batches
 // committed (a key written twice in one batch counts once, as badger
 // writes it once): per update, what one decision costs the disk.
+//
+// ReusedReads are point reads answered from a caller's read-ahead
+// snapshot, StaleReads those it had but a later batch had written
+// (readahead.go).
 type CommitStats struct {
-	Entries  int64
-	Bytes    int64
-	Batches  int64
-	Updates  int64
-	Reruns   int64
-	MaxBatch int64
+	Entries     int64
+	Bytes       int64
+	ReusedReads int64
+	StaleReads  int64
+	Batches     int64
+	Updates     int64
+	Reruns      int64
+	MaxBatch    int64
 }
 
 type committer struct {
@@ -59,7 +65,13 @@ type committer struct {
 	wg    sync.WaitGroup
 	stats struct {
 		batches, updates, reruns, max, entries, bytes atomic.Int64
+		reusedReads, staleReads                       atomic.Int64
 	}
+	// committed counts the batches whose commit has returned; recent holds
+	// the keys the last recentBatches of them wrote, by sequence modulo
+	// its length (committer goroutine only; readahead.go).
+	committed atomic.Uint64
+	recent    [recentBatches]map[string]struct{}
 }
 
 func newCommitter(db *badger.DB) *committer {
@@ -138,6 +150,7 @@ func (c *committer) run(batch []*commitRequest) {
 			if failed < 0 {
 				err := txn.Commit()
 				txn.Discard()
+				c.committedBatch(bv)
 				bv.discard()
 				if errors.Is(err, badger.ErrConflict) && conflicts < MaxUpdateAttempts {
 					// Only a direct Update racing the committer can cause
@@ -184,7 +197,7 @@ func (c *committer) apply(reqs []*commitRequest) (*badger.Txn, *batchView, int, 
 	txn := c.db.NewTransaction(true)
 	bv := newBatchView(c.db)
 	for i, r := range reqs {
-		tx := &writeTx{readTx: readTx{txn: txn, bv: bv}}
+		tx := &writeTx{readTx: readTx{txn: txn, bv: bv, c: c}}
 		err := r.fn(tx)
 		tx.done = true
 		if err != nil {
@@ -198,5 +211,6 @@ func (c *committer) apply(reqs []*commitRequest) (*badger.Txn, *batchView, int, 
 
 func (c *committer) snapshot() CommitStats {
 	return CommitStats{Entries: c.stats.entries.Load(), Bytes: c.stats.bytes.Load(), Batches: c.stats.batches.Load(), Updates: c.stats.updates.Load(),
-		Reruns: c.stats.reruns.Load(), MaxBatch: c.stats.max.Load()}
+		Reruns: c.stats.reruns.Load(), MaxBatch: c.stats.max.Load(),
+		ReusedReads: c.stats.reusedReads.Load(), StaleReads: c.stats.staleReads.Load()}
 }

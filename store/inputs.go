@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/ktcn/ktcn/inspection"
@@ -33,11 +32,8 @@ var _ inspection.InputVersioner = (*readTx)(nil)
 
 // InputVersion is s's counter (0 before the first bump).
 func (t *readTx) InputVersion(s risk.Subject) (uint64, error) {
-	val, err := t.valueF(inputVersionKey(s), func() string { return "input version of " + s.String() })
-	if errors.Is(err, inspection.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
+	val, found, err := t.get(inputVersionKey(s), func() string { return "input version of " + s.String() })
+	if err != nil || !found {
 		return 0, err
 	}
 	b, err := unwrap(prefixInputVersion, val)

@@ -31,6 +31,12 @@ type readTx struct {
 	done bool
 	// bv serves scans inside a group-commit batch (nil elsewhere).
 	bv *batchView
+	// c is the committer running the batch (nil elsewhere); prior the
+	// snapshot reads it may reuse (readahead.go).
+	c     *committer
+	prior *snapshotReads
+	// rec records the point reads of a ViewAhead (nil elsewhere).
+	rec *snapshotReads
 }
 
 // writeTx satisfies inspection.Tx.
@@ -64,15 +70,33 @@ func (t *readTx) value(key []byte, what string) ([]byte, error) {
 // decision path reads and writes a dozen records each, and formatting
 // their names up front cost more than some of the reads.
 func (t *readTx) valueF(key []byte, whatF func() string) ([]byte, error) {
+	v, found, err := t.get(key, whatF)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("%s: %w", whatF(), inspection.ErrNotFound)
+	}
+	return v, nil
+}
+
+// get is a point read that reports a missing key as found == false, not
+// as an error: a miss costs no error value (input versions miss often).
+// Inside a batch it asks the batch's own writes and reads first, then the
+// read-ahead snapshot; a ViewAhead records what badger answered.
+func (t *readTx) get(key []byte, whatF func() string) (val []byte, found bool, err error) {
 	if t.done {
-		return nil, errTxDone
+		return nil, false, errTxDone
 	}
 	if t.bv != nil {
-		if v, found, ok := t.bv.lookup(key); ok {
-			if !found {
-				return nil, fmt.Errorf("%s: %w", whatF(), inspection.ErrNotFound)
+		v, found, ok := t.bv.lookup(key)
+		if !ok {
+			if v, found, ok = t.reused(key); ok {
+				t.bv.remember(key, v, found)
 			}
-			return v, nil
+		}
+		if ok {
+			return v, found, nil
 		}
 	}
 	item, err := t.txn.Get(key)
@@ -80,19 +104,21 @@ func (t *readTx) valueF(key []byte, whatF func() string) ([]byte, error) {
 		if t.bv != nil {
 			t.bv.remember(key, nil, false)
 		}
-		return nil, fmt.Errorf("%s: %w", whatF(), inspection.ErrNotFound)
+		t.record(key, nil, false)
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: read %s: %w", whatF(), err)
+		return nil, false, fmt.Errorf("store: read %s: %w", whatF(), err)
 	}
 	v, err := item.ValueCopy(nil)
 	if err != nil {
-		return nil, fmt.Errorf("store: read %s: %w", whatF(), err)
+		return nil, false, fmt.Errorf("store: read %s: %w", whatF(), err)
 	}
 	if t.bv != nil {
 		t.bv.remember(key, v, true)
 	}
-	return v, nil
+	t.record(key, v, true)
+	return v, true, nil
 }
 
 func (t *readTx) load(p prefix, key []byte, what string, v any) error {
