@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -90,7 +91,7 @@ func BenchmarkDecide64(b *testing.B) {
 				start  = db.CommitStats()
 			)
 			used0, re0 := inspection.PreparedStats(svc)
-			b.SetParallelism(32) // × GOMAXPROCS 2 = 64 callers
+			b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0))) // 64 callers
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				var mine []time.Duration

@@ -43,6 +43,9 @@ func (t *readTx) AuditEntries(from uint64, fn func(keySeq uint64, e inspection.A
 	}
 	// A View-side scan (verification, paging): inside an Update badger
 	// would copy every pending write of the batch for the iterator.
+	if err := t.bareScan(); err != nil {
+		return err
+	}
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = []byte{byte(prefixAuditEntry)}
 	it := t.txn.NewIterator(opts)

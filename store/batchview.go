@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -24,12 +25,28 @@ import (
 // reads (input versions, quota counters, the audit head), and each read
 // badger serves walks a memtable skiplist and the levels, which the floor
 // of bare writes never does. A batch that is rebuilt gets a new view.
+//
+// While the previous batch is still syncing (committer.go), the next one
+// runs on a transaction and snapshot opened before that commit began, so
+// neither holds the previous batch's writes: its view overlays them, below
+// the batch's own writes and above the snapshot. A scan the view cannot
+// serve (a prefix width it does not index) would read the bare
+// transaction and miss them, so over an overlay it fails the batch with
+// errSettleFirst and the committer runs it again once the previous batch
+// has landed.
 type batchView struct {
 	snap     *badger.Txn
 	writes   map[string]pendingWrite
 	byPrefix map[string][]string    // scan prefix → keys written under it
 	reads    map[string]pendingRead // point reads from the snapshot
+	overlay  *batchView             // the batch committing underneath, or nil
+	// unsettled is set when a function asked for what the overlay cannot
+	// serve: the batch must run again without one.
+	unsettled bool
 }
+
+// errSettleFirst is what a read the overlay cannot serve returns.
+var errSettleFirst = errors.New("store: the batch must wait for the previous commit")
 
 type pendingRead struct {
 	val   []byte
@@ -47,9 +64,21 @@ type pendingWrite struct {
 // hashed parts (a scope's draws).
 var scanWidths = [...]int{1, 1 + hashSize, 2 + hashSize, 1 + 2*hashSize}
 
-func newBatchView(db *badger.DB) *batchView {
-	return &batchView{snap: db.NewTransaction(false), writes: map[string]pendingWrite{}, byPrefix: map[string][]string{},
-		reads: map[string]pendingRead{}}
+// newBatchView is a batch's view over the snapshot snap, with overlay the
+// writes of the batch committing underneath it (nil when there is none).
+func newBatchView(snap *badger.Txn, overlay *batchView) *batchView {
+	return &batchView{snap: snap, writes: map[string]pendingWrite{}, byPrefix: map[string][]string{},
+		reads: map[string]pendingRead{}, overlay: overlay}
+}
+
+// settleFirst reports whether a read that only the bare transaction can
+// serve must wait: it marks the batch to run again without the overlay.
+func (b *batchView) settleFirst() bool {
+	if b.overlay == nil {
+		return false
+	}
+	b.unsettled = true
+	return true
 }
 
 func (b *batchView) discard() { b.snap.Discard() }
@@ -82,6 +111,11 @@ func (b *batchView) lookup(key []byte) (val []byte, found, ok bool) {
 	if w, seen := b.writes[string(key)]; seen {
 		return bytes.Clone(w.val), !w.deleted, true
 	}
+	if b.overlay != nil {
+		if w, seen := b.overlay.writes[string(key)]; seen {
+			return bytes.Clone(w.val), !w.deleted, true
+		}
+	}
 	if r, seen := b.reads[string(key)]; seen {
 		return bytes.Clone(r.val), r.found, true
 	}
@@ -99,16 +133,23 @@ func (b *batchView) covers(pfx []byte) bool {
 }
 
 // scan calls fn for every live key under pfx in key order, the batch's
-// writes taking precedence over the snapshot.
+// writes taking precedence over the overlay's, and both over the snapshot.
 func (b *batchView) scan(pfx []byte, fn func(key, val []byte) error) error {
 	mine := slices.Clone(b.byPrefix[string(pfx)])
+	if b.overlay != nil {
+		mine = append(mine, b.overlay.byPrefix[string(pfx)]...)
+	}
 	slices.Sort(mine)
+	mine = slices.Compact(mine)
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = pfx
 	it := b.snap.NewIterator(opts)
 	defer it.Close()
 	emit := func(k string) error {
-		w := b.writes[k]
+		w, seen := b.writes[k]
+		if !seen {
+			w = b.overlay.writes[k] // only the overlay indexes k
+		}
 		if w.deleted {
 			return nil
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -58,7 +59,7 @@ func BenchmarkBareGroupCommit64(b *testing.B) {
 	defer db.Close()
 	vals := decisionSizedValues()
 	var seq atomic.Int64
-	b.SetParallelism(32)
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

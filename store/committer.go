@@ -30,9 +30,10 @@ import (
 const maxBatch = 1024
 
 type commitRequest struct {
-	ctx  context.Context
-	fn   func(inspection.Tx) error
-	done chan error // buffered: the committer never blocks on a caller
+	ctx       context.Context
+	fn        func(inspection.Tx) error
+	done      chan error // buffered: the committer never blocks on a caller
+	conflicts int        // commits of it that met a write conflict
 }
 
 // CommitStats counts what the committer did: Batches is the number of
@@ -47,11 +48,17 @@ type commitRequest struct {
 // ReusedReads are point reads answered from a caller's read-ahead
 // snapshot, StaleReads those it had but a later batch had written
 // (readahead.go).
+//
+// Overlaid counts the batches that ran while the one before them synced,
+// Settled the times a batch ran again because it read what the syncing
+// batch's overlay cannot serve.
 type CommitStats struct {
 	Entries     int64
 	Bytes       int64
 	ReusedReads int64
 	StaleReads  int64
+	Overlaid    int64
+	Settled     int64
 	Batches     int64
 	Updates     int64
 	Reruns      int64
@@ -65,13 +72,16 @@ type committer struct {
 	wg    sync.WaitGroup
 	stats struct {
 		batches, updates, reruns, max, entries, bytes atomic.Int64
-		reusedReads, staleReads                       atomic.Int64
+		reusedReads, staleReads, overlaid, settled    atomic.Int64
 	}
 	// committed counts the batches whose commit has returned; recent holds
 	// the keys the last recentBatches of them wrote, by sequence modulo
 	// its length (committer goroutine only; readahead.go).
 	committed atomic.Uint64
 	recent    [recentBatches]map[string]struct{}
+	// snap is the snapshot ViewAhead shares (readahead.go).
+	snapMu sync.Mutex
+	snap   *sharedSnapshot
 }
 
 func newCommitter(db *badger.DB) *committer {
@@ -86,6 +96,11 @@ func newCommitter(db *badger.DB) *committer {
 func (c *committer) stop() {
 	close(c.quit)
 	c.wg.Wait()
+	c.snapMu.Lock()
+	sh := c.snap
+	c.snap = nil
+	c.snapMu.Unlock()
+	c.retire(sh)
 }
 
 func (c *committer) submit(ctx context.Context, fn func(inspection.Tx) error) error {
@@ -100,40 +115,159 @@ func (c *committer) submit(ctx context.Context, fn func(inspection.Tx) error) er
 	return <-r.done
 }
 
-func (c *committer) loop() {
-	defer c.wg.Done()
-	for {
-		var first *commitRequest
-		select {
-		case first = <-c.reqs:
-		case <-c.quit:
-			// Drain what was queued before Close began.
-			for {
-				select {
-				case r := <-c.reqs:
-					c.run([]*commitRequest{r})
-				default:
-					return
-				}
-			}
-		}
-		batch := []*commitRequest{first}
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-c.reqs:
-				batch = append(batch, r)
-			default:
-				break gather
-			}
-		}
-		c.run(batch)
+// flight is a batch whose commit is running: the goroutine committing it
+// answers its callers, then sends the outcome on done.
+type flight struct {
+	reqs []*commitRequest
+	bv   *batchView
+	done chan error
+}
+
+// next is a write transaction and a snapshot opened before a flight's
+// commit began, for the batch after it: badger makes a transaction opened
+// during a commit wait for that commit's sync.
+type next struct {
+	txn, snap *badger.Txn
+}
+
+func (n *next) discard() {
+	if n != nil {
+		n.txn.Discard()
+		n.snap.Discard()
 	}
 }
 
-// run commits a batch, splitting and rebuilding it as needed; every
-// request gets exactly one answer.
-func (c *committer) run(batch []*commitRequest) {
+// building is the batch the committer adds requests to, one by one as
+// they arrive, while the batch before it syncs.
+type building struct {
+	txn  *badger.Txn
+	bv   *batchView
+	reqs []*commitRequest
+}
+
+func (c *committer) loop() {
+	defer c.wg.Done()
+	var (
+		f   *flight   // the batch syncing, or nil
+		pre *next     // opened for the batch after f
+		cur *building // that batch, once a request came (nil while f is nil)
+	)
+	for {
+		if f == nil {
+			select {
+			case first := <-c.reqs:
+				f, pre = c.run(c.gather(first), nil, nil)
+			case <-c.quit:
+				// Drain what was queued before Close began.
+				for {
+					select {
+					case r := <-c.reqs:
+						c.settle(c.run([]*commitRequest{r}, nil, nil))
+					default:
+						return
+					}
+				}
+			}
+			continue
+		}
+		// A landed commit goes first: the disk must not wait for the
+		// requests queued behind it (select alone picks at random).
+		select {
+		case err := <-f.done:
+			f, pre = c.next(f, err, pre, cur)
+			cur = nil
+			continue
+		default:
+		}
+		reqs := c.reqs
+		if cur != nil && len(cur.reqs) >= maxBatch {
+			reqs = nil // full: wait for f
+		}
+		select {
+		case r := <-reqs:
+			f, pre, cur = c.add(r, f, pre, cur)
+		case err := <-f.done:
+			f, pre = c.next(f, err, pre, cur)
+			cur = nil
+		}
+	}
+}
+
+// next lands f, whose commit returned err, and launches the batch built
+// over it (if any); it returns the new flight and what it opened for the
+// batch after.
+func (c *committer) next(f *flight, err error, pre *next, cur *building) (*flight, *next) {
+	landed := c.land(f, err)
+	switch {
+	case cur == nil: // nothing came while it synced
+		pre.discard()
+		c.publish()
+		return nil, nil
+	case !landed: // what ran over it is void: run it again
+		cur.txn.Discard()
+		cur.bv.discard()
+		c.stats.reruns.Add(int64(len(cur.reqs)))
+		return c.run(cur.reqs, nil, nil)
+	default:
+		pre = c.openNext()
+		return c.launch(cur.txn, cur.bv, cur.reqs), pre
+	}
+}
+
+// gather appends to batch whatever is queued, up to maxBatch.
+func (c *committer) gather(batch ...*commitRequest) []*commitRequest {
+	for len(batch) < maxBatch {
+		select {
+		case r := <-c.reqs:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// add runs r in the batch building over f (starting it on pre if need
+// be). If r fails, or reads what the overlay cannot serve, the batch's
+// transaction holds partial writes: the batch and r go through run, which
+// lets f land first and rebuilds them.
+func (c *committer) add(r *commitRequest, f *flight, pre *next, cur *building) (*flight, *next, *building) {
+	if err := r.ctx.Err(); err != nil { // abandoned before it ran: nothing written
+		r.done <- &inspection.Error{Code: inspection.CodeUnavailable, Message: "store: request abandoned", Err: err}
+		return f, pre, cur
+	}
+	if cur == nil {
+		cur = &building{txn: pre.txn, bv: newBatchView(pre.snap, f.bv)}
+		pre = nil
+	}
+	failed, err := c.applyAll(cur.txn, cur.bv, []*commitRequest{r})
+	if failed < 0 {
+		cur.reqs = append(cur.reqs, r)
+		return f, pre, cur
+	}
+	if errors.Is(err, errSettleFirst) {
+		c.stats.settled.Add(1)
+	}
+	c.stats.reruns.Add(int64(len(cur.reqs)))
+	// Whatever queued meanwhile joins them: run waits for f anyway.
+	f, pre = c.run(c.gather(append(cur.reqs, r)...), f, nil)
+	return f, pre, nil
+}
+
+// openNext opens what the batch after the one about to commit runs on,
+// and the snapshot ViewAhead shares; both before the commit begins.
+func (c *committer) openNext() *next {
+	n := &next{txn: c.db.NewTransaction(true), snap: c.db.NewTransaction(false)}
+	c.publish()
+	return n
+}
+
+// run commits a batch, splitting and rebuilding it as needed, while f (if
+// any) syncs underneath: the batch runs on pre, overlaid with f's writes,
+// and is committed once f has landed. It returns the batch's own flight
+// and what it opened for the batch after. Every request gets exactly one
+// answer.
+func (c *committer) run(batch []*commitRequest, f *flight, pre *next) (*flight, *next) {
 	pending := make([]*commitRequest, 0, len(batch))
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil { // abandoned before it ran: nothing written
@@ -142,39 +276,43 @@ func (c *committer) run(batch []*commitRequest) {
 		}
 		pending = append(pending, r)
 	}
-	conflicts := 0
 	for len(pending) > 0 {
 		limit := len(pending)
 		for {
-			txn, bv, failed, ferr := c.apply(pending[:limit])
+			var (
+				txn, snap *badger.Txn
+				overlay   *batchView
+			)
+			if f != nil && pre != nil {
+				txn, snap, overlay = pre.txn, pre.snap, f.bv
+				pre = nil
+			} else {
+				// A retry: let f land first (a transaction opened now would
+				// wait for its sync anyway) and run on what is committed.
+				c.settle(f, pre)
+				f, pre = nil, nil
+				txn, snap = c.db.NewTransaction(true), c.db.NewTransaction(false)
+			}
+			bv := newBatchView(snap, overlay)
+			failed, ferr := c.applyAll(txn, bv, pending[:limit])
 			if failed < 0 {
-				err := txn.Commit()
-				txn.Discard()
-				c.committedBatch(bv)
-				bv.discard()
-				if errors.Is(err, badger.ErrConflict) && conflicts < MaxUpdateAttempts {
-					// Only a direct Update racing the committer can cause
-					// this; run the same functions again on fresh data.
-					conflicts++
-					c.stats.reruns.Add(int64(limit))
-					break
+				if f != nil {
+					landed := c.wait(f)
+					f = nil
+					if !landed { // what ran over it is void
+						txn.Discard()
+						bv.discard()
+						continue
+					}
 				}
-				if err != nil {
-					err = fmt.Errorf("store: commit: %w", badgerErr(err))
-				}
-				c.stats.batches.Add(1)
-				c.stats.updates.Add(int64(limit))
-				entries, bytes := bv.size()
-				c.stats.entries.Add(entries)
-				c.stats.bytes.Add(bytes)
-				if int64(limit) > c.stats.max.Load() {
-					c.stats.max.Store(int64(limit))
-				}
-				for _, r := range pending[:limit] {
-					r.done <- err
-				}
+				pre = c.openNext()
+				f = c.launch(txn, bv, pending[:limit])
 				pending = pending[limit:]
 				break
+			}
+			if errors.Is(ferr, errSettleFirst) {
+				c.stats.settled.Add(1)
+				continue // again, without the overlay
 			}
 			c.stats.reruns.Add(int64(failed))
 			if errors.Is(ferr, badger.ErrTxnTooBig) && failed > 0 {
@@ -189,28 +327,99 @@ func (c *committer) run(batch []*commitRequest) {
 			break
 		}
 	}
+	return f, pre
 }
 
-// apply runs functions in order in one new transaction. On the first
-// error it discards the transaction and returns the function's index.
-func (c *committer) apply(reqs []*commitRequest) (*badger.Txn, *batchView, int, error) {
-	txn := c.db.NewTransaction(true)
-	bv := newBatchView(c.db)
+// applyAll runs functions in order in txn. On the first error, or the
+// first read the view cannot serve over its overlay, it discards txn and
+// bv and returns the function's index and error.
+func (c *committer) applyAll(txn *badger.Txn, bv *batchView, reqs []*commitRequest) (int, error) {
 	for i, r := range reqs {
 		tx := &writeTx{readTx: readTx{txn: txn, bv: bv, c: c}}
 		err := r.fn(tx)
 		tx.done = true
+		if bv.unsettled {
+			err = errSettleFirst
+		}
 		if err != nil {
 			txn.Discard()
 			bv.discard()
-			return nil, nil, i, err
+			return i, err
 		}
 	}
-	return txn, bv, -1, nil
+	return -1, nil
+}
+
+// launch commits txn in its own goroutine, which answers the callers once
+// the commit (and its sync) returned, unless it was a write conflict:
+// land runs those again.
+func (c *committer) launch(txn *badger.Txn, bv *batchView, reqs []*commitRequest) *flight {
+	if bv.overlay != nil {
+		c.stats.overlaid.Add(1)
+		bv.overlay = nil // landed: only this batch's writes overlay the next
+	}
+	f := &flight{reqs: reqs, bv: bv, done: make(chan error, 1)}
+	go func() {
+		err := txn.Commit()
+		txn.Discard()
+		if !errors.Is(err, badger.ErrConflict) {
+			if err != nil {
+				err = fmt.Errorf("store: commit: %w", badgerErr(err))
+			}
+			for _, r := range reqs {
+				r.done <- err
+			}
+		}
+		f.done <- err
+	}()
+	return f
+}
+
+// wait lands f once its commit returned; it reports whether f committed.
+func (c *committer) wait(f *flight) bool { return c.land(f, <-f.done) }
+
+// settle discards pre and lands f, if any.
+func (c *committer) settle(f *flight, pre *next) {
+	pre.discard()
+	if f != nil {
+		c.wait(f)
+	}
+}
+
+// land records a flight's commit and reports whether it committed. A
+// write conflict (only a direct Update racing the committer could cause
+// one) runs the same functions again on fresh data, up to
+// MaxUpdateAttempts times each.
+func (c *committer) land(f *flight, err error) bool {
+	c.committedBatch(f.bv) // whatever the outcome: a failed commit may have written
+	f.bv.discard()
+	if errors.Is(err, badger.ErrConflict) {
+		var again []*commitRequest
+		for _, r := range f.reqs {
+			if r.conflicts++; r.conflicts >= MaxUpdateAttempts {
+				r.done <- fmt.Errorf("store: commit: %w", err)
+				continue
+			}
+			again = append(again, r)
+		}
+		c.stats.reruns.Add(int64(len(again)))
+		c.settle(c.run(again, nil, nil))
+		return false
+	}
+	c.stats.batches.Add(1)
+	c.stats.updates.Add(int64(len(f.reqs)))
+	entries, bytes := f.bv.size()
+	c.stats.entries.Add(entries)
+	c.stats.bytes.Add(bytes)
+	if n := int64(len(f.reqs)); n > c.stats.max.Load() {
+		c.stats.max.Store(n)
+	}
+	return err == nil
 }
 
 func (c *committer) snapshot() CommitStats {
 	return CommitStats{Entries: c.stats.entries.Load(), Bytes: c.stats.bytes.Load(), Batches: c.stats.batches.Load(), Updates: c.stats.updates.Load(),
 		Reruns: c.stats.reruns.Load(), MaxBatch: c.stats.max.Load(),
-		ReusedReads: c.stats.reusedReads.Load(), StaleReads: c.stats.staleReads.Load()}
+		ReusedReads: c.stats.reusedReads.Load(), StaleReads: c.stats.staleReads.Load(),
+		Overlaid: c.stats.overlaid.Load(), Settled: c.stats.settled.Load()}
 }

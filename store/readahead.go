@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/ktcn/ktcn/inspection"
 )
 
@@ -22,6 +24,15 @@ import (
 // that no batch after S wrote, and that the running batch has not written
 // (its own writes are looked up first), holds now what the snapshot read.
 // A snapshot older than the kept batches is not used at all.
+
+// A snapshot opened while a batch is syncing waits for that sync (badger
+// makes every new transaction see every commit under way), and with the
+// next batch running over the one syncing there nearly always is one: each
+// caller would spend a whole sync waiting before it could prepare. So the
+// committer opens one read-only snapshot just before it starts each commit
+// (and after the last one lands) and ViewAhead shares it: it lacks only
+// the batch syncing, whose keys the committer checks like any other.
+// badger's read-only transactions serve concurrent reads and iterators.
 
 // recentBatches is how many committed batches' written keys the committer
 // keeps. A prepared snapshot waits behind one or two batches; under the
@@ -53,12 +64,18 @@ func (d *DB) ViewAhead(ctx context.Context, fn func(inspection.ReadTx) error) (i
 	}
 	defer d.leave()
 	rec := &snapshotReads{reads: map[string]pendingRead{}}
-	if d.committer != nil {
-		// Before the snapshot opens: batches up to this one are in it.
-		rec.through = d.committer.committed.Load()
+	var txn *badger.Txn
+	if sh := d.committer.acquire(); sh != nil {
+		defer d.committer.release(sh)
+		txn, rec.through = sh.txn, sh.through
+	} else {
+		if d.committer != nil {
+			// Before the snapshot opens: batches up to this one are in it.
+			rec.through = d.committer.committed.Load()
+		}
+		txn = d.db.NewTransaction(false)
+		defer txn.Discard()
 	}
-	txn := d.db.NewTransaction(false)
-	defer txn.Discard()
 	tx := &readTx{txn: txn, rec: rec}
 	defer func() { tx.done = true }()
 	return rec, fn(tx)
@@ -128,4 +145,62 @@ func (c *committer) writtenSince(through uint64, key []byte) bool {
 		}
 	}
 	return false
+}
+
+// sharedSnapshot is a read-only transaction the committer opened when it
+// had committed `through` batches, for ViewAhead calls to share.
+type sharedSnapshot struct {
+	txn     *badger.Txn
+	through uint64
+	refs    int  // ViewAhead calls reading it (committer.snapMu)
+	retired bool // replaced: discarded once refs is zero
+}
+
+// publish replaces the shared snapshot by one opened now. Committer
+// goroutine only, with no commit under way (the open would wait for it).
+func (c *committer) publish() {
+	sh := &sharedSnapshot{through: c.committed.Load(), txn: c.db.NewTransaction(false)}
+	c.snapMu.Lock()
+	old := c.snap
+	c.snap = sh
+	c.snapMu.Unlock()
+	c.retire(old)
+}
+
+// retire discards sh once nobody reads it.
+func (c *committer) retire(sh *sharedSnapshot) {
+	if sh == nil {
+		return
+	}
+	c.snapMu.Lock()
+	sh.retired = true
+	done := sh.refs == 0
+	c.snapMu.Unlock()
+	if done {
+		sh.txn.Discard()
+	}
+}
+
+// acquire returns the shared snapshot to read (nil when there is none, or
+// no committer), to be released.
+func (c *committer) acquire() *sharedSnapshot {
+	if c == nil {
+		return nil
+	}
+	c.snapMu.Lock()
+	defer c.snapMu.Unlock()
+	if c.snap != nil {
+		c.snap.refs++
+	}
+	return c.snap
+}
+
+func (c *committer) release(sh *sharedSnapshot) {
+	c.snapMu.Lock()
+	sh.refs--
+	done := sh.retired && sh.refs == 0
+	c.snapMu.Unlock()
+	if done {
+		sh.txn.Discard()
+	}
 }

@@ -200,6 +200,15 @@ func (t *readTx) Policy(version string) ([]byte, error) {
 	return doc, nil
 }
 
+// bareScan is asked before a scan of the bare transaction: inside a batch
+// running over an overlay it fails (batchView.settleFirst).
+func (t *readTx) bareScan() error {
+	if t.bv != nil && t.bv.settleFirst() {
+		return errSettleFirst
+	}
+	return nil
+}
+
 // iterate calls fn with a copy of every value under pfx, in key order.
 // Callers get copies because badger reuses item memory after Next.
 func (t *readTx) iterate(pfx []byte, fn func(key, val []byte) error) error {
@@ -208,6 +217,9 @@ func (t *readTx) iterate(pfx []byte, fn func(key, val []byte) error) error {
 	}
 	if t.bv != nil && t.bv.covers(pfx) {
 		return t.bv.scan(pfx, fn)
+	}
+	if err := t.bareScan(); err != nil {
+		return err
 	}
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = pfx
@@ -356,6 +368,9 @@ func (t *readTx) OpenAssignments(agency, after string, limit int) ([]inspection.
 		cursor, start = c, c
 	}
 
+	if err := t.bareScan(); err != nil {
+		return nil, "", err
+	}
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = pfx
 	opts.PrefetchSize = min(limit+1, opts.PrefetchSize)
