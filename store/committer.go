@@ -13,12 +13,18 @@ import (
 )
 
 // Group commit. One fsync costs about as much as hundreds of decisions'
-// worth of CPU (design.md: ~0.4 ms), so one goroutine gathers the Updates
-// that arrive while the previous batch is syncing, runs their functions one
+// worth of CPU (design.md: ~0.4 ms), so one goroutine runs the Updates one
 // after another in ONE badger transaction (each sees the writes of those
 // before it, so the batch is serial), commits once with SyncWrites, and
-// only then answers every caller. A single writer also means hot keys
-// (quota counters, goods state) never conflict.
+// only then answers the batch's callers. A single writer also means hot
+// keys (quota counters, goods state) never conflict.
+//
+// The batches are pipelined: while batch N commits and syncs, the Updates
+// that arrive run, one by one as they come, in batch N+1, which commits
+// the moment N has landed. N+1's transaction and snapshot are opened just
+// before N's commit begins (one opened during it would wait for its sync),
+// so they lack N's writes: the batch view overlays them (batchview.go). If
+// N's commit fails, N+1 is void and runs again from scratch.
 //
 // A function that fails leaves partial writes in the shared transaction, so
 // the batch is discarded and rebuilt without it (functions must be

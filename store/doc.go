@@ -14,6 +14,14 @@
 // from fn come back unchanged; a missing record is an error for which
 // errors.Is(err, inspection.ErrNotFound) holds.
 //
+// By default every Update goes through one committer goroutine (group
+// commit, committer.go): many Updates share one transaction and one sync,
+// the next batch running while the previous one syncs. Being the only
+// writer, the committer can also tell exactly which keys changed after a
+// read snapshot, so a caller's reads made ahead on its own snapshot
+// (DB.ViewAhead) are reused by its Update where nothing wrote them since
+// (readahead.go).
+//
 // # Key layout
 //
 // Every key is one prefix byte naming the record kind, then fixed-width
