@@ -62,17 +62,18 @@ func TestGroupCommitBatchesConcurrentUpdates(t *testing.T) {
 }
 
 // A function that fails after writing must leave nothing, and must not
-// take the rest of its batch down with it.
+// take the rest of its batch down with it, whether its batch was gathered
+// at once or was building while another synced.
 func TestGroupCommitIsolatesAFailingUpdate(t *testing.T) {
-	db := openMemory(t)
-	const n = 600
+	db := openDir(t, t.TempDir()) // real syncs, so batches build while others sync
+	const n, every = 1200, 97
 	boom := errors.New("boom")
 	errs := runConcurrently(db, n, func(i int) func(inspection.Tx) error {
 		return func(tx inspection.Tx) error {
 			if err := tx.PutImporter(importerN(i)); err != nil {
 				return err
 			}
-			if i%7 == 0 {
+			if i%every == 0 {
 				return boom
 			}
 			return nil
@@ -81,7 +82,7 @@ func TestGroupCommitIsolatesAFailingUpdate(t *testing.T) {
 	view(t, db, func(tx inspection.ReadTx) error {
 		for i := range n {
 			_, err := tx.Importer(importerN(i).TaxCode)
-			if i%7 == 0 {
+			if i%every == 0 {
 				if !errors.Is(errs[i], boom) || !errors.Is(err, inspection.ErrNotFound) {
 					t.Fatalf("failed update %d: returned %v, stored %v", i, errs[i], err)
 				}
@@ -91,6 +92,9 @@ func TestGroupCommitIsolatesAFailingUpdate(t *testing.T) {
 		}
 		return nil
 	})
+	if st := db.CommitStats(); st.Overlaid == 0 || st.Reruns == 0 {
+		t.Fatalf("no failure met a batch building over one syncing: the test proved nothing (%+v)", st)
+	}
 }
 
 // Batches that outgrow one transaction are cut, and every update still
