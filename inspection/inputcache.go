@@ -92,7 +92,7 @@ type cachedReadTx struct {
 }
 
 func (t cachedReadTx) Events(s Subject) ([]Event, error) {
-	sub := risk.Subject{Kind: string(s.Kind), ID: s.Key.String()}
+	sub := s.InputSubject()
 	v, ok := t.versions[sub]
 	if !ok {
 		return t.ReadTx.Events(s)
@@ -110,7 +110,7 @@ func (t cachedReadTx) Events(s Subject) ([]Event, error) {
 }
 
 func (t cachedReadTx) Manufacturer(mk Key) (Manufacturer, error) {
-	sub := risk.Subject{Kind: risk.KindManufacturer, ID: mk.String()}
+	sub := Subject{SubjectManufacturer, mk}.InputSubject()
 	v, ok := t.versions[sub]
 	if !ok {
 		return t.ReadTx.Manufacturer(mk)

@@ -197,7 +197,7 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 				e = lots[i]
 			} else {
 				st := GoodsState{}
-				if e, st, err = s.evalLot(tx, d, l, now, true); err != nil {
+				if e, st, err = s.evalLot(tx, d, l, now); err != nil {
 					return fmt.Errorf("line %d: %w", l.LineNo, err)
 				}
 				state = &st
@@ -281,8 +281,8 @@ func (s *Service) lotInputs(g Goods, gk Key, importer string) []risk.Subject {
 // prepareDecision evaluates every line of d on a read snapshot, outside
 // the committer. It returns nil when it cannot help (the store has no
 // input versions, or a read failed): the write transaction then does all
-// the work, and reports any error. It does not look for the declaration:
-// the transaction does, and a resubmission (rare) wastes only this work.
+// the work, and reports any error. A declaration already stored also
+// returns nil: the transaction replays it.
 func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.Time) *preparedDecision {
 	var p *preparedDecision
 	prepare := func(tx ReadTx) error {
@@ -292,8 +292,8 @@ func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.T
 		}
 		// Read what the write transaction will read again, so that a store
 		// that reads ahead (ReadAheadStore) can answer it from here: the
-		// declaration (a resubmission is left to the transaction) and the
-		// goods states below.
+		// declaration (a resubmission is left to the transaction), and the
+		// input versions and goods states below.
 		if _, err := tx.Declaration(d.ID); !errors.Is(err, ErrNotFound) {
 			return nil
 		}
@@ -310,11 +310,8 @@ func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.T
 				}
 				prep.versions[sub] = v
 			}
-			e, _, err := s.evalLot(cachedReadTx{ReadTx: tx, c: &s.inputs, versions: prep.versions}, d, l, now, false)
+			e, _, err := s.evalLot(cachedReadTx{ReadTx: tx, c: &s.inputs, versions: prep.versions}, d, l, now)
 			if err != nil {
-				return nil
-			}
-			if _, err := readGoodsState(tx, e.gk); err != nil {
 				return nil
 			}
 			s.encodeDraft(d, l, now, &e)
@@ -358,20 +355,14 @@ func (p *preparedDecision) current(tx Tx) ([]lotEval, error) {
 
 // evalLot reads what a decision on l depends on and evaluates it: the mode
 // from the goods' history and the lot, score rules over the lot's risk
-// scores, and the goods' history-only snapshot. withState also returns the
-// stored goods state (read in the same pass when deciding inside the
-// write transaction).
-func (s *Service) evalLot(tx ReadTx, d Declaration, l Line, now time.Time, withState bool) (lotEval, GoodsState, error) {
+// scores, and the goods' history-only snapshot. It also returns the stored
+// goods state, which the commit needs (on a prepared snapshot the read is
+// made for the commit to reuse).
+func (s *Service) evalLot(tx ReadTx, d Declaration, l Line, now time.Time) (lotEval, GoodsState, error) {
 	gk := l.Goods.Key()
-	history, certs, err := s.goodsHistory(tx, l.Goods, gk)
+	history, certs, state, err := s.goodsContext(tx, l.Goods, gk)
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
-	}
-	var state GoodsState
-	if withState {
-		if state, err = readGoodsState(tx, gk); err != nil {
-			return lotEval{}, GoodsState{}, err
-		}
 	}
 	lot := Lot{ImporterTaxCode: d.ImporterTaxCode, Procedure: l.Procedure, Exemption: l.Exemption,
 		Certificates: append(append([]Certificate{}, l.Certificates...), certs...)}
@@ -534,21 +525,6 @@ func goodsRisk(scores []risk.Score) float64 {
 // events and alerts on its manufacturer and heading × origin), the
 // manufacturer's certificates on record, and the stored goods state.
 func (s *Service) goodsContext(tx ReadTx, g Goods, gk Key) ([]Event, []Certificate, GoodsState, error) {
-	history, certs, err := s.goodsHistory(tx, g, gk)
-	if err != nil {
-		return nil, nil, GoodsState{}, err
-	}
-	state, err := readGoodsState(tx, gk)
-	if err != nil {
-		return nil, nil, GoodsState{}, err
-	}
-	return history, certs, state, nil
-}
-
-// goodsHistory reads g's history (own events and alerts on its
-// manufacturer and heading × origin) and the manufacturer's certificates
-// on record.
-func (s *Service) goodsHistory(tx ReadTx, g Goods, gk Key) ([]Event, []Certificate, error) {
 	var history []Event
 	subjects := [...]Subject{
 		{SubjectGoods, gk},
@@ -558,7 +534,7 @@ func (s *Service) goodsHistory(tx ReadTx, g Goods, gk Key) ([]Event, []Certifica
 	for _, sub := range subjects {
 		evs, err := tx.Events(sub)
 		if err != nil {
-			return nil, nil, fmt.Errorf("history of %s %s: %w", sub.Kind, sub.Key, err)
+			return nil, nil, GoodsState{}, fmt.Errorf("history of %s %s: %w", sub.Kind, sub.Key, err)
 		}
 		history = append(history, evs...)
 	}
@@ -568,9 +544,13 @@ func (s *Service) goodsHistory(tx ReadTx, g Goods, gk Key) ([]Event, []Certifica
 	case err == nil:
 		certs = m.Certificates
 	case !errors.Is(err, ErrNotFound):
-		return nil, nil, err
+		return nil, nil, GoodsState{}, err
 	}
-	return history, certs, nil
+	state, err := readGoodsState(tx, gk)
+	if err != nil {
+		return nil, nil, GoodsState{}, err
+	}
+	return history, certs, state, nil
 }
 
 // readGoodsState reads the stored goods state; a goods never seen has the

@@ -130,6 +130,13 @@ type InputVersioner interface {
 	InputVersion(s risk.Subject) (uint64, error)
 }
 
+// InputSubject is the version subject of a history subject: history kinds
+// and risk kinds share their names, so it is also the subject's risk
+// subject. The store bumps it and Decide reads it; both name it here.
+func (s Subject) InputSubject() risk.Subject {
+	return risk.Subject{Kind: string(s.Kind), ID: s.Key.String()}
+}
+
 // PriorsSubject names the one version counter every stored prior bumps
 // (a function, not a variable: nothing may reassign it).
 func PriorsSubject() risk.Subject { return risk.Subject{Kind: "risk_prior", ID: "*"} }

@@ -104,8 +104,8 @@ func (b *batchView) size() (entries, bytes int64) {
 	return entries, bytes
 }
 
-// lookup answers a point read from the batch's own writes or its earlier
-// reads: found says whether the key holds a value, ok whether the view
+// lookup answers a point read from the batch's own writes, the overlay's,
+// or its earlier reads: found says whether the key holds a value, ok whether the view
 // knew. The value is a copy the caller may keep.
 func (b *batchView) lookup(key []byte) (val []byte, found, ok bool) {
 	if w, seen := b.writes[string(key)]; seen {

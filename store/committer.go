@@ -180,7 +180,7 @@ func (c *committer) loop() {
 		// requests queued behind it (select alone picks at random).
 		select {
 		case err := <-f.done:
-			f, pre = c.next(f, err, pre, cur)
+			f, pre = c.advance(f, err, pre, cur)
 			cur = nil
 			continue
 		default:
@@ -193,16 +193,16 @@ func (c *committer) loop() {
 		case r := <-reqs:
 			f, pre, cur = c.add(r, f, pre, cur)
 		case err := <-f.done:
-			f, pre = c.next(f, err, pre, cur)
+			f, pre = c.advance(f, err, pre, cur)
 			cur = nil
 		}
 	}
 }
 
-// next lands f, whose commit returned err, and launches the batch built
+// advance lands f, whose commit returned err, and launches the batch built
 // over it (if any); it returns the new flight and what it opened for the
 // batch after.
-func (c *committer) next(f *flight, err error, pre *next, cur *building) (*flight, *next) {
+func (c *committer) advance(f *flight, err error, pre *next, cur *building) (*flight, *next) {
 	landed := c.land(f, err)
 	switch {
 	case cur == nil: // nothing came while it synced
@@ -238,8 +238,7 @@ func (c *committer) gather(batch ...*commitRequest) []*commitRequest {
 // transaction holds partial writes: the batch and r go through run, which
 // lets f land first and rebuilds them.
 func (c *committer) add(r *commitRequest, f *flight, pre *next, cur *building) (*flight, *next, *building) {
-	if err := r.ctx.Err(); err != nil { // abandoned before it ran: nothing written
-		r.done <- &inspection.Error{Code: inspection.CodeUnavailable, Message: "store: request abandoned", Err: err}
+	if c.abandoned(r) {
 		return f, pre, cur
 	}
 	if cur == nil {
@@ -260,6 +259,16 @@ func (c *committer) add(r *commitRequest, f *flight, pre *next, cur *building) (
 	return f, pre, nil
 }
 
+// abandoned answers r if its caller gave up before it ran (nothing of it
+// is written) and reports whether it did.
+func (c *committer) abandoned(r *commitRequest) bool {
+	err := r.ctx.Err()
+	if err != nil {
+		r.done <- &inspection.Error{Code: inspection.CodeUnavailable, Message: "store: request abandoned", Err: err}
+	}
+	return err != nil
+}
+
 // openNext opens what the batch after the one about to commit runs on,
 // and the snapshot ViewAhead shares; both before the commit begins.
 func (c *committer) openNext() *next {
@@ -276,11 +285,9 @@ func (c *committer) openNext() *next {
 func (c *committer) run(batch []*commitRequest, f *flight, pre *next) (*flight, *next) {
 	pending := make([]*commitRequest, 0, len(batch))
 	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil { // abandoned before it ran: nothing written
-			r.done <- &inspection.Error{Code: inspection.CodeUnavailable, Message: "store: request abandoned", Err: err}
-			continue
+		if !c.abandoned(r) {
+			pending = append(pending, r)
 		}
-		pending = append(pending, r)
 	}
 	for len(pending) > 0 {
 		limit := len(pending)

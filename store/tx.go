@@ -527,7 +527,7 @@ func (t *writeTx) PutManufacturer(m inspection.Manufacturer) error {
 		return errors.New("store: put manufacturer: empty name")
 	}
 	k := m.Key()
-	if err := t.bumpInput(risk.Subject{Kind: risk.KindManufacturer, ID: k.String()}); err != nil {
+	if err := t.bumpInput(inspection.Subject{Kind: inspection.SubjectManufacturer, Key: k}.InputSubject()); err != nil {
 		return err
 	}
 	return t.put(prefixManufacture, hashKey(prefixManufacture, k), "manufacturer "+k.String(), m)
@@ -629,7 +629,7 @@ func (t *writeTx) AddEvent(e inspection.Event) error {
 	} else if !errors.Is(err, inspection.ErrNotFound) {
 		return err
 	}
-	if err := t.bumpInput(risk.Subject{Kind: string(e.Subject.Kind), ID: e.Subject.Key.String()}); err != nil {
+	if err := t.bumpInput(e.Subject.InputSubject()); err != nil {
 		return err
 	}
 	if e.ImporterTaxCode != "" {
