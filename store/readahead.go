@@ -156,10 +156,11 @@ type sharedSnapshot struct {
 	retired bool // replaced: discarded once refs is zero
 }
 
-// publish replaces the shared snapshot by one opened now. Committer
-// goroutine only, with no commit under way (the open would wait for it).
-func (c *committer) publish() {
-	sh := &sharedSnapshot{through: c.committed.Load(), txn: c.db.NewTransaction(false)}
+// publish makes n's shared snapshot, opened at the last landed commit,
+// the one ViewAhead reads. Committer goroutine only.
+func (c *committer) publish(n *next) {
+	sh := &sharedSnapshot{through: c.committed.Load(), txn: n.shared}
+	n.shared = nil
 	c.snapMu.Lock()
 	old := c.snap
 	c.snap = sh
