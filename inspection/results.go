@@ -137,7 +137,7 @@ func (s *Service) RecordResult(ctx context.Context, assignmentID string, in Resu
 		if err := s.observe(tx, subjects[:], risk.Observation{At: r.InspectedAt, Failed: r.Outcome == OutcomeFail, Ref: e.ID}); err != nil {
 			return err
 		}
-		history, _, state, err := s.goodsContext(tx, a.Goods, a.GoodsKey)
+		history, _, state, err := s.goodsContext(tx, keysWith(a.Goods, a.GoodsKey))
 		if err != nil {
 			return err
 		}
@@ -294,7 +294,7 @@ func (s *Service) RaiseAlert(ctx context.Context, in AlertInput, source string) 
 		out.Alert = e
 		if goods != nil {
 			gk := goods.Key()
-			history, _, state, err := s.goodsContext(tx, *goods, gk)
+			history, _, state, err := s.goodsContext(tx, keysWith(*goods, gk))
 			if err != nil {
 				return err
 			}

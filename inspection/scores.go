@@ -117,18 +117,26 @@ type RiskRecord struct {
 // manufacturers of one chapter have different spreads.
 func riskGroup(kind, hsCode string) string { return kind + "/" + risk.PriorGroup(kind, hsCode) }
 
-// riskSubjects are the subjects of a lot of g imported by importer.
+// riskSubjects are the subjects of a lot of g imported by importer, with
+// the labels a new risk record gets.
 func riskSubjects(g Goods, gk Key, importer string) [riskKindsInDecisions]RiskRecord {
-	mk, hk := ManufacturerKey(g.Manufacturer, g.Origin), HeadingOriginKey(g.HSCode, g.Origin)
+	subs := lotSubjects(keysWith(g, gk), g.HSCode, importer)
+	subs[0].Label = fmt.Sprintf("%s (%s, %s, %s)", g.ProductName, g.HSCode, g.Manufacturer, g.Origin)
+	subs[1].Label = fmt.Sprintf("heading %s from %s", g.Heading(), g.Origin)
+	subs[2].Label = fmt.Sprintf("%s (%s)", g.Manufacturer, g.Origin)
+	subs[3].Label = "importer " + importer
+	return subs
+}
+
+// lotSubjects are riskSubjects without labels, which deciding a lot does
+// not read: the goods (first), its heading × origin, its manufacturer and
+// the importer.
+func lotSubjects(k goodsKeys, hsCode, importer string) [riskKindsInDecisions]RiskRecord {
 	return [...]RiskRecord{
-		{Subject: risk.Subject{Kind: risk.KindGoods, ID: gk.String()}, Group: riskGroup(risk.KindGoods, g.HSCode),
-			Label: fmt.Sprintf("%s (%s, %s, %s)", g.ProductName, g.HSCode, g.Manufacturer, g.Origin)},
-		{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: hk.String()}, Group: riskGroup(risk.KindHeadingOrigin, g.HSCode),
-			Label: fmt.Sprintf("heading %s from %s", g.Heading(), g.Origin)},
-		{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: mk.String()}, Group: riskGroup(risk.KindManufacturer, g.HSCode),
-			Label: fmt.Sprintf("%s (%s)", g.Manufacturer, g.Origin)},
-		{Subject: risk.Subject{Kind: risk.KindImporter, ID: importer}, Group: riskGroup(risk.KindImporter, ""),
-			Label: "importer " + importer},
+		{Subject: risk.Subject{Kind: risk.KindGoods, ID: k.goods.String()}, Group: riskGroup(risk.KindGoods, hsCode)},
+		{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: k.headingOrigin.String()}, Group: riskGroup(risk.KindHeadingOrigin, hsCode)},
+		{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: k.manufacturer.String()}, Group: riskGroup(risk.KindManufacturer, hsCode)},
+		{Subject: risk.Subject{Kind: risk.KindImporter, ID: importer}, Group: riskGroup(risk.KindImporter, "")},
 	}
 }
 
@@ -221,10 +229,10 @@ func (m *scoreMemo) get(k scoreKey, compute func() (risk.Score, error)) (risk.Sc
 // fitted one. Scores are taken at whole seconds (Score.At says which) so
 // that lots decided in the same second share them; a second of decay
 // changes a score by about 1e-8 at a one-year half-life.
-func (s *Service) scoreLot(tx ReadTx, g Goods, gk Key, importer string, history []Event, now time.Time) ([]risk.Score, error) {
+func (s *Service) scoreLot(tx ReadTx, k goodsKeys, hsCode, importer string, history []Event, now time.Time) ([]risk.Score, error) {
 	p := s.policy.Risk.Params()
 	at := now.Truncate(time.Second)
-	subs := riskSubjects(g, gk, importer)
+	subs := lotSubjects(k, hsCode, importer)
 	out := make([]risk.Score, 0, len(subs))
 	for i, sub := range subs {
 		prior, err := tx.RiskPrior(sub.Group)

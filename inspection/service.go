@@ -148,7 +148,11 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 		return DecideResult{}, err
 	}
 	now := s.clock.Now() // once, so a retried transaction decides at the same instant
-	prep := s.prepareDecision(ctx, d, now)
+	keys := make([]goodsKeys, len(d.Lines))
+	for i, l := range d.Lines {
+		keys[i] = keysOf(l.Goods)
+	}
+	prep := s.prepareDecision(ctx, d, keys, now)
 	var (
 		out    DecideResult
 		opened []QuotaPeriod
@@ -197,7 +201,7 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 				e = lots[i]
 			} else {
 				st := GoodsState{}
-				if e, st, err = s.evalLot(tx, d, l, now); err != nil {
+				if e, st, err = s.evalLot(tx, d, l, keys[i], now); err != nil {
 					return fmt.Errorf("line %d: %w", l.LineNo, err)
 				}
 				state = &st
@@ -269,8 +273,8 @@ type preparedDecision struct {
 
 // lotInputs are the version subjects a lot's evaluation reads: the
 // subjects of its history and risk scores, and the priors.
-func (s *Service) lotInputs(g Goods, gk Key, importer string) []risk.Subject {
-	subs := riskSubjects(g, gk, importer)
+func (s *Service) lotInputs(k goodsKeys, hsCode, importer string) []risk.Subject {
+	subs := lotSubjects(k, hsCode, importer)
 	out := make([]risk.Subject, 0, len(subs)+1)
 	for _, r := range subs {
 		out = append(out, r.Subject)
@@ -283,7 +287,7 @@ func (s *Service) lotInputs(g Goods, gk Key, importer string) []risk.Subject {
 // input versions, or a read failed): the write transaction then does all
 // the work, and reports any error. A declaration already stored also
 // returns nil: the transaction replays it.
-func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.Time) *preparedDecision {
+func (s *Service) prepareDecision(ctx context.Context, d Declaration, keys []goodsKeys, now time.Time) *preparedDecision {
 	var p *preparedDecision
 	prepare := func(tx ReadTx) error {
 		iv, ok := tx.(InputVersioner)
@@ -298,9 +302,8 @@ func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.T
 			return nil
 		}
 		prep := &preparedDecision{lots: make([]lotEval, 0, len(d.Lines)), versions: map[risk.Subject]uint64{}}
-		for _, l := range d.Lines {
-			gk := l.Goods.Key()
-			for _, sub := range s.lotInputs(l.Goods, gk, d.ImporterTaxCode) {
+		for i, l := range d.Lines {
+			for _, sub := range s.lotInputs(keys[i], l.Goods.HSCode, d.ImporterTaxCode) {
 				if _, seen := prep.versions[sub]; seen {
 					continue
 				}
@@ -310,7 +313,7 @@ func (s *Service) prepareDecision(ctx context.Context, d Declaration, now time.T
 				}
 				prep.versions[sub] = v
 			}
-			e, _, err := s.evalLot(cachedReadTx{ReadTx: tx, c: &s.inputs, versions: prep.versions}, d, l, now)
+			e, _, err := s.evalLot(cachedReadTx{ReadTx: tx, c: &s.inputs, versions: prep.versions}, d, l, keys[i], now)
 			if err != nil {
 				return nil
 			}
@@ -358,9 +361,8 @@ func (p *preparedDecision) current(tx Tx) ([]lotEval, error) {
 // scores, and the goods' history-only snapshot. It also returns the stored
 // goods state, which the commit needs (on a prepared snapshot the read is
 // made for the commit to reuse).
-func (s *Service) evalLot(tx ReadTx, d Declaration, l Line, now time.Time) (lotEval, GoodsState, error) {
-	gk := l.Goods.Key()
-	history, certs, state, err := s.goodsContext(tx, l.Goods, gk)
+func (s *Service) evalLot(tx ReadTx, d Declaration, l Line, k goodsKeys, now time.Time) (lotEval, GoodsState, error) {
+	history, certs, state, err := s.goodsContext(tx, k)
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
 	}
@@ -376,14 +378,14 @@ func (s *Service) evalLot(tx ReadTx, d Declaration, l Line, now time.Time) (lotE
 		snap = Evaluate(s.policy, history, Lot{}, now)
 	}
 	if s.policy.Risk.ScoreDecisions {
-		scores, err := s.scoreLot(tx, l.Goods, gk, d.ImporterTaxCode, history, now)
+		scores, err := s.scoreLot(tx, k, l.Goods.HSCode, d.ImporterTaxCode, history, now)
 		if err != nil {
 			return lotEval{}, GoodsState{}, err
 		}
 		s.applyScoreRules(&ev, scores)
 		ev.Explanation.Scores = scores
 	}
-	return lotEval{gk: gk, ev: ev, snap: snap, results: goodsResults(history)}, state, nil
+	return lotEval{gk: k.goods, ev: ev, snap: snap, results: goodsResults(history)}, state, nil
 }
 
 // draft builds a lot's decision and, when it is inspected, its
@@ -524,12 +526,12 @@ func goodsRisk(scores []risk.Score) float64 {
 // goodsContext reads what a decision on g depends on: its history (own
 // events and alerts on its manufacturer and heading × origin), the
 // manufacturer's certificates on record, and the stored goods state.
-func (s *Service) goodsContext(tx ReadTx, g Goods, gk Key) ([]Event, []Certificate, GoodsState, error) {
+func (s *Service) goodsContext(tx ReadTx, k goodsKeys) ([]Event, []Certificate, GoodsState, error) {
 	var history []Event
 	subjects := [...]Subject{
-		{SubjectGoods, gk},
-		{SubjectManufacturer, ManufacturerKey(g.Manufacturer, g.Origin)},
-		{SubjectHeadingOrigin, HeadingOriginKey(g.HSCode, g.Origin)},
+		{SubjectGoods, k.goods},
+		{SubjectManufacturer, k.manufacturer},
+		{SubjectHeadingOrigin, k.headingOrigin},
 	}
 	for _, sub := range subjects {
 		evs, err := tx.Events(sub)
@@ -546,7 +548,7 @@ func (s *Service) goodsContext(tx ReadTx, g Goods, gk Key) ([]Event, []Certifica
 	case !errors.Is(err, ErrNotFound):
 		return nil, nil, GoodsState{}, err
 	}
-	state, err := readGoodsState(tx, gk)
+	state, err := readGoodsState(tx, k.goods)
 	if err != nil {
 		return nil, nil, GoodsState{}, err
 	}
