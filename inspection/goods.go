@@ -116,7 +116,7 @@ func (g Goods) Key() Key {
 // goodsKeys are the keys of a goods' history subjects: the goods, its
 // manufacturer and its heading × origin. A decision hashes them once per
 // lot: canonicalizing and hashing the same text at each step that reads
-// by them cost ~5% of a decision's CPU.
+// by them cost several percent of a decision's CPU.
 type goodsKeys struct{ goods, manufacturer, headingOrigin Key }
 
 func keysOf(g Goods) goodsKeys { return keysWith(g, g.Key()) }

@@ -133,11 +133,12 @@ func (s *Service) RecordResult(ctx context.Context, assignmentID string, in Resu
 		if err := tx.AddEvent(e); err != nil {
 			return err
 		}
-		subjects := riskSubjects(a.Goods, a.GoodsKey, a.ImporterTaxCode)
+		keys := keysWith(a.Goods, a.GoodsKey)
+		subjects := riskSubjects(a.Goods, keys, a.ImporterTaxCode)
 		if err := s.observe(tx, subjects[:], risk.Observation{At: r.InspectedAt, Failed: r.Outcome == OutcomeFail, Ref: e.ID}); err != nil {
 			return err
 		}
-		history, _, state, err := s.goodsContext(tx, keysWith(a.Goods, a.GoodsKey))
+		history, _, state, err := s.goodsContext(tx, keys)
 		if err != nil {
 			return err
 		}

@@ -119,8 +119,8 @@ func riskGroup(kind, hsCode string) string { return kind + "/" + risk.PriorGroup
 
 // riskSubjects are the subjects of a lot of g imported by importer, with
 // the labels a new risk record gets.
-func riskSubjects(g Goods, gk Key, importer string) [riskKindsInDecisions]RiskRecord {
-	subs := lotSubjects(keysWith(g, gk), g.HSCode, importer)
+func riskSubjects(g Goods, k goodsKeys, importer string) [riskKindsInDecisions]RiskRecord {
+	subs := lotSubjects(k, g.HSCode, importer)
 	subs[0].Label = fmt.Sprintf("%s (%s, %s, %s)", g.ProductName, g.HSCode, g.Manufacturer, g.Origin)
 	subs[1].Label = fmt.Sprintf("heading %s from %s", g.Heading(), g.Origin)
 	subs[2].Label = fmt.Sprintf("%s (%s)", g.Manufacturer, g.Origin)
@@ -169,7 +169,7 @@ func (s *Service) observeAlert(tx Tx, e Event, goods *Goods) error {
 	var sub RiskRecord
 	switch e.Subject.Kind {
 	case SubjectGoods:
-		sub = riskSubjects(*goods, e.Subject.Key, "")[0]
+		sub = riskSubjects(*goods, keysWith(*goods, e.Subject.Key), "")[0]
 	case SubjectManufacturer:
 		sub = RiskRecord{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: e.Subject.Key.String()}, Group: riskGroup(risk.KindManufacturer, ""), Label: "manufacturer"}
 	case SubjectHeadingOrigin:

@@ -175,13 +175,13 @@ func (c *committer) loop() {
 		if f == nil {
 			select {
 			case first := <-c.reqs:
-				f, pre = c.run(c.gather(first), nil, nil)
+				f, pre = c.run(c.gather(first), nil)
 			case <-c.quit:
 				// Drain what was queued before Close began.
 				for {
 					select {
 					case r := <-c.reqs:
-						c.settle(c.run([]*commitRequest{r}, nil, nil))
+						c.settle(c.run([]*commitRequest{r}, nil))
 					default:
 						return
 					}
@@ -231,7 +231,7 @@ func (c *committer) advance(f *flight, l landing, pre *next, cur *building) (*fl
 		cur.txn.Discard()
 		cur.bv.discard()
 		c.stats.reruns.Add(int64(len(cur.reqs)))
-		return c.run(cur.reqs, nil, nil)
+		return c.run(cur.reqs, nil)
 	default:
 		f = c.launch(cur.txn, cur.bv, cur.reqs)
 		c.publish(l.next)
@@ -274,7 +274,7 @@ func (c *committer) add(r *commitRequest, f *flight, pre *next, cur *building) (
 	}
 	c.stats.reruns.Add(int64(len(cur.reqs)))
 	// Whatever queued meanwhile joins them: run waits for f anyway.
-	f, pre = c.run(c.gather(append(cur.reqs, r)...), f, nil)
+	f, pre = c.run(c.gather(append(cur.reqs, r)...), f)
 	return f, pre, nil
 }
 
@@ -294,12 +294,13 @@ func (c *committer) openNext() *next {
 	return &next{txn: c.db.NewTransaction(true), snap: c.db.NewTransaction(false), shared: c.db.NewTransaction(false)}
 }
 
-// run commits a batch, splitting and rebuilding it as needed, while f (if
-// any) syncs underneath: the batch runs on pre, overlaid with f's writes,
-// and is committed once f has landed. It returns the batch's own flight
-// and what it opened for the batch after. Every request gets exactly one
+// run commits a batch, splitting and rebuilding it as needed, once f (if
+// any) has landed; a part split off runs over the part before it while
+// that one syncs, overlaid with its writes. It returns the last part's
+// flight and what the batch after runs on. Every request gets exactly one
 // answer.
-func (c *committer) run(batch []*commitRequest, f *flight, pre *next) (*flight, *next) {
+func (c *committer) run(batch []*commitRequest, f *flight) (*flight, *next) {
+	var pre *next // what the next part runs on, once a part is launched
 	pending := make([]*commitRequest, 0, len(batch))
 	for _, r := range batch {
 		if !c.abandoned(r) {
@@ -458,7 +459,7 @@ func (c *committer) land(f *flight, err error) bool {
 			again = append(again, r)
 		}
 		c.stats.reruns.Add(int64(len(again)))
-		c.settle(c.run(again, nil, nil))
+		c.settle(c.run(again, nil))
 		return false
 	}
 	c.stats.batches.Add(1)

@@ -28,9 +28,9 @@ import (
 // A snapshot opened while a batch is syncing waits for that sync (badger
 // makes every new transaction see every commit under way), and with the
 // next batch running over the one syncing there nearly always is one: each
-// caller would spend a whole sync waiting before it could prepare. So the
-// committer opens one read-only snapshot just before it starts each commit
-// (and after the last one lands) and ViewAhead shares it: it lacks only
+// caller would spend a whole sync waiting before it could prepare. So one
+// read-only snapshot is opened as each commit returns, before the next
+// commit starts (committer.launch), and ViewAhead shares it: it lacks only
 // the batch syncing, whose keys the committer checks like any other.
 // badger's read-only transactions serve concurrent reads and iterators.
 
