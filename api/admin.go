@@ -75,7 +75,11 @@ func (h *handlers) createKey(c echo.Context) error {
 }
 
 func (h *handlers) listKeys(c echo.Context) error {
-	keys, err := h.access.Keys(c.Request().Context())
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	keys, err := h.access.Keys(c.Request().Context(), p)
 	if err != nil {
 		return err
 	}

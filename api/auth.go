@@ -27,71 +27,48 @@ import (
 // router, so it also fails until the new route has a row there.
 //
 // Record-level isolation (an agency sees only what is routed to it) needs
-// the record, so the handlers apply it through inspection.Principal.MaySee
-// and answer 404, never 403, exactly as for a record that does not exist.
+// the record, so the domain's use cases apply it and answer not found,
+// never forbidden, exactly as for a record that does not exist.
 
-// rule says who may call a route: everyone (public) or the listed roles.
+// rule says who may call a route: everyone (public), or the roles that
+// may take the domain action the route asks for.
 type rule struct {
 	public bool
-	roles  []inspection.Role
+	action inspection.Action
 }
 
-func allow(roles ...inspection.Role) rule { return rule{roles: roles} }
+func to(a inspection.Action) rule { return rule{action: a} }
 
-const (
-	agency         = inspection.RoleAgency
-	customs        = inspection.RoleCustoms
-	policyAuthor   = inspection.RolePolicyAuthor
-	policyApprover = inspection.RolePolicyApprover
-	auditor        = inspection.RoleAuditor
-	nsw            = inspection.RoleNSW
-	admin          = inspection.RoleAdmin
-)
-
-// routeRules maps "METHOD /echo/path/:template" to who may call it. Keep
-// the README's roles table in step with it.
-//
-// Choices worth knowing:
-//   - admin manages keys and nothing else: a domain action is always
-//     recorded under a domain principal, never under the key manager.
-//   - alerts come from customs officers, who enter authorities' warnings;
-//     NSW carries declarations only (add nsw here when an NSW alert feed
-//     exists). Agencies report results, not alerts.
-//   - nsw does not read decisions: their explanations will carry quota
-//     state an importer must not see; NSW gets each decision in the
-//     declaration's answer and again by resubmitting.
-//   - customs may submit declarations too (manual entry when NSW is down).
-//   - the auditor reads everything, including the key list, and writes
-//     nothing.
-//   - only customs overrides a lot's inspection: policy staff write
-//     rules, not decisions, and agencies inspect what they are given.
+// routeRules maps "METHOD /echo/path/:template" to the domain action it
+// asks for; which roles may take each action is decided once, in the
+// domain (inspection.RolesFor, where the choices are explained), and
+// every use case checks it again. Keep the README's roles table in step.
 var routeRules = map[string]rule{
 	"GET /healthz": {public: true}, // (and GET /metrics, when it lands)
 
-	"POST /v1/declarations":           allow(nsw, customs),
-	"GET /v1/decisions/:id":           allow(agency, customs, auditor),
-	"POST /v1/decisions/:id/override": allow(customs),
-	"GET /v1/assignments":             allow(agency, customs, auditor),
-	"GET /v1/assignments/:id":         allow(agency, customs, auditor),
-	"POST /v1/assignments/:id/result": allow(agency),
-	"POST /v1/alerts":                 allow(customs),
-	"GET /v1/goods/:key":              allow(customs, auditor),
-	"GET /v1/policy":                  allow(customs, policyAuthor, policyApprover, auditor),
+	"POST /v1/declarations":           to(inspection.ActDecide),
+	"GET /v1/decisions/:id":           to(inspection.ActReadDecisions),
+	"POST /v1/decisions/:id/override": to(inspection.ActOverride),
+	"GET /v1/assignments":             to(inspection.ActReadAssignments),
+	"GET /v1/assignments/:id":         to(inspection.ActReadAssignments),
+	"POST /v1/assignments/:id/result": to(inspection.ActRecordResult),
+	"POST /v1/alerts":                 to(inspection.ActRaiseAlert),
+	"GET /v1/goods/:key":              to(inspection.ActReadGoods),
+	"GET /v1/policy":                  to(inspection.ActReadPolicy),
 	// Commitments are public knowledge by design, but the period list
-	// also shows when periods opened: customs and auditors only.
-	"GET /v1/quota/periods": allow(customs, auditor),
-	// A scope's counts tell how much of its budget is left: never for nsw,
-	// which answers importers (as with the quota record on a decision).
-	"GET /v1/quota/periods/:period/scopes": allow(customs, auditor),
-	// The audit chain names every actor and record: auditors read it.
-	"GET /v1/audit": allow(auditor),
+	// also shows when periods opened: customs and auditors only. A
+	// scope's counts tell how much of its budget is left: never for nsw,
+	// which answers importers.
+	"GET /v1/quota/periods":                to(inspection.ActReadQuota),
+	"GET /v1/quota/periods/:period/scopes": to(inspection.ActReadQuota),
+	"GET /v1/audit":                        to(inspection.ActReadAudit),
 	// Scores are customs' targeting tool; never shown to importers.
-	"GET /v1/scores":          allow(customs, auditor),
-	"GET /v1/scores/:subject": allow(customs, auditor),
+	"GET /v1/scores":          to(inspection.ActReadScores),
+	"GET /v1/scores/:subject": to(inspection.ActReadScores),
 
-	"POST /v1/admin/keys":       allow(admin),
-	"GET /v1/admin/keys":        allow(admin, auditor),
-	"DELETE /v1/admin/keys/:id": allow(admin),
+	"POST /v1/admin/keys":       to(inspection.ActManageKeys),
+	"GET /v1/admin/keys":        to(inspection.ActReadKeys),
+	"DELETE /v1/admin/keys/:id": to(inspection.ActManageKeys),
 }
 
 func routeKey(method, path string) string { return method + " " + path }
@@ -173,7 +150,7 @@ func authorize(log zerolog.Logger) echo.MiddlewareFunc {
 				}
 				return next(c) // nothing matched: echo answers 404 or 405
 			}
-			if !slices.Contains(r.roles, p.Role) {
+			if !slices.Contains(inspection.RolesFor(r.action), p.Role) {
 				return inspection.Forbidden("the %s role may not %s %s", p.Role, method, path)
 			}
 			return next(c)

@@ -56,9 +56,10 @@ var matrix = map[string]matrixRow{
 		// A fresh inspected lot each time, so the allowed call has
 		// something to override.
 		no, q := 1, 10.0
-		res, err := m.svc.Decide(context.Background(), inspection.DeclarationInput{DeclarationID: m.next(), ImporterTaxCode: importerA,
-			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Matrix milk", Manufacturer: "Matrix Dairy",
-				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}}, "nsw")
+		res, err := m.svc.Decide(context.Background(), inspection.Principal{Name: "nsw", Role: inspection.RoleNSW},
+			inspection.DeclarationInput{DeclarationID: m.next(), ImporterTaxCode: importerA,
+				Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Matrix milk", Manufacturer: "Matrix Dairy",
+					Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
 		if err != nil || !res.Decisions[0].Inspect {
 			t.Fatalf("setup: %v %+v", err, res)
 		}

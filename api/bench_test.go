@@ -50,15 +50,15 @@ func benchService(b *testing.B) (*inspection.Service, *inspection.Access) {
 	}
 	b.Cleanup(func() { _ = db.Close() })
 	ctx := context.Background()
-	if err := fixtures.Load(ctx, db); err != nil {
-		b.Fatal(err)
-	}
 	p, err := inspection.DefaultPolicy()
 	if err != nil {
 		b.Fatal(err)
 	}
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: inspection.SystemClock{}, QuotaKeys: testKeys, Logger: zerolog.Nop()})
 	if err != nil {
+		b.Fatal(err)
+	}
+	if err := fixtures.Load(ctx, svc); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := svc.Start(ctx); err != nil {
@@ -92,7 +92,7 @@ func BenchmarkDecideInProcess(b *testing.B) {
 	var seq atomic.Int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := svc.Decide(ctx, benchDeclaration(seq.Add(1)), "bench"); err != nil {
+		if _, err := svc.Decide(ctx, inspection.SystemPrincipal(), benchDeclaration(seq.Add(1))); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -107,7 +107,7 @@ func BenchmarkDecideInProcessParallel16(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := svc.Decide(ctx, benchDeclaration(seq.Add(1)), "bench"); err != nil {
+			if _, err := svc.Decide(ctx, inspection.SystemPrincipal(), benchDeclaration(seq.Add(1))); err != nil {
 				b.Error(err)
 				return
 			}

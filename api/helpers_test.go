@@ -83,9 +83,6 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	ctx := context.Background()
-	if err := fixtures.Load(ctx, db); err != nil {
-		t.Fatal(err)
-	}
 	p, err := inspection.DefaultPolicy()
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +93,9 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	clock := &testClock{now: start}
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock, QuotaKeys: testKeys, Logger: log})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fixtures.Load(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
 	if missing, err := svc.Start(ctx); err != nil || len(missing) > 0 {
@@ -162,7 +162,7 @@ func (e *env) routeUser(method, path string) string {
 		return "admin"
 	case method == "POST" && strings.HasPrefix(path, "/v1/assignments/") && strings.HasSuffix(path, "/result"):
 		id := strings.TrimSuffix(strings.TrimPrefix(path, "/v1/assignments/"), "/result")
-		if a, err := e.svc.Assignment(context.Background(), id); err == nil {
+		if a, err := e.svc.Assignment(context.Background(), inspection.SystemPrincipal(), id); err == nil {
 			return "agency:" + a.Agency
 		}
 		return "agency:" + fixtures.Agencies()[0].ID

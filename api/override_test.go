@@ -117,7 +117,7 @@ func TestOverrideOverHTTP(t *testing.T) {
 		all[n-3].Kind != inspection.AuditDecisionOverridden || all[n-3].Subjects[0] != "decision:"+ld.DecisionID || uint64(n) != page.Head.Seq {
 		t.Fatalf("audit log ends %+v", all[max(0, len(all)-3):])
 	}
-	if _, err := e.svc.VerifyAudit(t.Context(), nil); err != nil {
+	if _, err := e.svc.VerifyAudit(t.Context(), inspection.SystemPrincipal(), nil); err != nil {
 		t.Fatalf("verify audit: %v", err)
 	}
 }

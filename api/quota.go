@@ -16,7 +16,11 @@ type QuotaPeriodList struct {
 }
 
 func (h *handlers) listQuotaPeriods(c echo.Context) error {
-	ps, err := h.svc.QuotaPeriods(c.Request().Context())
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	ps, err := h.svc.QuotaPeriods(c.Request().Context(), p)
 	if err != nil {
 		return err
 	}
@@ -30,7 +34,11 @@ func (h *handlers) listQuotaPeriods(c echo.Context) error {
 // scope by scope (customs and auditors only: the counts tell an importer
 // how much budget is left).
 func (h *handlers) getQuotaUsage(c echo.Context) error {
-	u, err := h.svc.QuotaUsage(c.Request().Context(), c.Param("period"))
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	u, err := h.svc.QuotaUsage(c.Request().Context(), p, c.Param("period"))
 	if err != nil {
 		return err
 	}

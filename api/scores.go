@@ -27,11 +27,15 @@ type ScoreList struct {
 // getScore answers /v1/scores/{kind}:{id}, e.g. goods:<goods key>,
 // importer:<tax code>.
 func (h *handlers) getScore(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
 	kind, id, ok := strings.Cut(c.Param("subject"), ":")
 	if !ok || id == "" {
 		return inspection.Invalid("subject", "must be kind:id, e.g. goods:<goods key> or importer:<tax code>")
 	}
-	sc, rec, err := h.svc.Score(c.Request().Context(), risk.Subject{Kind: kind, ID: id})
+	sc, rec, err := h.svc.Score(c.Request().Context(), p, risk.Subject{Kind: kind, ID: id})
 	if err != nil {
 		return err
 	}
@@ -41,6 +45,10 @@ func (h *handlers) getScore(c echo.Context) error {
 // listScores answers /v1/scores?kind=goods&limit=20: the riskiest subjects
 // by pessimistic bound, for customs' targeting and agencies' queues.
 func (h *handlers) listScores(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
 	kind := c.QueryParam("kind")
 	if kind == "" {
 		kind = risk.KindGoods
@@ -53,7 +61,7 @@ func (h *handlers) listScores(c echo.Context) error {
 		}
 		limit = n
 	}
-	scores, recs, err := h.svc.RankedScores(c.Request().Context(), kind, limit)
+	scores, recs, err := h.svc.RankedScores(c.Request().Context(), p, kind, limit)
 	if err != nil {
 		return err
 	}

@@ -114,6 +114,101 @@ func roleList() string {
 	return strings.Join(s, ", ")
 }
 
+// Action is something a principal asks of the domain. Every use case
+// names its action and refuses a principal whose role may not take it, so
+// no caller (the API, the command line, a console or a job) can do more
+// than the table below says; the api package's route table maps each
+// route to one action and is only the first, coarse gate.
+type Action string
+
+const (
+	ActDecide          Action = "decide"           // submit a declaration
+	ActReadDecisions   Action = "read_decisions"   // read a decision, its explanation and overrides
+	ActOverride        Action = "override"         // override a lot's inspection
+	ActReadAssignments Action = "read_assignments" // read assignments and queues
+	ActRecordResult    Action = "record_result"    // record an inspection's result
+	ActRaiseAlert      Action = "raise_alert"      // enter an authority's warning
+	ActReadGoods       Action = "read_goods"       // read a goods' mode and progress
+	ActReadPolicy      Action = "read_policy"      // read the policy in force
+	ActReadQuota       Action = "read_quota"       // read quota periods and scope counts
+	ActRevealQuotaKey  Action = "reveal_quota_key" // reveal a closed period's key
+	ActReadAudit       Action = "read_audit"       // read the audit chain
+	ActReadScores      Action = "read_scores"      // read risk scores
+	ActManageKeys      Action = "manage_keys"      // issue and revoke API keys
+	ActReadKeys        Action = "read_keys"        // list API keys
+	ActAdminister      Action = "administer"       // store policies and reference data, rescore
+)
+
+// rolesFor is who may take each action. The choices:
+//   - admin manages keys and nothing else: a domain action is always
+//     recorded under a domain principal, never under the key manager;
+//   - alerts come from customs officers, who enter authorities' warnings;
+//     agencies report results, not alerts;
+//   - nsw submits declarations but reads no decision: explanations carry
+//     quota state an importer must not see;
+//   - customs may submit declarations too (manual entry when NSW is down);
+//   - the auditor reads everything, including the key list, and writes
+//     nothing (a quota key is revealed by the operator, ActorSystem);
+//   - only customs overrides a lot's inspection.
+//
+// ActAdminister, and every other action, is open to the system principal
+// (ktcn acting on its operator's authority: the command line, jobs).
+func rolesFor(a Action) []Role {
+	switch a {
+	case ActDecide:
+		return []Role{RoleNSW, RoleCustoms}
+	case ActReadDecisions, ActReadAssignments:
+		return []Role{RoleAgency, RoleCustoms, RoleAuditor}
+	case ActOverride, ActRaiseAlert:
+		return []Role{RoleCustoms}
+	case ActRecordResult:
+		return []Role{RoleAgency}
+	case ActReadGoods, ActReadQuota, ActReadScores:
+		return []Role{RoleCustoms, RoleAuditor}
+	case ActReadPolicy:
+		return []Role{RoleCustoms, RolePolicyAuthor, RolePolicyApprover, RoleAuditor}
+	case ActReadAudit, ActRevealQuotaKey:
+		return []Role{RoleAuditor}
+	case ActManageKeys:
+		return []Role{RoleAdmin}
+	case ActReadKeys:
+		return []Role{RoleAdmin, RoleAuditor}
+	}
+	return nil
+}
+
+// RolesFor lists the roles that may take an action (the system principal
+// aside).
+func RolesFor(a Action) []Role { return rolesFor(a) }
+
+// ActorSystem is the name of the system principal.
+const ActorSystem = "system"
+
+// roleSystem is the system principal's role: not a role a key can carry
+// (ParsePrincipal refuses it), only what SystemPrincipal returns.
+const roleSystem Role = "system"
+
+// SystemPrincipal is ktcn acting on its operator's authority: storing the
+// configured policy at start, loading reference data, the jobs, and the
+// command line run by whoever holds the data directory.
+func SystemPrincipal() Principal { return Principal{Name: ActorSystem, Role: roleSystem} }
+
+// Can reports whether p may take action a.
+func (p Principal) Can(a Action) bool {
+	return p.Role == roleSystem && p.Name == ActorSystem || slices.Contains(rolesFor(a), p.Role)
+}
+
+// Require is Can as an error: Forbidden, naming the role and the action.
+func (p Principal) Require(a Action) error {
+	if p.Can(a) {
+		return nil
+	}
+	if p.Role == "" {
+		return Forbidden("no principal may %s without authenticating", a)
+	}
+	return Forbidden("the %s role may not %s", p.Role, a)
+}
+
 // MaySee reports whether p may see a record routed to agency. An agency
 // sees only its own records; every other role that the route admits sees
 // all of them. Callers answer "not found" when this is false, exactly as
@@ -121,6 +216,8 @@ func roleList() string {
 // agency's assignment or decision exists.
 func (p Principal) MaySee(agency string) bool {
 	switch {
+	case p.Role == roleSystem && p.Name == ActorSystem:
+		return true
 	case !p.Role.Valid():
 		return false // the zero Principal (no authentication ran) sees nothing
 	case p.Role != RoleAgency:
@@ -238,17 +335,19 @@ type AccessConfig struct {
 	// AuditObserver hears of the audit heads key changes commit; nil for
 	// none.
 	AuditObserver AuditObserver
+	// Hooks run inside the transaction of every change (write.go).
+	Hooks []Hook
 }
 
 // Access runs the authentication and key use cases.
 type Access struct {
-	store      Store
+	reads      Reader
+	w          writePath
 	clock      Clock
 	log        zerolog.Logger
 	defaultTTL time.Duration
 	maxTTL     time.Duration
 	random     io.Reader
-	audit      AuditObserver
 }
 
 // NewAccess checks the wiring and returns an Access.
@@ -256,8 +355,8 @@ func NewAccess(c AccessConfig) (*Access, error) {
 	if c.Store == nil || c.Clock == nil {
 		return nil, errors.New("inspection: NewAccess needs a store and a clock")
 	}
-	a := &Access{store: c.Store, clock: c.Clock, log: c.Logger, defaultTTL: c.DefaultKeyTTL, maxTTL: c.MaxKeyTTL, random: c.Random,
-		audit: c.AuditObserver}
+	a := &Access{reads: c.Store, w: writePath{store: c.Store, observer: c.AuditObserver, hooks: c.Hooks}, clock: c.Clock, log: c.Logger,
+		defaultTTL: c.DefaultKeyTTL, maxTTL: c.MaxKeyTTL, random: c.Random}
 	if a.defaultTTL == 0 {
 		a.defaultTTL = DefaultKeyTTL
 	}
@@ -293,7 +392,7 @@ func (a *Access) Authenticate(ctx context.Context, token string) (APIKey, error)
 	}
 	now := a.clock.Now()
 	var k APIKey
-	err := a.store.View(ctx, func(tx ReadTx) (err error) {
+	err := a.reads.View(ctx, func(tx ReadTx) (err error) {
 		k, err = tx.APIKey(id)
 		return err
 	})
@@ -345,6 +444,9 @@ func (a *Access) CreateKey(ctx context.Context, by Principal, req KeyRequest) (I
 // the expiry must be in the future and within the maximum lifetime. by is
 // who asked (recorded on the key).
 func (a *Access) CreateKeys(ctx context.Context, by Principal, reqs []KeyRequest) ([]IssuedKey, error) {
+	if err := by.Require(ActManageKeys); err != nil {
+		return nil, err
+	}
 	if len(reqs) == 0 || len(reqs) > maxKeysBatch {
 		return nil, Invalid("keys", "ask for 1 to %d keys, got %d", maxKeysBatch, len(reqs))
 	}
@@ -384,10 +486,7 @@ func (a *Access) CreateKeys(ctx context.Context, by Principal, reqs []KeyRequest
 			Token: tokenPrefix + id + "_" + secret,
 		}
 	}
-	var head AuditHead
-	err := a.store.Update(ctx, func(raw Tx) error {
-		head = AuditHead{}
-		tx := audited(raw)
+	err := a.w.write(ctx, by, AuditKeyCreated, now, func(tx Tx, c *Change) error {
 		subjects := make([]string, 0, len(out))
 		for _, k := range out {
 			if p := k.Key.Principal; p.Role == RoleAgency {
@@ -411,14 +510,12 @@ func (a *Access) CreateKeys(ctx context.Context, by Principal, reqs []KeyRequest
 		}
 		// One entry for the batch, by whoever asked; it covers each key's
 		// record (principal, expiry, the secret's hash), never a token.
-		var err error
-		head, err = tx.append(now, by.Name, AuditKeyCreated, subjects...)
-		return err
+		c.Subjects = subjects
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.committed(head)
 	for _, k := range out {
 		// The ID, never the token: IDs are how keys are named in logs.
 		a.log.Info().Str("key_id", k.Key.ID).Str("principal", k.Key.Principal.Name).Str("by", by.Name).
@@ -436,9 +533,12 @@ func (a *Access) randomHex(n int) (string, error) {
 }
 
 // Keys lists every key, active or not, oldest first.
-func (a *Access) Keys(ctx context.Context) ([]APIKey, error) {
+func (a *Access) Keys(ctx context.Context, by Principal) ([]APIKey, error) {
+	if err := by.Require(ActReadKeys); err != nil {
+		return nil, err
+	}
 	var list []APIKey
-	err := a.store.View(ctx, func(tx ReadTx) (err error) {
+	err := a.reads.View(ctx, func(tx ReadTx) (err error) {
 		list, err = tx.APIKeys()
 		return err
 	})
@@ -448,6 +548,9 @@ func (a *Access) Keys(ctx context.Context) ([]APIKey, error) {
 // RevokeKey revokes a key from the next request on. Revoking a revoked key
 // changes nothing and returns it as it is.
 func (a *Access) RevokeKey(ctx context.Context, by Principal, id string) (APIKey, error) {
+	if err := by.Require(ActManageKeys); err != nil {
+		return APIKey{}, err
+	}
 	if !hexKeyID.MatchString(id) {
 		return APIKey{}, NotFound("no key %q", id)
 	}
@@ -456,10 +559,8 @@ func (a *Access) RevokeKey(ctx context.Context, by Principal, id string) (APIKey
 		k       APIKey
 		changed bool
 	)
-	var head AuditHead
-	err := a.store.Update(ctx, func(raw Tx) (err error) {
-		changed, head = false, AuditHead{}
-		tx := audited(raw)
+	err := a.w.write(ctx, by, AuditKeyRevoked, now, func(tx Tx, c *Change) (err error) {
+		changed = false
 		k, err = tx.APIKey(id)
 		if errors.Is(err, ErrNotFound) {
 			return NotFound("no key %q", id)
@@ -472,21 +573,14 @@ func (a *Access) RevokeKey(ctx context.Context, by Principal, id string) (APIKey
 		if err := tx.PutAPIKey(k); err != nil {
 			return err
 		}
-		head, err = tx.append(now, by.Name, AuditKeyRevoked, "api_key:"+k.ID)
-		return err
+		c.Subjects = []string{"api_key:" + k.ID}
+		return nil
 	})
 	if err != nil {
 		return APIKey{}, err
 	}
-	a.committed(head)
 	if changed {
 		a.log.Info().Str("key_id", k.ID).Str("principal", k.Principal.Name).Str("by", by.Name).Msg("API key revoked")
 	}
 	return k, nil
-}
-
-func (a *Access) committed(head AuditHead) {
-	if head.Seq > 0 && a.audit != nil {
-		a.audit.AuditCommitted(head)
-	}
 }

@@ -83,7 +83,7 @@ func newAccess(t *testing.T, cfg inspection.AccessConfig) (*inspection.Access, *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	err = db.Update(context.Background(), func(tx inspection.Tx) error {
+	err = db.UpdateRaw(context.Background(), func(tx inspection.Tx) error {
 		return tx.PutAgency(inspection.Agency{ID: "moh-nifc", Name: "NIFC"})
 	})
 	if err != nil {
@@ -142,7 +142,7 @@ func TestKeyLifecycle(t *testing.T) {
 	if _, err := a.RevokeKey(ctx, keyAdmin, "ffffffffffffffff"); inspection.ErrorCode(err) != inspection.CodeNotFound {
 		t.Fatalf("revoke unknown: %v", err)
 	}
-	list, err := a.Keys(ctx)
+	list, err := a.Keys(ctx, inspection.SystemPrincipal())
 	if err != nil || len(list) != 1 || list[0].ID != k.Key.ID || list[0].RevokedAt == nil {
 		t.Fatalf("list %+v %v", list, err)
 	}

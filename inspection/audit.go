@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -46,11 +45,16 @@ const (
 	AuditKeyRevoked         AuditKind = "apikey.revoked"
 	AuditQuotaKeyRevealed   AuditKind = "quota.key_revealed"
 	AuditPolicyStored       AuditKind = "policy.stored"
+	// AuditPolicyActivated covers the switch of the policy in force to a
+	// version already stored.
+	AuditPolicyActivated AuditKind = "policy.activated"
+	// AuditReferenceLoaded covers reference data (agencies, importers,
+	// manufacturers) loaded in bulk.
+	AuditReferenceLoaded AuditKind = "reference.loaded"
+	// AuditRiskRescored names the rescoring job's changes; they write only
+	// derived data (risk counts and priors), so no entry is appended.
+	AuditRiskRescored AuditKind = "risk.rescored"
 )
-
-// ActorSystem is the actor of what ktcn does on its own (storing the
-// configured policy when it starts), as opposed to a principal's request.
-const ActorSystem = "system"
 
 // RecordKind names a kind of stored record for audit digests.
 type RecordKind string
@@ -71,15 +75,18 @@ const (
 	RecordManufacturer RecordKind = "manufacturer"  // ID: manufacturer key (hex)
 )
 
-// AuditedKinds are the record kinds only audited use cases write, so
-// VerifyAudit reports any stored record of these kinds that no entry
+// AuditedKinds are the record kinds VerifyAudit requires an entry to
+// cover, so it reports any stored record of these kinds that no entry
 // covers (a record slipped in beside the log, or an entry cut off the
-// end). Agencies, importers and manufacturers are reference data loaded
-// in bulk (fixtures); they are covered when an audited use case writes
-// them, and not required to be.
-var AuditedKinds = []RecordKind{
-	RecordDeclaration, RecordDecision, RecordAssignment, RecordEvent, RecordGoodsState,
-	RecordQuotaCounter, RecordQuotaPeriod, RecordPolicy, RecordAPIKey, RecordOverride,
+// end). Every record is written through the write path and covered;
+// agencies, importers and manufacturers are not required to be, since
+// stores written before reference data went through the write path hold
+// them uncovered.
+func AuditedKinds() []RecordKind {
+	return []RecordKind{
+		RecordDeclaration, RecordDecision, RecordAssignment, RecordEvent, RecordGoodsState,
+		RecordQuotaCounter, RecordQuotaPeriod, RecordPolicy, RecordAPIKey, RecordOverride,
+	}
 }
 
 // RecordDigest names a stored record and the SHA-256 (hex) of its stored
@@ -183,179 +190,12 @@ type AuditObserver interface {
 	AuditCommitted(AuditHead)
 }
 
-// recordRef names a record written in a transaction.
-type recordRef struct {
-	kind RecordKind
-	id   string
-}
-
-// auditTx is the Tx a use case writes through: it passes every write on
-// and notes which record it wrote, so the entry covers exactly what the
-// transaction changed, with no list to keep by hand. Index-only writes
-// (the quota draw index) are derived data and are not covered; verify
-// quota checks them.
-type auditTx struct {
-	Tx
-	refs []recordRef
-	seen map[recordRef]bool
-	// sums holds the digests of records written from an encoding made
-	// ahead (putDecision, putAssignment), so append need not read them
-	// back; a later write of the same record drops its entry.
-	sums map[recordRef]string
-}
-
-func audited(tx Tx) *auditTx { return &auditTx{Tx: tx, seen: map[recordRef]bool{}} }
-
-func (a *auditTx) note(k RecordKind, id string, err error) error {
-	if err != nil {
-		return err
-	}
-	r := recordRef{k, id}
-	delete(a.sums, r)
-	if !a.seen[r] { // a record written twice is covered once, as it ends
-		a.seen[r] = true
-		a.refs = append(a.refs, r)
-	}
-	return nil
-}
-
-func (a *auditTx) PutDeclaration(r DeclarationRecord) error {
-	return a.note(RecordDeclaration, r.ID, a.Tx.PutDeclaration(r))
-}
-func (a *auditTx) PutDecision(d Decision) error {
-	return a.note(RecordDecision, d.ID, a.Tx.PutDecision(d))
-}
-func (a *auditTx) PutAssignment(x Assignment) error {
-	return a.note(RecordAssignment, x.ID, a.Tx.PutAssignment(x))
-}
-func (a *auditTx) AddEvent(e Event) error { return a.note(RecordEvent, e.ID, a.Tx.AddEvent(e)) }
-func (a *auditTx) PutGoodsState(g GoodsState) error {
-	return a.note(RecordGoodsState, g.Key.String(), a.Tx.PutGoodsState(g))
-}
-func (a *auditTx) PutAgency(x Agency) error { return a.note(RecordAgency, x.ID, a.Tx.PutAgency(x)) }
-func (a *auditTx) PutImporter(i Importer) error {
-	return a.note(RecordImporter, i.TaxCode, a.Tx.PutImporter(i))
-}
-func (a *auditTx) PutManufacturer(m Manufacturer) error {
-	return a.note(RecordManufacturer, m.Key().String(), a.Tx.PutManufacturer(m))
-}
-func (a *auditTx) PutPolicy(version string, doc []byte) error {
-	return a.note(RecordPolicy, version, a.Tx.PutPolicy(version, doc))
-}
-func (a *auditTx) PutAPIKey(k APIKey) error { return a.note(RecordAPIKey, k.ID, a.Tx.PutAPIKey(k)) }
-func (a *auditTx) PutQuotaCounter(c QuotaCounter) error {
-	return a.note(RecordQuotaCounter, QuotaCounterID(c.Period, c.Scope), a.Tx.PutQuotaCounter(c))
-}
-func (a *auditTx) PutQuotaPeriod(p QuotaPeriod) error {
-	return a.note(RecordQuotaPeriod, p.Period, a.Tx.PutQuotaPeriod(p))
-}
-func (a *auditTx) PutOverride(o Override) error {
-	return a.note(RecordOverride, o.ID, a.Tx.PutOverride(o))
-}
-
-// encodedRecord is a record's stored encoding made ahead of its write
-// transaction, and its digest.
-type encodedRecord struct {
-	body []byte
-	sum  string // hex SHA-256 of body
-}
-
-func newEncodedRecord(body []byte) encodedRecord {
-	if body == nil {
-		return encodedRecord{}
-	}
-	sum := sha256.Sum256(body)
-	return encodedRecord{body: body, sum: hex.EncodeToString(sum[:])}
-}
-
-// putDecision writes d from its encoding made ahead when there is one and
-// the store takes it, else through PutDecision.
-func (a *auditTx) putDecision(d Decision, enc encodedRecord) error {
-	w, ok := a.Tx.(EncodedWriter)
-	if !ok || enc.body == nil {
-		return a.PutDecision(d)
-	}
-	return a.noteEncoded(RecordDecision, d.ID, enc, w.PutDecisionJSON(d, enc.body))
-}
-
-// putAssignment is putDecision for an assignment.
-func (a *auditTx) putAssignment(x Assignment, enc encodedRecord) error {
-	w, ok := a.Tx.(EncodedWriter)
-	if !ok || enc.body == nil {
-		return a.PutAssignment(x)
-	}
-	return a.noteEncoded(RecordAssignment, x.ID, enc, w.PutAssignmentJSON(x, enc.body))
-}
-
-func (a *auditTx) noteEncoded(k RecordKind, id string, enc encodedRecord, err error) error {
-	if err := a.note(k, id, err); err != nil {
-		return err
-	}
-	if a.sums == nil {
-		a.sums = map[recordRef]string{}
-	}
-	a.sums[recordRef{k, id}] = enc.sum
-	return nil
-}
-
-// PutAuditEntry is refused through auditTx: entries are appended by
-// append, once, after every write.
-func (a *auditTx) PutAuditEntry(AuditEntry) error {
-	return errors.New("inspection: audit entries are appended by auditTx.append")
-}
-
-// append writes the transaction's audit entry: it reads the head (under
-// group commit every Update runs in one goroutine, so this never
-// conflicts and the sequence is commit order), digests every record the
-// transaction wrote as the store now holds it, and links the entry to the
-// head. Call it last, after every write.
-func (a *auditTx) append(at time.Time, actor string, kind AuditKind, subjects ...string) (AuditHead, error) {
-	if len(a.refs) == 0 {
-		// A use case that wrote nothing has nothing to record; one that
-		// calls append anyway has a bug.
-		return AuditHead{}, fmt.Errorf("inspection: audit %s: the transaction wrote nothing", kind)
-	}
-	head, err := a.Tx.AuditHead()
-	switch {
-	case errors.Is(err, ErrNotFound):
-		head = AuditHead{}
-	case err != nil:
-		return AuditHead{}, fmt.Errorf("audit head: %w", err)
-	}
-	var prev [sha256.Size]byte
-	if head.Seq > 0 {
-		var ok bool
-		if prev, ok = decodeHash(head.Hash); !ok {
-			return AuditHead{}, fmt.Errorf("audit head %d: hash %q is not 64 hex digits", head.Seq, head.Hash)
-		}
-	}
-	e := AuditEntry{Seq: head.Seq + 1, Prev: hex.EncodeToString(prev[:]), At: at, Actor: actor, Kind: kind,
-		Subjects: slices.Clone(subjects), Records: make([]RecordDigest, 0, len(a.refs))}
-	for _, r := range a.refs {
-		if sum, ok := a.sums[r]; ok {
-			e.Records = append(e.Records, RecordDigest{Kind: r.kind, ID: r.id, SHA256: sum})
-			continue
-		}
-		d, err := a.Tx.RecordDigest(r.kind, r.id)
-		if err != nil {
-			return AuditHead{}, fmt.Errorf("audit digest of %s %q: %w", r.kind, r.id, err)
-		}
-		e.Records = append(e.Records, d)
-	}
-	sum, err := AuditHash(prev, e)
-	if err != nil {
-		return AuditHead{}, fmt.Errorf("audit entry %d: %w", e.Seq, err)
-	}
-	e.Hash = hex.EncodeToString(sum[:])
-	if err := a.Tx.PutAuditEntry(e); err != nil {
-		return AuditHead{}, err
-	}
-	return AuditHead{Seq: e.Seq, Hash: e.Hash}, nil
-}
-
 // AuditLog pages through the chain for auditors: at most limit entries
 // after seq after, and the head.
-func (s *Service) AuditLog(ctx context.Context, after uint64, limit int) ([]AuditEntry, AuditHead, error) {
+func (s *Service) AuditLog(ctx context.Context, by Principal, after uint64, limit int) ([]AuditEntry, AuditHead, error) {
+	if err := by.Require(ActReadAudit); err != nil {
+		return nil, AuditHead{}, err
+	}
 	if limit < 1 || limit > 1000 {
 		return nil, AuditHead{}, Invalid("limit", "must be between 1 and 1000, got %d", limit)
 	}
@@ -363,7 +203,7 @@ func (s *Service) AuditLog(ctx context.Context, after uint64, limit int) ([]Audi
 		out  []AuditEntry
 		head AuditHead
 	)
-	err := s.store.View(ctx, func(tx ReadTx) error {
+	err := s.reads.View(ctx, func(tx ReadTx) error {
 		out = out[:0]
 		h, err := tx.AuditHead()
 		if errors.Is(err, ErrNotFound) {

@@ -75,7 +75,7 @@ func normalLine(no int, product string) inspection.LineInput {
 
 func (r *auditRig) entries(t testing.TB) []inspection.AuditEntry {
 	t.Helper()
-	es, _, err := r.svc.AuditLog(ctx, 0, 1000)
+	es, _, err := r.svc.AuditLog(ctx, inspection.SystemPrincipal(), 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func (r *auditRig) entries(t testing.TB) []inspection.AuditEntry {
 
 func (r *auditRig) verify(t testing.TB) inspection.AuditReport {
 	t.Helper()
-	rep, err := r.svc.VerifyAudit(ctx, nil)
+	rep, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), nil)
 	if err != nil {
 		t.Fatalf("an honest store fails verification: %v", err)
 	}
@@ -110,11 +110,11 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 	decl := inspection.DeclarationInput{DeclarationID: "AUD-1", ImporterTaxCode: "0101234567",
 		Lines: []inspection.LineInput{normalLine(1, "Sữa audit"), reducedLine("1905.31.20", 1)}}
 	decl.Lines[1].LineNo = ptr(2)
-	res, err := r.svc.Decide(ctx, decl, "nsw")
+	res, err := r.svc.Decide(ctx, as("nsw"), decl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.svc.Decide(ctx, decl, "nsw"); err != nil { // a resubmission writes nothing
+	if _, err := r.svc.Decide(ctx, as("nsw"), decl); err != nil { // a resubmission writes nothing
 		t.Fatal(err)
 	}
 	inspected := res.Decisions[0]
@@ -123,14 +123,14 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 	}
 	result := inspection.ResultInput{Outcome: "pass", InspectedAt: r.clock.Now().Format(time.RFC3339)}
 	for range 2 {
-		if _, err := r.svc.RecordResult(ctx, inspected.AssignmentID, result, "agency:moh-nifc"); err != nil {
+		if _, err := r.svc.RecordResult(ctx, as("agency:moit-firi"), inspected.AssignmentID, result); err != nil {
 			t.Fatal(err)
 		}
 	}
 	alert := inspection.AlertInput{Authority: "RASFF", Reference: "AUD-A1", IssuedAt: r.clock.Now().Format(time.RFC3339), Reason: "Listeria",
 		Target: inspection.AlertTarget{Kind: "manufacturer", Manufacturer: "Other Dairy", Origin: "NZ"}}
 	for range 2 {
-		if _, err := r.svc.RaiseAlert(ctx, alert, "customs:a"); err != nil {
+		if _, err := r.svc.RaiseAlert(ctx, as("customs:a"), alert); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -141,7 +141,7 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 	}
 	r.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, inspection.Vietnam()))
 	for range 2 {
-		if _, err := r.svc.RevealQuotaKey(ctx, "2026", "auditor:b"); err != nil {
+		if _, err := r.svc.RevealQuotaKey(ctx, as("auditor:b"), "2026"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -158,7 +158,7 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 		{inspection.AuditKeyCreated, "admin:ops", []string{"api_key:" + keys[0].Key.ID, "api_key:" + keys[1].Key.ID}, []inspection.RecordKind{"api_key", "api_key"}},
 		{inspection.AuditDeclarationDecided, "nsw", []string{"declaration:AUD-1", "quota_period:2026"},
 			[]inspection.RecordKind{"assignment", "decision", "goods_state", "quota_period", "quota_counter", "decision", "goods_state", "declaration"}},
-		{inspection.AuditResultRecorded, "agency:moh-nifc", []string{"assignment:" + inspected.AssignmentID, "decision:" + inspected.ID},
+		{inspection.AuditResultRecorded, "agency:moit-firi", []string{"assignment:" + inspected.AssignmentID, "decision:" + inspected.ID},
 			[]inspection.RecordKind{"assignment", "event", "goods_state"}},
 		{inspection.AuditAlertRaised, "customs:a", nil, []inspection.RecordKind{"event"}},
 		{inspection.AuditKeyRevoked, "admin:ops", []string{"api_key:" + keys[1].Key.ID}, []inspection.RecordKind{"api_key"}},
@@ -259,7 +259,7 @@ func TestCheckpoints(t *testing.T) {
 	for i := range 9 {      // entries 2-10
 		in := inspection.DeclarationInput{DeclarationID: fmt.Sprintf("CP-%d", i), ImporterTaxCode: "0101234567",
 			Lines: []inspection.LineInput{normalLine(1, fmt.Sprintf("Sữa %d", i))}}
-		if _, err := r.svc.Decide(ctx, in, "nsw"); err != nil {
+		if _, err := r.svc.Decide(ctx, as("nsw"), in); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -280,7 +280,7 @@ func TestCheckpoints(t *testing.T) {
 	if !slices.Equal(seqs, []uint64{3, 6, 9, 10}) {
 		t.Fatalf("checkpoints at %v, want 3 6 9 10", seqs)
 	}
-	rep, err := r.svc.VerifyAudit(ctx, cps)
+	rep, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), cps)
 	if err != nil || rep.Checkpoints != 4 {
 		t.Fatalf("verify with checkpoints: %+v %v", rep, err)
 	}
@@ -309,11 +309,11 @@ func TestCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	var brk *inspection.AuditBreak
-	if _, err := r.svc.VerifyAudit(ctx, append(cps, bad)); !errors.As(err, &brk) || brk.Seq != 6 {
+	if _, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), append(cps, bad)); !errors.As(err, &brk) || brk.Seq != 6 {
 		t.Fatalf("a checkpoint the chain contradicts: %v", err)
 	}
 	beyond, _ := inspection.SignCheckpoint(key, inspection.AuditHead{Seq: 12, Hash: strings.Repeat("1", 64)}, clock.Now())
-	if _, err := r.svc.VerifyAudit(ctx, append(cps, beyond)); !errors.As(err, &brk) || brk.Seq != 11 || !strings.Contains(err.Error(), "truncated") {
+	if _, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), append(cps, beyond)); !errors.As(err, &brk) || brk.Seq != 11 || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("a checkpoint beyond the chain's end: %v", err)
 	}
 }
@@ -359,7 +359,7 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 						in := inspection.DeclarationInput{DeclarationID: fmt.Sprintf("CC-%d-%d", c, i), ImporterTaxCode: "0101234567",
 							Lines: []inspection.LineInput{normalLine(1, fmt.Sprintf("Sữa %d-%d", c, i)), reducedLine(quotaHeadings[i%3], c*each+i)}}
 						in.Lines[1].LineNo = ptr(2)
-						res, err := svc.Decide(ctx, in, "nsw")
+						res, err := svc.Decide(ctx, as("nsw"), in)
 						if inspection.ErrorCode(err) == inspection.CodeUnavailable {
 							continue // direct commit gave up on the hot head: nothing written
 						}
@@ -369,8 +369,8 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 						}
 						writes.add()
 						if i%2 == 0 {
-							_, err := svc.RecordResult(ctx, res.Decisions[0].AssignmentID,
-								inspection.ResultInput{Outcome: "pass", InspectedAt: clock.Now().Format(time.RFC3339)}, "agency:x")
+							_, err := svc.RecordResult(ctx, as("agency:moit-firi"), res.Decisions[0].AssignmentID,
+								inspection.ResultInput{Outcome: "pass", InspectedAt: clock.Now().Format(time.RFC3339)})
 							if err == nil {
 								writes.add()
 							} else if inspection.ErrorCode(err) != inspection.CodeUnavailable {
@@ -389,7 +389,7 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			rep, err := svc.VerifyAudit(ctx, nil)
+			rep, err := svc.VerifyAudit(ctx, inspection.SystemPrincipal(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

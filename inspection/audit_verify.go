@@ -45,9 +45,12 @@ type AuditReport struct {
 }
 
 // VerifyAudit checks the audit log in one snapshot; see VerifyAuditTx.
-func (s *Service) VerifyAudit(ctx context.Context, checkpoints []Checkpoint) (AuditReport, error) {
+func (s *Service) VerifyAudit(ctx context.Context, by Principal, checkpoints []Checkpoint) (AuditReport, error) {
+	if err := by.Require(ActReadAudit); err != nil {
+		return AuditReport{}, err
+	}
 	var rep AuditReport
-	err := s.store.View(ctx, func(tx ReadTx) (err error) {
+	err := s.reads.View(ctx, func(tx ReadTx) (err error) {
 		rep, err = VerifyAuditTx(tx, checkpoints)
 		return err
 	})
@@ -186,7 +189,7 @@ func VerifyAuditTx(tx ReadTx, checkpoints []Checkpoint) (AuditReport, error) {
 	}
 
 	// Pass 3: nothing stored beside the log.
-	for _, k := range AuditedKinds {
+	for _, k := range AuditedKinds() {
 		err := tx.Records(k, func(d RecordDigest) error {
 			if _, ok := latest[refKey(d.Kind, d.ID)]; !ok {
 				return broken(0, "%s %s is stored but no entry of the %d covers it: it was written beside the log, or the entries covering it were cut off its end",

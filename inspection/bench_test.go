@@ -43,14 +43,14 @@ func benchService(b *testing.B, direct, scoring bool) (*inspection.Service, *sto
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = db.Close() })
-	if err := fixtures.Load(context.Background(), db); err != nil {
-		b.Fatal(err)
-	}
 	p := mustPolicy(b)
 	p.Risk.ScoreDecisions = scoring
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: inspection.SystemClock{},
 		QuotaKeys: testKeys, Logger: zerolog.Nop()})
 	if err != nil {
+		b.Fatal(err)
+	}
+	if err := fixtures.Load(context.Background(), svc); err != nil {
 		b.Fatal(err)
 	}
 	return svc, db
@@ -97,7 +97,7 @@ func BenchmarkDecide64(b *testing.B) {
 				var mine []time.Duration
 				for pb.Next() {
 					t0 := time.Now()
-					if _, err := svc.Decide(ctx, benchDeclaration(seq.Add(1)), "bench"); err != nil {
+					if _, err := svc.Decide(ctx, inspection.SystemPrincipal(), benchDeclaration(seq.Add(1))); err != nil {
 						// One transaction per decision gives up on hot keys
 						// (quota counters, goods state) under 64 callers:
 						// count it, it is part of what is measured.

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"os"
 	"testing"
+
+	"github.com/ktcn/ktcn/inspection"
 )
 
 // TestMain lets `make test` / `make soak` set rapid's iteration count for
@@ -17,4 +19,14 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(m.Run())
+}
+
+// as is the principal a test acts as, by its name (see
+// inspection.ParsePrincipal).
+func as(name string) inspection.Principal {
+	p, err := inspection.ParsePrincipal(name)
+	if err != nil {
+		panic(err) // a test's own literal: a bug in the test
+	}
+	return p
 }

@@ -142,18 +142,32 @@ func viewOf(d Decision, ovs []Override) DecisionView {
 	return v
 }
 
-// DecisionView returns a decision with its overrides.
-func (s *Service) DecisionView(ctx context.Context, id string) (DecisionView, error) {
+// DecisionView returns a decision with its overrides. An agency sees a
+// decision routed to it, by the decision or by an override; any other is
+// not found, word for word what a missing one gets.
+func (s *Service) DecisionView(ctx context.Context, by Principal, id string) (DecisionView, error) {
+	if err := by.Require(ActReadDecisions); err != nil {
+		return DecisionView{}, err
+	}
 	var v DecisionView
-	err := s.store.View(ctx, func(tx ReadTx) error {
+	err := s.reads.View(ctx, func(tx ReadTx) error {
 		l, err := loadLot(tx, id)
 		v = viewOf(l.d, l.ovs)
 		return err
 	})
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) || err == nil && !v.VisibleTo(by) {
 		return DecisionView{}, NotFound("no decision %q", id)
 	}
 	return v, err
+}
+
+// VisibleTo reports whether p may see the decision: an agency only when
+// the lot was routed to it.
+func (v DecisionView) VisibleTo(p Principal) bool {
+	if p.Role != RoleAgency {
+		return p.MaySee("")
+	}
+	return slices.ContainsFunc(v.Agencies(), p.MaySee)
 }
 
 // OverrideInput is a customs officer's override as sent: a reason, and
@@ -211,7 +225,7 @@ func (l lot) next(by string, at time.Time, code OverrideReason, text string, ins
 // one atomic write with its audit entry. The same override sent again
 // (same officer, reason and change, and still the last one) changes
 // nothing and is returned as Replayed.
-func (s *Service) Override(ctx context.Context, decisionID string, in OverrideInput, by Principal) (OverrideOutcome, error) {
+func (s *Service) Override(ctx context.Context, by Principal, decisionID string, in OverrideInput) (OverrideOutcome, error) {
 	// The api's route table already admits customs only; the use case
 	// says so too, so no other caller can reach around it.
 	if by.Role != RoleCustoms {
@@ -235,13 +249,9 @@ func (s *Service) Override(ctx context.Context, decisionID string, in OverrideIn
 		return OverrideOutcome{}, Invalid("swap_with", "a lot cannot be swapped with itself")
 	}
 	now := s.clock.Now()
-	var (
-		out  OverrideOutcome
-		head AuditHead
-	)
-	err := s.store.Update(ctx, func(raw Tx) error {
-		out, head = OverrideOutcome{}, AuditHead{}
-		tx := audited(raw)
+	var out OverrideOutcome
+	err := s.w.write(ctx, by, AuditDecisionOverridden, now, func(tx Tx, c *Change) error {
+		out = OverrideOutcome{}
 		l, err := loadLot(tx, decisionID)
 		if errors.Is(err, ErrNotFound) {
 			return NotFound("no decision %q", decisionID)
@@ -249,8 +259,12 @@ func (s *Service) Override(ctx context.Context, decisionID string, in OverrideIn
 		if err != nil {
 			return err
 		}
+		pol, err := s.policyIn(tx)
+		if err != nil {
+			return err
+		}
 		if swapWith != "" {
-			return s.swap(tx, l, swapWith, by, now, code, text, &out, &head)
+			return swap(tx, pol, c, l, swapWith, by, now, code, text, &out)
 		}
 		want := *in.Inspect
 		if o := l.last(); o != nil && o.SwapWith == "" && o.Inspect == want && o.By == by.Name && o.ReasonCode == code && o.ReasonText == text {
@@ -269,7 +283,7 @@ func (s *Service) Override(ctx context.Context, decisionID string, in OverrideIn
 		}
 		o := l.next(by.Name, now, code, text, want)
 		if want {
-			o.Agency, o.AssignmentID, err = s.openAssignment(tx, l.d, o.ID, now)
+			o.Agency, o.AssignmentID, err = openAssignment(tx, pol, l.d, o.ID, now)
 		} else {
 			o.Agency, o.AssignmentID, err = cancelAssignment(tx, l, o.ID, now)
 		}
@@ -279,16 +293,13 @@ func (s *Service) Override(ctx context.Context, decisionID string, in OverrideIn
 		if err := tx.PutOverride(o); err != nil {
 			return err
 		}
-		if head, err = tx.append(now, by.Name, AuditDecisionOverridden, "decision:"+l.d.ID); err != nil {
-			return err
-		}
+		c.Subjects = []string{"decision:" + l.d.ID}
 		out.Decision = viewOf(l.d, append(l.ovs, o))
 		return nil
 	})
 	if err != nil {
 		return OverrideOutcome{}, err
 	}
-	s.committed(head)
 	if !out.Replayed {
 		ev := s.log.Info().Str("decision_id", decisionID).Str("by", by.Name).Str("reason_code", string(code)).
 			Bool("inspect", out.Decision.Current.Inspect)
@@ -302,8 +313,8 @@ func (s *Service) Override(ctx context.Context, decisionID string, in OverrideIn
 
 // swap moves a random check between two reduced lots of one scope and
 // period: the checked one is released, the other checked.
-func (s *Service) swap(tx *auditTx, a lot, otherID string, by Principal, now time.Time, code OverrideReason, text string,
-	out *OverrideOutcome, head *AuditHead) error {
+func swap(tx Tx, pol *Policy, c *Change, a lot, otherID string, by Principal, now time.Time, code OverrideReason, text string,
+	out *OverrideOutcome) error {
 	b, err := loadLot(tx, otherID)
 	if errors.Is(err, ErrNotFound) {
 		return Invalid("swap_with", "no decision %q", otherID)
@@ -347,7 +358,7 @@ func (s *Service) swap(tx *auditTx, a lot, otherID string, by Principal, now tim
 	if ro.Agency, ro.AssignmentID, err = cancelAssignment(tx, release, ro.ID, now); err != nil {
 		return err
 	}
-	if co.Agency, co.AssignmentID, err = s.openAssignment(tx, check.d, co.ID, now); err != nil {
+	if co.Agency, co.AssignmentID, err = openAssignment(tx, pol, check.d, co.ID, now); err != nil {
 		return err
 	}
 	for _, o := range []Override{ro, co} {
@@ -355,9 +366,7 @@ func (s *Service) swap(tx *auditTx, a lot, otherID string, by Principal, now tim
 			return err
 		}
 	}
-	if *head, err = tx.append(now, by.Name, AuditDecisionOverridden, "decision:"+a.d.ID, "decision:"+b.d.ID); err != nil {
-		return err
-	}
+	c.Subjects = []string{"decision:" + a.d.ID, "decision:" + b.d.ID}
 	aNew, bNew := ro, co
 	if a.d.ID == check.d.ID {
 		aNew, bNew = co, ro
@@ -370,7 +379,7 @@ func (s *Service) swap(tx *auditTx, a lot, otherID string, by Principal, now tim
 // openAssignment gives the lot to its agency: the lot's assignment is
 // reopened if an earlier override cancelled it, or created under the
 // active policy's routing.
-func (s *Service) openAssignment(tx Tx, d Decision, overrideID string, now time.Time) (agency, id string, err error) {
+func openAssignment(tx Tx, pol *Policy, d Decision, overrideID string, now time.Time) (agency, id string, err error) {
 	id = AssignmentID(d.DeclarationID, d.LineNo)
 	a, err := tx.Assignment(id)
 	switch {
@@ -379,13 +388,13 @@ func (s *Service) openAssignment(tx Tx, d Decision, overrideID string, now time.
 			return "", "", Conflict("inspect", "the lot's assignment %s already has a result", id)
 		}
 	case errors.Is(err, ErrNotFound):
-		listing, ok := s.policy.Lookup(d.Procedure, d.Goods.HSCode)
+		listing, ok := pol.Lookup(d.Procedure, d.Goods.HSCode)
 		if !ok {
-			return "", "", Conflict("inspect", "policy %s does not list %s under %s: no agency to inspect it", s.policy.Version, d.Goods.HSCode, d.Procedure)
+			return "", "", Conflict("inspect", "policy %s does not list %s under %s: no agency to inspect it", pol.Version, d.Goods.HSCode, d.Procedure)
 		}
-		agency, ok := s.policy.Route(listing, d.Goods.HSCode)
+		agency, ok := pol.Route(listing, d.Goods.HSCode)
 		if !ok {
-			return "", "", Conflict("inspect", "policy %s routes %s %s to no agency", s.policy.Version, d.Procedure, d.Goods.HSCode)
+			return "", "", Conflict("inspect", "policy %s routes %s %s to no agency", pol.Version, d.Procedure, d.Goods.HSCode)
 		}
 		check := "documents"
 		if d.Mode == ModeStrict {
@@ -397,7 +406,7 @@ func (s *Service) openAssignment(tx Tx, d Decision, overrideID string, now time.
 		return "", "", err
 	}
 	// The agency's deadline runs from the override, not from the decision.
-	a.Status, a.DueAt, a.OverrideID, a.CancelledAt = AssignmentOpen, s.policy.Deadline(a.Mode, now), overrideID, nil
+	a.Status, a.DueAt, a.OverrideID, a.CancelledAt = AssignmentOpen, pol.Deadline(a.Mode, now), overrideID, nil
 	if err := tx.PutAssignment(a); err != nil {
 		return "", "", err
 	}

@@ -15,8 +15,8 @@ var officer = inspection.Principal{Name: "customs:nguyen.van.a", Role: inspectio
 
 func decideOne(t *testing.T, r *auditRig, id string, l inspection.LineInput) inspection.Decision {
 	t.Helper()
-	res, err := r.svc.Decide(ctx, inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
-		Lines: []inspection.LineInput{l}}, "nsw")
+	res, err := r.svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
+		Lines: []inspection.LineInput{l}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestOverrideNeedsACustomsOfficerAndAReason(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := r.entries(t)
-			_, err := r.svc.Override(ctx, d.ID, tc.in, tc.by)
+			_, err := r.svc.Override(ctx, tc.by, d.ID, tc.in)
 			var e *inspection.Error
 			if !errors.As(err, &e) || e.Code != tc.code || e.Field != tc.field {
 				t.Fatalf("%v, want %s on %q", err, tc.code, tc.field)
@@ -66,7 +66,7 @@ func TestOverrideNeedsACustomsOfficerAndAReason(t *testing.T) {
 			}
 		})
 	}
-	if _, err := r.svc.Override(ctx, "dec_nope", inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "x", Inspect: &no}, officer); inspection.ErrorCode(err) != inspection.CodeNotFound {
+	if _, err := r.svc.Override(ctx, officer, "dec_nope", inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "x", Inspect: &no}); inspection.ErrorCode(err) != inspection.CodeNotFound {
 		t.Fatalf("an unknown decision: %v", err)
 	}
 }
@@ -79,7 +79,7 @@ func TestOverrideInspection(t *testing.T) {
 	r := newAuditRig(t, nil)
 	d := decideOne(t, r, "OVR-1", normalLine(1, "Sữa huỷ"))
 	stop := inspection.OverrideInput{ReasonCode: "duplicate_declaration", ReasonText: "declared again as OVR-2", Inspect: ptr(false)}
-	out, err := r.svc.Override(ctx, d.ID, stop, officer)
+	out, err := r.svc.Override(ctx, officer, d.ID, stop)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,14 +97,14 @@ func TestOverrideInspection(t *testing.T) {
 		!strings.Contains(v.Current.Reason, stop.ReasonText) {
 		t.Fatalf("current %+v", v.Current)
 	}
-	if got, err := r.svc.DecisionView(ctx, d.ID); err != nil || len(got.Overrides) != 1 || got.Current != v.Current {
+	if got, err := r.svc.DecisionView(ctx, inspection.SystemPrincipal(), d.ID); err != nil || len(got.Overrides) != 1 || got.Current != v.Current {
 		t.Fatalf("read back: %+v %v", got, err)
 	}
-	a, err := r.svc.Assignment(ctx, d.AssignmentID)
+	a, err := r.svc.Assignment(ctx, inspection.SystemPrincipal(), d.AssignmentID)
 	if err != nil || a.Status != inspection.AssignmentCancelled || a.OverrideID != o.ID {
 		t.Fatalf("assignment %+v %v", a, err)
 	}
-	if list, _, err := r.svc.OpenAssignments(ctx, a.Agency, "", 10); err == nil && len(list) != 0 {
+	if list, _, err := r.svc.OpenAssignments(ctx, inspection.SystemPrincipal(), a.Agency, "", 10); err == nil && len(list) != 0 {
 		t.Fatalf("a cancelled assignment is still open: %+v", list)
 	}
 	e := lastEntry(t, r)
@@ -114,34 +114,34 @@ func TestOverrideInspection(t *testing.T) {
 		t.Fatalf("audit entry %+v", e)
 	}
 	// The agency can no longer report on it.
-	_, err = r.svc.RecordResult(ctx, d.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: r.clock.Now().Format(time.RFC3339)}, "agency:"+a.Agency)
+	_, err = r.svc.RecordResult(ctx, as("agency:"+a.Agency), d.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: r.clock.Now().Format(time.RFC3339)})
 	if inspection.ErrorCode(err) != inspection.CodeConflict {
 		t.Fatalf("a result on a cancelled assignment: %v", err)
 	}
 	// The same override again: nothing new.
 	n := len(r.entries(t))
-	if again, err := r.svc.Override(ctx, d.ID, stop, officer); err != nil || !again.Replayed || len(again.Decision.Overrides) != 1 || len(r.entries(t)) != n {
+	if again, err := r.svc.Override(ctx, officer, d.ID, stop); err != nil || !again.Replayed || len(again.Decision.Overrides) != 1 || len(r.entries(t)) != n {
 		t.Fatalf("a retried override: %+v %v", again, err)
 	}
 
 	// Restored a day later: the same assignment reopens, due from now.
 	r.clock.Set(r.clock.Now().Add(24 * time.Hour))
-	back, err := r.svc.Override(ctx, d.ID, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "OVR-2 was a different lot", Inspect: ptr(true)}, officer)
+	back, err := r.svc.Override(ctx, officer, d.ID, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "OVR-2 was a different lot", Inspect: ptr(true)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c := back.Decision.Current; !c.Inspect || c.AssignmentID != d.AssignmentID || len(back.Decision.Overrides) != 2 {
 		t.Fatalf("restored: %+v", back.Decision)
 	}
-	a, _ = r.svc.Assignment(ctx, d.AssignmentID)
+	a, _ = r.svc.Assignment(ctx, inspection.SystemPrincipal(), d.AssignmentID)
 	if a.Status != inspection.AssignmentOpen || !a.DueAt.After(r.clock.Now()) || a.CancelledAt != nil {
 		t.Fatalf("reopened assignment %+v", a)
 	}
-	if _, err := r.svc.RecordResult(ctx, d.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: r.clock.Now().Format(time.RFC3339)}, "agency:"+a.Agency); err != nil {
+	if _, err := r.svc.RecordResult(ctx, as("agency:"+a.Agency), d.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: r.clock.Now().Format(time.RFC3339)}); err != nil {
 		t.Fatal(err)
 	}
 	// A result stands: the lot cannot be un-inspected now.
-	if _, err := r.svc.Override(ctx, d.ID, stop, officer); inspection.ErrorCode(err) != inspection.CodeConflict {
+	if _, err := r.svc.Override(ctx, officer, d.ID, stop); inspection.ErrorCode(err) != inspection.CodeConflict {
 		t.Fatalf("override after a result: %v", err)
 	}
 
@@ -152,7 +152,7 @@ func TestOverrideInspection(t *testing.T) {
 	if dx.Inspect {
 		t.Fatal("setup: exempt lot inspected")
 	}
-	ox, err := r.svc.Override(ctx, dx.ID, inspection.OverrideInput{ReasonCode: "visible_damage", ReasonText: "torn sacks", Inspect: ptr(true)}, officer)
+	ox, err := r.svc.Override(ctx, officer, dx.ID, inspection.OverrideInput{ReasonCode: "visible_damage", ReasonText: "torn sacks", Inspect: ptr(true)})
 	if err != nil || !ox.Decision.Current.Inspect || ox.Decision.Current.Agency == "" || ox.Decision.Current.AssignmentID != inspection.AssignmentID("OVR-3", 1) {
 		t.Fatalf("inspect an exempt lot: %+v %v", ox.Decision, err)
 	}
@@ -195,7 +195,7 @@ func checkedIn(t *testing.T, r *auditRig, ds []inspection.Decision) int64 {
 	t.Helper()
 	var n int64
 	for _, d := range ds {
-		v, err := r.svc.DecisionView(ctx, d.ID)
+		v, err := r.svc.DecisionView(ctx, inspection.SystemPrincipal(), d.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,23 +248,23 @@ func TestSwapRandomCheck(t *testing.T) {
 		if ds[len(ds)-1].Quota.Chosen && tc.name == "swap two unchecked lots" {
 			continue
 		}
-		if _, err := r.svc.Override(ctx, tc.id, tc.in, officer); inspection.ErrorCode(err) != tc.code {
+		if _, err := r.svc.Override(ctx, officer, tc.id, tc.in); inspection.ErrorCode(err) != tc.code {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
 		}
 	}
 	// Across scopes: a lot of another heading.
 	other := decideOne(t, r, "SW-OTHER", reducedLine("2106.90.71", 1))
-	if _, err := r.svc.Override(ctx, chosen.ID, reason(inspection.OverrideInput{SwapWith: other.ID}), officer); inspection.ErrorCode(err) != inspection.CodeInvalid ||
+	if _, err := r.svc.Override(ctx, officer, chosen.ID, reason(inspection.OverrideInput{SwapWith: other.ID})); inspection.ErrorCode(err) != inspection.CodeInvalid ||
 		!strings.Contains(err.Error(), "like for like") {
 		t.Fatalf("a swap across scopes: %v", err)
 	}
 	// A lot that is not a random-check lot at all.
 	normal := decideOne(t, r, "SW-NORMAL", normalLine(1, "Sữa thường"))
-	if _, err := r.svc.Override(ctx, chosen.ID, reason(inspection.OverrideInput{SwapWith: normal.ID}), officer); inspection.ErrorCode(err) != inspection.CodeInvalid {
+	if _, err := r.svc.Override(ctx, officer, chosen.ID, reason(inspection.OverrideInput{SwapWith: normal.ID})); inspection.ErrorCode(err) != inspection.CodeInvalid {
 		t.Fatalf("a swap with a normal lot: %v", err)
 	}
 
-	out, err := r.svc.Override(ctx, chosen.ID, reason(inspection.OverrideInput{SwapWith: spare.ID}), officer)
+	out, err := r.svc.Override(ctx, officer, chosen.ID, reason(inspection.OverrideInput{SwapWith: spare.ID}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,18 +285,18 @@ func TestSwapRandomCheck(t *testing.T) {
 		t.Fatalf("audit entry %+v", e)
 	}
 	// The swapped-in lot's agency may see it; its assignment is open.
-	a, err := r.svc.Assignment(ctx, out.Swapped.Current.AssignmentID)
+	a, err := r.svc.Assignment(ctx, inspection.SystemPrincipal(), out.Swapped.Current.AssignmentID)
 	if err != nil || a.Status != inspection.AssignmentOpen || a.OverrideID == "" || a.DecisionID != spare.ID {
 		t.Fatalf("swapped-in assignment %+v %v", a, err)
 	}
 	// The retry changes nothing; the reverse swap, from the other side, moves it back.
-	if again, err := r.svc.Override(ctx, chosen.ID, reason(inspection.OverrideInput{SwapWith: spare.ID}), officer); err != nil || !again.Replayed {
+	if again, err := r.svc.Override(ctx, officer, chosen.ID, reason(inspection.OverrideInput{SwapWith: spare.ID})); err != nil || !again.Replayed {
 		t.Fatalf("a retried swap: %+v %v", again, err)
 	}
-	if _, err := r.svc.VerifyOpenQuota(ctx, "2026"); err != nil {
+	if _, err := r.svc.VerifyOpenQuota(ctx, inspection.SystemPrincipal(), "2026"); err != nil {
 		t.Fatalf("verify quota after a swap: %v", err)
 	}
-	if _, err := r.svc.Override(ctx, spare.ID, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "back to the draw's lot", SwapWith: chosen.ID}, officer); err != nil {
+	if _, err := r.svc.Override(ctx, officer, spare.ID, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "back to the draw's lot", SwapWith: chosen.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if counter(t, r, "2026", scope) != before || checkedIn(t, r, ds) != before.Selected {
@@ -304,14 +304,14 @@ func TestSwapRandomCheck(t *testing.T) {
 	}
 	r.verify(t)
 	r.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, inspection.Vietnam()))
-	if _, err := r.svc.VerifyQuota(ctx, "2026", mustPeriodKey(t, "2026")); err != nil {
+	if _, err := r.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", mustPeriodKey(t, "2026")); err != nil {
 		t.Fatalf("verify a closed period with swaps: %v", err)
 	}
 
 	// An override on a sampled lot that is not a swap (written around the
 	// use case) breaks verify quota.
-	err = r.db.Update(ctx, func(tx inspection.Tx) error {
-		v, err := r.svc.DecisionView(ctx, ds[len(ds)-2].ID)
+	err = r.db.UpdateRaw(ctx, func(tx inspection.Tx) error {
+		v, err := r.svc.DecisionView(ctx, inspection.SystemPrincipal(), ds[len(ds)-2].ID)
 		if err != nil {
 			return err
 		}
@@ -322,11 +322,11 @@ func TestSwapRandomCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.svc.VerifyQuota(ctx, "2026", mustPeriodKey(t, "2026")); !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), "not a like-for-like swap") {
+	if _, err := r.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", mustPeriodKey(t, "2026")); !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), "not a like-for-like swap") {
 		t.Fatalf("verify quota after a rogue override: %v", err)
 	}
 	// ... and the audit log, which no entry of covers it.
-	if _, err := r.svc.VerifyAudit(ctx, nil); !errors.Is(err, inspection.ErrAuditMismatch) || !strings.Contains(err.Error(), "override") {
+	if _, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), nil); !errors.Is(err, inspection.ErrAuditMismatch) || !strings.Contains(err.Error(), "override") {
 		t.Fatalf("verify audit after a rogue override: %v", err)
 	}
 }

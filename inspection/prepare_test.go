@@ -28,7 +28,10 @@ type interleaving struct {
 }
 
 type plainReadTx struct{ inspection.ReadTx }
-type plainTx struct{ inspection.Tx }
+type plainTx struct {
+	inspection.Tx
+	inspection.AuditedTx // the write path's audit, which every store's Tx keeps
+}
 
 func (s *interleaving) View(ctx context.Context, fn func(inspection.ReadTx) error) error {
 	if !s.hide {
@@ -45,7 +48,7 @@ func (s *interleaving) Update(ctx context.Context, fn func(inspection.Tx) error)
 	if !s.hide {
 		return s.DB.Update(ctx, fn)
 	}
-	return s.DB.Update(ctx, func(tx inspection.Tx) error { return fn(plainTx{tx}) })
+	return s.DB.Update(ctx, func(tx inspection.Tx) error { return fn(plainTx{tx, tx.(inspection.AuditedTx)}) })
 }
 
 func prepLine(product string, certs bool) inspection.LineInput {
@@ -83,8 +86,8 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 	}
 	decide := func(t *testing.T, r rig, id string, l inspection.LineInput) inspection.Decision {
 		t.Helper()
-		res, err := r.svc.Decide(ctx, inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
-			Lines: []inspection.LineInput{l}}, "test")
+		res, err := r.svc.Decide(ctx, inspection.SystemPrincipal(), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
+			Lines: []inspection.LineInput{l}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +98,7 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 			in := inspection.AlertInput{Authority: "NAFIQAD", Reference: "A-" + kind, IssuedAt: r.clock.Now().Add(-time.Hour).Format(time.RFC3339),
 				Reason: "melamine", Target: inspection.AlertTarget{Kind: kind, HSCode: "0402.21.20", ProductName: "Prep milk",
 					Manufacturer: "Prep Dairy", Origin: "NZ"}}
-			if _, err := r.svc.RaiseAlert(ctx, in, "authority:test"); err != nil {
+			if _, err := r.svc.RaiseAlert(ctx, inspection.SystemPrincipal(), in); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -113,12 +116,12 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 		{"failed result", false, nil, func(t *testing.T, r rig, first inspection.Decision) {
 			in := inspection.ResultInput{Outcome: "fail", InspectedAt: r.clock.Now().Add(-time.Minute).Format(time.RFC3339),
 				Findings: []inspection.Finding{{Code: "LAB", Text: "melamine"}}}
-			if _, err := r.svc.RecordResult(ctx, first.AssignmentID, in, "agency:test"); err != nil {
+			if _, err := r.svc.RecordResult(ctx, inspection.SystemPrincipal(), first.AssignmentID, in); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"certificate on record", false, nil, func(t *testing.T, r rig, _ inspection.Decision) {
-			err := r.st.DB.Update(ctx, func(tx inspection.Tx) error {
+			err := r.st.DB.UpdateRaw(ctx, func(tx inspection.Tx) error {
 				return tx.PutManufacturer(inspection.Manufacturer{Name: "Prep Dairy", Origin: "NZ", Certificates: []inspection.Certificate{
 					{Kind: "HACCP", Number: "H-7", ValidUntil: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}}})
 			})
@@ -128,11 +131,11 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 		}},
 		{"rescoring", false, func(t *testing.T, r rig, first inspection.Decision) {
 			in := inspection.ResultInput{Outcome: "pass", InspectedAt: r.clock.Now().Add(-time.Minute).Format(time.RFC3339)}
-			if _, err := r.svc.RecordResult(ctx, first.AssignmentID, in, "agency:test"); err != nil {
+			if _, err := r.svc.RecordResult(ctx, inspection.SystemPrincipal(), first.AssignmentID, in); err != nil {
 				t.Fatal(err)
 			}
 		}, func(t *testing.T, r rig, _ inspection.Decision) {
-			if _, err := r.svc.Rescore(ctx); err != nil {
+			if _, err := r.svc.Rescore(ctx, inspection.SystemPrincipal()); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -163,7 +166,7 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 				after[i] = decide(t, r, "P-3", prepLine("Prep milk", tc.certs))
 				u2, _ := inspection.PreparedStats(r.svc)
 				usedAft[i] = u2 - u1
-				if rep, err := r.svc.VerifyAudit(ctx, nil); err != nil || rep.Entries == 0 {
+				if rep, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), nil); err != nil || rep.Entries == 0 {
 					t.Fatalf("audit chain after the decision: %+v %v", rep, err)
 				}
 				var err error

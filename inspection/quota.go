@@ -335,8 +335,8 @@ func (r SamplingRules) LotWeight(complianceLevel string, goodsRisk float64) floa
 // so the counter, the index and the decision commit together or not at all.
 // goodsRisk is the goods' posterior violation rate from the decision's
 // scores (0 when it was not scored), for weight_by goods_score.
-func (s *Service) sample(tx Tx, d Declaration, l Line, goodsRisk float64, now time.Time, opened *[]QuotaPeriod) (QuotaRecord, error) {
-	r := s.policy.Reduced.Sampling
+func (s *Service) sample(tx Tx, pol *Policy, d Declaration, l Line, goodsRisk float64, now time.Time, opened *[]QuotaPeriod) (QuotaRecord, error) {
+	r := pol.Reduced.Sampling
 	period := QuotaPeriodOf(now)
 	scope := QuotaScopeOf(r, d.ImporterTaxCode, l.Goods)
 	key, err := s.keys.PeriodKey(period)

@@ -34,9 +34,12 @@ func checkQuotaKeys(tx ReadTx, keys QuotaKeys) error {
 
 // QuotaPeriods lists the periods with their commitments (and keys revealed
 // after they closed).
-func (s *Service) QuotaPeriods(ctx context.Context) ([]QuotaPeriod, error) {
+func (s *Service) QuotaPeriods(ctx context.Context, by Principal) ([]QuotaPeriod, error) {
+	if err := by.Require(ActReadQuota); err != nil {
+		return nil, err
+	}
 	var out []QuotaPeriod
-	err := s.store.View(ctx, func(tx ReadTx) (err error) {
+	err := s.reads.View(ctx, func(tx ReadTx) (err error) {
 		out, err = tx.QuotaPeriods()
 		return err
 	})
@@ -46,7 +49,10 @@ func (s *Service) QuotaPeriods(ctx context.Context) ([]QuotaPeriod, error) {
 // RevealQuotaKey returns a closed period's key and records the reveal, so
 // auditors can recompute every draw. An open period's key is never revealed:
 // it would make the rest of the period's draws predictable.
-func (s *Service) RevealQuotaKey(ctx context.Context, period, actor string) ([]byte, error) {
+func (s *Service) RevealQuotaKey(ctx context.Context, by Principal, period string) ([]byte, error) {
+	if err := by.Require(ActRevealQuotaKey); err != nil {
+		return nil, err
+	}
 	end, err := periodEnd(period)
 	if err != nil {
 		return nil, err
@@ -59,10 +65,7 @@ func (s *Service) RevealQuotaKey(ctx context.Context, period, actor string) ([]b
 	if err != nil {
 		return nil, err
 	}
-	var head AuditHead
-	err = s.store.Update(ctx, func(raw Tx) error {
-		head = AuditHead{}
-		tx := audited(raw)
+	err = s.w.write(ctx, by, AuditQuotaKeyRevealed, now, func(tx Tx, c *Change) error {
 		p, err := tx.QuotaPeriod(period)
 		if errors.Is(err, ErrNotFound) {
 			return NotFound("no quota period %s", period)
@@ -80,14 +83,13 @@ func (s *Service) RevealQuotaKey(ctx context.Context, period, actor string) ([]b
 		if err := tx.PutQuotaPeriod(p); err != nil {
 			return err
 		}
-		head, err = tx.append(now, actor, AuditQuotaKeyRevealed, "quota_period:"+period)
-		return err
+		c.Subjects = []string{"quota_period:" + period}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.committed(head)
-	s.log.Info().Str("period", period).Str("actor", actor).Msg("quota period key revealed")
+	s.log.Info().Str("period", period).Str("actor", by.Name).Msg("quota period key revealed")
 	return key, nil
 }
 
@@ -108,7 +110,10 @@ type QuotaReport struct {
 // recomputed ones, its selection follows the rule, and the counts it saw
 // follow from the lots before it; selected ≤ floor(cap × eligible) at every
 // step; and the stored counter equals the replayed counts.
-func (s *Service) VerifyQuota(ctx context.Context, period string, key []byte) (QuotaReport, error) {
+func (s *Service) VerifyQuota(ctx context.Context, by Principal, period string, key []byte) (QuotaReport, error) {
+	if err := by.Require(ActReadQuota); err != nil {
+		return QuotaReport{Period: period}, err
+	}
 	end, err := periodEnd(period)
 	if err != nil {
 		return QuotaReport{Period: period}, err
@@ -122,7 +127,10 @@ func (s *Service) VerifyQuota(ctx context.Context, period string, key []byte) (Q
 // VerifyOpenQuota is VerifyQuota for the operator who holds the master
 // secret: it checks a period still open (after a crash, say) with the key
 // derived from the secret, revealing nothing.
-func (s *Service) VerifyOpenQuota(ctx context.Context, period string) (QuotaReport, error) {
+func (s *Service) VerifyOpenQuota(ctx context.Context, by Principal, period string) (QuotaReport, error) {
+	if err := by.Require(ActAdminister); err != nil {
+		return QuotaReport{Period: period}, err
+	}
 	if _, err := periodEnd(period); err != nil {
 		return QuotaReport{Period: period}, err
 	}
@@ -135,7 +143,7 @@ func (s *Service) VerifyOpenQuota(ctx context.Context, period string) (QuotaRepo
 
 func (s *Service) verifyQuota(ctx context.Context, period string, key []byte) (QuotaReport, error) {
 	rep := QuotaReport{Period: period}
-	err := s.store.View(ctx, func(tx ReadTx) error {
+	err := s.reads.View(ctx, func(tx ReadTx) error {
 		p, err := tx.QuotaPeriod(period)
 		if errors.Is(err, ErrNotFound) {
 			return NotFound("no quota period %s", period)
@@ -356,13 +364,21 @@ func scopeUsage(scope string, eligible, selected, allowance, bp int64) QuotaScop
 }
 
 // QuotaUsage reports a period's scopes, most lots first.
-func (s *Service) QuotaUsage(ctx context.Context, period string) (QuotaUsage, error) {
+func (s *Service) QuotaUsage(ctx context.Context, by Principal, period string) (QuotaUsage, error) {
+	if err := by.Require(ActReadQuota); err != nil {
+		return QuotaUsage{}, err
+	}
 	if _, err := periodEnd(period); err != nil {
 		return QuotaUsage{}, err
 	}
-	bp := s.policy.Reduced.Sampling.CapBasisPoints()
-	out := QuotaUsage{Period: period, CapBasisPoints: bp, Cap: float64(bp) / capDenominator, Scopes: []QuotaScopeUsage{}}
-	err := s.store.View(ctx, func(tx ReadTx) error {
+	var out QuotaUsage
+	err := s.reads.View(ctx, func(tx ReadTx) error {
+		pol, err := s.policyIn(tx)
+		if err != nil {
+			return err
+		}
+		bp := pol.Reduced.Sampling.CapBasisPoints()
+		out = QuotaUsage{Period: period, CapBasisPoints: bp, Cap: float64(bp) / capDenominator, Scopes: []QuotaScopeUsage{}}
 		switch _, err := tx.QuotaPeriod(period); {
 		case err == nil:
 			out.Opened = true

@@ -75,7 +75,7 @@ func (r *quotaRig) restart(tb interface{ Fatal(...any) }) {
 func (r *quotaRig) decide(in inspection.DeclarationInput) (inspection.Decision, error) {
 	for attempt := 0; ; attempt++ {
 		r.mu.RLock()
-		res, err := r.svc.Decide(ctx, in, "test")
+		res, err := r.svc.Decide(ctx, inspection.SystemPrincipal(), in)
 		r.mu.RUnlock()
 		if err == nil {
 			return res.Decisions[0], nil
@@ -198,11 +198,11 @@ func TestPropertyQuotaCapHolds(t *testing.T) {
 		}
 		// After the year closes the auditor recomputes every draw.
 		rig.clock.Set(time.Date(2027, 1, 2, 9, 0, 0, 0, inspection.Vietnam()))
-		key, err := rig.svc.RevealQuotaKey(ctx, "2026", "auditor")
+		key, err := rig.svc.RevealQuotaKey(ctx, as("auditor"), "2026")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rig.svc.VerifyQuota(ctx, "2026", key); err != nil {
+		if _, err := rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", key); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -146,9 +146,9 @@ func TestGoodsScoreWeighsTheDraw(t *testing.T) {
 	svc, clock := rig.svc, rig.clock
 	decide := func(id string) inspection.Decision {
 		no, q := 1, 5.0
-		res, err := svc.Decide(ctx, inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
+		res, err := svc.Decide(ctx, inspection.SystemPrincipal(), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
 			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Weighted milk", Manufacturer: "Weight Dairy",
-				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}}, "test")
+				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +157,7 @@ func TestGoodsScoreWeighsTheDraw(t *testing.T) {
 	for i := 0; i < 3; i++ { // three passes under normal: the goods goes reduced
 		d := decide(fmt.Sprintf("W%d", i))
 		clock.Set(clock.Now().Add(24 * time.Hour))
-		if _, err := svc.RecordResult(ctx, d.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: clock.Now().Format(time.RFC3339)}, "agency:test"); err != nil {
+		if _, err := svc.RecordResult(ctx, inspection.SystemPrincipal(), d.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: clock.Now().Format(time.RFC3339)}); err != nil {
 			t.Fatal(err)
 		}
 	}

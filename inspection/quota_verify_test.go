@@ -33,7 +33,7 @@ func closedPeriodUnder(t *testing.T, p *inspection.Policy, lots int, headings []
 		}
 	}
 	rig.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, inspection.Vietnam()))
-	key, err := rig.svc.RevealQuotaKey(ctx, "2026", "auditor")
+	key, err := rig.svc.RevealQuotaKey(ctx, as("auditor"), "2026")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,14 +42,14 @@ func closedPeriodUnder(t *testing.T, p *inspection.Policy, lots int, headings []
 
 func TestVerifyQuotaDetectsTampering(t *testing.T) {
 	rig, key := closedPeriod(t)
-	rep, err := rig.svc.VerifyQuota(ctx, "2026", key)
+	rep, err := rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", key)
 	if err != nil {
 		t.Fatalf("an honest period fails: %v", err)
 	}
 	if rep.Scopes != 3 || rep.Eligible != 400 || rep.Selected == 0 || rep.Selected*20 > rep.Eligible {
 		t.Fatalf("report %+v", rep)
 	}
-	if _, err := rig.svc.VerifyQuota(ctx, "2026", nil); err != nil {
+	if _, err := rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", nil); err != nil {
 		t.Fatalf("with the revealed key from the store: %v", err)
 	}
 
@@ -126,11 +126,11 @@ func TestVerifyQuotaDetectsTampering(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := copyDir(t, rig)
 			if tc.tamper != nil {
-				if err := rig.db.Update(ctx, tc.tamper); err != nil {
+				if err := rig.db.UpdateRaw(ctx, tc.tamper); err != nil {
 					t.Fatal(err)
 				}
 			}
-			_, err := rig.svc.VerifyQuota(ctx, "2026", tc.key)
+			_, err := rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", tc.key)
 			if !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("verify after tampering with %s: %v, want a mismatch naming %q", tc.name, err, tc.want)
 			}
@@ -179,11 +179,11 @@ func TestVerifyQuotaChecksGoodsScoreWeights(t *testing.T) {
 	p := mustPolicy(t)
 	p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = inspection.SelectionRiskWeighted, inspection.WeightByGoodsScore
 	rig, key := closedPeriodUnder(t, p, 60, quotaHeadings[:1])
-	if _, err := rig.svc.VerifyQuota(ctx, "2026", key); err != nil {
+	if _, err := rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", key); err != nil {
 		t.Fatalf("an honest goods-score period fails: %v", err)
 	}
 	var last inspection.Decision
-	err := rig.db.Update(ctx, func(tx inspection.Tx) error {
+	err := rig.db.UpdateRaw(ctx, func(tx inspection.Tx) error {
 		ids, err := tx.QuotaDraws("2026", "heading:0402")
 		if err != nil {
 			return err
@@ -210,7 +210,7 @@ func TestVerifyQuotaChecksGoodsScoreWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = rig.svc.VerifyQuota(ctx, "2026", key)
+	_, err = rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", key)
 	if !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), last.ID) || !strings.Contains(err.Error(), "goods_score") {
 		t.Fatalf("verify after lowering a goods-score weight: %v", err)
 	}

@@ -86,23 +86,22 @@ type RecordResultOutcome struct {
 // atomic write: the assignment closes, the result joins the goods' history
 // and the goods' state is recomputed. The same result again is recorded
 // once; a different result on a closed assignment is a conflict.
-func (s *Service) RecordResult(ctx context.Context, assignmentID string, in ResultInput, source string) (RecordResultOutcome, error) {
+func (s *Service) RecordResult(ctx context.Context, by Principal, assignmentID string, in ResultInput) (RecordResultOutcome, error) {
+	if err := by.Require(ActRecordResult); err != nil {
+		return RecordResultOutcome{}, err
+	}
 	now := s.clock.Now()
 	r, err := parseResult(in, now)
 	if err != nil {
 		return RecordResultOutcome{}, err
 	}
-	r.RecordedAt, r.Source = now, source
-	var (
-		out  RecordResultOutcome
-		head AuditHead
-	)
-	err = s.store.Update(ctx, func(raw Tx) error {
-		out, head = RecordResultOutcome{}, AuditHead{}
-		tx := audited(raw)
+	r.RecordedAt, r.Source = now, by.Name
+	var out RecordResultOutcome
+	err = s.w.write(ctx, by, AuditResultRecorded, now, func(tx Tx, c *Change) error {
+		out = RecordResultOutcome{}
 		a, err := tx.Assignment(assignmentID)
-		if errors.Is(err, ErrNotFound) {
-			return NotFound("no assignment %q", assignmentID)
+		if errors.Is(err, ErrNotFound) || err == nil && !by.MaySee(a.Agency) {
+			return NotFound("no assignment %q", assignmentID) // word for word, whoever's it is
 		}
 		if err != nil {
 			return err
@@ -120,6 +119,10 @@ func (s *Service) RecordResult(ctx context.Context, assignmentID string, in Resu
 		if r.InspectedAt.Before(a.CreatedAt) {
 			return Invalid("inspected_at", "is before the lot was decided (%s)", a.CreatedAt.Format(time.RFC3339))
 		}
+		pol, err := s.policyIn(tx)
+		if err != nil {
+			return err
+		}
 		res := r
 		a.Result, a.Status = &res, AssignmentClosed
 		if err := tx.PutAssignment(a); err != nil {
@@ -128,33 +131,32 @@ func (s *Service) RecordResult(ctx context.Context, assignmentID string, in Resu
 		e := Event{
 			ID: ResultEventID(a.ID), Kind: EventResult,
 			Subject: Subject{SubjectGoods, a.GoodsKey}, At: r.InspectedAt, RecordedAt: now, Outcome: r.Outcome,
-			ImporterTaxCode: a.ImporterTaxCode, DecisionID: a.DecisionID, AssignmentID: a.ID, Mode: a.Mode, Source: source,
+			ImporterTaxCode: a.ImporterTaxCode, DecisionID: a.DecisionID, AssignmentID: a.ID, Mode: a.Mode, Source: by.Name,
 		}
 		if err := tx.AddEvent(e); err != nil {
 			return err
 		}
 		keys := keysWith(a.Goods, a.GoodsKey)
 		subjects := riskSubjects(a.Goods, keys, a.ImporterTaxCode)
-		if err := s.observe(tx, subjects[:], risk.Observation{At: r.InspectedAt, Failed: r.Outcome == OutcomeFail, Ref: e.ID}); err != nil {
+		if err := observe(tx, pol, subjects[:], risk.Observation{At: r.InspectedAt, Failed: r.Outcome == OutcomeFail, Ref: e.ID}); err != nil {
 			return err
 		}
-		history, _, state, err := s.goodsContext(tx, keys)
+		history, _, state, err := goodsContext(tx, keys)
 		if err != nil {
 			return err
 		}
 		out.Assignment = a
-		if err := s.putGoodsState(tx, state, a.Goods, a.GoodsKey, history, now, nil); err != nil {
+		if err := putGoodsState(tx, pol, state, a.Goods, a.GoodsKey, history, now); err != nil {
 			return err
 		}
-		head, err = tx.append(now, source, AuditResultRecorded, "assignment:"+a.ID, "decision:"+a.DecisionID)
-		return err
+		c.Subjects = []string{"assignment:" + a.ID, "decision:" + a.DecisionID}
+		return nil
 	})
 	if err != nil {
 		return RecordResultOutcome{}, err
 	}
-	s.committed(head)
 	if !out.Replayed {
-		s.log.Info().Str("assignment_id", assignmentID).Str("outcome", string(r.Outcome)).Str("source", source).Msg("result recorded")
+		s.log.Info().Str("assignment_id", assignmentID).Str("outcome", string(r.Outcome)).Str("source", by.Name).Msg("result recorded")
 	}
 	return out, nil
 }
@@ -261,20 +263,19 @@ type RaiseAlertOutcome struct {
 
 // RaiseAlert records a warning; the goods it concerns are strict from its
 // issue date on. The same authority reference again is recorded once.
-func (s *Service) RaiseAlert(ctx context.Context, in AlertInput, source string) (RaiseAlertOutcome, error) {
+func (s *Service) RaiseAlert(ctx context.Context, by Principal, in AlertInput) (RaiseAlertOutcome, error) {
+	if err := by.Require(ActRaiseAlert); err != nil {
+		return RaiseAlertOutcome{}, err
+	}
 	now := s.clock.Now()
 	e, goods, err := parseAlert(in, now)
 	if err != nil {
 		return RaiseAlertOutcome{}, err
 	}
-	e.Source = source
-	var (
-		out  RaiseAlertOutcome
-		head AuditHead
-	)
-	err = s.store.Update(ctx, func(raw Tx) error {
-		out, head = RaiseAlertOutcome{}, AuditHead{}
-		tx := audited(raw)
+	e.Source = by.Name
+	var out RaiseAlertOutcome
+	err = s.w.write(ctx, by, AuditAlertRaised, now, func(tx Tx, c *Change) error {
+		out = RaiseAlertOutcome{}
 		old, err := tx.Event(e.ID)
 		if err == nil {
 			if old.Subject != e.Subject || !old.At.Equal(e.At) || old.Reason != e.Reason {
@@ -286,32 +287,35 @@ func (s *Service) RaiseAlert(ctx context.Context, in AlertInput, source string) 
 		if !errors.Is(err, ErrNotFound) {
 			return err
 		}
+		pol, err := s.policyIn(tx)
+		if err != nil {
+			return err
+		}
 		if err := tx.AddEvent(e); err != nil {
 			return err
 		}
-		if err := s.observeAlert(tx, e, goods); err != nil {
+		if err := observeAlert(tx, pol, e, goods); err != nil {
 			return err
 		}
 		out.Alert = e
 		if goods != nil {
 			gk := goods.Key()
-			history, _, state, err := s.goodsContext(tx, keysWith(*goods, gk))
+			history, _, state, err := goodsContext(tx, keysWith(*goods, gk))
 			if err != nil {
 				return err
 			}
-			if err := s.putGoodsState(tx, state, *goods, gk, history, now, nil); err != nil {
+			if err := putGoodsState(tx, pol, state, *goods, gk, history, now); err != nil {
 				return err
 			}
 		}
-		head, err = tx.append(now, source, AuditAlertRaised, "event:"+e.ID)
-		return err
+		c.Subjects = []string{"event:" + e.ID}
+		return nil
 	})
 	if err != nil {
 		return RaiseAlertOutcome{}, err
 	}
-	s.committed(head)
 	if !out.Replayed {
-		s.log.Warn().Str("alert_id", e.ID).Str("authority", e.Authority).Str("target", string(e.Subject.Kind)).Str("source", source).Msg("alert recorded")
+		s.log.Warn().Str("alert_id", e.ID).Str("authority", e.Authority).Str("target", string(e.Subject.Kind)).Str("source", by.Name).Msg("alert recorded")
 	}
 	return out, nil
 }

@@ -141,8 +141,8 @@ func lotSubjects(k goodsKeys, hsCode, importer string) [riskKindsInDecisions]Ris
 }
 
 // observe adds one observation to the stored counts of the given subjects.
-func (s *Service) observe(tx Tx, subjects []RiskRecord, o risk.Observation) error {
-	hl := s.policy.Risk.Params().HalfLife
+func observe(tx Tx, pol *Policy, subjects []RiskRecord, o risk.Observation) error {
+	hl := pol.Risk.Params().HalfLife
 	for _, sub := range subjects {
 		rec, err := tx.RiskRecord(sub.Subject)
 		if errors.Is(err, ErrNotFound) {
@@ -165,7 +165,7 @@ func (s *Service) observe(tx Tx, subjects []RiskRecord, o risk.Observation) erro
 }
 
 // observeAlert adds an alert to the subject it targets.
-func (s *Service) observeAlert(tx Tx, e Event, goods *Goods) error {
+func observeAlert(tx Tx, pol *Policy, e Event, goods *Goods) error {
 	var sub RiskRecord
 	switch e.Subject.Kind {
 	case SubjectGoods:
@@ -177,7 +177,7 @@ func (s *Service) observeAlert(tx Tx, e Event, goods *Goods) error {
 	default:
 		return nil
 	}
-	return s.observe(tx, []RiskRecord{sub}, risk.Observation{At: e.At, Failed: true, Alert: true, Ref: e.ID})
+	return observe(tx, pol, []RiskRecord{sub}, risk.Observation{At: e.At, Failed: true, Alert: true, Ref: e.ID})
 }
 
 // scoreMemo remembers scores by their exact inputs (subject, counts or
@@ -192,6 +192,7 @@ type scoreMemo struct {
 
 type scoreKey struct {
 	sub     risk.Subject
+	policy  string // its risk parameters
 	counts  risk.Counts
 	history [2]uint64 // goods: number of observations and an order-free hash of their IDs
 	prior   risk.Prior
@@ -229,8 +230,8 @@ func (m *scoreMemo) get(k scoreKey, compute func() (risk.Score, error)) (risk.Sc
 // fitted one. Scores are taken at whole seconds (Score.At says which) so
 // that lots decided in the same second share them; a second of decay
 // changes a score by about 1e-8 at a one-year half-life.
-func (s *Service) scoreLot(tx ReadTx, k goodsKeys, hsCode, importer string, history []Event, now time.Time) ([]risk.Score, error) {
-	p := s.policy.Risk.Params()
+func (s *Service) scoreLot(tx ReadTx, pol *Policy, k goodsKeys, hsCode, importer string, history []Event, now time.Time) ([]risk.Score, error) {
+	p := pol.Risk.Params()
 	at := now.Truncate(time.Second)
 	subs := lotSubjects(k, hsCode, importer)
 	out := make([]risk.Score, 0, len(subs))
@@ -242,7 +243,7 @@ func (s *Service) scoreLot(tx ReadTx, k goodsKeys, hsCode, importer string, hist
 		if err != nil {
 			return nil, fmt.Errorf("prior of %s: %w", sub.Group, err)
 		}
-		key := scoreKey{sub: sub.Subject, prior: prior, at: at.UnixNano()}
+		key := scoreKey{sub: sub.Subject, policy: pol.Version, prior: prior, at: at.UnixNano()}
 		var sc risk.Score
 		if i == 0 {
 			obs := make([]risk.Observation, 0, len(history))
@@ -284,11 +285,11 @@ func (s *Service) scoreLot(tx ReadTx, k goodsKeys, hsCode, importer string, hist
 
 // applyScoreRules makes an evaluation more cautious when a score rule
 // fires; it never relaxes one.
-func (s *Service) applyScoreRules(ev *Evaluation, scores []risk.Score) {
+func applyScoreRules(pol *Policy, ev *Evaluation, scores []risk.Score) {
 	if ev.Mode != ModeNormal && ev.Mode != ModeReduced {
 		return
 	}
-	for _, r := range s.policy.Risk.Rules {
+	for _, r := range pol.Risk.Rules {
 		for _, sc := range scores {
 			if sc.Subject.Kind != r.Subject || sc.Pessimistic <= r.Above {
 				continue
@@ -313,12 +314,19 @@ func (s *Service) applyScoreRules(ev *Evaluation, scores []risk.Score) {
 // Rescore refits every group's prior from its members' counts decayed to
 // now and stores the members' decayed counts, so ranked lists and priors
 // follow time even for subjects with no new results. The cron job runs it.
-func (s *Service) Rescore(ctx context.Context) (groups int, err error) {
+func (s *Service) Rescore(ctx context.Context, by Principal) (groups int, err error) {
+	if err := by.Require(ActAdminister); err != nil {
+		return 0, err
+	}
+	pol, err := s.PolicyInForce(ctx)
+	if err != nil {
+		return 0, err
+	}
 	now := s.clock.Now()
-	p := s.policy.Risk.Params()
+	p := pol.Risk.Params()
 	for _, kind := range []string{risk.KindGoods, risk.KindHeadingOrigin, risk.KindManufacturer, risk.KindImporter} {
 		var recs []RiskRecord
-		if err := s.store.View(ctx, func(tx ReadTx) (err error) {
+		if err := s.reads.View(ctx, func(tx ReadTx) (err error) {
 			recs, err = tx.RiskRecords(kind)
 			return err
 		}); err != nil {
@@ -343,7 +351,9 @@ func (s *Service) Rescore(ctx context.Context) (groups int, err error) {
 		const chunk = 500
 		for i := 0; i < len(recs); i += chunk {
 			part := recs[i:min(i+chunk, len(recs))]
-			if err := s.store.Update(ctx, func(tx Tx) error {
+			// Risk counts are derived data: the write path appends no entry
+			// for them (nothing the audit covers changes).
+			if err := s.w.write(ctx, by, AuditRiskRescored, now, func(tx Tx, _ *Change) error {
 				for _, r := range part {
 					// Only decay what has not changed since it was read.
 					cur, err := tx.RiskRecord(r.Subject)
@@ -359,7 +369,7 @@ func (s *Service) Rescore(ctx context.Context) (groups int, err error) {
 				return groups, err
 			}
 		}
-		if err := s.store.Update(ctx, func(tx Tx) error {
+		if err := s.w.write(ctx, by, AuditRiskRescored, now, func(tx Tx, _ *Change) error {
 			for _, pr := range priors {
 				if err := tx.PutRiskPrior(pr); err != nil {
 					return err
@@ -375,15 +385,21 @@ func (s *Service) Rescore(ctx context.Context) (groups int, err error) {
 }
 
 // Score returns a subject's current score from its stored counts.
-func (s *Service) Score(ctx context.Context, sub risk.Subject) (risk.Score, RiskRecord, error) {
+func (s *Service) Score(ctx context.Context, by Principal, sub risk.Subject) (risk.Score, RiskRecord, error) {
+	if err := by.Require(ActReadScores); err != nil {
+		return risk.Score{}, RiskRecord{}, err
+	}
 	var (
 		sc  risk.Score
 		rec RiskRecord
 	)
 	now := s.clock.Now()
-	p := s.policy.Risk.Params()
-	err := s.store.View(ctx, func(tx ReadTx) error {
-		var err error
+	err := s.reads.View(ctx, func(tx ReadTx) error {
+		pol, err := s.policyIn(tx)
+		if err != nil {
+			return err
+		}
+		p := pol.Risk.Params()
 		rec, err = tx.RiskRecord(sub)
 		if errors.Is(err, ErrNotFound) && sub.Kind == risk.KindImporter {
 			// An importer with no results yet scores as the prior of all
@@ -410,17 +426,24 @@ func (s *Service) Score(ctx context.Context, sub risk.Subject) (risk.Score, Risk
 }
 
 // RankedScores returns the riskiest subjects of a kind, by pessimistic bound.
-func (s *Service) RankedScores(ctx context.Context, kind string, limit int) ([]risk.Score, []RiskRecord, error) {
+func (s *Service) RankedScores(ctx context.Context, by Principal, kind string, limit int) ([]risk.Score, []RiskRecord, error) {
+	if err := by.Require(ActReadScores); err != nil {
+		return nil, nil, err
+	}
 	if !slices.Contains([]string{risk.KindGoods, risk.KindHeadingOrigin, risk.KindManufacturer, risk.KindImporter}, kind) {
 		return nil, nil, Invalid("kind", "must be goods, heading_origin, manufacturer or importer, got %q", kind)
 	}
 	now := s.clock.Now()
-	p := s.policy.Risk.Params()
 	var (
 		scores []risk.Score
 		recs   []RiskRecord
 	)
-	err := s.store.View(ctx, func(tx ReadTx) error {
+	err := s.reads.View(ctx, func(tx ReadTx) error {
+		pol, err := s.policyIn(tx)
+		if err != nil {
+			return err
+		}
+		p := pol.Risk.Params()
 		all, err := tx.RiskRecords(kind)
 		if err != nil {
 			return err

@@ -8,33 +8,36 @@ import (
 	"sync/atomic"
 	"time"
 
-	// The same bytes as encoding/json (the store's format) at a third of
-	// its cost: see store/encoding.go.
-	gojson "github.com/goccy/go-json"
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/risk"
 )
 
-// Service runs ktcn's use cases over a Store under one active policy.
+// Service runs ktcn's use cases over a Store. Each reads the policy in
+// force from the store, so a version activated at run time governs every
+// decision committed after it.
 type Service struct {
-	store  Store
-	policy *Policy
-	clock  Clock
-	keys   QuotaKeys
-	log    zerolog.Logger
-	audit  AuditObserver
-	scores scoreMemo
-	inputs inputCache
+	reads      Reader
+	w          writePath
+	configured *Policy
+	policies   policyCache
+	clock      Clock
+	keys       QuotaKeys
+	log        zerolog.Logger
+	encoder    RecordEncoder // nil when the store encodes only inside a write
+	scores     scoreMemo
+	inputs     inputCache
 	// prep counts declarations committed from their prepared evaluation
 	// and those evaluated again inside the write transaction.
 	prep struct{ used, recomputed atomic.Int64 }
 }
 
 // Config wires a Service; every field is required but Logger,
-// AuditObserver, and QuotaKeys when the policy samples reduced lots.
+// AuditObserver, Hooks, and QuotaKeys when the policy samples reduced lots.
 type Config struct {
-	Store     Store
+	Store Store
+	// Policy is the configured policy: Start stores it and puts it in
+	// force.
 	Policy    *Policy
 	Clock     Clock
 	QuotaKeys QuotaKeys
@@ -42,6 +45,8 @@ type Config struct {
 	// AuditObserver hears of every audit head the service commits (the
 	// signed checkpoints); nil for none.
 	AuditObserver AuditObserver
+	// Hooks run inside the transaction of every change (write.go).
+	Hooks []Hook
 }
 
 // NewService checks the wiring and returns a Service.
@@ -52,72 +57,86 @@ func NewService(c Config) (*Service, error) {
 	if c.Policy.Reduced.Sampling.Enabled && c.QuotaKeys == nil {
 		return nil, errors.New("inspection: the policy samples reduced lots, so NewService needs quota keys")
 	}
-	return &Service{store: c.Store, policy: c.Policy, clock: c.Clock, keys: c.QuotaKeys, log: c.Logger, audit: c.AuditObserver}, nil
+	s := &Service{reads: c.Store, w: writePath{store: c.Store, observer: c.AuditObserver, hooks: c.Hooks},
+		configured: c.Policy, clock: c.Clock, keys: c.QuotaKeys, log: c.Logger}
+	s.encoder, _ = c.Store.(RecordEncoder)
+	s.policies.put(c.Policy)
+	return s, nil
 }
 
-// committed tells the observer of an audit head once its transaction has
-// committed (head.Seq is 0 when the use case wrote nothing).
-func (s *Service) committed(head AuditHead) {
-	if head.Seq > 0 && s.audit != nil {
-		s.audit.AuditCommitted(head)
-	}
-}
-
-// Policy is the active policy.
-func (s *Service) Policy() *Policy { return s.policy }
-
-// Start stores the active policy document beside the decisions that will
-// cite it, and reports routed agencies that the store does not know.
+// Start stores the configured policy beside the decisions that will cite
+// it and puts it in force, and reports routed agencies that the store does
+// not know.
 func (s *Service) Start(ctx context.Context) (missingAgencies []string, err error) {
-	doc, err := s.policy.Document()
+	pol := s.configured
+	doc, err := pol.Document()
 	if err != nil {
-		return nil, fmt.Errorf("encode policy %s: %w", s.policy.Version, err)
+		return nil, fmt.Errorf("encode policy %s: %w", pol.Version, err)
 	}
 	now := s.clock.Now()
-	var head AuditHead
-	err = s.store.Update(ctx, func(raw Tx) error {
-		missingAgencies, head = nil, AuditHead{}
-		tx := audited(raw)
-		old, err := tx.Policy(s.policy.Version)
+	err = s.w.write(ctx, SystemPrincipal(), AuditPolicyStored, now, func(tx Tx, c *Change) error {
+		missingAgencies = nil
+		old, err := tx.Policy(pol.Version)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			if err := tx.PutPolicy(s.policy.Version, doc); err != nil {
-				return err
-			}
 			// ktcn stores the policy it was configured with on its own
 			// authority; activation by a second person is the policy
 			// lifecycle's entry when it lands.
-			if head, err = tx.append(now, ActorSystem, AuditPolicyStored, "policy:"+s.policy.Version); err != nil {
+			if err := tx.PutPolicy(pol.Version, doc); err != nil {
 				return err
 			}
 		case err != nil:
 			return err
 		default:
-			if prev, perr := ParsePolicy(old); perr == nil && prev.Digest() != s.policy.Digest() {
+			if prev, perr := ParsePolicy(old); perr == nil && prev.Digest() != pol.Digest() {
 				// A version label is a promise that the rules it names never
 				// change; decisions already cite the stored content.
 				return Conflict("version", "policy %s is stored with different content (digest %s, now %s): give the new rules a new version",
-					s.policy.Version, prev.Digest(), s.policy.Digest())
+					pol.Version, prev.Digest(), pol.Digest())
 			}
 		}
-		if s.policy.Reduced.Sampling.Enabled {
-			if err := checkQuotaKeys(tx, s.keys); err != nil {
-				return err
+		active, err := tx.ActivePolicy()
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		case active.Version == pol.Version:
+			return s.startChecks(tx, pol, &missingAgencies)
+		default:
+			if old != nil {
+				// Back to a version already stored: the entry covers the
+				// document put in force again.
+				c.Kind = AuditPolicyActivated
+				if err := tx.PutPolicy(pol.Version, old); err != nil {
+					return err
+				}
 			}
 		}
-		for _, id := range s.policy.RoutedAgencies() {
-			if _, err := tx.Agency(id); errors.Is(err, ErrNotFound) {
-				missingAgencies = append(missingAgencies, id)
-			} else if err != nil {
-				return err
-			}
+		if err := tx.PutActivePolicy(ActivePolicy{Version: pol.Version, Digest: pol.Digest(), ActivatedAt: now, ActivatedBy: ActorSystem}); err != nil {
+			return err
 		}
-		return nil
+		c.Subjects = []string{"policy:" + pol.Version}
+		return s.startChecks(tx, pol, &missingAgencies)
 	})
-	if err == nil {
-		s.committed(head)
-	}
 	return missingAgencies, err
+}
+
+// startChecks refuses a quota secret the stored periods did not commit to
+// and lists the routed agencies the store does not know.
+func (s *Service) startChecks(tx ReadTx, pol *Policy, missing *[]string) error {
+	if pol.Reduced.Sampling.Enabled {
+		if err := checkQuotaKeys(tx, s.keys); err != nil {
+			return err
+		}
+	}
+	for _, id := range pol.RoutedAgencies() {
+		if _, err := tx.Agency(id); errors.Is(err, ErrNotFound) {
+			*missing = append(*missing, id)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DecideResult is what Decide returns: the decisions, one per line in
@@ -142,8 +161,15 @@ type DecideResult struct {
 // cannot tell, every line is evaluated again inside the transaction, as if
 // nothing had been prepared. Either way the same code computes the same
 // decision from the same inputs.
-func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string) (DecideResult, error) {
-	d, err := ParseDeclaration(s.policy, in)
+func (s *Service) Decide(ctx context.Context, by Principal, in DeclarationInput) (DecideResult, error) {
+	if err := by.Require(ActDecide); err != nil {
+		return DecideResult{}, err
+	}
+	pol, err := s.PolicyInForce(ctx)
+	if err != nil {
+		return DecideResult{}, err
+	}
+	d, err := ParseDeclaration(pol, in)
 	if err != nil {
 		return DecideResult{}, err
 	}
@@ -152,18 +178,16 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 	for i, l := range d.Lines {
 		keys[i] = keysOf(l.Goods)
 	}
-	prep := s.prepareDecision(ctx, d, keys, now)
+	prep := s.prepareDecision(ctx, pol, d, keys, now)
 	var (
 		out    DecideResult
 		opened []QuotaPeriod
-		head   AuditHead
 	)
-	err = s.store.Update(ctx, func(raw Tx) error {
-		out, opened, head = DecideResult{}, nil, AuditHead{}
-		if r, ok := raw.(ReadReuser); ok && prep != nil && prep.reads != nil {
+	err = s.w.write(ctx, by, AuditDeclarationDecided, now, func(tx Tx, c *Change) error {
+		out, opened = DecideResult{}, nil
+		if r, ok := tx.(ReadReuser); ok && prep != nil && prep.reads != nil {
 			r.Reuse(prep.reads)
 		}
-		tx := audited(raw)
 		rec, err := tx.Declaration(d.ID)
 		if err == nil {
 			if rec.Digest != d.Digest {
@@ -182,17 +206,34 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 		if !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		lots, err := prep.current(raw)
+		// The policy in force decides: if another version came into force
+		// since the declaration was read and prepared, read it again under
+		// that one and evaluate every line here.
+		dd, lp, p := d, prep, pol
+		if p, err = s.policyIn(tx); err != nil {
+			return err
+		}
+		ks := keys
+		if p.Version != pol.Version {
+			if dd, err = ParseDeclaration(p, in); err != nil {
+				return err
+			}
+			lp, ks = nil, make([]goodsKeys, len(dd.Lines))
+			for i, l := range dd.Lines {
+				ks[i] = keysOf(l.Goods)
+			}
+		}
+		lots, err := lp.current(tx)
 		if err != nil {
 			return err
 		}
-		rec = DeclarationRecord{ID: d.ID, ImporterTaxCode: d.ImporterTaxCode, Digest: d.Digest, DecidedAt: now}
+		rec = DeclarationRecord{ID: dd.ID, ImporterTaxCode: dd.ImporterTaxCode, Digest: dd.Digest, DecidedAt: now}
 		if lots != nil {
 			s.prep.used.Add(1)
 		} else {
 			s.prep.recomputed.Add(1)
 		}
-		for i, l := range d.Lines {
+		for i, l := range dd.Lines {
 			var (
 				e     lotEval
 				state *GoodsState
@@ -201,12 +242,12 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 				e = lots[i]
 			} else {
 				st := GoodsState{}
-				if e, st, err = s.evalLot(tx, d, l, keys[i], now); err != nil {
+				if e, st, err = s.evalLot(tx, p, dd, l, ks[i], now); err != nil {
 					return fmt.Errorf("line %d: %w", l.LineNo, err)
 				}
 				state = &st
 			}
-			dec, err := s.commitLot(tx, d, l, now, e, state, &opened)
+			dec, err := s.commitLot(tx, p, dd, l, now, e, state, &opened)
 			if err != nil {
 				return fmt.Errorf("line %d: %w", l.LineNo, err)
 			}
@@ -216,24 +257,22 @@ func (s *Service) Decide(ctx context.Context, in DeclarationInput, source string
 		if err := tx.PutDeclaration(rec); err != nil {
 			return err
 		}
-		subjects := []string{"declaration:" + d.ID}
-		for _, p := range opened {
-			subjects = append(subjects, "quota_period:"+p.Period)
+		c.Subjects = []string{"declaration:" + dd.ID}
+		for _, q := range opened {
+			c.Subjects = append(c.Subjects, "quota_period:"+q.Period)
 		}
-		head, err = tx.append(now, source, AuditDeclarationDecided, subjects...)
-		return err
+		return nil
 	})
 	if err != nil {
 		return DecideResult{}, err
 	}
-	s.committed(head)
 	for _, p := range opened {
 		// The commitment goes to the log as well as the store, so a later
 		// rewrite of the stored one is caught by comparing the two.
 		s.log.Info().Str("period", p.Period).Str("commitment", p.Commitment).Msg("quota period opened")
 	}
 	if !out.Replayed {
-		s.log.Info().Str("declaration_id", d.ID).Int("lines", len(d.Lines)).Str("source", source).Msg("declaration decided")
+		s.log.Info().Str("declaration_id", d.ID).Int("lines", len(d.Lines)).Str("source", by.Name).Msg("declaration decided")
 	}
 	return out, nil
 }
@@ -254,15 +293,16 @@ type lotEval struct {
 }
 
 // draftedLot is a lot's decision and assignment (nil when not inspected)
-// as draft made them ahead of the transaction, with their encodings.
+// as draft made them ahead of the transaction, with their encodings by
+// the store (RecordEncoder).
 type draftedLot struct {
 	dec            Decision
 	asg            *Assignment
-	decEnc, asgEnc encodedRecord
+	decEnc, asgEnc Encoded
 }
 
-// preparedDecision is a declaration evaluated on a snapshot, and the
-// input versions that snapshot held.
+// preparedDecision is a declaration evaluated on a snapshot under one
+// policy version, and the input versions that snapshot held.
 type preparedDecision struct {
 	lots     []lotEval
 	versions map[risk.Subject]uint64
@@ -287,7 +327,7 @@ func (s *Service) lotInputs(k goodsKeys, hsCode, importer string) []risk.Subject
 // input versions, or a read failed): the write transaction then does all
 // the work, and reports any error. A declaration already stored also
 // returns nil: the transaction replays it.
-func (s *Service) prepareDecision(ctx context.Context, d Declaration, keys []goodsKeys, now time.Time) *preparedDecision {
+func (s *Service) prepareDecision(ctx context.Context, pol *Policy, d Declaration, keys []goodsKeys, now time.Time) *preparedDecision {
 	var p *preparedDecision
 	prepare := func(tx ReadTx) error {
 		iv, ok := tx.(InputVersioner)
@@ -313,24 +353,24 @@ func (s *Service) prepareDecision(ctx context.Context, d Declaration, keys []goo
 				}
 				prep.versions[sub] = v
 			}
-			e, _, err := s.evalLot(cachedReadTx{ReadTx: tx, c: &s.inputs, versions: prep.versions}, d, l, keys[i], now)
+			e, _, err := s.evalLot(cachedReadTx{ReadTx: tx, c: &s.inputs, versions: prep.versions}, pol, d, l, keys[i], now)
 			if err != nil {
 				return nil
 			}
-			s.encodeDraft(d, l, now, &e)
+			s.encodeDraft(pol, d, l, now, &e)
 			prep.lots = append(prep.lots, e)
 		}
 		p = prep
 		return nil
 	}
-	if ra, ok := s.store.(ReadAheadStore); ok {
+	if ra, ok := s.reads.(ReadAheadStore); ok {
 		reads, _ := ra.ViewAhead(ctx, prepare)
 		if p != nil {
 			p.reads = reads
 		}
 		return p
 	}
-	_ = s.store.View(ctx, prepare)
+	_ = s.reads.View(ctx, prepare)
 	return p
 }
 
@@ -361,28 +401,28 @@ func (p *preparedDecision) current(tx Tx) ([]lotEval, error) {
 // scores, and the goods' history-only snapshot. It also returns the stored
 // goods state, which the commit needs (on a prepared snapshot the read is
 // made for the commit to reuse).
-func (s *Service) evalLot(tx ReadTx, d Declaration, l Line, k goodsKeys, now time.Time) (lotEval, GoodsState, error) {
-	history, certs, state, err := s.goodsContext(tx, k)
+func (s *Service) evalLot(tx ReadTx, pol *Policy, d Declaration, l Line, k goodsKeys, now time.Time) (lotEval, GoodsState, error) {
+	history, certs, state, err := goodsContext(tx, k)
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
 	}
 	lot := Lot{ImporterTaxCode: d.ImporterTaxCode, Procedure: l.Procedure, Exemption: l.Exemption,
 		Certificates: append(append([]Certificate{}, l.Certificates...), certs...)}
-	ev := Evaluate(s.policy, history, lot, now)
+	ev := Evaluate(pol, history, lot, now)
 	// The goods-state snapshot is the history-only mode; when nothing about
 	// this lot (certificate, exemption, the quality regime's importer term)
 	// can move it, it is this evaluation, and the history need not be
 	// replayed a second time.
 	snap := ev
 	if !(len(lot.Certificates) == 0 && lot.Exemption == "" && lot.Procedure != ProcedureQuality) {
-		snap = Evaluate(s.policy, history, Lot{}, now)
+		snap = Evaluate(pol, history, Lot{}, now)
 	}
-	if s.policy.Risk.ScoreDecisions {
-		scores, err := s.scoreLot(tx, k, l.Goods.HSCode, d.ImporterTaxCode, history, now)
+	if pol.Risk.ScoreDecisions {
+		scores, err := s.scoreLot(tx, pol, k, l.Goods.HSCode, d.ImporterTaxCode, history, now)
 		if err != nil {
 			return lotEval{}, GoodsState{}, err
 		}
-		s.applyScoreRules(&ev, scores)
+		applyScoreRules(pol, &ev, scores)
 		ev.Explanation.Scores = scores
 	}
 	return lotEval{gk: k.goods, ev: ev, snap: snap, results: goodsResults(history)}, state, nil
@@ -392,35 +432,35 @@ func (s *Service) evalLot(tx ReadTx, d Declaration, l Line, k goodsKeys, now tim
 // assignment, as far as they go without a quota draw. drawn reports a
 // reduced lot under a sampling policy: its decision is completed by the
 // draw inside the write transaction.
-func (s *Service) draft(d Declaration, l Line, now time.Time, e lotEval) (dec Decision, a *Assignment, drawn bool, err error) {
+func draft(pol *Policy, d Declaration, l Line, now time.Time, e lotEval) (dec Decision, a *Assignment, drawn bool, err error) {
 	ev := e.ev
 	dec = Decision{
 		ID: DecisionID(d.ID, l.LineNo), DeclarationID: d.ID, LineNo: l.LineNo, ImporterTaxCode: d.ImporterTaxCode,
-		Goods: l.Goods, GoodsKey: e.gk, Procedure: l.Procedure, Mode: ev.Mode, PolicyVersion: s.policy.Version,
+		Goods: l.Goods, GoodsKey: e.gk, Procedure: l.Procedure, Mode: ev.Mode, PolicyVersion: pol.Version,
 		DecidedAt: now, Explanation: ev.Explanation, Reason: ev.Explanation.Reason,
 	}
 	switch ev.Mode {
 	case ModeStrict, ModeNormal:
 		dec.Inspect = true
 	case ModeReduced:
-		if s.policy.Reduced.Sampling.Enabled {
+		if pol.Reduced.Sampling.Enabled {
 			return dec, nil, true, nil
 		}
 		dec.Reason += "; random sampling disabled by policy, not inspected"
 	}
-	a, err = s.assign(&dec, d, l, now, e)
+	a, err = assign(pol, &dec, d, l, now, e)
 	return dec, a, false, err
 }
 
 // assign routes an inspected lot to its agency: the assignment, and the
 // decision's agency and assignment ID (nil for a lot not inspected).
-func (s *Service) assign(dec *Decision, d Declaration, l Line, now time.Time, e lotEval) (*Assignment, error) {
+func assign(pol *Policy, dec *Decision, d Declaration, l Line, now time.Time, e lotEval) (*Assignment, error) {
 	if !dec.Inspect {
 		return nil, nil
 	}
 	mode := e.ev.Mode
-	listing, _ := s.policy.Lookup(l.Procedure, l.Goods.HSCode) // ParseDeclaration checked it is listed
-	agency, ok := s.policy.Route(listing, l.Goods.HSCode)
+	listing, _ := pol.Lookup(l.Procedure, l.Goods.HSCode) // ParseDeclaration checked it is listed
+	agency, ok := pol.Route(listing, l.Goods.HSCode)
 	if !ok {
 		return nil, fmt.Errorf("no route for %s %s: %w", l.Procedure, l.Goods.HSCode, errors.New("policy routing incomplete"))
 	}
@@ -431,37 +471,41 @@ func (s *Service) assign(dec *Decision, d Declaration, l Line, now time.Time, e 
 	a := Assignment{
 		ID: AssignmentID(d.ID, l.LineNo), DecisionID: dec.ID, DeclarationID: d.ID, LineNo: l.LineNo,
 		ImporterTaxCode: d.ImporterTaxCode, Agency: agency, Mode: mode, Check: check, Goods: l.Goods,
-		GoodsKey: e.gk, Procedure: l.Procedure, CreatedAt: now, DueAt: s.policy.Deadline(mode, now), Status: AssignmentOpen,
+		GoodsKey: e.gk, Procedure: l.Procedure, CreatedAt: now, DueAt: pol.Deadline(mode, now), Status: AssignmentOpen,
 	}
 	dec.Agency, dec.AssignmentID = agency, a.ID
 	return &a, nil
 }
 
-// encodeDraft encodes a lot's decision and assignment ahead of the write
-// transaction when no quota draw can change them (prepareDecision).
-func (s *Service) encodeDraft(d Declaration, l Line, now time.Time, e *lotEval) {
-	dec, a, drawn, err := s.draft(d, l, now, *e)
+// encodeDraft has the store encode a lot's decision and assignment ahead
+// of the write transaction when no quota draw can change them
+// (prepareDecision), if the store can (RecordEncoder).
+func (s *Service) encodeDraft(pol *Policy, d Declaration, l Line, now time.Time, e *lotEval) {
+	if s.encoder == nil {
+		return
+	}
+	dec, a, drawn, err := draft(pol, d, l, now, *e)
 	if err != nil || drawn {
 		return // the transaction meets the same error, or draws first
 	}
-	dj, err := gojson.Marshal(dec)
+	dj, err := s.encoder.EncodeDecision(dec)
 	if err != nil {
 		return
 	}
-	var aj []byte
+	var aj Encoded
 	if a != nil {
-		if aj, err = gojson.Marshal(*a); err != nil {
+		if aj, err = s.encoder.EncodeAssignment(*a); err != nil {
 			return
 		}
 	}
-	e.drafted = &draftedLot{dec: dec, asg: a, decEnc: newEncodedRecord(dj), asgEnc: newEncodedRecord(aj)}
+	e.drafted = &draftedLot{dec: dec, asg: a, decEnc: dj, asgEnc: aj}
 }
 
 // commitLot decides l from its evaluation inside the write transaction:
 // the quota draw for a reduced lot, the assignment, the decision and the
 // goods state. state is the goods state already read in this transaction,
 // or nil to read it here.
-func (s *Service) commitLot(tx *auditTx, d Declaration, l Line, now time.Time, e lotEval, state *GoodsState, opened *[]QuotaPeriod) (Decision, error) {
+func (s *Service) commitLot(tx Tx, pol *Policy, d Declaration, l Line, now time.Time, e lotEval, state *GoodsState, opened *[]QuotaPeriod) (Decision, error) {
 	if state == nil {
 		st, err := readGoodsState(tx, e.gk)
 		if err != nil {
@@ -469,38 +513,49 @@ func (s *Service) commitLot(tx *auditTx, d Declaration, l Line, now time.Time, e
 		}
 		state = &st
 	}
-	dec, a, decEnc, asgEnc, err := s.lotRecords(tx, d, l, now, e, opened)
+	dec, a, decEnc, asgEnc, err := s.lotRecords(tx, pol, d, l, now, e, opened)
 	if err != nil {
 		return Decision{}, err
 	}
+	w, encoded := tx.(EncodedWriter)
 	if a != nil {
-		if err := tx.putAssignment(*a, asgEnc); err != nil {
+		if encoded && asgEnc != nil {
+			err = w.PutAssignmentEncoded(*a, asgEnc)
+		} else {
+			err = tx.PutAssignment(*a)
+		}
+		if err != nil {
 			return Decision{}, err
 		}
 	}
-	if err := tx.putDecision(dec, decEnc); err != nil {
+	if encoded && decEnc != nil {
+		err = w.PutDecisionEncoded(dec, decEnc)
+	} else {
+		err = tx.PutDecision(dec)
+	}
+	if err != nil {
 		return Decision{}, err
 	}
 	st := *state
 	st.Lots++
-	return dec, s.writeGoodsState(tx, st, l.Goods, e.gk, e.snap, e.results, now)
+	return dec, writeGoodsState(tx, pol, st, l.Goods, e.gk, e.snap, e.results, now)
 }
 
 // lotRecords is a lot's decision and assignment: as drafted and encoded
 // ahead when they were (the same inputs give the same records), else
-// drafted here, with the quota draw for a reduced lot (zero encodings: the
+// drafted here, with the quota draw for a reduced lot (no encodings: the
 // store encodes them).
-func (s *Service) lotRecords(tx Tx, d Declaration, l Line, now time.Time, e lotEval, opened *[]QuotaPeriod) (Decision, *Assignment, encodedRecord, encodedRecord, error) {
+func (s *Service) lotRecords(tx Tx, pol *Policy, d Declaration, l Line, now time.Time, e lotEval, opened *[]QuotaPeriod) (Decision, *Assignment, Encoded, Encoded, error) {
 	if p := e.drafted; p != nil {
 		return p.dec, p.asg, p.decEnc, p.asgEnc, nil
 	}
-	dec, a, drawn, err := s.draft(d, l, now, e)
+	dec, a, drawn, err := draft(pol, d, l, now, e)
 	if err != nil || !drawn {
-		return dec, a, encodedRecord{}, encodedRecord{}, err
+		return dec, a, nil, nil, err
 	}
-	q, err := s.sample(tx, d, l, goodsRisk(e.ev.Explanation.Scores), now, opened)
+	q, err := s.sample(tx, pol, d, l, goodsRisk(e.ev.Explanation.Scores), now, opened)
 	if err != nil {
-		return Decision{}, nil, encodedRecord{}, encodedRecord{}, fmt.Errorf("random check: %w", err)
+		return Decision{}, nil, nil, nil, fmt.Errorf("random check: %w", err)
 	}
 	dec.Quota, dec.Inspect = &q, q.Chosen
 	if q.Chosen {
@@ -508,8 +563,8 @@ func (s *Service) lotRecords(tx Tx, d Declaration, l Line, now time.Time, e lotE
 	} else {
 		dec.Reason += "; not selected for a random check"
 	}
-	a, err = s.assign(&dec, d, l, now, e)
-	return dec, a, encodedRecord{}, encodedRecord{}, err
+	a, err = assign(pol, &dec, d, l, now, e)
+	return dec, a, nil, nil, err
 }
 
 // goodsRisk is the goods' posterior violation rate among a decision's
@@ -526,7 +581,7 @@ func goodsRisk(scores []risk.Score) float64 {
 // goodsContext reads what a decision on g depends on: its history (own
 // events and alerts on its manufacturer and heading × origin), the
 // manufacturer's certificates on record, and the stored goods state.
-func (s *Service) goodsContext(tx ReadTx, k goodsKeys) ([]Event, []Certificate, GoodsState, error) {
+func goodsContext(tx ReadTx, k goodsKeys) ([]Event, []Certificate, GoodsState, error) {
 	var history []Event
 	subjects := [...]Subject{
 		{SubjectGoods, k.goods},
@@ -567,12 +622,8 @@ func readGoodsState(tx ReadTx, gk Key) (GoodsState, error) {
 
 // putGoodsState refreshes the goods' snapshot from its history alone (no
 // lot's certificate or exemption).
-func (s *Service) putGoodsState(tx Tx, st GoodsState, g Goods, gk Key, history []Event, now time.Time, snap *Evaluation) error {
-	if snap == nil {
-		ev := Evaluate(s.policy, history, Lot{}, now)
-		snap = &ev
-	}
-	return s.writeGoodsState(tx, st, g, gk, *snap, goodsResults(history), now)
+func putGoodsState(tx Tx, pol *Policy, st GoodsState, g Goods, gk Key, history []Event, now time.Time) error {
+	return writeGoodsState(tx, pol, st, g, gk, Evaluate(pol, history, Lot{}, now), goodsResults(history), now)
 }
 
 // goodsResults counts the results in the goods' own history.
@@ -588,10 +639,10 @@ func goodsResults(history []Event) int {
 
 // writeGoodsState writes the goods' snapshot: its history-only evaluation
 // and result count.
-func (s *Service) writeGoodsState(tx Tx, st GoodsState, g Goods, gk Key, snap Evaluation, results int, now time.Time) error {
+func writeGoodsState(tx Tx, pol *Policy, st GoodsState, g Goods, gk Key, snap Evaluation, results int, now time.Time) error {
 	st.Key, st.Goods, st.Mode, st.Rule, st.Progress = gk, g, snap.Mode, snap.Explanation.Rule, snap.Explanation.Progress
 	st.Results = results
-	st.PolicyVersion, st.UpdatedAt = s.policy.Version, now
+	st.PolicyVersion, st.UpdatedAt = pol.Version, now
 	return tx.PutGoodsState(st)
 }
 
@@ -608,39 +659,54 @@ func AssignmentID(declarationID string, lineNo int) string {
 	return "asg_" + k.String()[:24]
 }
 
-// Decision returns a stored decision.
-func (s *Service) Decision(ctx context.Context, id string) (Decision, error) {
-	var d Decision
-	err := s.store.View(ctx, func(tx ReadTx) (err error) {
-		d, err = tx.Decision(id)
-		return err
-	})
-	if errors.Is(err, ErrNotFound) {
-		return d, NotFound("no decision %q", id)
-	}
-	return d, err
+// Decision returns a stored decision as decided, if by may see it (see
+// DecisionView).
+func (s *Service) Decision(ctx context.Context, by Principal, id string) (Decision, error) {
+	v, err := s.DecisionView(ctx, by, id)
+	return v.Decision, err
 }
 
-// Assignment returns a stored assignment.
-func (s *Service) Assignment(ctx context.Context, id string) (Assignment, error) {
+// Assignment returns a stored assignment. An agency sees only its own: any
+// other is not found, word for word what a missing one gets, so an agency
+// cannot learn that another's exists. An assignment's agency is fixed when
+// it is created, so checking before a write cannot race with a change of
+// owner.
+func (s *Service) Assignment(ctx context.Context, by Principal, id string) (Assignment, error) {
+	if err := by.Require(ActReadAssignments); err != nil {
+		return Assignment{}, err
+	}
 	var a Assignment
-	err := s.store.View(ctx, func(tx ReadTx) (err error) {
+	err := s.reads.View(ctx, func(tx ReadTx) (err error) {
 		a, err = tx.Assignment(id)
 		return err
 	})
-	if errors.Is(err, ErrNotFound) {
-		return a, NotFound("no assignment %q", id)
+	if errors.Is(err, ErrNotFound) || err == nil && !by.MaySee(a.Agency) {
+		return Assignment{}, NotFound("no assignment %q", id)
 	}
 	return a, err
 }
 
-// OpenAssignments lists an agency's open inspections, oldest first.
-func (s *Service) OpenAssignments(ctx context.Context, agency, after string, limit int) ([]Assignment, string, error) {
+// OpenAssignments lists an agency's open inspections, oldest first. An
+// agency lists its own (agency empty means the caller's own); another
+// agency's list is not found, whether or not that agency exists.
+func (s *Service) OpenAssignments(ctx context.Context, by Principal, agency, after string, limit int) ([]Assignment, string, error) {
+	if err := by.Require(ActReadAssignments); err != nil {
+		return nil, "", err
+	}
+	if agency == "" && by.Role == RoleAgency {
+		agency = by.Agency
+	}
+	if agency == "" {
+		return nil, "", Invalid("agency", "is required")
+	}
+	if !by.MaySee(agency) {
+		return nil, "", NotFound("no agency %q", agency)
+	}
 	var (
 		list []Assignment
 		next string
 	)
-	err := s.store.View(ctx, func(tx ReadTx) error {
+	err := s.reads.View(ctx, func(tx ReadTx) error {
 		if _, err := tx.Agency(agency); err != nil {
 			if errors.Is(err, ErrNotFound) {
 				return Invalid("agency", "unknown agency %q", agency)
@@ -655,9 +721,12 @@ func (s *Service) OpenAssignments(ctx context.Context, agency, after string, lim
 }
 
 // GoodsState returns the stored snapshot of a goods' mode.
-func (s *Service) GoodsState(ctx context.Context, k Key) (GoodsState, error) {
+func (s *Service) GoodsState(ctx context.Context, by Principal, k Key) (GoodsState, error) {
+	if err := by.Require(ActReadGoods); err != nil {
+		return GoodsState{}, err
+	}
 	var st GoodsState
-	err := s.store.View(ctx, func(tx ReadTx) (err error) {
+	err := s.reads.View(ctx, func(tx ReadTx) (err error) {
 		st, err = tx.GoodsState(k)
 		return err
 	})

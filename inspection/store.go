@@ -6,7 +6,13 @@ import (
 	"github.com/ktcn/ktcn/risk"
 )
 
-// Store is the storage inspection needs. Update runs fn in one atomic,
+// Reader reads consistent snapshots; every read use case holds only this.
+type Reader interface {
+	View(ctx context.Context, fn func(ReadTx) error) error
+}
+
+// Store is the storage inspection needs. Only the write path (write.go)
+// calls Update. Update runs fn in one atomic,
 // serializable transaction that is durable (synced) before Update returns
 // nil; on a write conflict the store discards the attempt and runs fn
 // again, so fn must have no effect outside the Tx. Missing records are
@@ -38,6 +44,8 @@ type ReadTx interface {
 	Agencies() ([]Agency, error)
 	// Policy returns a stored policy document by version.
 	Policy(version string) ([]byte, error)
+	// ActivePolicy names the policy version in force.
+	ActivePolicy() (ActivePolicy, error)
 	// APIKey returns a stored API key by its (public) key ID.
 	APIKey(id string) (APIKey, error)
 	// APIKeys lists every stored key, oldest first (then by ID).
@@ -95,6 +103,8 @@ type Tx interface {
 	PutImporter(Importer) error
 	PutManufacturer(Manufacturer) error
 	PutPolicy(version string, doc []byte) error
+	// PutActivePolicy puts a stored version in force.
+	PutActivePolicy(ActivePolicy) error
 	// PutAPIKey writes a key record, new or updated (revocation).
 	PutAPIKey(APIKey) error
 	PutQuotaCounter(QuotaCounter) error
@@ -107,9 +117,6 @@ type Tx interface {
 	// PutOverride appends a decision's override; o.N must be one more than
 	// the overrides it already has.
 	PutOverride(o Override) error
-	// PutAuditEntry appends e and makes it the head. It refuses an entry
-	// that does not follow the head (Seq = head + 1, Prev = head hash).
-	PutAuditEntry(e AuditEntry) error
 }
 
 // InputVersioner is an optional capability of a ReadTx (the badger store
@@ -141,18 +148,29 @@ func (s Subject) InputSubject() risk.Subject {
 // (a function, not a variable: nothing may reassign it).
 func PriorsSubject() risk.Subject { return risk.Subject{Kind: "risk_prior", ID: "*"} }
 
-// EncodedWriter is an optional capability of a Tx (the badger store has
-// it): writing a record whose stored encoding the caller made ahead of the
-// transaction, so the committer does not spend its serial time encoding.
-// body must be encoding/json's encoding of the record (exactly what
-// PutDecision and PutAssignment would store); the record itself is passed
-// for its keys and indexes. Both write the records of a lot decided in this
+// Encoded is a record its store encoded ahead of the write transaction
+// (RecordEncoder); its bytes are the store's business.
+type Encoded interface {
+	Size() int
+}
+
+// RecordEncoder is an optional capability of a Store (the badger store
+// has it): encoding a lot's decision and assignment in the caller's
+// goroutine, ahead of the transaction, so the single committer does not
+// spend its serial time on it.
+type RecordEncoder interface {
+	EncodeDecision(Decision) (Encoded, error)
+	EncodeAssignment(Assignment) (Encoded, error)
+}
+
+// EncodedWriter is an optional capability of a Tx: writing a record its
+// store encoded ahead. Both write the records of a lot decided in this
 // transaction: none exists yet under its IDs (they derive from the lot ID,
 // and the declaration was not found), so the store need not look for a
 // previous version to unindex.
 type EncodedWriter interface {
-	PutDecisionJSON(d Decision, body []byte) error
-	PutAssignmentJSON(a Assignment, body []byte) error
+	PutDecisionEncoded(d Decision, e Encoded) error
+	PutAssignmentEncoded(a Assignment, e Encoded) error
 }
 
 // ReadAheadStore is an optional capability of a Store (the badger store

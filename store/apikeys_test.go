@@ -53,7 +53,7 @@ func TestAPIKeys(t *testing.T) {
 			}
 			return nil
 		})
-		err := db.Update(t.Context(), func(tx inspection.Tx) error {
+		err := db.UpdateRaw(t.Context(), func(tx inspection.Tx) error {
 			k := sampleKey("0000000000000002", t0)
 			k.SecretHash = ""
 			return tx.PutAPIKey(k)

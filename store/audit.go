@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -91,10 +92,25 @@ func (t *writeTx) PutAuditEntry(e inspection.AuditEntry) error {
 	if e.Seq != head.Seq+1 || e.Prev != head.Hash {
 		return fmt.Errorf("store: audit entry %d (prev %.12s…) does not follow the head %d (%.12s…)", e.Seq, e.Prev, head.Seq, head.Hash)
 	}
-	if err := t.putF(prefixAuditEntry, auditEntryKey(e.Seq), func() string { return fmt.Sprintf("audit entry %d", e.Seq) }, e); err != nil {
-		return err
+	if !t.raw && !slices.Equal(e.Records, t.notes.list) {
+		return fmt.Errorf("store: audit entry %d covers %d records, but the transaction wrote %d since its last entry: it must cover exactly those",
+			e.Seq, len(e.Records), len(t.notes.list))
 	}
-	return t.put(prefixAuditHead, auditHeadKey(), "audit head", inspection.AuditHead{Seq: e.Seq, Hash: e.Hash})
+	for _, x := range []struct {
+		p   prefix
+		key []byte
+		v   any
+	}{{prefixAuditEntry, auditEntryKey(e.Seq), e}, {prefixAuditHead, auditHeadKey(), inspection.AuditHead{Seq: e.Seq, Hash: e.Hash}}} {
+		val, err := encode(x.p, x.v)
+		if err != nil {
+			return fmt.Errorf("store: audit entry %d: %w", e.Seq, err)
+		}
+		if err := t.setF(x.key, val, func() string { return fmt.Sprintf("%s %d", x.p, e.Seq) }); err != nil {
+			return err
+		}
+	}
+	t.notes.reset()
+	return nil
 }
 
 // Overrides: 0x16 | h16(decision id) | n (8, BE), so a decision's
@@ -144,7 +160,7 @@ func (t *writeTx) PutOverride(o inspection.Override) error {
 			return fmt.Errorf("store: put override %q: its predecessor: %w", o.ID, err)
 		}
 	}
-	return t.put(prefixOverride, key, what, o)
+	return t.putRecord(prefixOverride, key, o.ID, o)
 }
 
 // recordKey is where a record of kind k with ID id is stored, for kinds
@@ -167,6 +183,7 @@ func recordKey(k inspection.RecordKind, id string) ([]byte, prefix, error) {
 		return idKey(prefixAgency, id), prefixAgency, nil
 	case inspection.RecordImporter:
 		return idKey(prefixImporter, id), prefixImporter, nil
+
 	case inspection.RecordGoodsState, inspection.RecordManufacturer:
 		key, err := inspection.ParseKey(id)
 		if err != nil {
@@ -278,6 +295,13 @@ var recordScans = map[inspection.RecordKind]recordScan{
 	inspection.RecordOverride:     {prefixOverride, jsonID("id")},
 	inspection.RecordAgency:       {prefixAgency, jsonID("id")},
 	inspection.RecordImporter:     {prefixImporter, jsonID("tax_code")},
+	inspection.RecordManufacturer: {prefixManufacture, func(body []byte) (string, error) {
+		var m inspection.Manufacturer
+		if err := json.Unmarshal(body, &m); err != nil {
+			return "", err
+		}
+		return m.Key().String(), nil
+	}},
 }
 
 // Records scans every record of a kind (for VerifyAudit's search for

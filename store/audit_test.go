@@ -59,24 +59,24 @@ func newAuditRig(t *testing.T) *auditRig {
 	r := &auditRig{db: db, svc: svc}
 	for i := range 4 {
 		no, q := 1, 50.0
-		res, err := svc.Decide(ctx, inspection.DeclarationInput{DeclarationID: fmt.Sprintf("T-%d", i), ImporterTaxCode: "0101234567",
+		res, err := svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: fmt.Sprintf("T-%d", i), ImporterTaxCode: "0101234567",
 			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: fmt.Sprintf("Sữa %d", i), Manufacturer: "Tamper Dairy",
-				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}}, "nsw")
+				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.decisions = append(r.decisions, res.Decisions[0])
 	}
-	if _, err := svc.RecordResult(ctx, r.decisions[0].AssignmentID, inspection.ResultInput{Outcome: "pass",
-		InspectedAt: now.Format(time.RFC3339)}, "agency:"+r.decisions[0].Agency); err != nil {
+	if _, err := svc.RecordResult(ctx, as("agency:"+r.decisions[0].Agency), r.decisions[0].AssignmentID, inspection.ResultInput{Outcome: "pass",
+		InspectedAt: now.Format(time.RFC3339)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.RaiseAlert(ctx, inspection.AlertInput{Authority: "RASFF", Reference: "T-A", IssuedAt: now.Format(time.RFC3339),
-		Reason: "Listeria", Target: inspection.AlertTarget{Kind: "manufacturer", Manufacturer: "Other", Origin: "NZ"}}, "customs"); err != nil {
+	if _, err := svc.RaiseAlert(ctx, as("customs"), inspection.AlertInput{Authority: "RASFF", Reference: "T-A", IssuedAt: now.Format(time.RFC3339),
+		Reason: "Listeria", Target: inspection.AlertTarget{Kind: "manufacturer", Manufacturer: "Other", Origin: "NZ"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Override(ctx, r.decisions[1].ID, inspection.OverrideInput{ReasonCode: "duplicate_declaration",
-		ReasonText: "twice", Inspect: new(bool)}, inspection.Principal{Name: "customs:x", Role: inspection.RoleCustoms}); err != nil {
+	if _, err := svc.Override(ctx, inspection.Principal{Name: "customs:x", Role: inspection.RoleCustoms}, r.decisions[1].ID, inspection.OverrideInput{ReasonCode: "duplicate_declaration",
+		ReasonText: "twice", Inspect: new(bool)}); err != nil {
 		t.Fatal(err)
 	}
 	r.entries = r.readEntries(t)
@@ -129,7 +129,7 @@ func (r *auditRig) coveredBy(kind inspection.RecordKind, id string) uint64 {
 // says what.
 func (r *auditRig) wantBreak(t *testing.T, seq uint64, what string, cps ...inspection.Checkpoint) {
 	t.Helper()
-	_, err := r.svc.VerifyAudit(context.Background(), cps)
+	_, err := r.svc.VerifyAudit(context.Background(), inspection.SystemPrincipal(), cps)
 	var b *inspection.AuditBreak
 	if !errors.As(err, &b) || !errors.Is(err, inspection.ErrAuditMismatch) || b.Seq != seq || !strings.Contains(err.Error(), what) {
 		t.Fatalf("verify: %v; want a break at entry %d saying %q", err, seq, what)
@@ -138,7 +138,7 @@ func (r *auditRig) wantBreak(t *testing.T, seq uint64, what string, cps ...inspe
 
 func TestAuditUntouchedStoreVerifies(t *testing.T) {
 	r := newAuditRig(t)
-	rep, err := r.svc.VerifyAudit(context.Background(), nil)
+	rep, err := r.svc.VerifyAudit(context.Background(), inspection.SystemPrincipal(), nil)
 	if err != nil || rep.Entries != 8 || rep.Head.Seq != 8 || rep.Head.Hash != r.entries[7].Hash {
 		t.Fatalf("%+v %v", rep, err)
 	}
@@ -258,7 +258,7 @@ func TestAuditTamperWithOneDecision(t *testing.T) {
 		r := newAuditRig(t)
 		forged := r.decisions[2]
 		forged.ID, forged.DeclarationID = "dec_forged", "FORGED"
-		err := r.db.Update(context.Background(), func(tx inspection.Tx) error { return tx.PutDecision(forged) })
+		err := r.db.UpdateRaw(context.Background(), func(tx inspection.Tx) error { return tx.PutDecision(forged) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -302,7 +302,7 @@ func TestAuditRewriteNeedsTheCheckpoint(t *testing.T) {
 	if err := store.PutRaw(r.db, store.AuditHeadKey(), store.EncodeRaw(b)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.svc.VerifyAudit(context.Background(), nil); err != nil {
+	if _, err := r.svc.VerifyAudit(context.Background(), inspection.SystemPrincipal(), nil); err != nil {
 		t.Fatalf("a consistent rewrite is not detectable without a checkpoint, yet: %v", err)
 	}
 	r.wantBreak(t, 8, "rewritten", cp)
@@ -345,9 +345,18 @@ func TestPutAuditEntryFollowsTheHead(t *testing.T) {
 		{Seq: 10, Prev: head.Hash, Hash: strings.Repeat("1", 64)},        // a gap
 		{Seq: 9, Prev: strings.Repeat("2", 64), Hash: strings.Repeat("1", 64)},
 	} {
-		err := r.db.Update(context.Background(), func(tx inspection.Tx) error { return tx.PutAuditEntry(e) })
+		err := r.db.UpdateRaw(context.Background(), func(tx inspection.Tx) error { return tx.(inspection.AuditedTx).PutAuditEntry(e) })
 		if err == nil || !strings.Contains(err.Error(), "does not follow the head") {
 			t.Errorf("entry %d prev %.8s: %v", e.Seq, e.Prev, err)
 		}
 	}
+}
+
+// as is the principal a test acts as, by its name.
+func as(name string) inspection.Principal {
+	p, err := inspection.ParsePrincipal(name)
+	if err != nil {
+		panic(err) // a test's own literal: a bug in the test
+	}
+	return p
 }

@@ -38,6 +38,7 @@ const maxBatch = 1024
 type commitRequest struct {
 	ctx       context.Context
 	fn        func(inspection.Tx) error
+	raw       bool       // UpdateRaw: no audit check
 	done      chan error // buffered: the committer never blocks on a caller
 	conflicts int        // commits of it that met a write conflict
 }
@@ -109,8 +110,8 @@ func (c *committer) stop() {
 	c.retire(sh)
 }
 
-func (c *committer) submit(ctx context.Context, fn func(inspection.Tx) error) error {
-	r := &commitRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
+func (c *committer) submit(ctx context.Context, fn func(inspection.Tx) error, raw bool) error {
+	r := &commitRequest{ctx: ctx, fn: fn, raw: raw, done: make(chan error, 1)}
 	select {
 	case c.reqs <- r:
 	case <-ctx.Done():
@@ -373,9 +374,8 @@ func (c *committer) run(batch []*commitRequest, f *flight) (*flight, *next) {
 // bv and returns the function's index and error.
 func (c *committer) applyAll(txn *badger.Txn, bv *batchView, reqs []*commitRequest) (int, error) {
 	for i, r := range reqs {
-		tx := &writeTx{readTx: readTx{txn: txn, bv: bv, c: c}}
-		err := r.fn(tx)
-		tx.done = true
+		tx := &writeTx{readTx: readTx{txn: txn, bv: bv, c: c}, raw: r.raw}
+		err := tx.finish(r.fn(tx))
 		if bv.unsettled {
 			err = errSettleFirst
 		}

@@ -27,7 +27,7 @@ func runConcurrently(db *store.DB, n int, fn func(i int) func(inspection.Tx) err
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = db.Update(context.Background(), fn(i))
+			errs[i] = db.UpdateRaw(context.Background(), fn(i))
 		}()
 	}
 	wg.Wait()

@@ -251,17 +251,34 @@ func (d *DB) View(ctx context.Context, fn func(inspection.ReadTx) error) error {
 // runs again after a short random pause, up to MaxUpdateAttempts times,
 // then Update fails with CodeUnavailable. Cancelling ctx abandons a request
 // not yet run, never one already in a commit.
+//
+// A transaction that writes a record must append an audit entry covering
+// exactly the records it wrote (inspection's write path does); otherwise
+// Update fails with ErrUnaudited and commits nothing (records.go).
 func (d *DB) Update(ctx context.Context, fn func(inspection.Tx) error) error {
+	return d.update(ctx, fn, false)
+}
+
+// UpdateRaw is Update without the audit check: records may be written
+// with no entry covering them. Nothing in ktcn's domain reaches it (its
+// Store interface has only Update); it is for tests that play someone with
+// write access to the data directory, whose writes verify audit must then
+// find, and for repairs by hand.
+func (d *DB) UpdateRaw(ctx context.Context, fn func(inspection.Tx) error) error {
+	return d.update(ctx, fn, true)
+}
+
+func (d *DB) update(ctx context.Context, fn func(inspection.Tx) error, raw bool) error {
 	if err := d.enter(ctx); err != nil {
 		return err
 	}
 	defer d.leave()
 	if d.committer != nil {
-		return d.committer.submit(ctx, fn)
+		return d.committer.submit(ctx, fn, raw)
 	}
 	var conflict error
 	for attempt := 1; attempt <= MaxUpdateAttempts; attempt++ {
-		retry, err := d.try(fn)
+		retry, err := d.try(fn, raw)
 		if !retry {
 			return err
 		}
@@ -286,13 +303,11 @@ func (d *DB) CommitStats() CommitStats {
 }
 
 // try runs one attempt; retry reports a write conflict at commit.
-func (d *DB) try(fn func(inspection.Tx) error) (retry bool, err error) {
+func (d *DB) try(fn func(inspection.Tx) error, raw bool) (retry bool, err error) {
 	txn := d.db.NewTransaction(true)
 	defer txn.Discard()
-	tx := &writeTx{readTx: readTx{txn: txn}}
-	ferr := fn(tx)
-	tx.done = true
-	if ferr != nil {
+	tx := &writeTx{readTx: readTx{txn: txn}, raw: raw}
+	if ferr := tx.finish(fn(tx)); ferr != nil {
 		return false, ferr
 	}
 	if err := txn.Commit(); err != nil {

@@ -81,7 +81,7 @@ func TestAddEventRefusesDuplicateID(t *testing.T) {
 	s := inspection.Subject{Kind: inspection.SubjectGoods, Key: goods.Key()}
 	update(t, db, func(tx inspection.Tx) error { return tx.AddEvent(event("e1", s, t0)) })
 	// Same ID, different At: would otherwise leave two history entries.
-	err := db.Update(t.Context(), func(tx inspection.Tx) error { return tx.AddEvent(event("e1", s, t0.Add(time.Hour))) })
+	err := db.UpdateRaw(t.Context(), func(tx inspection.Tx) error { return tx.AddEvent(event("e1", s, t0.Add(time.Hour))) })
 	if inspection.ErrorCode(err) != inspection.CodeConflict {
 		t.Fatalf("err = %v, want conflict", err)
 	}
@@ -112,7 +112,7 @@ func TestEventsRejectBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := db.Update(t.Context(), tc.fn)
+			err := db.UpdateRaw(t.Context(), tc.fn)
 			var e *inspection.Error
 			if !errors.As(err, &e) || e.Code != inspection.CodeInvalid || e.Field != tc.field {
 				t.Fatalf("err = %v, want invalid %s", err, tc.field)

@@ -20,7 +20,7 @@ func DecisionKey(id string) []byte { return idKey(prefixDecision, id) }
 // BareSet writes raw bytes inside an Update, for the group-commit floor
 // benchmark (no encoding, no domain).
 func BareSet(tx any, key, val []byte) error {
-	return tx.(*writeTx).set(append([]byte{0xEE}, key...), val, "bench")
+	return tx.(*writeTx).setF(append([]byte{0xEE}, key...), val, func() string { return "bench" })
 }
 
 // OpenWith opens with badger options a caller altered, to show Open's

@@ -56,7 +56,7 @@ func (t *writeTx) bumpInput(s risk.Subject) error {
 	if err != nil {
 		return err
 	}
-	if err := t.set(inputVersionKey(s), encodeRaw(binary.BigEndian.AppendUint64(nil, v+1)), "input version of "+s.String()); err != nil {
+	if err := t.setDerived(inputVersionKey(s), encodeRaw(binary.BigEndian.AppendUint64(nil, v+1)), func() string { return "input version of " + s.String() }); err != nil {
 		return err
 	}
 	if t.bumped == nil {

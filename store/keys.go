@@ -38,6 +38,7 @@ const (
 	prefixRisk         prefix = 0x17 // risk counts by subject kind and ID
 	prefixRiskPrior    prefix = 0x18 // fitted risk prior by group
 	prefixInputVersion prefix = 0x19 // decision-input version by subject (inputs.go)
+	prefixActivePolicy prefix = 0x1A // the policy version in force
 	prefixMeta         prefix = 0xFF
 )
 
@@ -89,6 +90,8 @@ func (p prefix) String() string {
 		return "risk prior"
 	case prefixInputVersion:
 		return "input version"
+	case prefixActivePolicy:
+		return "active policy"
 	case prefixMeta:
 		return "meta"
 	}

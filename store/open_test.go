@@ -55,7 +55,7 @@ func TestOpenRefusesOtherSchema(t *testing.T) {
 			return store.PutRaw(db, store.SchemaKey(), []byte{1, 0})
 		}},
 		{"data without version", func(db *store.DB) error {
-			if err := db.Update(t.Context(), func(tx inspection.Tx) error { return tx.PutAgency(sampleAgency) }); err != nil {
+			if err := db.UpdateRaw(t.Context(), func(tx inspection.Tx) error { return tx.PutAgency(sampleAgency) }); err != nil {
 				return err
 			}
 			return store.DeleteRaw(db, store.SchemaKey())

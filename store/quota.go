@@ -99,7 +99,7 @@ func (t *writeTx) PutQuotaCounter(c inspection.QuotaCounter) error {
 	if c.Period == "" || c.Scope == "" {
 		return fmt.Errorf("store: put quota counter: empty period or scope")
 	}
-	return t.putF(prefixQuota, quotaScopeKey(prefixQuota, c.Period, c.Scope), func() string { return fmt.Sprintf("quota counter %s/%s", c.Period, c.Scope) }, c)
+	return t.putRecord(prefixQuota, quotaScopeKey(prefixQuota, c.Period, c.Scope), inspection.QuotaCounterID(c.Period, c.Scope), c)
 }
 
 func (t *writeTx) PutQuotaPeriod(p inspection.QuotaPeriod) error {
@@ -111,5 +111,5 @@ func (t *writeTx) PutQuotaDraw(period, scope string, eligible int64, decisionID 
 		return fmt.Errorf("store: put quota draw %s/%s: eligible %d, decision %q", period, scope, eligible, decisionID)
 	}
 	k := binary.BigEndian.AppendUint64(quotaScopeKey(prefixQuotaDraw, period, scope), uint64(eligible))
-	return t.setF(k, encodeRaw([]byte(decisionID)), func() string { return fmt.Sprintf("quota draw %s/%s #%d", period, scope, eligible) })
+	return t.setDerived(k, encodeRaw([]byte(decisionID)), func() string { return fmt.Sprintf("quota draw %s/%s #%d", period, scope, eligible) })
 }

@@ -142,7 +142,7 @@ func TestReadAheadLosesNoIncrement(t *testing.T) {
 				errs <- err
 				return
 			}
-			errs <- db.Update(context.Background(), func(tx inspection.Tx) error {
+			errs <- db.UpdateRaw(context.Background(), func(tx inspection.Tx) error {
 				tx.(inspection.ReadReuser).Reuse(reads)
 				c, err := read(tx)
 				if err != nil {

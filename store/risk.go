@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -65,12 +66,15 @@ func (t *writeTx) PutRiskRecord(r inspection.RiskRecord) error {
 	if err := t.bumpInput(r.Subject); err != nil {
 		return err
 	}
-	return t.put(prefixRisk, riskKey(r.Subject), "risk counts of "+r.Subject.String(), r)
+	return t.putDerived(prefixRisk, riskKey(r.Subject), "risk counts of "+r.Subject.String(), r)
 }
 
 func (t *writeTx) PutRiskPrior(p risk.Prior) error {
 	if err := t.bumpInput(inspection.PriorsSubject()); err != nil {
 		return err
 	}
-	return t.putID(prefixRiskPrior, p.Group, p)
+	if p.Group == "" {
+		return errors.New("store: put risk prior: empty group")
+	}
+	return t.putDerived(prefixRiskPrior, idKey(prefixRiskPrior, p.Group), "risk prior "+p.Group, p)
 }

@@ -60,7 +60,7 @@ func backends(t *testing.T, f func(t *testing.T, db *store.DB)) {
 
 func update(tb testing.TB, db *store.DB, fn func(inspection.Tx) error) {
 	tb.Helper()
-	if err := db.Update(context.Background(), fn); err != nil {
+	if err := db.UpdateRaw(context.Background(), fn); err != nil {
 		tb.Fatalf("Update: %v", err)
 	}
 }
@@ -368,7 +368,7 @@ func TestPutRejectsRecordsWithoutIdentity(t *testing.T) {
 	db := openMemory(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := db.Update(context.Background(), tc.put); err == nil {
+			if err := db.UpdateRaw(context.Background(), tc.put); err == nil {
 				t.Fatal("Update succeeded")
 			}
 		})

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -44,6 +45,20 @@ type writeTx struct {
 	readTx
 	// bumped notes the input versions this transaction has bumped.
 	bumped map[risk.Subject]bool
+	// notes are the records written since the last audit entry (records.go).
+	notes notes
+	// raw is an UpdateRaw: records may be written without an entry.
+	raw bool
+}
+
+// finish ends fn's use of t and is the commit-time check every Update
+// makes: fn's own error, or ErrUnaudited for records no entry covers.
+func (t *writeTx) finish(ferr error) error {
+	t.done = true
+	if ferr != nil {
+		return ferr
+	}
+	return t.unaudited()
 }
 
 var (
@@ -426,12 +441,9 @@ func (t *readTx) OpenAssignments(agency, after string, limit int) ([]inspection.
 	return list, next, nil
 }
 
-// set writes one key, marking ErrTxnTooBig so the caller can split the work.
-func (t *writeTx) set(key, val []byte, what string) error {
-	return t.setF(key, val, func() string { return what })
-}
-
-// setF is set with the name made only for an error.
+// setF writes one key, marking ErrTxnTooBig so the caller can split the
+// work, with the key's name made only for an error. Every write reaches it
+// through setRecord or setDerived (records.go), or PutAuditEntry.
 func (t *writeTx) setF(key, val []byte, whatF func() string) error {
 	if t.done {
 		return errTxDone
@@ -449,6 +461,9 @@ func (t *writeTx) delete(key []byte, what string) error {
 	if t.done {
 		return errTxDone
 	}
+	if !prefix(key[0]).derived() {
+		return fmt.Errorf("store: delete %s: records are never deleted (a bug)", what)
+	}
 	if err := t.txn.Delete(key); err != nil {
 		return fmt.Errorf("store: delete %s: %w", what, badgerErr(err))
 	}
@@ -458,16 +473,13 @@ func (t *writeTx) delete(key []byte, what string) error {
 	return nil
 }
 
-func (t *writeTx) put(p prefix, key []byte, what string, v any) error {
-	return t.putF(p, key, func() string { return what }, v)
-}
-
-func (t *writeTx) putF(p prefix, key []byte, whatF func() string, v any) error {
+// putDerived encodes v and writes it as derived data.
+func (t *writeTx) putDerived(p prefix, key []byte, what string, v any) error {
 	val, err := encode(p, v)
 	if err != nil {
-		return fmt.Errorf("store: %s: %w", whatF(), err)
+		return fmt.Errorf("store: %s: %w", what, err)
 	}
-	return t.setF(key, val, whatF)
+	return t.setDerived(key, val, func() string { return what })
 }
 
 // putID writes a record keyed by its string ID; an empty ID is a caller bug.
@@ -475,7 +487,7 @@ func (t *writeTx) putID(p prefix, id string, v any) error {
 	if id == "" {
 		return fmt.Errorf("store: put %s: empty id", p)
 	}
-	return t.putF(p, idKey(p, id), func() string { return fmt.Sprintf("%s %q", p, id) }, v)
+	return t.putRecord(p, idKey(p, id), id, v)
 }
 
 func (t *writeTx) PutDeclaration(r inspection.DeclarationRecord) error {
@@ -486,24 +498,60 @@ func (t *writeTx) PutDecision(d inspection.Decision) error {
 	return t.putID(prefixDecision, d.ID, d)
 }
 
-var _ inspection.EncodedWriter = (*writeTx)(nil)
+var (
+	_ inspection.EncodedWriter = (*writeTx)(nil)
+	_ inspection.RecordEncoder = (*DB)(nil)
+)
 
-// PutDecisionJSON writes d as body, its encoding/json encoding made by the
-// caller ahead of the transaction (the value is what PutDecision stores).
-func (t *writeTx) PutDecisionJSON(d inspection.Decision, body []byte) error {
-	return t.putIDEncoded(prefixDecision, d.ID, body)
+// encoded is a record encoded ahead of its write transaction: the value as
+// stored (version byte and JSON) and the SHA-256 of its body.
+type encoded struct {
+	p   prefix
+	val []byte
+	sum string
 }
 
-// putIDEncoded is putID for a record the caller encoded: body must be its
-// JSON object, stored as encode would store it.
-func (t *writeTx) putIDEncoded(p prefix, id string, body []byte) error {
-	if id == "" {
-		return fmt.Errorf("store: put %s: empty id", p)
+// Size is the encoded value's length in bytes.
+func (e *encoded) Size() int { return len(e.val) }
+
+func encodeAhead(p prefix, v any) (inspection.Encoded, error) {
+	val, err := encode(p, v)
+	if err != nil {
+		return nil, err
 	}
-	if len(body) == 0 || body[0] != '{' {
-		return fmt.Errorf("store: put %s %q: body is not a JSON object", p, id)
+	sum := sha256.Sum256(val[1:])
+	return &encoded{p: p, val: val, sum: hex.EncodeToString(sum[:])}, nil
+}
+
+// EncodeDecision encodes d as PutDecision would store it, outside any
+// transaction, so the single committer need not spend its serial time on
+// it (inspection.RecordEncoder).
+func (d *DB) EncodeDecision(dec inspection.Decision) (inspection.Encoded, error) {
+	return encodeAhead(prefixDecision, dec)
+}
+
+// EncodeAssignment is EncodeDecision for an assignment.
+func (d *DB) EncodeAssignment(a inspection.Assignment) (inspection.Encoded, error) {
+	return encodeAhead(prefixAssignment, a)
+}
+
+// ownEncoding is e when this store made it for records under p.
+func ownEncoding(p prefix, e inspection.Encoded) (*encoded, bool) {
+	x, ok := e.(*encoded)
+	return x, ok && x != nil && x.p == p
+}
+
+// PutDecisionEncoded writes d as encoded ahead by EncodeDecision; an
+// encoding from elsewhere is not trusted and d is encoded here.
+func (t *writeTx) PutDecisionEncoded(d inspection.Decision, e inspection.Encoded) error {
+	x, ok := ownEncoding(prefixDecision, e)
+	if !ok {
+		return t.PutDecision(d)
 	}
-	return t.setF(idKey(p, id), encodeRaw(body), func() string { return fmt.Sprintf("%s %q", p, id) })
+	if d.ID == "" {
+		return fmt.Errorf("store: put %s: empty id", prefixDecision)
+	}
+	return t.setRecord(prefixDecision, idKey(prefixDecision, d.ID), d.ID, x.val, x.sum)
 }
 
 func (t *writeTx) PutImporter(i inspection.Importer) error {
@@ -518,7 +566,7 @@ func (t *writeTx) PutGoodsState(g inspection.GoodsState) error {
 	if g.Key == (inspection.Key{}) {
 		return errors.New("store: put goods state: zero key")
 	}
-	return t.putF(prefixGoodsState, hashKey(prefixGoodsState, g.Key), func() string { return "goods state " + g.Key.String() }, g)
+	return t.putRecord(prefixGoodsState, hashKey(prefixGoodsState, g.Key), g.Key.String(), g)
 }
 
 // PutManufacturer keys m by m.Key(), derived from its name and origin.
@@ -530,7 +578,7 @@ func (t *writeTx) PutManufacturer(m inspection.Manufacturer) error {
 	if err := t.bumpInput(inspection.Subject{Kind: inspection.SubjectManufacturer, Key: k}.InputSubject()); err != nil {
 		return err
 	}
-	return t.put(prefixManufacture, hashKey(prefixManufacture, k), "manufacturer "+k.String(), m)
+	return t.putRecord(prefixManufacture, hashKey(prefixManufacture, k), k.String(), m)
 }
 
 func (t *writeTx) PutPolicy(version string, doc []byte) error {
@@ -540,7 +588,7 @@ func (t *writeTx) PutPolicy(version string, doc []byte) error {
 	if len(doc) == 0 {
 		return fmt.Errorf("store: put policy %q: empty document", version)
 	}
-	return t.set(idKey(prefixPolicy, version), encodeRaw(doc), fmt.Sprintf("policy %q", version))
+	return t.setRecord(prefixPolicy, idKey(prefixPolicy, version), version, encodeRaw(doc), "")
 }
 
 // PutAssignment writes a and keeps the open-assignment index in step: the
@@ -548,28 +596,32 @@ func (t *writeTx) PutPolicy(version string, doc []byte) error {
 // read so that an entry whose agency or created_at changed is removed.
 // Everything is validated before anything is written.
 func (t *writeTx) PutAssignment(a inspection.Assignment) error {
-	return t.putAssignment(a, nil, false)
+	return t.putAssignment(a, nil)
 }
 
-// PutAssignmentJSON is PutAssignment for a lot decided in this
-// transaction, with a's encoding/json encoding made by the caller ahead of
-// it: no assignment exists under the lot's ID yet (inspection.EncodedWriter),
-// so there is no previous index entry to look up, a read that misses every
-// level of the LSM tree.
-func (t *writeTx) PutAssignmentJSON(a inspection.Assignment, body []byte) error {
-	return t.putAssignment(a, body, true)
+// PutAssignmentEncoded is PutAssignment for a lot decided in this
+// transaction, as encoded ahead by EncodeAssignment: no assignment exists
+// under the lot's ID yet (inspection.EncodedWriter), so there is no
+// previous index entry to look up, a read that misses every level of the
+// LSM tree. An encoding from elsewhere is not trusted.
+func (t *writeTx) PutAssignmentEncoded(a inspection.Assignment, e inspection.Encoded) error {
+	x, ok := ownEncoding(prefixAssignment, e)
+	if !ok {
+		return t.PutAssignment(a)
+	}
+	return t.putAssignment(a, x)
 }
 
-// putAssignment writes a, encoding it, or, when encoded, as body: the
+// putAssignment writes a, encoding it, or, when enc is given, as enc: the
 // encoding made ahead for a lot decided in this transaction, which has no
 // previous version to unindex.
-func (t *writeTx) putAssignment(a inspection.Assignment, body []byte, encoded bool) error {
+func (t *writeTx) putAssignment(a inspection.Assignment, enc *encoded) error {
 	if a.ID == "" {
 		return errors.New("store: put assignment: empty id")
 	}
 	var oldIdx, newIdx []byte
 	prev, err := inspection.Assignment{}, inspection.ErrNotFound
-	if !encoded {
+	if enc == nil {
 		prev, err = t.Assignment(a.ID)
 	}
 	switch {
@@ -591,8 +643,8 @@ func (t *writeTx) putAssignment(a inspection.Assignment, body []byte, encoded bo
 		}
 	}
 
-	if encoded {
-		err = t.putIDEncoded(prefixAssignment, a.ID, body)
+	if enc != nil {
+		err = t.setRecord(prefixAssignment, idKey(prefixAssignment, a.ID), a.ID, enc.val, enc.sum)
 	} else {
 		err = t.putID(prefixAssignment, a.ID, a)
 	}
@@ -606,7 +658,7 @@ func (t *writeTx) putAssignment(a inspection.Assignment, body []byte, encoded bo
 		}
 	}
 	if newIdx != nil {
-		return t.setF(newIdx, encodeRaw([]byte(a.ID)), what)
+		return t.setDerived(newIdx, encodeRaw([]byte(a.ID)), what)
 	}
 	return nil
 }
@@ -637,7 +689,7 @@ func (t *writeTx) AddEvent(e inspection.Event) error {
 			return err
 		}
 	}
-	if err := t.put(prefixEvent, hk, what, e); err != nil {
+	if err := t.putRecord(prefixEvent, hk, e.ID, e); err != nil {
 		return err
 	}
 	if e.Kind == inspection.EventResult && e.ImporterTaxCode != "" {
@@ -645,9 +697,28 @@ func (t *writeTx) AddEvent(e inspection.Event) error {
 		if err != nil {
 			return err
 		}
-		if err := t.set(ik, encodeRaw(hk), "importer index of "+what); err != nil {
+		if err := t.setDerived(ik, encodeRaw(hk), func() string { return "importer index of " + what }); err != nil {
 			return err
 		}
 	}
-	return t.set(idx, encodeRaw(hk), "index of "+what)
+	return t.setDerived(idx, encodeRaw(hk), func() string { return "index of " + what })
+}
+
+// ActivePolicy is the policy version in force (0x1A, one key).
+func (t *readTx) ActivePolicy() (inspection.ActivePolicy, error) {
+	var a inspection.ActivePolicy
+	err := t.load(prefixActivePolicy, []byte{byte(prefixActivePolicy)}, "active policy", &a)
+	return a, err
+}
+
+// PutActivePolicy makes a.Version the policy in force; the document must
+// be stored already.
+func (t *writeTx) PutActivePolicy(a inspection.ActivePolicy) error {
+	if a.Version == "" {
+		return errors.New("store: put active policy: empty version")
+	}
+	if _, err := t.Policy(a.Version); err != nil {
+		return fmt.Errorf("store: put active policy %q: %w", a.Version, err)
+	}
+	return t.putDerived(prefixActivePolicy, []byte{byte(prefixActivePolicy)}, "active policy", a)
 }

@@ -60,7 +60,7 @@ func TestUpdateRollsBackOnError(t *testing.T) {
 	for _, want := range []error{sentinel, coded} {
 		t.Run(want.Error(), func(t *testing.T) {
 			backends(t, func(t *testing.T, db *store.DB) {
-				err := db.Update(t.Context(), func(tx inspection.Tx) error {
+				err := db.UpdateRaw(t.Context(), func(tx inspection.Tx) error {
 					if err := writeAll(tx); err != nil {
 						t.Fatalf("writeAll: %v", err)
 					}
@@ -87,7 +87,7 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 		for range writers {
 			wg.Go(func() {
 				for range increments {
-					err := db.Update(context.Background(), func(tx inspection.Tx) error {
+					err := db.UpdateRaw(context.Background(), func(tx inspection.Tx) error {
 						attempts.Add(1)
 						g, err := tx.GoodsState(k)
 						if errors.Is(err, inspection.ErrNotFound) {
@@ -125,12 +125,12 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 // goods state, then a nested Update changes it before the outer commits.
 func conflicting(ctx context.Context, db *store.DB, each func(attempt int)) (attempts int, err error) {
 	k := goods.Key()
-	err = db.Update(ctx, func(tx inspection.Tx) error {
+	err = db.UpdateRaw(ctx, func(tx inspection.Tx) error {
 		attempts++
 		if _, err := tx.GoodsState(k); err != nil && !errors.Is(err, inspection.ErrNotFound) {
 			return err
 		}
-		if err := db.Update(ctx, func(tx inspection.Tx) error {
+		if err := db.UpdateRaw(ctx, func(tx inspection.Tx) error {
 			return tx.PutGoodsState(inspection.GoodsState{Key: k, Lots: attempts})
 		}); err != nil {
 			return err
@@ -178,7 +178,7 @@ func TestCancelledContextRunsNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	called := false
-	if err := db.Update(ctx, func(inspection.Tx) error { called = true; return nil }); !errors.Is(err, context.Canceled) {
+	if err := db.UpdateRaw(ctx, func(inspection.Tx) error { called = true; return nil }); !errors.Is(err, context.Canceled) {
 		t.Errorf("Update err = %v", err)
 	}
 	if err := db.View(ctx, func(inspection.ReadTx) error { called = true; return nil }); !errors.Is(err, context.Canceled) {
@@ -195,7 +195,7 @@ func TestUpdateTooBig(t *testing.T) {
 	for i := range doc {
 		doc[i] = 'x'
 	}
-	err := db.Update(t.Context(), func(tx inspection.Tx) error {
+	err := db.UpdateRaw(t.Context(), func(tx inspection.Tx) error {
 		for i := range 100 {
 			if err := tx.PutPolicy(fmt.Sprintf("v%d", i), doc); err != nil {
 				return err
@@ -277,7 +277,7 @@ func TestCloseWaitsForTransactions(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 
-	err = db.Update(t.Context(), func(inspection.Tx) error { return nil })
+	err = db.UpdateRaw(t.Context(), func(inspection.Tx) error { return nil })
 	if !errors.Is(err, store.ErrClosed) || inspection.ErrorCode(err) != inspection.CodeUnavailable {
 		t.Errorf("Update after Close: %v", err)
 	}

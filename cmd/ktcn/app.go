@@ -292,7 +292,7 @@ func (a *app) loadFixtures(ctx context.Context, force bool) error {
 	if loaded && !force {
 		return nil
 	}
-	if err := fixtures.Load(ctx, a.store); err != nil {
+	if err := fixtures.Load(ctx, a.svc); err != nil {
 		return fmt.Errorf("load fixtures: %w", err)
 	}
 	a.log.Info().Str("data_dir", a.cfg.DataDir).Msg("fixtures loaded")
@@ -335,7 +335,7 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 		IdleTimeout:       2 * time.Minute,
 	}
 	a.log.Info().Str("addr", ln.Addr().String()).Str("data_dir", a.cfg.DataDir).
-		Str("policy_version", a.svc.Policy().Version).Msg("ktcn listening")
+		Str("policy_version", a.svc.Configured().Version).Msg("ktcn listening")
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -214,7 +214,7 @@ func runVerifyAudit(ctx context.Context, args []string, getenv func(string) stri
 				return err
 			}
 		}
-		rep, err := a.svc.VerifyAudit(ctx, cps)
+		rep, err := a.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), cps)
 		if err != nil {
 			return err
 		}

@@ -138,9 +138,6 @@ func runFixturesGenerate(ctx context.Context, args []string, getenv func(string)
 				log.Error().Err(cerr).Msg("close store")
 			}
 		}()
-		if err := fixtures.Load(ctx, db); err != nil {
-			return err
-		}
 		// The store's own secret calibrates as the service will draw.
 		cfg.NewSampler = func() fixtures.Sampler { return fixtures.QuotaSampler(p, keys) }
 		// Each alert the service records is a warning line; keep them for
@@ -149,9 +146,9 @@ func runFixturesGenerate(ctx context.Context, args []string, getenv func(string)
 		if svcLog.GetLevel() > zerolog.InfoLevel {
 			svcLog = log.Level(zerolog.ErrorLevel)
 		}
-		rep, err := fixtures.Replay(ctx, db, cfg, func(c inspection.Clock) (*inspection.Service, error) {
+		rep, err := fixtures.LoadHistory(ctx, db, func(c inspection.Clock) (*inspection.Service, error) {
 			return newService(db, p, c, keys, svcLog)
-		})
+		}, cfg)
 		if err != nil {
 			return fmt.Errorf("fixtures generate: %w", err)
 		}
@@ -234,7 +231,7 @@ func (a *app) loadFixturesWithHistory(ctx context.Context) (stop func(), err err
 // but no checkpoint is signed while the history loads.
 func (a *app) loadHistory(ctx context.Context) error {
 	started := time.Now()
-	p := a.svc.Policy()
+	p := a.svc.Configured()
 	keys, err := loadQuotaSecret(a.cfg.QuotaSecret, a.cfg.DataDir, false, a.log)
 	if err != nil {
 		return err

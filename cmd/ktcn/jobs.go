@@ -39,7 +39,7 @@ func (a *app) startJobs(ctx context.Context) (stop func()) {
 	// Rescoring at 02:00 Vietnam time: decay every subject's counts to now
 	// and refit the groups' priors, so scores age even without new results.
 	_, err = c.AddFunc("0 2 * * *", func() {
-		groups, err := a.svc.Rescore(ctx)
+		groups, err := a.svc.Rescore(ctx, inspection.SystemPrincipal())
 		if err != nil {
 			a.log.Error().Err(err).Msg("rescoring")
 			return

@@ -146,7 +146,7 @@ func runKeysList(ctx context.Context, args []string, getenv func(string) string,
 	var asJSON bool
 	flags := func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table") }
 	return withAppFlags(ctx, "keys list", args, getenv, stderr, flags, func(a *app) error {
-		keys, err := a.access.Keys(ctx)
+		keys, err := a.access.Keys(ctx, cliOperator(getenv))
 		if err != nil {
 			return err
 		}
@@ -204,7 +204,7 @@ func devPrincipals() []string {
 // just loaded into. A store that already holds keys is left alone. The log
 // names the file, never a key.
 func (a *app) writeDevCredentials(ctx context.Context) error {
-	existing, err := a.access.Keys(ctx)
+	existing, err := a.access.Keys(ctx, inspection.SystemPrincipal())
 	if err != nil {
 		return fmt.Errorf("dev credentials: %w", err)
 	}

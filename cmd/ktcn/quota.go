@@ -78,7 +78,7 @@ func runQuotaReveal(ctx context.Context, args []string, getenv func(string) stri
 	var period string
 	flags := func(fs *flag.FlagSet) { fs.StringVar(&period, "period", "", "closed period to reveal, e.g. 2025") }
 	return withAppFlags(ctx, "quota reveal", args, getenv, stderr, flags, func(a *app) error {
-		key, err := a.svc.RevealQuotaKey(ctx, period, "cli")
+		key, err := a.svc.RevealQuotaKey(ctx, inspection.SystemPrincipal(), period)
 		if err != nil {
 			return err
 		}
@@ -99,7 +99,7 @@ func runVerifyQuota(ctx context.Context, args []string, getenv func(string) stri
 	}
 	return withAppFlags(ctx, "verify quota", args, getenv, stderr, flags, func(a *app) error {
 		if open {
-			rep, err := a.svc.VerifyOpenQuota(ctx, period)
+			rep, err := a.svc.VerifyOpenQuota(ctx, inspection.SystemPrincipal(), period)
 			if err != nil {
 				return err
 			}
@@ -117,7 +117,7 @@ func runVerifyQuota(ctx context.Context, args []string, getenv func(string) stri
 				return fmt.Errorf("key file %s: not hex: %w", keyFile, err)
 			}
 		}
-		rep, err := a.svc.VerifyQuota(ctx, period, key)
+		rep, err := a.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), period, key)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,94 @@
+package inspection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// The policy in force. Decisions read it from the store in their own
+// transaction, so when another version comes into force between the
+// preparation of a decision and its commit, the decision follows and
+// names the version in force at the commit (Decide).
+
+// ActivePolicy names the policy version in force, and since when.
+type ActivePolicy struct {
+	Version     string    `json:"version"`
+	Digest      string    `json:"digest"`
+	ActivatedAt time.Time `json:"activated_at"`
+	ActivatedBy string    `json:"activated_by"`
+}
+
+// policyCache holds parsed policy documents by version: a stored version
+// never changes (Start refuses new content under an old label), so a
+// document is parsed once per process.
+type policyCache struct {
+	mu sync.RWMutex
+	m  map[string]*Policy
+}
+
+func (c *policyCache) get(version string) *Policy {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[version]
+}
+
+func (c *policyCache) put(p *Policy) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*Policy{}
+	}
+	c.m[p.Version] = p
+}
+
+// policyIn is the policy in force as tx sees it: the version the store
+// says, or the configured policy in a store that has none in force yet
+// (Start has not run on it).
+func (s *Service) policyIn(tx ReadTx) (*Policy, error) {
+	a, err := tx.ActivePolicy()
+	if errors.Is(err, ErrNotFound) {
+		return s.configured, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("policy in force: %w", err)
+	}
+	if p := s.policies.get(a.Version); p != nil {
+		return p, nil
+	}
+	doc, err := tx.Policy(a.Version)
+	if err != nil {
+		return nil, fmt.Errorf("policy in force %s: %w", a.Version, err)
+	}
+	p, err := ParsePolicy(doc)
+	if err != nil {
+		return nil, fmt.Errorf("policy in force %s: %w", a.Version, err)
+	}
+	if p.Version != a.Version {
+		return nil, fmt.Errorf("policy in force %s: the stored document is version %s", a.Version, p.Version)
+	}
+	s.policies.put(p)
+	return p, nil
+}
+
+// PolicyInForce is the policy in force now. It is public knowledge (every
+// decision names its version), so it takes no principal; Policy is the
+// read use case that does.
+func (s *Service) PolicyInForce(ctx context.Context) (*Policy, error) {
+	var p *Policy
+	err := s.reads.View(ctx, func(tx ReadTx) (err error) {
+		p, err = s.policyIn(tx)
+		return err
+	})
+	return p, err
+}
+
+// Policy returns the policy in force to a principal who may read it.
+func (s *Service) Policy(ctx context.Context, by Principal) (*Policy, error) {
+	if err := by.Require(ActReadPolicy); err != nil {
+		return nil, err
+	}
+	return s.PolicyInForce(ctx)
+}

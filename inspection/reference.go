@@ -1,0 +1,48 @@
+package inspection
+
+import (
+	"context"
+	"fmt"
+)
+
+// Reference is reference data loaded in bulk: the designated agencies,
+// importers with their compliance levels, and manufacturers with the
+// certificates on record.
+type Reference struct {
+	Agencies      []Agency
+	Importers     []Importer
+	Manufacturers []Manufacturer
+}
+
+// LoadReference writes reference data in one change, under one audit
+// entry (kind reference.loaded). It is idempotent: every record is keyed
+// by its own ID (agency ID, tax code, manufacturer key), so loading again
+// writes the same records over themselves.
+func (s *Service) LoadReference(ctx context.Context, by Principal, ref Reference) error {
+	if err := by.Require(ActAdminister); err != nil {
+		return err
+	}
+	return s.w.write(ctx, by, AuditReferenceLoaded, s.clock.Now(), func(tx Tx, c *Change) error {
+		for _, a := range ref.Agencies {
+			if err := tx.PutAgency(a); err != nil {
+				return fmt.Errorf("agency %s: %w", a.ID, err)
+			}
+		}
+		for _, im := range ref.Importers {
+			if err := tx.PutImporter(im); err != nil {
+				return fmt.Errorf("importer %s: %w", im.TaxCode, err)
+			}
+		}
+		for _, m := range ref.Manufacturers {
+			if err := tx.PutManufacturer(m); err != nil {
+				return fmt.Errorf("manufacturer %s (%s): %w", m.Name, m.Origin, err)
+			}
+		}
+		c.Subjects = []string{fmt.Sprintf("reference:%d agencies, %d importers, %d manufacturers",
+			len(ref.Agencies), len(ref.Importers), len(ref.Manufacturers))}
+		return nil
+	})
+}
+
+// Configured is the policy this service puts in force when it starts.
+func (s *Service) Configured() *Policy { return s.configured }

@@ -1,0 +1,124 @@
+package inspection
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// The one write path. Every use case that changes state hands the write
+// path the acting principal, the kind of change and a function; the write
+// path runs the function in one transaction and, in that same transaction,
+// runs the registered hooks and appends the audit entry covering every
+// record the transaction wrote, then tells the audit observer of the new
+// head once the commit is durable.
+//
+// Skipping it is not a matter of convention. Use cases hold no Store, only
+// the write path (and a read-only View); the store's Tx notes every record
+// written at its lowest write, whatever the method, and refuses to commit
+// a transaction whose records no audit entry covers exactly (see the
+// store's records.go). So a new Put method is audited without a wrapper,
+// and a write that reaches the store without the write path fails.
+
+// Change is what a use case's transaction changes, as the hooks and the
+// audit entry see it: who, what kind, when, and the IDs it concerns.
+type Change struct {
+	By       Principal
+	Kind     AuditKind
+	At       time.Time
+	Subjects []string
+}
+
+// Hook runs inside the transaction of every change, after the use case's
+// writes and before the audit entry, so what it writes commits with the
+// change and is covered by the same entry (the NSW outbox is the first).
+// It runs again whenever the transaction does.
+type Hook interface {
+	InTx(tx Tx, c Change) error
+}
+
+// AuditedTx is what the write path needs of a store's transaction beyond
+// Tx: the records it wrote since its last entry, and the append. Use cases
+// see only Tx, which has neither; only the write path appends entries.
+type AuditedTx interface {
+	Written() []RecordDigest
+	PutAuditEntry(AuditEntry) error
+}
+
+// writePath is the helper; Service and Access each hold one over the same
+// store.
+type writePath struct {
+	store    Store
+	observer AuditObserver
+	hooks    []Hook
+}
+
+// write runs fn as by's change of kind at at. fn adds the subjects of the
+// audit entry to c ("declaration:<id>", …), and may name a more precise
+// kind. A transaction that wrote nothing (a replay of something already
+// done) appends no entry and runs no hook: nothing changed.
+func (w *writePath) write(ctx context.Context, by Principal, kind AuditKind, at time.Time, fn func(tx Tx, c *Change) error) error {
+	if by.Name == "" {
+		return errors.New("inspection: a change needs the acting principal")
+	}
+	var head AuditHead
+	err := w.store.Update(ctx, func(tx Tx) error {
+		head = AuditHead{}
+		atx, ok := tx.(AuditedTx)
+		if !ok {
+			return errors.New("inspection: the store's transactions cannot be audited")
+		}
+		c := Change{By: by, Kind: kind, At: at}
+		if err := fn(tx, &c); err != nil || len(atx.Written()) == 0 {
+			return err
+		}
+		var err error
+		for _, h := range w.hooks {
+			if err := h.InTx(tx, c); err != nil {
+				return fmt.Errorf("%s hook: %w", kind, err)
+			}
+		}
+		head, err = appendEntry(tx, atx, c)
+		return err
+	})
+	if err == nil && head.Seq > 0 && w.observer != nil {
+		w.observer.AuditCommitted(head)
+	}
+	return err
+}
+
+// appendEntry writes the transaction's audit entry: it reads the head
+// (under group commit every Update runs in one goroutine, so this never
+// conflicts and the sequence is commit order), takes the records the
+// store noted and links the entry to the head.
+func appendEntry(tx ReadTx, atx AuditedTx, c Change) (AuditHead, error) {
+	head, err := tx.AuditHead()
+	switch {
+	case errors.Is(err, ErrNotFound):
+		head = AuditHead{}
+	case err != nil:
+		return AuditHead{}, fmt.Errorf("audit head: %w", err)
+	}
+	var prev [sha256.Size]byte
+	if head.Seq > 0 {
+		var ok bool
+		if prev, ok = decodeHash(head.Hash); !ok {
+			return AuditHead{}, fmt.Errorf("audit head %d: hash %q is not 64 hex digits", head.Seq, head.Hash)
+		}
+	}
+	e := AuditEntry{Seq: head.Seq + 1, Prev: hex.EncodeToString(prev[:]), At: c.At, Actor: c.By.Name, Kind: c.Kind,
+		Subjects: slices.Clone(c.Subjects), Records: atx.Written()}
+	sum, err := AuditHash(prev, e)
+	if err != nil {
+		return AuditHead{}, fmt.Errorf("audit entry %d: %w", e.Seq, err)
+	}
+	e.Hash = hex.EncodeToString(sum[:])
+	if err := atx.PutAuditEntry(e); err != nil {
+		return AuditHead{}, err
+	}
+	return AuditHead{Seq: e.Seq, Hash: e.Hash}, nil
+}
