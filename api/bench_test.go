@@ -19,6 +19,7 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -54,7 +55,7 @@ func benchService(b *testing.B) (*inspection.Service, *inspection.Access) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: inspection.SystemClock{}, QuotaKeys: testKeys, Logger: zerolog.Nop()})
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: calendar.SystemClock{}, QuotaKeys: testKeys, Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func benchService(b *testing.B) (*inspection.Service, *inspection.Access) {
 	if _, err := svc.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
-	access, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: inspection.SystemClock{}, Logger: zerolog.Nop()})
+	access, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: calendar.SystemClock{}, Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}

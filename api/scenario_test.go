@@ -10,6 +10,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 const (
@@ -18,7 +19,7 @@ const (
 	day       = 24 * time.Hour
 )
 
-var start = time.Date(2026, 1, 5, 9, 0, 0, 0, inspection.Vietnam())
+var start = time.Date(2026, 1, 5, 9, 0, 0, 0, calendar.Vietnam())
 
 func milk(manufacturer string) line {
 	return line{HSCode: "0402.21.20", ProductName: "Sữa bột nguyên kem", Brand: "Đồng Cỏ", Manufacturer: manufacturer,

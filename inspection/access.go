@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/rs/zerolog"
 )
 
@@ -43,22 +44,6 @@ func Roles() []Role { return slices.Clone(roles) }
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool { return slices.Contains(roles, r) }
-
-// CodeUnauthenticated classifies a request without a usable credential
-// (missing, malformed, unknown, expired or revoked key): the api package
-// answers 401. It differs from CodeForbidden, which is a known principal
-// asking for something its role does not allow.
-const CodeUnauthenticated Code = "unauthenticated"
-
-// Unauthenticated reports a missing or unusable credential.
-func Unauthenticated(format string, args ...any) *Error {
-	return &Error{Code: CodeUnauthenticated, Message: fmt.Sprintf(format, args...)}
-}
-
-// Forbidden reports a principal acting beyond its role.
-func Forbidden(format string, args ...any) *Error {
-	return &Error{Code: CodeForbidden, Message: fmt.Sprintf(format, args...)}
-}
 
 // Principal is an authenticated caller. Its Name is what every result,
 // alert, key change (and, later, audit entry) records as the actor, so it
@@ -323,7 +308,7 @@ func isLowerHex(s string) bool {
 // AccessConfig wires Access; Store and Clock are required.
 type AccessConfig struct {
 	Store  Store
-	Clock  Clock
+	Clock  calendar.Clock
 	Logger zerolog.Logger
 	// DefaultKeyTTL is the lifetime of a key created without an expiry
 	// (0: DefaultKeyTTL); MaxKeyTTL the longest allowed (0: DefaultMaxKeyTTL).
@@ -343,7 +328,7 @@ type AccessConfig struct {
 type Access struct {
 	reads      Reader
 	w          writePath
-	clock      Clock
+	clock      calendar.Clock
 	log        zerolog.Logger
 	defaultTTL time.Duration
 	maxTTL     time.Duration

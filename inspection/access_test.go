@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -89,7 +90,7 @@ func newAccess(t *testing.T, cfg inspection.AccessConfig) (*inspection.Access, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &accessClock{now: time.Date(2026, 1, 5, 9, 0, 0, 0, inspection.Vietnam())}
+	clock := &accessClock{now: time.Date(2026, 1, 5, 9, 0, 0, 0, calendar.Vietnam())}
 	cfg.Store, cfg.Clock = db, clock
 	a, err := inspection.NewAccess(cfg)
 	if err != nil {

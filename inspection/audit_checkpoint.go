@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/rs/zerolog"
 )
 
@@ -138,7 +139,7 @@ type CheckpointerConfig struct {
 	// Out receives each checkpoint as one JSON line; it is synced after
 	// each when it has a Sync method (an *os.File opened for append).
 	Out    io.Writer
-	Clock  Clock
+	Clock  calendar.Clock
 	Logger zerolog.Logger
 	// Last is the sequence of the last checkpoint already in Out, so a
 	// restart neither repeats it nor waits a full interval for the next.
@@ -153,7 +154,7 @@ type Checkpointer struct {
 	key   ed25519.PrivateKey
 	every uint64
 	out   io.Writer
-	clock Clock
+	clock calendar.Clock
 	log   zerolog.Logger
 	last  uint64
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -50,7 +51,7 @@ func newAuditRig(t testing.TB, obs inspection.AuditObserver) *auditRig {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	clock := &fixedClock{}
-	clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
+	clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: mustPolicy(t), Clock: clock, QuotaKeys: testKeys,
 		Logger: zerolog.Nop(), AuditObserver: obs})
 	if err != nil {
@@ -139,7 +140,7 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, inspection.Vietnam()))
+	r.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, calendar.Vietnam()))
 	for range 2 {
 		if _, err := r.svc.RevealQuotaKey(ctx, as("auditor:b"), "2026"); err != nil {
 			t.Fatal(err)
@@ -250,7 +251,7 @@ func TestCheckpoints(t *testing.T) {
 	}
 	var file bytes.Buffer
 	clock := &fixedClock{}
-	clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
+	clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))
 	cp, err := inspection.NewCheckpointer(inspection.CheckpointerConfig{Key: key, Every: 3, Out: &file, Clock: clock, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +333,7 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = db.Close() })
 			clock := &fixedClock{}
-			clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
+			clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))
 			heads := &headLog{}
 			svc, err := inspection.NewService(inspection.Config{Store: db, Policy: mustPolicy(t), Clock: clock, QuotaKeys: testKeys,
 				Logger: zerolog.Nop(), AuditObserver: heads})

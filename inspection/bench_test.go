@@ -15,6 +15,7 @@ import (
 
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -45,7 +46,7 @@ func benchService(b *testing.B, direct, scoring bool) (*inspection.Service, *sto
 	b.Cleanup(func() { _ = db.Close() })
 	p := mustPolicy(b)
 	p.Risk.ScoreDecisions = scoring
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: inspection.SystemClock{},
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: calendar.SystemClock{},
 		QuotaKeys: testKeys, Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 // DeclarationInput is a declaration as NSW sends it, before validation.
@@ -186,7 +188,7 @@ func parseLine(p *Policy, f string, in LineInput) (Line, error) {
 // parseValidUntil takes a date as valid through the end of that day in
 // Vietnam, the way a certificate's "valid until" is read.
 func parseValidUntil(field, s string) (time.Time, error) {
-	if t, err := time.ParseInLocation("2006-01-02", s, Vietnam()); err == nil {
+	if t, err := time.ParseInLocation("2006-01-02", s, calendar.Vietnam()); err == nil {
 		return t.AddDate(0, 0, 1).Add(-time.Nanosecond), nil
 	}
 	return ParseTime(field, s)

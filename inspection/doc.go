@@ -4,7 +4,7 @@
 // record an agency's result and raise an authority's alert.
 //
 // It owns the rules and declares the storage it needs (Store, ReadTx, Tx)
-// and the clock it reads (Clock). It knows nothing of HTTP or badger: the
+// and the clock it reads (calendar.Clock). It knows nothing of HTTP or badger: the
 // api package translates requests into calls here, and the store package
 // satisfies the interfaces declared here.
 //

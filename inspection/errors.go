@@ -1,76 +1,53 @@
 package inspection
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/ktcn/ktcn/inspection/fault"
 
-// Code classifies an Error. The api package maps each code to one HTTP
-// status; nothing else in ktcn translates errors.
-type Code string
+// The domain's errors are fault's (one type, one set of codes, shared by
+// the sub-packages); these names keep the use cases and their callers
+// short.
+
+type (
+	Code  = fault.Code
+	Error = fault.Error
+)
 
 const (
-	CodeInvalid     Code = "invalid"     // the input is malformed or breaks a rule
-	CodeNotFound    Code = "not_found"   // the thing asked for does not exist (or is not visible)
-	CodeConflict    Code = "conflict"    // the input contradicts what is already stored
-	CodeForbidden   Code = "forbidden"   // the principal may not do this
-	CodeUnavailable Code = "unavailable" // a dependency is down or shutting down; retry later
-	CodeInternal    Code = "internal"    // a bug or an unexpected storage failure
+	CodeInvalid         = fault.Invalid
+	CodeNotFound        = fault.NotFound
+	CodeConflict        = fault.Conflict
+	CodeForbidden       = fault.Forbidden
+	CodeUnavailable     = fault.Unavailable
+	CodeInternal        = fault.Internal
+	CodeUnauthenticated = fault.Unauthenticated
 )
 
-// Error is the one error type that crosses package boundaries with meaning.
-// Field names the offending input in JSON-path form ("lines[2].hs_code")
-// so a client can point at it.
-type Error struct {
-	Code    Code
-	Field   string
-	Message string
-	Err     error
-}
+// ErrNotFound is returned by stores for a missing key; use errors.Is.
+var ErrNotFound = fault.ErrNotFound
 
-func (e *Error) Error() string {
-	s := string(e.Code)
-	if e.Field != "" {
-		s += " " + e.Field
-	}
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+// ErrorCode returns the Code of err (fault.CodeOf).
+func ErrorCode(err error) Code { return fault.CodeOf(err) }
 
 // Invalid reports bad input in a named field.
 func Invalid(field, format string, args ...any) *Error {
-	return &Error{Code: CodeInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
+	return fault.Of(fault.Invalid, field, format, args...)
 }
 
 // NotFound reports a missing thing.
 func NotFound(format string, args ...any) *Error {
-	return &Error{Code: CodeNotFound, Message: fmt.Sprintf(format, args...)}
+	return fault.Of(fault.NotFound, "", format, args...)
 }
 
 // Conflict reports input that contradicts stored state.
 func Conflict(field, format string, args ...any) *Error {
-	return &Error{Code: CodeConflict, Field: field, Message: fmt.Sprintf(format, args...)}
+	return fault.Of(fault.Conflict, field, format, args...)
 }
 
-// ErrNotFound is returned by stores for a missing key; use errors.Is.
-var ErrNotFound = errors.New("not found")
+// Forbidden reports a principal acting beyond its role.
+func Forbidden(format string, args ...any) *Error {
+	return fault.Of(fault.Forbidden, "", format, args...)
+}
 
-// ErrorCode returns the Code of err, CodeNotFound for ErrNotFound, and
-// CodeInternal for anything unclassified.
-func ErrorCode(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	if errors.Is(err, ErrNotFound) {
-		return CodeNotFound
-	}
-	return CodeInternal
+// Unauthenticated reports a missing or unusable credential.
+func Unauthenticated(format string, args ...any) *Error {
+	return fault.Of(fault.Unauthenticated, "", format, args...)
 }

@@ -13,6 +13,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -104,7 +105,7 @@ func refMode(p *inspection.Policy, all []refEvent, g inspection.Goods, lot refLo
 		}
 		k := p.QualityExemption.ConsecutivePasses
 		for i := 0; i+k-1 < len(mine); {
-			end := mine[i+k-1].at.In(inspection.Vietnam()).AddDate(0, p.QualityExemption.TermMonths, 0)
+			end := mine[i+k-1].at.In(calendar.Vietnam()).AddDate(0, p.QualityExemption.TermMonths, 0)
 			if now.Before(end) {
 				return inspection.ModeExempt
 			}
@@ -116,7 +117,7 @@ func refMode(p *inspection.Policy, all []refEvent, g inspection.Goods, lot refLo
 		}
 	}
 	k := p.Reduced.ConsecutivePasses
-	if len(normal) >= k && !normal[len(normal)-k].at.Before(now.In(inspection.Vietnam()).AddDate(0, -p.Reduced.WindowMonths, 0)) {
+	if len(normal) >= k && !normal[len(normal)-k].at.Before(now.In(calendar.Vietnam()).AddDate(0, -p.Reduced.WindowMonths, 0)) {
 		return inspection.ModeReduced
 	}
 	if lot.certUntil != nil && !lot.certUntil.Before(now) {
@@ -379,7 +380,7 @@ func TestPropertyCoreLoop(t *testing.T) {
 		{HSCode: "8516.71.00", ProductName: "Ấm điện", Manufacturer: "Kettle Co", Origin: "CN", Procedure: "quality", Unit: "pcs"},
 	}
 	rapid.Check(t, func(t *rapid.T) {
-		m := &loopModel{t: t, policy: p, clock: &stepClock{now: time.Date(2026, 1, 5, 9, 0, 0, 0, inspection.Vietnam())},
+		m := &loopModel{t: t, policy: p, clock: &stepClock{now: time.Date(2026, 1, 5, 9, 0, 0, 0, calendar.Vietnam())},
 			dir: tempDir(t), sent: map[string]inspection.DeclarationInput{}, decided: map[string]inspection.Decision{},
 			results: map[string]inspection.ResultInput{}}
 		for _, l := range base {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 // Lot is what the mode rules need of the lot being decided, beyond history.
@@ -109,7 +111,7 @@ func Evaluate(p *Policy, history []Event, lot Lot, now time.Time) Evaluation {
 				if exemptUntil.IsZero() {
 					importerRun++
 					if importerRun >= qe.ConsecutivePasses {
-						exemptUntil, importerRun = e.At.In(Vietnam()).AddDate(0, qe.TermMonths, 0), 0
+						exemptUntil, importerRun = e.At.In(calendar.Vietnam()).AddDate(0, qe.TermMonths, 0), 0
 					}
 				}
 			}
@@ -155,7 +157,7 @@ func Evaluate(p *Policy, history []Event, lot Lot, now time.Time) Evaluation {
 	}
 
 	k := p.Reduced.ConsecutivePasses
-	windowStart := now.In(Vietnam()).AddDate(0, -p.Reduced.WindowMonths, 0)
+	windowStart := now.In(calendar.Vietnam()).AddDate(0, -p.Reduced.WindowMonths, 0)
 	inWindow := 0 // trailing passes inspected within the window
 	for j := len(normalRun) - 1; j >= 0 && !normalRun[j].At.Before(windowStart); j-- {
 		inWindow++
@@ -198,7 +200,7 @@ func validCertificate(p *Policy, certs []Certificate, now time.Time) (Certificat
 	return best, found
 }
 
-func day(t time.Time) string { return t.In(Vietnam()).Format("2006-01-02") }
+func day(t time.Time) string { return t.In(calendar.Vietnam()).Format("2006-01-02") }
 
 // Ref is the short form of e for explanations.
 func (e Event) Ref() EventRef {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 func mustPolicy(t testing.TB) *inspection.Policy {
@@ -18,7 +19,7 @@ func mustPolicy(t testing.TB) *inspection.Policy {
 }
 
 var (
-	vn    = inspection.Vietnam()
+	vn    = calendar.Vietnam()
 	t0    = time.Date(2026, 3, 2, 9, 0, 0, 0, vn)
 	goods = inspection.Goods{HSCode: "04021000", ProductName: "Sữa bột", Manufacturer: "Dairy Co", Origin: "NZ"}
 )

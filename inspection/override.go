@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 // Customs overrides. A decision is never rewritten: it stays what the
@@ -138,7 +140,7 @@ func viewOf(d Decision, ovs []Override) DecisionView {
 	default:
 		v.Current.Reason = fmt.Sprintf("%s by override of %s", what, o.By)
 	}
-	v.Current.Reason += fmt.Sprintf(" on %s: %s — %s", o.At.In(Vietnam()).Format(time.RFC3339), o.ReasonCode, o.ReasonText)
+	v.Current.Reason += fmt.Sprintf(" on %s: %s — %s", o.At.In(calendar.Vietnam()).Format(time.RFC3339), o.ReasonCode, o.ReasonText)
 	return v
 }
 

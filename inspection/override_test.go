@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 var officer = inspection.Principal{Name: "customs:nguyen.van.a", Role: inspection.RoleCustoms}
@@ -303,7 +304,7 @@ func TestSwapRandomCheck(t *testing.T) {
 		t.Fatal("the swap back moved the count")
 	}
 	r.verify(t)
-	r.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, inspection.Vietnam()))
+	r.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, calendar.Vietnam()))
 	if _, err := r.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", mustPeriodKey(t, "2026")); err != nil {
 		t.Fatalf("verify a closed period with swaps: %v", err)
 	}

@@ -4,13 +4,15 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 // Fuzz targets for the other parsers of outside input: agencies' results,
 // authorities' alerts and policy documents. None may panic; what they
 // reject is "invalid"; what they accept is internally consistent.
 
-var fuzzNow = time.Date(2026, 6, 1, 9, 0, 0, 0, Vietnam())
+var fuzzNow = time.Date(2026, 6, 1, 9, 0, 0, 0, calendar.Vietnam())
 
 func FuzzParseResult(f *testing.F) {
 	for _, s := range []string{

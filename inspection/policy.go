@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 // Policy is the versioned rule document: every threshold, count, window,
@@ -33,14 +35,14 @@ type Policy struct {
 	InspectionList []ListEntry `json:"inspection_list"`
 	// Routing sends a lot to an agency by procedure and the longest
 	// matching HS code prefix.
-	Routing   []Route   `json:"routing"`
-	Deadlines Deadlines `json:"deadlines"`
-	Calendar  Calendar  `json:"calendar"`
+	Routing   []Route           `json:"routing"`
+	Deadlines Deadlines         `json:"deadlines"`
+	Calendar  calendar.Calendar `json:"calendar"`
 	// Risk configures scoring and the score rules.
 	Risk RiskRules `json:"risk"`
 
 	digest string
-	cal    *workingCalendar
+	cal    *calendar.Working
 }
 
 // StrictRules: how goods leave strict.
@@ -106,16 +108,6 @@ type Deadlines struct {
 	StrictWorkingDays     int `json:"strict_working_days"`
 }
 
-// Calendar of working time in Vietnam.
-type Calendar struct {
-	// WorkingHours are the day's working intervals, "HH:MM-HH:MM".
-	WorkingHours []string `json:"working_hours"`
-	// Weekend days off, by English name.
-	Weekend []string `json:"weekend"`
-	// Holidays are public holidays, "YYYY-MM-DD".
-	Holidays []string `json:"holidays"`
-}
-
 //go:embed policy_default.json
 var defaultPolicyJSON []byte
 
@@ -146,7 +138,7 @@ func ParsePolicy(doc []byte) (*Policy, error) {
 	}
 	sum := sha256.Sum256(canon)
 	p.digest = hex.EncodeToString(sum[:8])
-	p.cal, _ = p.Calendar.compile() // validated above
+	p.cal, _ = p.Calendar.Compile() // validated above
 	return &p, nil
 }
 
@@ -159,9 +151,8 @@ func (p *Policy) Digest() string { return p.digest }
 func (p *Policy) Document() ([]byte, error) { return json.Marshal(p) }
 
 var (
-	hsDigitsRe  = regexp.MustCompile(`^[0-9]{4}([0-9]{2}){0,3}$`)
-	hhmmRangeRe = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$`)
-	ministries  = []string{"MOH", "MARD", "MOIT", "MOST", "MOT", "MIC", "MPS"}
+	hsDigitsRe = regexp.MustCompile(`^[0-9]{4}([0-9]{2}){0,3}$`)
+	ministries = []string{"MOH", "MARD", "MOIT", "MOST", "MOT", "MIC", "MPS"}
 )
 
 // Validate checks the policy and names the first offending field.
@@ -269,7 +260,7 @@ func (p *Policy) Validate() error {
 	if p.Deadlines.StrictWorkingDays < 1 {
 		return Invalid("deadlines.strict_working_days", "must be at least 1")
 	}
-	if _, err := p.Calendar.compile(); err != nil {
+	if _, err := p.Calendar.Compile(); err != nil {
 		return err
 	}
 	return p.Risk.validate("risk")

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -75,7 +76,7 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 		t.Cleanup(func() { _ = db.Close() })
 		st := &interleaving{DB: db, hide: hide}
 		clock := &fixedClock{}
-		clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
+		clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))
 		p := mustPolicy(t)
 		p.Risk.ScoreDecisions = true
 		svc, err := inspection.NewService(inspection.Config{Store: st, Policy: p, Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})

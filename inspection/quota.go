@@ -11,6 +11,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 // The random check of reduced-mode lots (docs/sampling.md is the auditor's
@@ -209,7 +211,7 @@ func Commitment(key []byte) string {
 
 // QuotaPeriodOf is the period a decision at t belongs to: the calendar year
 // in Vietnam.
-func QuotaPeriodOf(t time.Time) string { return strconv.Itoa(t.In(Vietnam()).Year()) }
+func QuotaPeriodOf(t time.Time) string { return strconv.Itoa(t.In(calendar.Vietnam()).Year()) }
 
 // periodEnd is the first instant after a period.
 func periodEnd(period string) (time.Time, error) {
@@ -217,7 +219,7 @@ func periodEnd(period string) (time.Time, error) {
 	if err != nil || y < 2000 || y > 9999 {
 		return time.Time{}, Invalid("period", "must be a year such as 2026, got %q", period)
 	}
-	return time.Date(y+1, 1, 1, 0, 0, 0, 0, Vietnam()), nil
+	return time.Date(y+1, 1, 1, 0, 0, 0, 0, calendar.Vietnam()), nil
 }
 
 // QuotaScopeOf names the scope a lot belongs to under the rules.

@@ -12,6 +12,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -96,7 +97,7 @@ func TestPropertyQuotaCapHolds(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		rig := &quotaRig{dir: tempDir(t), clock: &fixedClock{}}
 		defer os.RemoveAll(rig.dir)
-		rig.clock.Set(time.Date(2026, 6, 1, 9, 0, 0, 0, inspection.Vietnam()))
+		rig.clock.Set(time.Date(2026, 6, 1, 9, 0, 0, 0, calendar.Vietnam()))
 		rig.open(t)
 		defer func() { _ = rig.db.Close() }()
 
@@ -197,7 +198,7 @@ func TestPropertyQuotaCapHolds(t *testing.T) {
 			t.Fatal(err)
 		}
 		// After the year closes the auditor recomputes every draw.
-		rig.clock.Set(time.Date(2027, 1, 2, 9, 0, 0, 0, inspection.Vietnam()))
+		rig.clock.Set(time.Date(2027, 1, 2, 9, 0, 0, 0, calendar.Vietnam()))
 		key, err := rig.svc.RevealQuotaKey(ctx, as("auditor"), "2026")
 		if err != nil {
 			t.Fatal(err)

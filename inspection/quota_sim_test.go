@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 // A heavy-tailed synthetic year: the simulation must never exceed the cap,
@@ -15,7 +16,7 @@ import (
 // consequence of a narrow scope (no check at all below 20 lots a year).
 func TestQuotaSimulationOnASyntheticYear(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	start := time.Date(2026, 1, 1, 8, 0, 0, 0, inspection.Vietnam())
+	start := time.Date(2026, 1, 1, 8, 0, 0, 0, calendar.Vietnam())
 	type scope struct {
 		hs   string
 		lots int

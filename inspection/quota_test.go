@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -140,7 +141,7 @@ func TestGoodsScoreWeighsTheDraw(t *testing.T) {
 		t.Fatal(err)
 	}
 	rig := &quotaRig{dir: t.TempDir(), clock: &fixedClock{}, policy: p}
-	rig.clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
+	rig.clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))
 	rig.open(t)
 	t.Cleanup(func() { _ = rig.db.Close() })
 	svc, clock := rig.svc, rig.clock

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 // closedPeriod decides 400 reduced lots over three scopes in 2026 (enough
@@ -22,7 +23,7 @@ func closedPeriod(t *testing.T) (*quotaRig, []byte) {
 func closedPeriodUnder(t *testing.T, p *inspection.Policy, lots int, headings []string) (*quotaRig, []byte) {
 	t.Helper()
 	rig := &quotaRig{dir: t.TempDir(), clock: &fixedClock{}, policy: p}
-	rig.clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam()))
+	rig.clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))
 	rig.open(t)
 	t.Cleanup(func() { _ = rig.db.Close() })
 	for i := 0; i < lots; i++ {
@@ -32,7 +33,7 @@ func closedPeriodUnder(t *testing.T, p *inspection.Policy, lots int, headings []
 			t.Fatal(err)
 		}
 	}
-	rig.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, inspection.Vietnam()))
+	rig.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, calendar.Vietnam()))
 	key, err := rig.svc.RevealQuotaKey(ctx, as("auditor"), "2026")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/risk"
 	"github.com/ktcn/ktcn/store"
 )
@@ -22,7 +23,7 @@ func TestScoresFollowResultsAndRescoring(t *testing.T) {
 	}
 	defer db.Close()
 	clock := &fixedClock{}
-	clock.Set(time.Date(2026, 2, 2, 9, 0, 0, 0, inspection.Vietnam()))
+	clock.Set(time.Date(2026, 2, 2, 9, 0, 0, 0, calendar.Vietnam()))
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: mustPolicy(t), Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -21,7 +22,7 @@ type Service struct {
 	w          writePath
 	configured *Policy
 	policies   policyCache
-	clock      Clock
+	clock      calendar.Clock
 	keys       QuotaKeys
 	log        zerolog.Logger
 	encoder    RecordEncoder // nil when the store encodes only inside a write
@@ -39,7 +40,7 @@ type Config struct {
 	// Policy is the configured policy: Start stores it and puts it in
 	// force.
 	Policy    *Policy
-	Clock     Clock
+	Clock     calendar.Clock
 	QuotaKeys QuotaKeys
 	Logger    zerolog.Logger
 	// AuditObserver hears of every audit head the service commits (the

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -42,7 +43,7 @@ func newAuditRig(t *testing.T) *auditRig {
 	ctx := context.Background()
 	db := openMemory(t)
 	clock := &auditClock{}
-	now := time.Date(2026, 3, 2, 9, 0, 0, 0, inspection.Vietnam())
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam())
 	clock.now.Store(&now)
 	p, err := inspection.DefaultPolicy()
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -238,7 +239,7 @@ func withAppFlags(ctx context.Context, name string, args []string, getenv func(s
 		return err
 	}
 	defer closeAudit()
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: policy, Clock: inspection.SystemClock{},
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: policy, Clock: calendar.SystemClock{},
 		QuotaKeys: secret, Logger: log, AuditObserver: audit})
 	if err != nil {
 		return err

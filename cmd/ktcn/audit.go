@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -144,7 +145,7 @@ func openAudit(ctx context.Context, cfg Config, name string, db *store.DB, log z
 		return nil, noop, fmt.Errorf("audit checkpoints: %w", err)
 	}
 	cp, err := inspection.NewCheckpointer(inspection.CheckpointerConfig{Key: key, Every: every, Out: f,
-		Clock: inspection.SystemClock{}, Logger: log, Last: last})
+		Clock: calendar.SystemClock{}, Logger: log, Last: last})
 	if err != nil {
 		f.Close()
 		return nil, noop, err

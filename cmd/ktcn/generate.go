@@ -15,6 +15,7 @@ import (
 
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -34,7 +35,7 @@ flags always give the same file.
 // clock of the caller's choosing; replays step their own clock. If
 // inspection.Config gains a field, withAppFlags and this are the two places
 // to set it.
-func newService(st inspection.Store, p *inspection.Policy, clk inspection.Clock, keys inspection.QuotaKeys, log zerolog.Logger) (*inspection.Service, error) {
+func newService(st inspection.Store, p *inspection.Policy, clk calendar.Clock, keys inspection.QuotaKeys, log zerolog.Logger) (*inspection.Service, error) {
 	return inspection.NewService(inspection.Config{Store: st, Policy: p, Clock: clk, QuotaKeys: keys, Logger: log})
 }
 
@@ -146,7 +147,7 @@ func runFixturesGenerate(ctx context.Context, args []string, getenv func(string)
 		if svcLog.GetLevel() > zerolog.InfoLevel {
 			svcLog = log.Level(zerolog.ErrorLevel)
 		}
-		rep, err := fixtures.LoadHistory(ctx, db, func(c inspection.Clock) (*inspection.Service, error) {
+		rep, err := fixtures.LoadHistory(ctx, db, func(c calendar.Clock) (*inspection.Service, error) {
 			return newService(db, p, c, keys, svcLog)
 		}, cfg)
 		if err != nil {
@@ -245,7 +246,7 @@ func (a *app) loadHistory(ctx context.Context) error {
 	// The replay's service would log every decision; keep the console for
 	// what the newcomer needs.
 	quiet := a.log.Level(zerolog.ErrorLevel)
-	rep, err := fixtures.LoadHistory(ctx, a.store, func(c inspection.Clock) (*inspection.Service, error) {
+	rep, err := fixtures.LoadHistory(ctx, a.store, func(c calendar.Clock) (*inspection.Service, error) {
 		return newService(a.store, p, c, keys, quiet)
 	}, fixtures.Config{Seed: firstStartSeed, Lots: firstStartLots, Years: firstStartYears, End: started, Policy: p,
 		NewSampler: func() fixtures.Sampler { return fixtures.QuotaSampler(p, keys) }})

@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 // cronLogger sends robfig/cron's own messages to zerolog.
@@ -23,7 +24,7 @@ func (l cronLogger) Error(err error, msg string, kv ...any) {
 // outbox delivery join it as they land.
 func (a *app) startJobs(ctx context.Context) (stop func()) {
 	cl := cronLogger{a.log}
-	c := cron.New(cron.WithLocation(inspection.Vietnam()), cron.WithLogger(cl),
+	c := cron.New(cron.WithLocation(calendar.Vietnam()), cron.WithLogger(cl),
 		cron.WithChain(cron.Recover(cl), cron.SkipIfStillRunning(cl)))
 	_, err := c.AddFunc("@every 10m", func() {
 		n, err := a.store.CollectGarbage(ctx)

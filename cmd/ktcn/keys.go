@@ -19,6 +19,7 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -46,7 +47,7 @@ func newAccess(cfg Config, db *store.DB, log zerolog.Logger) (*inspection.Access
 	if maxTTL > 0 && maxTTL < inspection.DefaultKeyTTL {
 		defaultTTL = maxTTL // a shorter maximum caps the default too
 	}
-	return inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: inspection.SystemClock{}, Logger: log,
+	return inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: calendar.SystemClock{}, Logger: log,
 		DefaultKeyTTL: defaultTTL, MaxKeyTTL: maxTTL})
 }
 
