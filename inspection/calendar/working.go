@@ -121,4 +121,3 @@ func (wc *Working) Add(t time.Time, d time.Duration) time.Time {
 	}
 	return t.Add(d)
 }
-
