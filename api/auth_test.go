@@ -19,6 +19,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // matrixRow is one route of the authorization matrix: who may call it, and
@@ -100,7 +101,7 @@ var matrix = map[string]matrixRow{
 		return "/v1/quota/periods", nil
 	}},
 	"GET /v1/quota/periods/:period/scopes": {[]string{"customs", "auditor"}, func(_ *testing.T, m *matrixFixture, _ string) (string, any) {
-		return "/v1/quota/periods/" + inspection.QuotaPeriodOf(m.decision.DecidedAt) + "/scopes", nil
+		return "/v1/quota/periods/" + quota.PeriodOf(m.decision.DecidedAt) + "/scopes", nil
 	}},
 	"POST /v1/admin/keys": {[]string{"admin"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/admin/keys", map[string]any{"principal": "auditor:matrix"}

@@ -3,16 +3,15 @@ package api
 import (
 	"net/http"
 
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/labstack/echo/v4"
-
-	"github.com/ktcn/ktcn/inspection"
 )
 
 // QuotaPeriodList lists the random-check periods: each period's key
 // commitment from when it opened, and its key once revealed after it
 // closed, so anyone given the list can later check the revealed key.
 type QuotaPeriodList struct {
-	Periods []inspection.QuotaPeriod `json:"periods"`
+	Periods []quota.Period `json:"periods"`
 }
 
 func (h *handlers) listQuotaPeriods(c echo.Context) error {
@@ -25,7 +24,7 @@ func (h *handlers) listQuotaPeriods(c echo.Context) error {
 		return err
 	}
 	if ps == nil {
-		ps = []inspection.QuotaPeriod{}
+		ps = []quota.Period{}
 	}
 	return c.JSON(http.StatusOK, QuotaPeriodList{Periods: ps})
 }

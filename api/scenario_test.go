@@ -11,6 +11,7 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 const (
@@ -213,13 +214,13 @@ func TestQuotaVisibleToCustomsNotToNSW(t *testing.T) {
 		periods.Periods[0].Commitment == "" || periods.Periods[0].RevealedKey != "" {
 		t.Fatalf("periods %d %+v", status, periods)
 	}
-	var usage inspection.QuotaUsage
+	var usage quota.Usage
 	if status, _ := e.do("GET", "/v1/quota/periods/2026/scopes", nil, &usage); status != http.StatusOK || !usage.Opened ||
 		usage.CapBasisPoints != 500 || usage.Eligible != 1 || usage.Selected != 0 || usage.Allowance != 0 || usage.ScopesWithoutAllowance != 1 ||
 		len(usage.Scopes) != 1 || usage.Scopes[0].Scope != "heading:0402" || usage.Scopes[0].Eligible != d.Quota.Eligible {
 		t.Fatalf("usage %d %+v", status, usage)
 	}
-	var none inspection.QuotaUsage
+	var none quota.Usage
 	if status, _ := e.do("GET", "/v1/quota/periods/2031/scopes", nil, &none); status != http.StatusOK || none.Opened || none.Eligible != 0 || len(none.Scopes) != 0 {
 		t.Fatalf("a period without lots: %d %+v", status, none)
 	}

@@ -6,10 +6,11 @@ import (
 	"sort"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // testKeys is the quota master secret of every test service.
-var testKeys = inspection.MasterSecret(bytes.Repeat([]byte{0x5a}, 32))
+var testKeys = quota.MasterSecret(bytes.Repeat([]byte{0x5a}, 32))
 
 func asError(err error, target **inspection.Error) bool { return errors.As(err, target) }
 

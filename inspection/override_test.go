@@ -10,6 +10,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 var officer = inspection.Principal{Name: "customs:nguyen.van.a", Role: inspection.RoleCustoms}
@@ -182,9 +183,9 @@ func sampledScope(t *testing.T, r *auditRig, hs, prefix string) []inspection.Dec
 	return out
 }
 
-func counter(t *testing.T, r *auditRig, period, scope string) inspection.QuotaCounter {
+func counter(t *testing.T, r *auditRig, period, scope string) quota.Counter {
 	t.Helper()
-	var c inspection.QuotaCounter
+	var c quota.Counter
 	if err := r.db.View(ctx, func(tx inspection.ReadTx) (err error) { c, err = tx.QuotaCounter(period, scope); return err }); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // Policy is the versioned rule document: every threshold, count, window,
@@ -61,7 +62,7 @@ type ReducedRules struct {
 	// the goods are strict.
 	AcceptedCertificates []string `json:"accepted_certificates"`
 	// Sampling is the capped random check of reduced-mode lots.
-	Sampling SamplingRules `json:"sampling"`
+	Sampling quota.Rules `json:"sampling"`
 }
 
 // QualityExemptionRules: quality goods passing ConsecutivePasses imports by
@@ -174,10 +175,10 @@ func (p *Policy) Validate() error {
 			return Invalid(fmt.Sprintf("reduced.accepted_certificates[%d]", i), "must be a non-empty upper-case code")
 		}
 	}
-	if err := p.Reduced.Sampling.validate("reduced.sampling"); err != nil {
+	if err := p.Reduced.Sampling.Validate("reduced.sampling"); err != nil {
 		return err
 	}
-	if p.Reduced.Sampling.Selection == SelectionRiskWeighted && p.Reduced.Sampling.WeightBy == WeightByGoodsScore && !p.Risk.ScoreDecisions {
+	if p.Reduced.Sampling.Selection == quota.SelectionRiskWeighted && p.Reduced.Sampling.WeightBy == quota.WeightByGoodsScore && !p.Risk.ScoreDecisions {
 		return Invalid("reduced.sampling.weight_by", "goods_score needs risk.score_decisions: true (the weight is the decision's goods score)")
 	}
 	if p.QualityExemption.Enabled {

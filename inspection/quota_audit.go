@@ -10,12 +10,14 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // checkQuotaKeys makes sure the master secret in use is the one every
 // stored period committed to: a different secret would silently break the
 // commitments and make draws unverifiable.
-func checkQuotaKeys(tx ReadTx, keys QuotaKeys) error {
+func checkQuotaKeys(tx ReadTx, keys quota.Keys) error {
 	periods, err := tx.QuotaPeriods()
 	if err != nil {
 		return err
@@ -25,7 +27,7 @@ func checkQuotaKeys(tx ReadTx, keys QuotaKeys) error {
 		if err != nil {
 			return fmt.Errorf("quota period %s: %w", p.Period, err)
 		}
-		if Commitment(key) != p.Commitment {
+		if quota.Commitment(key) != p.Commitment {
 			return fmt.Errorf("quota period %s: the master secret does not match the stored commitment %s: wrong secret file?", p.Period, p.Commitment)
 		}
 	}
@@ -34,11 +36,11 @@ func checkQuotaKeys(tx ReadTx, keys QuotaKeys) error {
 
 // QuotaPeriods lists the periods with their commitments (and keys revealed
 // after they closed).
-func (s *Service) QuotaPeriods(ctx context.Context, by Principal) ([]QuotaPeriod, error) {
+func (s *Service) QuotaPeriods(ctx context.Context, by Principal) ([]quota.Period, error) {
 	if err := by.Require(ActReadQuota); err != nil {
 		return nil, err
 	}
-	var out []QuotaPeriod
+	var out []quota.Period
 	err := s.reads.View(ctx, func(tx ReadTx) (err error) {
 		out, err = tx.QuotaPeriods()
 		return err
@@ -53,7 +55,7 @@ func (s *Service) RevealQuotaKey(ctx context.Context, by Principal, period strin
 	if err := by.Require(ActRevealQuotaKey); err != nil {
 		return nil, err
 	}
-	end, err := periodEnd(period)
+	end, err := quota.PeriodEnd(period)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +75,7 @@ func (s *Service) RevealQuotaKey(ctx context.Context, by Principal, period strin
 		if err != nil {
 			return err
 		}
-		if Commitment(key) != p.Commitment {
+		if quota.Commitment(key) != p.Commitment {
 			return fmt.Errorf("period %s: the master secret does not match the stored commitment", period)
 		}
 		if p.RevealedKey != "" {
@@ -114,7 +116,7 @@ func (s *Service) VerifyQuota(ctx context.Context, by Principal, period string, 
 	if err := by.Require(ActReadQuota); err != nil {
 		return QuotaReport{Period: period}, err
 	}
-	end, err := periodEnd(period)
+	end, err := quota.PeriodEnd(period)
 	if err != nil {
 		return QuotaReport{Period: period}, err
 	}
@@ -131,7 +133,7 @@ func (s *Service) VerifyOpenQuota(ctx context.Context, by Principal, period stri
 	if err := by.Require(ActAdminister); err != nil {
 		return QuotaReport{Period: period}, err
 	}
-	if _, err := periodEnd(period); err != nil {
+	if _, err := quota.PeriodEnd(period); err != nil {
 		return QuotaReport{Period: period}, err
 	}
 	key, err := s.keys.PeriodKey(period)
@@ -160,7 +162,7 @@ func (s *Service) verifyQuota(ctx context.Context, period string, key []byte) (Q
 				return mismatch("quota period %s: revealed key is not hex", period)
 			}
 		}
-		if subtle.ConstantTimeCompare([]byte(Commitment(key)), []byte(p.Commitment)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(quota.Commitment(key)), []byte(p.Commitment)) != 1 {
 			return mismatch("quota period %s: key does not match commitment %s", period, p.Commitment)
 		}
 		counters, err := tx.QuotaCounters(period)
@@ -191,12 +193,12 @@ func mismatch(format string, args ...any) error {
 // decision keeps the draw's choice, and the scope's count of lots checked
 // after overrides must still equal the draws' count, with every override
 // on a sampled lot a swap with a lot of the same scope and period.
-func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error {
+func verifyScope(tx ReadTx, key []byte, c quota.Counter, rep *QuotaReport) error {
 	ids, err := tx.QuotaDraws(c.Period, c.Scope)
 	if err != nil {
 		return mismatch("scope %s: %v", c.Scope, err)
 	}
-	replay := QuotaCounter{Period: c.Period, Scope: c.Scope}
+	replay := quota.Counter{Period: c.Period, Scope: c.Scope}
 	var checked int64 // lots checked after overrides
 	for i, id := range ids {
 		where := fmt.Sprintf("scope %s lot %d (decision %s)", c.Scope, i+1, id)
@@ -211,18 +213,18 @@ func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error 
 		if q.Scope != c.Scope || q.Period != c.Period {
 			return mismatch("%s: decision records scope %s period %s", where, q.Scope, q.Period)
 		}
-		drawHex, u := Draw(key, c.Scope, c.Period, d.DeclarationID, d.LineNo)
+		drawHex, u := quota.Draw(key, c.Scope, c.Period, d.DeclarationID, d.LineNo)
 		if drawHex != q.Draw || u != q.U {
 			return mismatch("%s: stored draw %s, recomputed %s", where, q.Draw, drawHex)
 		}
-		rules := SamplingRules{Cap: float64(q.CapBasisPoints) / capDenominator, Selection: q.Selection, Gain: q.Gain, Reserve: q.Reserve, WeightBy: q.WeightBy}
+		rules := quota.Rules{Cap: float64(q.CapBasisPoints) / quota.CapDenominator, Selection: q.Selection, Gain: q.Gain, Reserve: q.Reserve, WeightBy: q.WeightBy}
 		if rules.CapBasisPoints() != q.CapBasisPoints || q.CapBasisPoints > 500 {
 			return mismatch("%s: cap %d basis points is not a legal cap", where, q.CapBasisPoints)
 		}
 		if err := verifyWeight(d, rules); err != nil {
 			return mismatch("%s: %v", where, err)
 		}
-		after, want := Select(rules, replay, drawHex, u, q.Weight)
+		after, want := quota.Select(rules, replay, drawHex, u, q.Weight)
 		if q.Eligible != want.Eligible || q.Selected != want.Selected || q.Allowance != want.Allowance ||
 			q.Chosen != want.Chosen || !sameFloat(q.Probability, want.Probability) || !sameFloat(q.WeightSum, want.WeightSum) {
 			return mismatch("%s: recorded eligible %d selected %d allowance %d q %v chosen %v; replay gives %d %d %d %v %v",
@@ -239,7 +241,7 @@ func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error 
 		if inForce {
 			checked++
 		}
-		if after.Selected*capDenominator > after.Eligible*q.CapBasisPoints {
+		if after.Selected*quota.CapDenominator > after.Eligible*q.CapBasisPoints {
 			return mismatch("%s: %d selected of %d eligible exceeds the cap", where, after.Selected, after.Eligible)
 		}
 		if rep.CapBasisPoints == 0 {
@@ -265,19 +267,19 @@ func verifyScope(tx ReadTx, key []byte, c QuotaCounter, rep *QuotaReport) error 
 // explanation under weight_by goods_score. (A compliance-level weight
 // depends on the importer's level at the time, which the decision does not
 // keep; the replay of q and the weight sum still binds it.)
-func verifyWeight(d Decision, rules SamplingRules) error {
+func verifyWeight(d Decision, rules quota.Rules) error {
 	q := d.Quota
 	var want float64
 	switch {
-	case q.Selection == SelectionUniform:
+	case q.Selection == quota.SelectionUniform:
 		want = 1
-	case q.WeightBy == WeightByGoodsScore:
+	case q.WeightBy == quota.WeightByGoodsScore:
 		want = rules.LotWeight("", goodsRisk(d.Explanation.Scores))
 	default:
 		return nil
 	}
 	if !sameFloat(q.Weight, want) {
-		return fmt.Errorf("weight %v, but the decision's %s selection gives %v", q.Weight, cmp.Or(q.WeightBy, q.Selection), want)
+		return fmt.Errorf("weight %v, but the decision's %s selection gives %v", q.Weight, cmp.Or(string(q.WeightBy), string(q.Selection)), want)
 	}
 	return nil
 }
@@ -323,65 +325,25 @@ func swappedState(tx ReadTx, d Decision, where string) (bool, error) {
 	return inForce, nil
 }
 
-// QuotaUsage is how a period's random checks used their allowance, scope by
-// scope, for customs and auditors (never for importers: the counts tell
-// how much of a scope's budget is left). Allowances use the active policy's
-// cap; each decision keeps the cap it was drawn under.
-type QuotaUsage struct {
-	Period         string  `json:"period"`
-	Opened         bool    `json:"opened"` // a commitment is stored: the period has drawn
-	CapBasisPoints int64   `json:"cap_basis_points"`
-	Cap            float64 `json:"cap"`
-	QuotaScopeUsage
-	// ScopesWithoutAllowance have fewer reduced lots than it takes to allow
-	// one check (20 at a 5% cap): the narrow-scope consequence.
-	ScopesWithoutAllowance int               `json:"scopes_without_allowance"`
-	Scopes                 []QuotaScopeUsage `json:"scopes"`
-}
-
-// QuotaScopeUsage is one scope's counts (or a period's totals): Rate is
-// Selected / Eligible, ShareOfCap is Rate / cap (1 is the whole allowance),
-// Unused the checks the cap still allowed and nobody used.
-type QuotaScopeUsage struct {
-	Scope      string  `json:"scope,omitempty"`
-	Eligible   int64   `json:"eligible"`
-	Selected   int64   `json:"selected"`
-	Allowance  int64   `json:"allowance"`
-	Unused     int64   `json:"unused"`
-	Rate       float64 `json:"rate"`
-	ShareOfCap float64 `json:"share_of_cap"`
-}
-
-func scopeUsage(scope string, eligible, selected, allowance, bp int64) QuotaScopeUsage {
-	u := QuotaScopeUsage{Scope: scope, Eligible: eligible, Selected: selected, Allowance: allowance, Unused: max(allowance-selected, 0)}
-	if eligible > 0 {
-		u.Rate = float64(selected) / float64(eligible)
-		if bp > 0 {
-			u.ShareOfCap = u.Rate * capDenominator / float64(bp)
-		}
-	}
-	return u
-}
-
-// QuotaUsage reports a period's scopes, most lots first.
-func (s *Service) QuotaUsage(ctx context.Context, by Principal, period string) (QuotaUsage, error) {
+// QuotaUsage reports a period's scopes, most lots first, under the cap of
+// the policy in force.
+func (s *Service) QuotaUsage(ctx context.Context, by Principal, period string) (quota.Usage, error) {
 	if err := by.Require(ActReadQuota); err != nil {
-		return QuotaUsage{}, err
+		return quota.Usage{}, err
 	}
-	if _, err := periodEnd(period); err != nil {
-		return QuotaUsage{}, err
+	if _, err := quota.PeriodEnd(period); err != nil {
+		return quota.Usage{}, err
 	}
-	var out QuotaUsage
+	var out quota.Usage
 	err := s.reads.View(ctx, func(tx ReadTx) error {
 		pol, err := s.policyIn(tx)
 		if err != nil {
 			return err
 		}
-		bp := pol.Reduced.Sampling.CapBasisPoints()
-		out = QuotaUsage{Period: period, CapBasisPoints: bp, Cap: float64(bp) / capDenominator, Scopes: []QuotaScopeUsage{}}
+		opened := false
 		switch _, err := tx.QuotaPeriod(period); {
 		case err == nil:
-			out.Opened = true
+			opened = true
 		case !errors.Is(err, ErrNotFound):
 			return err
 		}
@@ -389,21 +351,8 @@ func (s *Service) QuotaUsage(ctx context.Context, by Principal, period string) (
 		if err != nil {
 			return err
 		}
-		var eligible, selected, allowance int64
-		for _, c := range counters {
-			a := allowanceOf(c.Eligible, bp)
-			out.Scopes = append(out.Scopes, scopeUsage(c.Scope, c.Eligible, c.Selected, a, bp))
-			eligible, selected, allowance = eligible+c.Eligible, selected+c.Selected, allowance+a
-			if a == 0 {
-				out.ScopesWithoutAllowance++
-			}
-		}
-		out.QuotaScopeUsage = scopeUsage("", eligible, selected, allowance, bp)
+		out = quota.UsageOf(period, opened, pol.Reduced.Sampling.CapBasisPoints(), counters)
 		return nil
 	})
-	if err != nil {
-		return QuotaUsage{}, err
-	}
-	slices.SortStableFunc(out.Scopes, func(a, b QuotaScopeUsage) int { return cmp.Compare(b.Eligible, a.Eligible) })
-	return out, nil
+	return out, err
 }

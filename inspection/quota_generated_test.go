@@ -9,6 +9,7 @@ import (
 
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -41,12 +42,12 @@ func TestQuotaOnGeneratedYear(t *testing.T) {
 	for _, k := range []string{"KTCN_QUOTA_LOTS", "KTCN_QUOTA_SEED", "KTCN_QUOTA_IMPORTERS", "KTCN_QUOTA_GAIN"} {
 		explore = explore || os.Getenv(k) != ""
 	}
-	only := os.Getenv("KTCN_QUOTA_SCOPE")
+	only := quota.ScopeKind(os.Getenv("KTCN_QUOTA_SCOPE"))
 	if only == "" {
-		only = inspection.ScopeHeadingYear
+		only = quota.ScopeHeadingYear
 	}
 	var uniform *yearRun // the default policy's year, for compareSelections
-	for _, scope := range []string{inspection.ScopeHeadingYear, inspection.ScopeChapterYear, inspection.ScopeImporterGoodsYear} {
+	for _, scope := range []quota.ScopeKind{quota.ScopeHeadingYear, quota.ScopeChapterYear, quota.ScopeImporterGoodsYear} {
 		if only != "all" && only != scope {
 			continue
 		}
@@ -77,7 +78,7 @@ func TestQuotaOnGeneratedYear(t *testing.T) {
 		if rep.Lots == 0 {
 			t.Fatalf("%s: no reduced lots in the generated year", scope)
 		}
-		if scope != inspection.ScopeHeadingYear || explore {
+		if scope != quota.ScopeHeadingYear || explore {
 			continue
 		}
 		uniform = &run
@@ -104,14 +105,17 @@ func TestQuotaOnGeneratedYear(t *testing.T) {
 // check than uniform, by the generator's truth, and stay as capped (the
 // simulator counts every instant over the cap).
 func compareSelections(t *testing.T, seed uint64, lots, importers int, uniform yearRun) {
-	for _, v := range []struct{ name, weightBy string }{
-		{"risk-weighted by compliance level", inspection.WeightByCompliance},
-		{"risk-weighted by goods score", inspection.WeightByGoodsScore},
+	for _, v := range []struct {
+		name     string
+		weightBy quota.WeightBy
+	}{
+		{"risk-weighted by compliance level", quota.WeightByCompliance},
+		{"risk-weighted by goods score", quota.WeightByGoodsScore},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			p := mustPolicy(t)
-			p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = inspection.SelectionRiskWeighted, v.weightBy
+			p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = quota.SelectionRiskWeighted, v.weightBy
 			run := simulateGeneratedYear(t, p, seed, lots, importers)
 			t.Logf("rate %.2f%% (%.1f%% of the cap); non-compliant among the checked %.2f%% against %.2f%% of reduced lots (lift %.2f); first 20 %.2f%%, after a check %.2f%%",
 				100*run.rep.Rate, 100*run.rep.ShareOfCap, 100*run.hitRate(), 100*run.baseRate(), run.lift(), 100*run.rep.FirstRate, 100*run.rep.AfterRate)
@@ -132,7 +136,7 @@ func compareSelections(t *testing.T, seed uint64, lots, importers int, uniform y
 // summary, and the truth's expected non-compliance of the reduced lots
 // and of those checked.
 type yearRun struct {
-	rep                     inspection.QuotaSimReport
+	rep                     quota.SimReport
 	sum                     fixtures.Summary
 	reduced, checked        int64
 	expectedAll, expectedIn float64 // sums of the truth's rate
@@ -163,7 +167,7 @@ func simulateGeneratedYear(t *testing.T, p *inspection.Policy, seed uint64, lots
 	}
 	goodsCounts := map[inspection.Key]risk.Counts{}
 	goodsRisk := func(k inspection.Key, at time.Time) float64 {
-		if p.Reduced.Sampling.WeightBy != inspection.WeightByGoodsScore {
+		if p.Reduced.Sampling.WeightBy != quota.WeightByGoodsScore {
 			return 0
 		}
 		sc, err := risk.ScoreCounts(risk.Subject{Kind: risk.KindGoods, ID: k.String()}, goodsCounts[k], prior, at, params)
@@ -172,14 +176,14 @@ func simulateGeneratedYear(t *testing.T, p *inspection.Policy, seed uint64, lots
 		}
 		return sc.Mean
 	}
-	var sim *inspection.QuotaSimulator
+	var sim *quota.Simulator
 	gen, err := fixtures.New(fixtures.Config{Seed: seed, Lots: lots, Years: 1, Policy: p, Scale: 1, Importers: importers,
 		NewSampler: func() fixtures.Sampler {
-			sim = inspection.NewQuotaSimulator(p.Reduced.Sampling, testKeys)
+			sim = quota.NewSimulator(p.Reduced.Sampling, testKeys)
 			return func(l fixtures.SampleLot) bool {
-				chosen, err := sim.Decide(inspection.SimLot{DeclarationID: l.DeclarationID, LineNo: l.LineNo,
-					ImporterTaxCode: l.ImporterTaxCode, Goods: l.Goods, At: l.DecidedAt, ComplianceLevel: l.ImporterLevel,
-					GoodsRisk: goodsRisk(l.GoodsKey, l.DecidedAt)})
+				ql := l.QuotaLot()
+				ql.GoodsRisk = goodsRisk(l.GoodsKey, l.DecidedAt)
+				chosen, err := sim.Decide(ql)
 				if err != nil {
 					t.Error(err)
 				}
@@ -191,7 +195,7 @@ func simulateGeneratedYear(t *testing.T, p *inspection.Policy, seed uint64, lots
 	}
 	var run yearRun
 	run.sum, err = gen.Run(func(r *fixtures.Record) error {
-		if r.Type == fixtures.RecordResult && p.Reduced.Sampling.WeightBy == inspection.WeightByGoodsScore {
+		if r.Type == fixtures.RecordResult && p.Reduced.Sampling.WeightBy == quota.WeightByGoodsScore {
 			at, err := time.Parse(time.RFC3339, r.Result.InspectedAt)
 			if err != nil {
 				return err

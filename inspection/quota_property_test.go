@@ -13,6 +13,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -160,7 +161,7 @@ func TestPropertyQuotaCapHolds(t *testing.T) {
 		}
 
 		// Every instant: each decision carries the counts right after it.
-		perScope := map[string][]inspection.QuotaRecord{}
+		perScope := map[string][]quota.Record{}
 		for i, d := range decided {
 			if d.Mode != inspection.ModeReduced || d.Quota == nil {
 				t.Fatalf("lot %d: mode %s without a quota record", i, d.Mode)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // A heavy-tailed synthetic year: the simulation must never exceed the cap,
@@ -25,21 +26,21 @@ func TestQuotaSimulationOnASyntheticYear(t *testing.T) {
 	for i := 0; i < 60; i++ {
 		scopes = append(scopes, scope{fmt.Sprintf("%04d1000", 100+i), int(40000 / math.Pow(float64(i+1), 1.1))})
 	}
-	var lots []inspection.SimLot
+	var lots []quota.Lot
 	for si, sc := range scopes {
 		for j := 0; j < sc.lots; j++ {
 			imp := fmt.Sprintf("%010d", int(math.Floor(math.Pow(rng.Float64(), 3)*80))) // a few importers carry most lots
-			lots = append(lots, inspection.SimLot{DeclarationID: fmt.Sprintf("S%d-%d", si, j), LineNo: 1, ImporterTaxCode: imp,
-				Goods: inspection.Goods{HSCode: sc.hs, ProductName: "x", Manufacturer: "m", Origin: "TH"},
-				At:    start.Add(time.Duration(rng.Int64N(int64(364 * 24 * time.Hour))))})
+			lots = append(lots, quota.Lot{DeclarationID: fmt.Sprintf("S%d-%d", si, j), LineNo: 1, ImporterTaxCode: imp,
+				HSCode: sc.hs, GoodsKey: inspection.Goods{HSCode: sc.hs, ProductName: "x", Manufacturer: "m", Origin: "TH"}.Key().String(),
+				At: start.Add(time.Duration(rng.Int64N(int64(364 * 24 * time.Hour))))})
 		}
 	}
 	// Decide in time order.
 	sortLots(lots)
-	for _, scopeKind := range []string{inspection.ScopeHeadingYear, inspection.ScopeImporterGoodsYear} {
+	for _, scopeKind := range []quota.ScopeKind{quota.ScopeHeadingYear, quota.ScopeImporterGoodsYear} {
 		r := defaultSampling(t)
 		r.Scope = scopeKind
-		sim := inspection.NewQuotaSimulator(r, testKeys)
+		sim := quota.NewSimulator(r, testKeys)
 		for _, l := range lots {
 			if _, err := sim.Decide(l); err != nil {
 				t.Fatal(err)
@@ -52,11 +53,11 @@ func TestQuotaSimulationOnASyntheticYear(t *testing.T) {
 			t.Fatalf("%s: the cap was exceeded %d times", scopeKind, rep.CapExceeded)
 		}
 		switch scopeKind {
-		case inspection.ScopeHeadingYear:
+		case quota.ScopeHeadingYear:
 			if rep.ShareOfCap < 0.9 {
 				t.Errorf("heading scopes use %.0f%% of the allowance, want at least 90%%", 100*rep.ShareOfCap)
 			}
-		case inspection.ScopeImporterGoodsYear:
+		case quota.ScopeImporterGoodsYear:
 			// Narrow scopes: many importer × goods pairs have fewer than 20 lots
 			// a year and so can never be checked.
 			if rep.ScopesBelowMinimum == 0 || rep.ShareOfCap >= 0.9 {
@@ -71,9 +72,9 @@ func TestQuotaSimulationOnASyntheticYear(t *testing.T) {
 	}
 }
 
-func sortLots(lots []inspection.SimLot) {
+func sortLots(lots []quota.Lot) {
 	// insertion-free: sort by time, then ID
-	sortSlice(lots, func(a, b inspection.SimLot) bool {
+	sortSlice(lots, func(a, b quota.Lot) bool {
 		if !a.At.Equal(b.At) {
 			return a.At.Before(b.At)
 		}

@@ -13,10 +13,11 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
 
-func defaultSampling(t testing.TB) inspection.SamplingRules {
+func defaultSampling(t testing.TB) quota.Rules {
 	return mustPolicy(t).Reduced.Sampling
 }
 
@@ -33,33 +34,33 @@ func TestDrawMatchesTheDocumentedEncoding(t *testing.T) {
 	mac.Write(msg)
 	sum := mac.Sum(nil)
 	wantU := float64(binary.BigEndian.Uint64(sum[:8])>>11) / math.Pow(2, 53)
-	gotHex, gotU := inspection.Draw(key, "heading:0402", "2026", "105123456780", 3)
+	gotHex, gotU := quota.Draw(key, "heading:0402", "2026", "105123456780", 3)
 	if gotHex != hex.EncodeToString(sum[:8]) || gotU != wantU || gotU < 0 || gotU >= 1 {
 		t.Fatalf("draw %s %v, want %x %v", gotHex, gotU, sum[:8], wantU)
 	}
 	// Length prefixes keep ("ab","c") and ("a","bc") apart.
-	a, _ := inspection.Draw(key, "ab", "c", "x", 1)
-	b, _ := inspection.Draw(key, "a", "bc", "x", 1)
+	a, _ := quota.Draw(key, "ab", "c", "x", 1)
+	b, _ := quota.Draw(key, "a", "bc", "x", 1)
 	if a == b {
 		t.Fatal("ambiguous encoding")
 	}
 	// Another period's key gives another draw.
-	k26, _ := inspection.MasterSecret(key).PeriodKey("2026")
-	k27, _ := inspection.MasterSecret(key).PeriodKey("2027")
-	if bytes.Equal(k26, k27) || inspection.Commitment(k26) == inspection.Commitment(k27) {
+	k26, _ := quota.MasterSecret(key).PeriodKey("2026")
+	k27, _ := quota.MasterSecret(key).PeriodKey("2027")
+	if bytes.Equal(k26, k27) || quota.Commitment(k26) == quota.Commitment(k27) {
 		t.Fatal("period keys repeat")
 	}
 }
 
 func TestSelectNeverExceedsTheCap(t *testing.T) {
-	for _, sel := range []string{inspection.SelectionUniform, inspection.SelectionRiskWeighted} {
+	for _, sel := range []quota.Selection{quota.SelectionUniform, quota.SelectionRiskWeighted} {
 		r := defaultSampling(t)
 		r.Selection = sel
-		c := inspection.QuotaCounter{Period: "2026", Scope: "heading:0402"}
+		c := quota.Counter{Period: "2026", Scope: "heading:0402"}
 		// Every draw 0: the rule would take every lot; the cap must hold.
 		for i := 0; i < 1000; i++ {
-			var rec inspection.QuotaRecord
-			c, rec = inspection.Select(r, c, "00", 0, []float64{0.5, 1, 2}[i%3])
+			var rec quota.Record
+			c, rec = quota.Select(r, c, "00", 0, []float64{0.5, 1, 2}[i%3])
 			if c.Selected*10000 > c.Eligible*r.CapBasisPoints() {
 				t.Fatalf("%s: %d selected of %d", sel, c.Selected, c.Eligible)
 			}
@@ -89,20 +90,20 @@ func TestSelectionProbability(t *testing.T) {
 	}
 	for _, tc := range tests {
 		r.Reserve = tc.reserve
-		if got := inspection.SelectionProbability(r, tc.eligible, tc.selected, 1, float64(tc.eligible)); math.Abs(got-tc.want) > 1e-12 {
+		if got := quota.SelectionProbability(r, tc.eligible, tc.selected, 1, float64(tc.eligible)); math.Abs(got-tc.want) > 1e-12 {
 			t.Errorf("%s: q = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 	r.Reserve = 0
-	r.Selection = inspection.SelectionRiskWeighted
-	if got := inspection.SelectionProbability(r, 100, 5, 2, 100); math.Abs(got-0.10) > 1e-12 {
+	r.Selection = quota.SelectionRiskWeighted
+	if got := quota.SelectionProbability(r, 100, 5, 2, 100); math.Abs(got-0.10) > 1e-12 {
 		t.Errorf("a lot weighing twice the mean: q = %v, want 0.10", got)
 	}
 }
 
 func TestQuotaPeriodIsTheVietnameseYear(t *testing.T) {
 	// 31 Dec 2025 18:00 UTC is already 1 Jan 2026 in Hà Nội.
-	if got := inspection.QuotaPeriodOf(time.Date(2025, 12, 31, 18, 0, 0, 0, time.UTC)); got != "2026" {
+	if got := quota.PeriodOf(time.Date(2025, 12, 31, 18, 0, 0, 0, time.UTC)); got != "2026" {
 		t.Fatalf("period %s", got)
 	}
 }
@@ -110,15 +111,15 @@ func TestQuotaPeriodIsTheVietnameseYear(t *testing.T) {
 func TestSamplingRulesValidation(t *testing.T) {
 	tests := []struct {
 		field  string
-		mutate func(*inspection.SamplingRules)
+		mutate func(*quota.Rules)
 	}{
-		{"reduced.sampling.cap", func(r *inspection.SamplingRules) { r.Cap = 0.06 }},
-		{"reduced.sampling.cap", func(r *inspection.SamplingRules) { r.Cap = 0.04999 }},
-		{"reduced.sampling.scope", func(r *inspection.SamplingRules) { r.Scope = "importer_year" }},
-		{"reduced.sampling.selection", func(r *inspection.SamplingRules) { r.Selection = "biased" }},
-		{"reduced.sampling.gain", func(r *inspection.SamplingRules) { r.Gain = -1 }},
-		{"reduced.sampling.risk_weights.low", func(r *inspection.SamplingRules) { r.RiskWeights = map[string]float64{"low": 0, "unknown": 1} }},
-		{"reduced.sampling.weight_by", func(r *inspection.SamplingRules) { r.WeightBy = "importer_score" }},
+		{"reduced.sampling.cap", func(r *quota.Rules) { r.Cap = 0.06 }},
+		{"reduced.sampling.cap", func(r *quota.Rules) { r.Cap = 0.04999 }},
+		{"reduced.sampling.scope", func(r *quota.Rules) { r.Scope = "importer_year" }},
+		{"reduced.sampling.selection", func(r *quota.Rules) { r.Selection = "biased" }},
+		{"reduced.sampling.gain", func(r *quota.Rules) { r.Gain = -1 }},
+		{"reduced.sampling.risk_weights.low", func(r *quota.Rules) { r.RiskWeights = map[string]float64{"low": 0, "unknown": 1} }},
+		{"reduced.sampling.weight_by", func(r *quota.Rules) { r.WeightBy = "importer_score" }},
 	}
 	for _, tc := range tests {
 		p := mustPolicy(t)
@@ -136,7 +137,7 @@ func TestSamplingRulesValidation(t *testing.T) {
 // the policy refuses the option when decisions are not scored.
 func TestGoodsScoreWeighsTheDraw(t *testing.T) {
 	p := mustPolicy(t)
-	p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = inspection.SelectionRiskWeighted, inspection.WeightByGoodsScore
+	p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = quota.SelectionRiskWeighted, quota.WeightByGoodsScore
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -191,14 +192,14 @@ func TestLotWeight(t *testing.T) {
 	if w := r.LotWeight("low", 0.3); w != 1 {
 		t.Errorf("uniform selection weighs %v", w)
 	}
-	r.Selection = inspection.SelectionRiskWeighted
+	r.Selection = quota.SelectionRiskWeighted
 	if w := r.LotWeight("low", 0.3); w != r.RiskWeights["low"] {
 		t.Errorf("by compliance level: %v", w)
 	}
 	if w := r.LotWeight("", 0.3); w != r.RiskWeights["unknown"] {
 		t.Errorf("no level: %v", w)
 	}
-	r.WeightBy = inspection.WeightByGoodsScore
+	r.WeightBy = quota.WeightByGoodsScore
 	for _, tc := range []struct{ risk, want float64 }{{0.3, 0.3}, {0, 0.001}, {-1, 0.001}, {math.NaN(), 0.001}, {math.Inf(1), 0.001}, {2, 1}} {
 		if w := r.LotWeight("low", tc.risk); w != tc.want {
 			t.Errorf("goods risk %v weighs %v, want %v", tc.risk, w, tc.want)

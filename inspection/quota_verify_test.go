@@ -10,6 +10,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // closedPeriod decides 400 reduced lots over three scopes in 2026 (enough
@@ -119,7 +120,7 @@ func TestVerifyQuotaDetectsTampering(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			p.Commitment = inspection.Commitment([]byte("another key"))
+			p.Commitment = quota.Commitment([]byte("another key"))
 			return tx.PutQuotaPeriod(p)
 		}, "does not match commitment"},
 	}
@@ -178,7 +179,7 @@ func restoreDir(t *testing.T, rig *quotaRig, snap string) {
 // q rewritten to match so that the replay alone would accept it, fails.
 func TestVerifyQuotaChecksGoodsScoreWeights(t *testing.T) {
 	p := mustPolicy(t)
-	p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = inspection.SelectionRiskWeighted, inspection.WeightByGoodsScore
+	p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = quota.SelectionRiskWeighted, quota.WeightByGoodsScore
 	rig, key := closedPeriodUnder(t, p, 60, quotaHeadings[:1])
 	if _, err := rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", key); err != nil {
 		t.Fatalf("an honest goods-score period fails: %v", err)
@@ -193,7 +194,7 @@ func TestVerifyQuotaChecksGoodsScoreWeights(t *testing.T) {
 			return err
 		}
 		q := last.Quota
-		if q.WeightBy != inspection.WeightByGoodsScore || q.Weight <= 0 {
+		if q.WeightBy != quota.WeightByGoodsScore || q.Weight <= 0 {
 			t.Fatalf("quota record %+v", q)
 		}
 		// Halve the weight and rewrite the sum and q to match. A lower q can
@@ -202,7 +203,7 @@ func TestVerifyQuotaChecksGoodsScoreWeights(t *testing.T) {
 		half := q.Weight / 2
 		q.WeightSum += half - q.Weight
 		q.Weight = half
-		q.Probability = inspection.SelectionProbability(p.Reduced.Sampling, q.Eligible, q.Selected-b2i(q.Chosen), q.Weight, q.WeightSum)
+		q.Probability = quota.SelectionProbability(p.Reduced.Sampling, q.Eligible, q.Selected-b2i(q.Chosen), q.Weight, q.WeightSum)
 		if q.Chosen && !(q.U < q.Probability) {
 			t.Fatal("halving the weight changes the last lot's outcome: pick another lot")
 		}

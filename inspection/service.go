@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -23,7 +24,7 @@ type Service struct {
 	configured *Policy
 	policies   policyCache
 	clock      calendar.Clock
-	keys       QuotaKeys
+	keys       quota.Keys
 	log        zerolog.Logger
 	encoder    RecordEncoder // nil when the store encodes only inside a write
 	scores     scoreMemo
@@ -41,7 +42,7 @@ type Config struct {
 	// force.
 	Policy    *Policy
 	Clock     calendar.Clock
-	QuotaKeys QuotaKeys
+	QuotaKeys quota.Keys
 	Logger    zerolog.Logger
 	// AuditObserver hears of every audit head the service commits (the
 	// signed checkpoints); nil for none.
@@ -182,7 +183,7 @@ func (s *Service) Decide(ctx context.Context, by Principal, in DeclarationInput)
 	prep := s.prepareDecision(ctx, pol, d, keys, now)
 	var (
 		out    DecideResult
-		opened []QuotaPeriod
+		opened []quota.Period
 	)
 	err = s.w.write(ctx, by, AuditDeclarationDecided, now, func(tx Tx, c *Change) error {
 		out, opened = DecideResult{}, nil
@@ -506,7 +507,7 @@ func (s *Service) encodeDraft(pol *Policy, d Declaration, l Line, now time.Time,
 // the quota draw for a reduced lot, the assignment, the decision and the
 // goods state. state is the goods state already read in this transaction,
 // or nil to read it here.
-func (s *Service) commitLot(tx Tx, pol *Policy, d Declaration, l Line, now time.Time, e lotEval, state *GoodsState, opened *[]QuotaPeriod) (Decision, error) {
+func (s *Service) commitLot(tx Tx, pol *Policy, d Declaration, l Line, now time.Time, e lotEval, state *GoodsState, opened *[]quota.Period) (Decision, error) {
 	if state == nil {
 		st, err := readGoodsState(tx, e.gk)
 		if err != nil {
@@ -546,7 +547,7 @@ func (s *Service) commitLot(tx Tx, pol *Policy, d Declaration, l Line, now time.
 // ahead when they were (the same inputs give the same records), else
 // drafted here, with the quota draw for a reduced lot (no encodings: the
 // store encodes them).
-func (s *Service) lotRecords(tx Tx, pol *Policy, d Declaration, l Line, now time.Time, e lotEval, opened *[]QuotaPeriod) (Decision, *Assignment, Encoded, Encoded, error) {
+func (s *Service) lotRecords(tx Tx, pol *Policy, d Declaration, l Line, now time.Time, e lotEval, opened *[]quota.Period) (Decision, *Assignment, Encoded, Encoded, error) {
 	if p := e.drafted; p != nil {
 		return p.dec, p.asg, p.decEnc, p.asgEnc, nil
 	}
@@ -554,7 +555,7 @@ func (s *Service) lotRecords(tx Tx, pol *Policy, d Declaration, l Line, now time
 	if err != nil || !drawn {
 		return dec, a, nil, nil, err
 	}
-	q, err := s.sample(tx, pol, d, l, goodsRisk(e.ev.Explanation.Scores), now, opened)
+	q, err := s.sample(tx, pol, d, l, e.gk, goodsRisk(e.ev.Explanation.Scores), now, opened)
 	if err != nil {
 		return Decision{}, nil, nil, nil, fmt.Errorf("random check: %w", err)
 	}

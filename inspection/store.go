@@ -3,6 +3,7 @@ package inspection
 import (
 	"context"
 
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -51,11 +52,11 @@ type ReadTx interface {
 	// APIKeys lists every stored key, oldest first (then by ID).
 	APIKeys() ([]APIKey, error)
 	// QuotaCounter returns a scope's counter in a period.
-	QuotaCounter(period, scope string) (QuotaCounter, error)
+	QuotaCounter(period, scope string) (quota.Counter, error)
 	// QuotaCounters lists every scope's counter in a period.
-	QuotaCounters(period string) ([]QuotaCounter, error)
-	QuotaPeriod(period string) (QuotaPeriod, error)
-	QuotaPeriods() ([]QuotaPeriod, error)
+	QuotaCounters(period string) ([]quota.Counter, error)
+	QuotaPeriod(period string) (quota.Period, error)
+	QuotaPeriods() ([]quota.Period, error)
 	// QuotaDraws lists the decision IDs of a scope's reduced lots in a
 	// period, in the order they became eligible (index 0 is eligible 1).
 	QuotaDraws(period, scope string) ([]string, error)
@@ -107,8 +108,8 @@ type Tx interface {
 	PutActivePolicy(ActivePolicy) error
 	// PutAPIKey writes a key record, new or updated (revocation).
 	PutAPIKey(APIKey) error
-	PutQuotaCounter(QuotaCounter) error
-	PutQuotaPeriod(QuotaPeriod) error
+	PutQuotaCounter(quota.Counter) error
+	PutQuotaPeriod(quota.Period) error
 	// PutQuotaDraw records that the eligible-th reduced lot of a scope in a
 	// period was decided by decisionID.
 	PutQuotaDraw(period, scope string, eligible int64, decisionID string) error

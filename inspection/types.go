@@ -3,6 +3,7 @@ package inspection
 import (
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -227,7 +228,7 @@ type Decision struct {
 	DecidedAt       time.Time   `json:"decided_at"`
 	Explanation     Explanation `json:"explanation"`
 	// Quota is the random-check state a reduced-mode lot saw.
-	Quota *QuotaRecord `json:"quota,omitempty"`
+	Quota *quota.Record `json:"quota,omitempty"`
 }
 
 // GoodsState is the stored snapshot of a goods' mode (for display and the

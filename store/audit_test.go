@@ -17,6 +17,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -50,7 +51,7 @@ func newAuditRig(t *testing.T) *auditRig {
 		t.Fatal(err)
 	}
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock,
-		QuotaKeys: inspection.MasterSecret(bytes.Repeat([]byte{0x5a}, 32)), Logger: zerolog.Nop()})
+		QuotaKeys: quota.MasterSecret(bytes.Repeat([]byte{0x5a}, 32)), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	gojson "github.com/goccy/go-json"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -47,7 +48,7 @@ func TestEncodingIsEncodingJSON(t *testing.T) {
 	values = append(values, inspection.Decision{ID: "dec_1", DeclarationID: "105<&>", LineNo: 3, Mode: inspection.ModeReduced,
 		Goods:     inspection.Goods{HSCode: "04022120", ProductName: "Sữa <bột>", Manufacturer: "m & co", Origin: "NZ"},
 		DecidedAt: at, Reason: "reduced; not selected", Explanation: inspection.Explanation{Scores: []risk.Score{score}},
-		Quota: &inspection.QuotaRecord{Scope: "heading:0402", Period: "2026", Cap: 0.05, Eligible: 253, Selected: 11, U: 0.91009409758615,
+		Quota: &quota.Record{Scope: "heading:0402", Period: "2026", Cap: 0.05, Eligible: 253, Selected: 11, U: 0.91009409758615,
 			Weight: 1, WeightSum: 253, Probability: 0.0665, Draw: "e8fbed416a49586e"}})
 	for i, v := range values {
 		want, err := json.Marshal(v)

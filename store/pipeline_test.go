@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -64,7 +65,7 @@ func TestPipelinedBatchesSeeTheBatchSyncing(t *testing.T) {
 				return func(tx inspection.Tx) error {
 					c, err := tx.QuotaCounter(period, scope)
 					if errors.Is(err, inspection.ErrNotFound) {
-						c = inspection.QuotaCounter{Period: period, Scope: scope}
+						c = quota.Counter{Period: period, Scope: scope}
 					} else if err != nil {
 						return err
 					}
@@ -87,7 +88,7 @@ func TestPipelinedBatchesSeeTheBatchSyncing(t *testing.T) {
 					t.Fatalf("update %d: %v", i, err)
 				}
 			}
-			var final inspection.QuotaCounter
+			var final quota.Counter
 			view(t, db, func(tx inspection.ReadTx) error {
 				var err error
 				final, err = tx.QuotaCounter(period, scope)

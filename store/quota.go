@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // Quota records: counters (0x11) and the draw index (0x13) share the
@@ -26,23 +26,23 @@ func quotaPeriodPrefix(p prefix, period string) []byte {
 	return append([]byte{byte(p)}, hp[:]...)
 }
 
-func (t *readTx) QuotaCounter(period, scope string) (inspection.QuotaCounter, error) {
-	var c inspection.QuotaCounter
+func (t *readTx) QuotaCounter(period, scope string) (quota.Counter, error) {
+	var c quota.Counter
 	what := func() string { return fmt.Sprintf("quota counter %s/%s", period, scope) }
 	if err := t.loadF(prefixQuota, quotaScopeKey(prefixQuota, period, scope), what, &c); err != nil {
-		return inspection.QuotaCounter{}, err
+		return quota.Counter{}, err
 	}
 	if c.Period != period || c.Scope != scope {
-		return inspection.QuotaCounter{}, fmt.Errorf("store: %s: stored record is %s/%s (key hash collision)", what(), c.Period, c.Scope)
+		return quota.Counter{}, fmt.Errorf("store: %s: stored record is %s/%s (key hash collision)", what(), c.Period, c.Scope)
 	}
 	return c, nil
 }
 
 // QuotaCounters lists a period's counters ordered by scope.
-func (t *readTx) QuotaCounters(period string) ([]inspection.QuotaCounter, error) {
-	var out []inspection.QuotaCounter
+func (t *readTx) QuotaCounters(period string) ([]quota.Counter, error) {
+	var out []quota.Counter
 	err := t.iterate(quotaPeriodPrefix(prefixQuota, period), func(_, val []byte) error {
-		var c inspection.QuotaCounter
+		var c quota.Counter
 		if err := decode(prefixQuota, val, &c); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -52,19 +52,19 @@ func (t *readTx) QuotaCounters(period string) ([]inspection.QuotaCounter, error)
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b inspection.QuotaCounter) int { return cmp.Compare(a.Scope, b.Scope) })
+	slices.SortFunc(out, func(a, b quota.Counter) int { return cmp.Compare(a.Scope, b.Scope) })
 	return out, nil
 }
 
-func (t *readTx) QuotaPeriod(period string) (inspection.QuotaPeriod, error) {
-	return loadID(t, prefixQuotaPeriod, period, func(p *inspection.QuotaPeriod) string { return p.Period })
+func (t *readTx) QuotaPeriod(period string) (quota.Period, error) {
+	return loadID(t, prefixQuotaPeriod, period, func(p *quota.Period) string { return p.Period })
 }
 
 // QuotaPeriods lists every period ordered by name (years sort in order).
-func (t *readTx) QuotaPeriods() ([]inspection.QuotaPeriod, error) {
-	var out []inspection.QuotaPeriod
+func (t *readTx) QuotaPeriods() ([]quota.Period, error) {
+	var out []quota.Period
 	err := t.iterate([]byte{byte(prefixQuotaPeriod)}, func(_, val []byte) error {
-		var p inspection.QuotaPeriod
+		var p quota.Period
 		if err := decode(prefixQuotaPeriod, val, &p); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -74,7 +74,7 @@ func (t *readTx) QuotaPeriods() ([]inspection.QuotaPeriod, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b inspection.QuotaPeriod) int { return cmp.Compare(a.Period, b.Period) })
+	slices.SortFunc(out, func(a, b quota.Period) int { return cmp.Compare(a.Period, b.Period) })
 	return out, nil
 }
 
@@ -95,14 +95,14 @@ func (t *readTx) QuotaDraws(period, scope string) ([]string, error) {
 	return out, err
 }
 
-func (t *writeTx) PutQuotaCounter(c inspection.QuotaCounter) error {
+func (t *writeTx) PutQuotaCounter(c quota.Counter) error {
 	if c.Period == "" || c.Scope == "" {
 		return fmt.Errorf("store: put quota counter: empty period or scope")
 	}
-	return t.putRecord(prefixQuota, quotaScopeKey(prefixQuota, c.Period, c.Scope), inspection.QuotaCounterID(c.Period, c.Scope), c)
+	return t.putRecord(prefixQuota, quotaScopeKey(prefixQuota, c.Period, c.Scope), quota.CounterID(c.Period, c.Scope), c)
 }
 
-func (t *writeTx) PutQuotaPeriod(p inspection.QuotaPeriod) error {
+func (t *writeTx) PutQuotaPeriod(p quota.Period) error {
 	return t.putID(prefixQuotaPeriod, p.Period, p)
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -127,10 +128,10 @@ func TestReadAheadLosesNoIncrement(t *testing.T) {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			period, scope := key(i)
-			read := func(tx inspection.ReadTx) (inspection.QuotaCounter, error) {
+			read := func(tx inspection.ReadTx) (quota.Counter, error) {
 				c, err := tx.QuotaCounter(period, scope)
 				if errors.Is(err, inspection.ErrNotFound) {
-					return inspection.QuotaCounter{Period: period, Scope: scope}, nil
+					return quota.Counter{Period: period, Scope: scope}, nil
 				}
 				return c, err
 			}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // The crash harness: `make crash-test` (KTCN_CRASH_CYCLES=5, as CI runs
@@ -557,7 +558,7 @@ func TestCrashKill9(t *testing.T) {
 		total                = checkTally{periods: map[string]bool{}}
 		quotaRuns, quotaOver int
 	)
-	period := inspection.QuotaPeriodOf(time.Now())
+	period := quota.PeriodOf(time.Now())
 	total.periods[period] = true
 	// The generated history reaches back a year: its periods too.
 	total.periods[strconv.Itoa(time.Now().Year()-1)] = true

@@ -16,6 +16,7 @@ import (
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -35,7 +36,7 @@ flags always give the same file.
 // clock of the caller's choosing; replays step their own clock. If
 // inspection.Config gains a field, withAppFlags and this are the two places
 // to set it.
-func newService(st inspection.Store, p *inspection.Policy, clk calendar.Clock, keys inspection.QuotaKeys, log zerolog.Logger) (*inspection.Service, error) {
+func newService(st inspection.Store, p *inspection.Policy, clk calendar.Clock, keys quota.Keys, log zerolog.Logger) (*inspection.Service, error) {
 	return inspection.NewService(inspection.Config{Store: st, Policy: p, Clock: clk, QuotaKeys: keys, Logger: log})
 }
 
@@ -237,7 +238,7 @@ func (a *app) loadHistory(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := keys.PeriodKey(inspection.QuotaPeriodOf(started)); err != nil && p.Reduced.Sampling.Enabled {
+	if _, err := keys.PeriodKey(quota.PeriodOf(started)); err != nil && p.Reduced.Sampling.Enabled {
 		// Only serve creates the secret; without it reduced lots cannot be
 		// decided, so leave the history to the first serve.
 		a.log.Warn().Err(err).Msg("no sample history: the quota secret does not exist yet (ktcn serve creates it)")

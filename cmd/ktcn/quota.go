@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // defaultQuotaSecretPath puts the secret beside the data dir, never in it:
@@ -37,7 +38,7 @@ func (n noQuotaSecret) PeriodKey(string) ([]byte, error) {
 // read and a file inside the data dir; when create is set and the file is
 // missing, it writes a new random one (0600); otherwise a missing file
 // leaves the command without the secret.
-func loadQuotaSecret(path, dataDir string, create bool, log zerolog.Logger) (inspection.QuotaKeys, error) {
+func loadQuotaSecret(path, dataDir string, create bool, log zerolog.Logger) (quota.Keys, error) {
 	absFile, err1 := filepath.Abs(path)
 	absData, err2 := filepath.Abs(dataDir)
 	if err1 == nil && err2 == nil && strings.HasPrefix(absFile, absData+string(filepath.Separator)) {
@@ -56,7 +57,7 @@ func loadQuotaSecret(path, dataDir string, create bool, log zerolog.Logger) (ins
 			return nil, fmt.Errorf("write quota secret: %w", err)
 		}
 		log.Warn().Str("path", path).Msg("created a new quota master secret: keep it outside backups of the data dir")
-		return inspection.MasterSecret(secret), nil
+		return quota.MasterSecret(secret), nil
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return noQuotaSecret{path}, nil
@@ -71,7 +72,7 @@ func loadQuotaSecret(path, dataDir string, create bool, log zerolog.Logger) (ins
 	if len(secret) < 32 {
 		return nil, fmt.Errorf("quota secret %s: want at least 32 bytes as hex", path)
 	}
-	return inspection.MasterSecret(secret), nil
+	return quota.MasterSecret(secret), nil
 }
 
 func runQuotaReveal(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -1,37 +1,22 @@
-package inspection
+package quota
 
 import (
 	"fmt"
 	"sort"
-	"time"
 )
 
-// QuotaSimulator replays reduced-mode lots through the real draw and
+// Simulator replays reduced-mode lots through the real draw and
 // selection rule in memory, to measure a sampling policy on history before
 // it is adopted: the share of the allowance it uses per scope size, and how
 // much an importer could learn from its own lots. Lots must come in the
 // order they would be decided.
-type QuotaSimulator struct {
-	rules    SamplingRules
-	keys     QuotaKeys
-	periodKs map[string][]byte
-	counters map[string]*QuotaCounter // period|scope
-	traces   map[string]*importerTrace
-	volume   map[string]int64 // importer → lots, to find dominant importers
-	report   QuotaSimReport
-}
-
-// SimLot is what the simulation needs of a reduced-mode lot.
-type SimLot struct {
-	DeclarationID   string
-	LineNo          int
-	ImporterTaxCode string
-	Goods           Goods
-	At              time.Time
-	// ComplianceLevel and GoodsRisk (the goods' posterior violation rate)
-	// feed risk-weighted selection, as the policy's weight_by says.
-	ComplianceLevel string
-	GoodsRisk       float64
+type Simulator struct {
+	rules   Rules
+	sampler Sampler
+	book    *MemBook
+	traces  map[string]*importerTrace
+	volume  map[string]int64 // importer → lots, to find dominant importers
+	report  SimReport
 }
 
 // importerTrace follows one importer through one period.
@@ -44,14 +29,15 @@ type importerTrace struct {
 	uncheckable int64
 }
 
-// QuotaSimReport is what a simulation measured. Rates are shares of lots.
-type QuotaSimReport struct {
-	Scope, Selection string
-	Cap              float64
-	Lots, Selected   int64
-	Rate             float64
-	ShareOfCap       float64 // Rate / Cap
-	Bands            []QuotaBand
+// SimReport is what a simulation measured. Rates are shares of lots.
+type SimReport struct {
+	Scope          ScopeKind
+	Selection      Selection
+	Cap            float64
+	Lots, Selected int64
+	Rate           float64
+	ShareOfCap     float64 // Rate / Cap
+	Bands          []Band
 	// Unpredictability, pooled over importers: the check rate of each
 	// importer's first FirstN lots of the year, and of its next FirstN
 	// lots after it was checked.
@@ -72,9 +58,9 @@ type QuotaSimReport struct {
 	ScopesAtAllowanceAtPeriodEnd int
 }
 
-// QuotaBand is the achieved rate for scopes of one size band (lots per
+// Band is the achieved rate for scopes of one size band (lots per
 // period).
-type QuotaBand struct {
+type Band struct {
 	Band           string
 	Scopes         int
 	Lots, Selected int64
@@ -84,36 +70,22 @@ type QuotaBand struct {
 
 const simFirstN = 20
 
-// NewQuotaSimulator starts a simulation of the rules under the keys.
-func NewQuotaSimulator(r SamplingRules, keys QuotaKeys) *QuotaSimulator {
-	return &QuotaSimulator{rules: r, keys: keys, periodKs: map[string][]byte{}, counters: map[string]*QuotaCounter{},
+// NewSimulator starts a simulation of the rules under the keys.
+func NewSimulator(r Rules, keys Keys) *Simulator {
+	return &Simulator{rules: r, sampler: NewSampler(r, CacheKeys(keys)), book: NewMemBook(),
 		traces: map[string]*importerTrace{}, volume: map[string]int64{}}
 }
 
 // Decide draws one lot and reports whether it is checked.
-func (s *QuotaSimulator) Decide(l SimLot) (bool, error) {
-	period := QuotaPeriodOf(l.At)
-	key, ok := s.periodKs[period]
-	if !ok {
-		var err error
-		if key, err = s.keys.PeriodKey(period); err != nil {
-			return false, fmt.Errorf("simulate quota: %w", err)
-		}
-		s.periodKs[period] = key
+func (s *Simulator) Decide(l Lot) (bool, error) {
+	rec, err := s.sampler.Draw(s.book, l)
+	if err != nil {
+		return false, fmt.Errorf("simulate quota: %w", err)
 	}
-	scope := QuotaScopeOf(s.rules, l.ImporterTaxCode, l.Goods)
-	c := s.counters[period+"|"+scope]
-	if c == nil {
-		c = &QuotaCounter{Period: period, Scope: scope}
-		s.counters[period+"|"+scope] = c
-	}
-	drawHex, u := Draw(key, scope, period, l.DeclarationID, l.LineNo)
-	after, rec := Select(s.rules, *c, drawHex, u, s.rules.LotWeight(l.ComplianceLevel, l.GoodsRisk))
-	*c = after
-	if after.Selected*capDenominator > after.Eligible*s.rules.CapBasisPoints() {
+	if rec.Selected*CapDenominator > rec.Eligible*rec.CapBasisPoints {
 		s.report.CapExceeded++
 	}
-	tk := period + "|" + l.ImporterTaxCode
+	tk := rec.Period + "|" + l.ImporterTaxCode
 	tr := s.traces[tk]
 	if tr == nil {
 		tr = &importerTrace{importer: l.ImporterTaxCode}
@@ -128,19 +100,19 @@ func (s *QuotaSimulator) Decide(l SimLot) (bool, error) {
 }
 
 // Report sums the simulation up.
-func (s *QuotaSimulator) Report() QuotaSimReport {
+func (s *Simulator) Report() SimReport {
 	r := s.report
-	r.Scope, r.Selection, r.Cap, r.FirstN = s.rules.Scope, s.rules.Selection, float64(s.rules.CapBasisPoints())/capDenominator, simFirstN
+	r.Scope, r.Selection, r.Cap, r.FirstN = s.rules.Scope, s.rules.Selection, float64(s.rules.CapBasisPoints())/CapDenominator, simFirstN
 	bands := []struct {
 		name     string
 		min, max int64
 	}{{"<20", 0, 19}, {"20-99", 20, 99}, {"100-999", 100, 999}, {"1000-9999", 1000, 9999}, {">=10000", 10000, 1 << 62}}
-	out := make([]QuotaBand, len(bands))
+	out := make([]Band, len(bands))
 	for i, b := range bands {
 		out[i].Band = b.name
 	}
-	minLots := int64(capDenominator+s.rules.CapBasisPoints()-1) / max(s.rules.CapBasisPoints(), 1)
-	for _, c := range s.counters {
+	minLots := int64(CapDenominator+s.rules.CapBasisPoints()-1) / max(s.rules.CapBasisPoints(), 1)
+	for _, c := range s.book.Counters() {
 		r.Lots += c.Eligible
 		r.Selected += c.Selected
 		for i, b := range bands {
@@ -154,7 +126,7 @@ func (s *QuotaSimulator) Report() QuotaSimReport {
 			r.ScopesBelowMinimum++
 			r.LotsInScopesBelowMinimum += c.Eligible
 		}
-		if c.Selected == allowanceOf(c.Eligible, s.rules.CapBasisPoints()) {
+		if c.Selected == AllowanceOf(c.Eligible, s.rules.CapBasisPoints()) {
 			r.ScopesAtAllowanceAtPeriodEnd++
 		}
 	}
