@@ -17,7 +17,7 @@ type Usage struct {
 	ScopeUsage
 	// ScopesWithoutAllowance have fewer reduced lots than it takes to allow
 	// one check (20 at a 5% cap): the narrow-scope consequence.
-	ScopesWithoutAllowance int               `json:"scopes_without_allowance"`
+	ScopesWithoutAllowance int          `json:"scopes_without_allowance"`
 	Scopes                 []ScopeUsage `json:"scopes"`
 }
 
