@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/audit"
 )
 
 // Customs overrides and the audit log over HTTP.
@@ -55,8 +56,8 @@ func (h *handlers) getDecision(c echo.Context) error {
 
 // AuditPage is a page of the audit chain and the head at the time.
 type AuditPage struct {
-	Entries []inspection.AuditEntry `json:"entries"`
-	Head    inspection.AuditHead    `json:"head"`
+	Entries []audit.Entry `json:"entries"`
+	Head    audit.Head    `json:"head"`
 	// Next is the after= of the next page; empty at the head.
 	Next string `json:"next,omitempty"`
 }
@@ -89,7 +90,7 @@ func (h *handlers) listAudit(c echo.Context) error {
 	}
 	page := AuditPage{Entries: entries, Head: head}
 	if page.Entries == nil {
-		page.Entries = []inspection.AuditEntry{}
+		page.Entries = []audit.Entry{}
 	}
 	if n := len(entries); n > 0 && entries[n-1].Seq < head.Seq {
 		page.Next = strconv.FormatUint(entries[n-1].Seq, 10)

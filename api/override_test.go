@@ -7,6 +7,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/audit"
 )
 
 // TestOverrideOverHTTP: customs overrides a lot with a coded reason; the
@@ -102,7 +103,7 @@ func TestOverrideOverHTTP(t *testing.T) {
 	if status, _ := e.as("auditor").do("GET", "/v1/audit?limit=2", nil, &page); status != http.StatusOK || len(page.Entries) != 2 || page.Next != "2" {
 		t.Fatalf("first page: %+v", page)
 	}
-	var all []inspection.AuditEntry
+	var all []audit.Entry
 	for after := ""; ; {
 		var pg api.AuditPage
 		if status, _ := e.as("auditor").do("GET", "/v1/audit?limit=3&after="+after, nil, &pg); status != http.StatusOK {
@@ -113,8 +114,8 @@ func TestOverrideOverHTTP(t *testing.T) {
 			break
 		}
 	}
-	if n := len(all); n < 3 || all[n-1].Kind != inspection.AuditDecisionOverridden || all[n-1].Actor != "customs" ||
-		all[n-3].Kind != inspection.AuditDecisionOverridden || all[n-3].Subjects[0] != "decision:"+ld.DecisionID || uint64(n) != page.Head.Seq {
+	if n := len(all); n < 3 || all[n-1].Kind != audit.DecisionOverridden || all[n-1].Actor != "customs" ||
+		all[n-3].Kind != audit.DecisionOverridden || all[n-3].Subjects[0] != "decision:"+ld.DecisionID || uint64(n) != page.Head.Seq {
 		t.Fatalf("audit log ends %+v", all[max(0, len(all)-3):])
 	}
 	if _, err := e.svc.VerifyAudit(t.Context(), inspection.SystemPrincipal(), nil); err != nil {

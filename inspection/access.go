@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/rs/zerolog"
 )
@@ -319,7 +320,7 @@ type AccessConfig struct {
 	Random io.Reader
 	// AuditObserver hears of the audit heads key changes commit; nil for
 	// none.
-	AuditObserver AuditObserver
+	AuditObserver audit.Observer
 	// Hooks run inside the transaction of every change (write.go).
 	Hooks []Hook
 }
@@ -471,7 +472,7 @@ func (a *Access) CreateKeys(ctx context.Context, by Principal, reqs []KeyRequest
 			Token: tokenPrefix + id + "_" + secret,
 		}
 	}
-	err := a.w.write(ctx, by, AuditKeyCreated, now, func(tx Tx, c *Change) error {
+	err := a.w.write(ctx, by, audit.KeyCreated, now, func(tx Tx, c *Change) error {
 		subjects := make([]string, 0, len(out))
 		for _, k := range out {
 			if p := k.Key.Principal; p.Role == RoleAgency {
@@ -544,7 +545,7 @@ func (a *Access) RevokeKey(ctx context.Context, by Principal, id string) (APIKey
 		k       APIKey
 		changed bool
 	)
-	err := a.w.write(ctx, by, AuditKeyRevoked, now, func(tx Tx, c *Change) (err error) {
+	err := a.w.write(ctx, by, audit.KeyRevoked, now, func(tx Tx, c *Change) (err error) {
 		changed = false
 		k, err = tx.APIKey(id)
 		if errors.Is(err, ErrNotFound) {

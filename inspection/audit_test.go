@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
@@ -25,10 +26,10 @@ import (
 // headLog records the heads a service reports, as a checkpointer hears them.
 type headLog struct {
 	mu    sync.Mutex
-	heads []inspection.AuditHead
+	heads []audit.Head
 }
 
-func (h *headLog) AuditCommitted(head inspection.AuditHead) {
+func (h *headLog) AuditCommitted(head audit.Head) {
 	h.mu.Lock()
 	h.heads = append(h.heads, head)
 	h.mu.Unlock()
@@ -43,7 +44,7 @@ type auditRig struct {
 	clock  *fixedClock
 }
 
-func newAuditRig(t testing.TB, obs inspection.AuditObserver) *auditRig {
+func newAuditRig(t testing.TB, obs audit.Observer) *auditRig {
 	t.Helper()
 	db, err := store.Open(store.Options{InMemory: true, Small: true, Logger: zerolog.Nop()})
 	if err != nil {
@@ -74,7 +75,7 @@ func normalLine(no int, product string) inspection.LineInput {
 		Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}
 }
 
-func (r *auditRig) entries(t testing.TB) []inspection.AuditEntry {
+func (r *auditRig) entries(t testing.TB) []audit.Entry {
 	t.Helper()
 	es, _, err := r.svc.AuditLog(ctx, inspection.SystemPrincipal(), 0, 1000)
 	if err != nil {
@@ -83,7 +84,7 @@ func (r *auditRig) entries(t testing.TB) []inspection.AuditEntry {
 	return es
 }
 
-func (r *auditRig) verify(t testing.TB) inspection.AuditReport {
+func (r *auditRig) verify(t testing.TB) audit.Report {
 	t.Helper()
 	rep, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), nil)
 	if err != nil {
@@ -149,21 +150,21 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 
 	es := r.entries(t)
 	type want struct {
-		kind     inspection.AuditKind
+		kind     audit.Kind
 		actor    string
 		subjects []string
-		records  []inspection.RecordKind
+		records  []audit.RecordKind
 	}
 	wants := []want{
-		{inspection.AuditPolicyStored, inspection.ActorSystem, []string{"policy:" + mustPolicy(t).Version}, []inspection.RecordKind{"policy"}},
-		{inspection.AuditKeyCreated, "admin:ops", []string{"api_key:" + keys[0].Key.ID, "api_key:" + keys[1].Key.ID}, []inspection.RecordKind{"api_key", "api_key"}},
-		{inspection.AuditDeclarationDecided, "nsw", []string{"declaration:AUD-1", "quota_period:2026"},
-			[]inspection.RecordKind{"assignment", "decision", "goods_state", "quota_period", "quota_counter", "decision", "goods_state", "declaration"}},
-		{inspection.AuditResultRecorded, "agency:moit-firi", []string{"assignment:" + inspected.AssignmentID, "decision:" + inspected.ID},
-			[]inspection.RecordKind{"assignment", "event", "goods_state"}},
-		{inspection.AuditAlertRaised, "customs:a", nil, []inspection.RecordKind{"event"}},
-		{inspection.AuditKeyRevoked, "admin:ops", []string{"api_key:" + keys[1].Key.ID}, []inspection.RecordKind{"api_key"}},
-		{inspection.AuditQuotaKeyRevealed, "auditor:b", []string{"quota_period:2026"}, []inspection.RecordKind{"quota_period"}},
+		{audit.PolicyStored, inspection.ActorSystem, []string{"policy:" + mustPolicy(t).Version}, []audit.RecordKind{"policy"}},
+		{audit.KeyCreated, "admin:ops", []string{"api_key:" + keys[0].Key.ID, "api_key:" + keys[1].Key.ID}, []audit.RecordKind{"api_key", "api_key"}},
+		{audit.DeclarationDecided, "nsw", []string{"declaration:AUD-1", "quota_period:2026"},
+			[]audit.RecordKind{"assignment", "decision", "goods_state", "quota_period", "quota_counter", "decision", "goods_state", "declaration"}},
+		{audit.ResultRecorded, "agency:moit-firi", []string{"assignment:" + inspected.AssignmentID, "decision:" + inspected.ID},
+			[]audit.RecordKind{"assignment", "event", "goods_state"}},
+		{audit.AlertRaised, "customs:a", nil, []audit.RecordKind{"event"}},
+		{audit.KeyRevoked, "admin:ops", []string{"api_key:" + keys[1].Key.ID}, []audit.RecordKind{"api_key"}},
+		{audit.QuotaKeyRevealed, "auditor:b", []string{"quota_period:2026"}, []audit.RecordKind{"quota_period"}},
 	}
 	if len(es) != len(wants) {
 		for _, e := range es {
@@ -173,7 +174,7 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 	}
 	for i, w := range wants {
 		e := es[i]
-		var kinds []inspection.RecordKind
+		var kinds []audit.RecordKind
 		for _, rd := range e.Records {
 			kinds = append(kinds, rd.Kind)
 		}
@@ -193,12 +194,12 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(body)
-	if i := slices.IndexFunc(es[2].Records, func(d inspection.RecordDigest) bool { return d.ID == inspected.ID }); i < 0 ||
+	if i := slices.IndexFunc(es[2].Records, func(d audit.RecordDigest) bool { return d.ID == inspected.ID }); i < 0 ||
 		es[2].Records[i].SHA256 != hex.EncodeToString(sum[:]) {
 		t.Errorf("decision digest %+v, want %x", es[2].Records, sum)
 	}
 	// The observer heard every head, in order (one caller at a time here).
-	if len(heads.heads) != len(es) || heads.heads[len(es)-1] != (inspection.AuditHead{Seq: es[len(es)-1].Seq, Hash: es[len(es)-1].Hash}) {
+	if len(heads.heads) != len(es) || heads.heads[len(es)-1] != (audit.Head{Seq: es[len(es)-1].Seq, Hash: es[len(es)-1].Hash}) {
 		t.Errorf("observer heard %+v", heads.heads)
 	}
 	rep := r.verify(t)
@@ -212,10 +213,10 @@ func ptr[T any](v T) *T { return &v }
 // TestAuditHashMatchesTheDocument pins the encoding docs/audit.md gives
 // auditors, with its worked example: change one and the other must follow.
 func TestAuditHashMatchesTheDocument(t *testing.T) {
-	e := inspection.AuditEntry{Seq: 1, At: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC), Actor: "nsw",
-		Kind: inspection.AuditDeclarationDecided, Subjects: []string{"declaration:D1"},
-		Records: []inspection.RecordDigest{{Kind: "decision", ID: "dec_1", SHA256: strings.Repeat("ab", 32)}}}
-	msg, err := inspection.AuditMessage(e)
+	e := audit.Entry{Seq: 1, At: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC), Actor: "nsw",
+		Kind: audit.DeclarationDecided, Subjects: []string{"declaration:D1"},
+		Records: []audit.RecordDigest{{Kind: "decision", ID: "dec_1", SHA256: strings.Repeat("ab", 32)}}}
+	msg, err := audit.Message(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestAuditHashMatchesTheDocument(t *testing.T) {
 	if got := hex.EncodeToString(msg); got != wantMsg {
 		t.Fatalf("message\n%s\nwant\n%s", got, wantMsg)
 	}
-	sum, err := inspection.AuditHash([32]byte{}, e)
+	sum, err := audit.Hash([32]byte{}, e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,7 @@ func TestAuditHashMatchesTheDocument(t *testing.T) {
 		t.Fatalf("hash %s, want %s (docs/audit.md)", got, wantHash)
 	}
 	e.Records[0].SHA256 = "abc"
-	if _, err := inspection.AuditMessage(e); err == nil {
+	if _, err := audit.Message(e); err == nil {
 		t.Fatal("a digest that is not 64 hex digits was encoded")
 	}
 }
@@ -252,7 +253,7 @@ func TestCheckpoints(t *testing.T) {
 	var file bytes.Buffer
 	clock := &fixedClock{}
 	clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))
-	cp, err := inspection.NewCheckpointer(inspection.CheckpointerConfig{Key: key, Every: 3, Out: &file, Clock: clock, Logger: zerolog.Nop()})
+	cp, err := audit.NewCheckpointer(audit.CheckpointerConfig{Key: key, Every: 3, Out: &file, Clock: clock, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,13 +265,17 @@ func TestCheckpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if c, ok, err := cp.Sync(ctx, r.db); err != nil || !ok || c.Seq != 10 {
+	head, err := inspection.ChainHead(ctx, r.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok, err := cp.Sync(head); err != nil || !ok || c.Seq != 10 {
 		t.Fatalf("sync: %+v %v %v", c, ok, err)
 	}
-	if _, ok, err := cp.Sync(ctx, r.db); err != nil || ok {
+	if _, ok, err := cp.Sync(head); err != nil || ok {
 		t.Fatalf("a second sync with nothing new wrote a checkpoint: %v %v", ok, err)
 	}
-	cps, err := inspection.ReadCheckpoints(bytes.NewReader(file.Bytes()), pub)
+	cps, err := audit.ReadCheckpoints(bytes.NewReader(file.Bytes()), pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,33 +292,33 @@ func TestCheckpoints(t *testing.T) {
 	}
 
 	other, _, _ := ed25519.GenerateKey(nil)
-	if _, err := inspection.ReadCheckpoints(bytes.NewReader(file.Bytes()), other); !errors.Is(err, inspection.ErrAuditMismatch) ||
+	if _, err := audit.ReadCheckpoints(bytes.NewReader(file.Bytes()), other); !errors.Is(err, audit.ErrMismatch) ||
 		!strings.Contains(err.Error(), "line 1") {
 		t.Fatalf("another key: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(file.String()), "\n")
-	var c inspection.Checkpoint
+	var c audit.Checkpoint
 	if err := json.Unmarshal([]byte(lines[1]), &c); err != nil {
 		t.Fatal(err)
 	}
 	c.Hash = strings.Repeat("0", 64) // a checkpoint rewritten to fit a rewritten chain
 	forged, _ := json.Marshal(c)
 	lines[1] = string(forged)
-	if _, err := inspection.ReadCheckpoints(strings.NewReader(strings.Join(lines, "\n")), pub); !errors.Is(err, inspection.ErrAuditMismatch) ||
+	if _, err := audit.ReadCheckpoints(strings.NewReader(strings.Join(lines, "\n")), pub); !errors.Is(err, audit.ErrMismatch) ||
 		!strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("an altered checkpoint: %v", err)
 	}
 	// A validly signed checkpoint that disagrees with the chain (the chain
 	// was rewritten after it was signed) names its position.
-	bad, err := inspection.SignCheckpoint(key, inspection.AuditHead{Seq: 6, Hash: strings.Repeat("0", 64)}, clock.Now())
+	bad, err := audit.Sign(key, audit.Head{Seq: 6, Hash: strings.Repeat("0", 64)}, clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var brk *inspection.AuditBreak
+	var brk *audit.Break
 	if _, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), append(cps, bad)); !errors.As(err, &brk) || brk.Seq != 6 {
 		t.Fatalf("a checkpoint the chain contradicts: %v", err)
 	}
-	beyond, _ := inspection.SignCheckpoint(key, inspection.AuditHead{Seq: 12, Hash: strings.Repeat("1", 64)}, clock.Now())
+	beyond, _ := audit.Sign(key, audit.Head{Seq: 12, Hash: strings.Repeat("1", 64)}, clock.Now())
 	if _, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), append(cps, beyond)); !errors.As(err, &brk) || brk.Seq != 11 || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("a checkpoint beyond the chain's end: %v", err)
 	}

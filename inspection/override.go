@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
@@ -252,7 +253,7 @@ func (s *Service) Override(ctx context.Context, by Principal, decisionID string,
 	}
 	now := s.clock.Now()
 	var out OverrideOutcome
-	err := s.w.write(ctx, by, AuditDecisionOverridden, now, func(tx Tx, c *Change) error {
+	err := s.w.write(ctx, by, audit.DecisionOverridden, now, func(tx Tx, c *Change) error {
 		out = OverrideOutcome{}
 		l, err := loadLot(tx, decisionID)
 		if errors.Is(err, ErrNotFound) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
@@ -25,7 +26,7 @@ func decideOne(t *testing.T, r *auditRig, id string, l inspection.LineInput) ins
 	return res.Decisions[0]
 }
 
-func lastEntry(t *testing.T, r *auditRig) inspection.AuditEntry {
+func lastEntry(t *testing.T, r *auditRig) audit.Entry {
 	t.Helper()
 	es := r.entries(t)
 	return es[len(es)-1]
@@ -110,9 +111,9 @@ func TestOverrideInspection(t *testing.T) {
 		t.Fatalf("a cancelled assignment is still open: %+v", list)
 	}
 	e := lastEntry(t, r)
-	if e.Kind != inspection.AuditDecisionOverridden || e.Actor != officer.Name || !slices.Equal(e.Subjects, []string{"decision:" + d.ID}) ||
-		!slices.ContainsFunc(e.Records, func(x inspection.RecordDigest) bool { return x.Kind == inspection.RecordOverride && x.ID == o.ID }) ||
-		!slices.ContainsFunc(e.Records, func(x inspection.RecordDigest) bool { return x.Kind == inspection.RecordAssignment }) {
+	if e.Kind != audit.DecisionOverridden || e.Actor != officer.Name || !slices.Equal(e.Subjects, []string{"decision:" + d.ID}) ||
+		!slices.ContainsFunc(e.Records, func(x audit.RecordDigest) bool { return x.Kind == audit.RecordOverride && x.ID == o.ID }) ||
+		!slices.ContainsFunc(e.Records, func(x audit.RecordDigest) bool { return x.Kind == audit.RecordAssignment }) {
 		t.Fatalf("audit entry %+v", e)
 	}
 	// The agency can no longer report on it.
@@ -283,7 +284,7 @@ func TestSwapRandomCheck(t *testing.T) {
 		t.Fatalf("the scope's count moved: counter %+v → %+v, checked %d", before, after, checkedIn(t, r, ds))
 	}
 	e := lastEntry(t, r)
-	if e.Kind != inspection.AuditDecisionOverridden || !slices.Equal(e.Subjects, []string{"decision:" + chosen.ID, "decision:" + spare.ID}) {
+	if e.Kind != audit.DecisionOverridden || !slices.Equal(e.Subjects, []string{"decision:" + chosen.ID, "decision:" + spare.ID}) {
 		t.Fatalf("audit entry %+v", e)
 	}
 	// The swapped-in lot's agency may see it; its assignment is open.
@@ -328,7 +329,7 @@ func TestSwapRandomCheck(t *testing.T) {
 		t.Fatalf("verify quota after a rogue override: %v", err)
 	}
 	// ... and the audit log, which no entry of covers it.
-	if _, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), nil); !errors.Is(err, inspection.ErrAuditMismatch) || !strings.Contains(err.Error(), "override") {
+	if _, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), nil); !errors.Is(err, audit.ErrMismatch) || !strings.Contains(err.Error(), "override") {
 		t.Fatalf("verify audit after a rogue override: %v", err)
 	}
 }

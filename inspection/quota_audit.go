@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
@@ -67,7 +68,7 @@ func (s *Service) RevealQuotaKey(ctx context.Context, by Principal, period strin
 	if err != nil {
 		return nil, err
 	}
-	err = s.w.write(ctx, by, AuditQuotaKeyRevealed, now, func(tx Tx, c *Change) error {
+	err = s.w.write(ctx, by, audit.QuotaKeyRevealed, now, func(tx Tx, c *Change) error {
 		p, err := tx.QuotaPeriod(period)
 		if errors.Is(err, ErrNotFound) {
 			return NotFound("no quota period %s", period)

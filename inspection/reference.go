@@ -3,6 +3,8 @@ package inspection
 import (
 	"context"
 	"fmt"
+
+	"github.com/ktcn/ktcn/inspection/audit"
 )
 
 // Reference is reference data loaded in bulk: the designated agencies,
@@ -22,7 +24,7 @@ func (s *Service) LoadReference(ctx context.Context, by Principal, ref Reference
 	if err := by.Require(ActAdminister); err != nil {
 		return err
 	}
-	return s.w.write(ctx, by, AuditReferenceLoaded, s.clock.Now(), func(tx Tx, c *Change) error {
+	return s.w.write(ctx, by, audit.ReferenceLoaded, s.clock.Now(), func(tx Tx, c *Change) error {
 		for _, a := range ref.Agencies {
 			if err := tx.PutAgency(a); err != nil {
 				return fmt.Errorf("agency %s: %w", a.ID, err)

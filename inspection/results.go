@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -97,7 +98,7 @@ func (s *Service) RecordResult(ctx context.Context, by Principal, assignmentID s
 	}
 	r.RecordedAt, r.Source = now, by.Name
 	var out RecordResultOutcome
-	err = s.w.write(ctx, by, AuditResultRecorded, now, func(tx Tx, c *Change) error {
+	err = s.w.write(ctx, by, audit.ResultRecorded, now, func(tx Tx, c *Change) error {
 		out = RecordResultOutcome{}
 		a, err := tx.Assignment(assignmentID)
 		if errors.Is(err, ErrNotFound) || err == nil && !by.MaySee(a.Agency) {
@@ -274,7 +275,7 @@ func (s *Service) RaiseAlert(ctx context.Context, by Principal, in AlertInput) (
 	}
 	e.Source = by.Name
 	var out RaiseAlertOutcome
-	err = s.w.write(ctx, by, AuditAlertRaised, now, func(tx Tx, c *Change) error {
+	err = s.w.write(ctx, by, audit.AlertRaised, now, func(tx Tx, c *Change) error {
 		out = RaiseAlertOutcome{}
 		old, err := tx.Event(e.ID)
 		if err == nil {

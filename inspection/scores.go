@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -353,7 +354,7 @@ func (s *Service) Rescore(ctx context.Context, by Principal) (groups int, err er
 			part := recs[i:min(i+chunk, len(recs))]
 			// Risk counts are derived data: the write path appends no entry
 			// for them (nothing the audit covers changes).
-			if err := s.w.write(ctx, by, AuditRiskRescored, now, func(tx Tx, _ *Change) error {
+			if err := s.w.write(ctx, by, audit.RiskRescored, now, func(tx Tx, _ *Change) error {
 				for _, r := range part {
 					// Only decay what has not changed since it was read.
 					cur, err := tx.RiskRecord(r.Subject)
@@ -369,7 +370,7 @@ func (s *Service) Rescore(ctx context.Context, by Principal) (groups int, err er
 				return groups, err
 			}
 		}
-		if err := s.w.write(ctx, by, AuditRiskRescored, now, func(tx Tx, _ *Change) error {
+		if err := s.w.write(ctx, by, audit.RiskRescored, now, func(tx Tx, _ *Change) error {
 			for _, pr := range priors {
 				if err := tx.PutRiskPrior(pr); err != nil {
 					return err

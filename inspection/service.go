@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
@@ -46,7 +47,7 @@ type Config struct {
 	Logger    zerolog.Logger
 	// AuditObserver hears of every audit head the service commits (the
 	// signed checkpoints); nil for none.
-	AuditObserver AuditObserver
+	AuditObserver audit.Observer
 	// Hooks run inside the transaction of every change (write.go).
 	Hooks []Hook
 }
@@ -76,7 +77,7 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 		return nil, fmt.Errorf("encode policy %s: %w", pol.Version, err)
 	}
 	now := s.clock.Now()
-	err = s.w.write(ctx, SystemPrincipal(), AuditPolicyStored, now, func(tx Tx, c *Change) error {
+	err = s.w.write(ctx, SystemPrincipal(), audit.PolicyStored, now, func(tx Tx, c *Change) error {
 		missingAgencies = nil
 		old, err := tx.Policy(pol.Version)
 		switch {
@@ -108,7 +109,7 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 			if old != nil {
 				// Back to a version already stored: the entry covers the
 				// document put in force again.
-				c.Kind = AuditPolicyActivated
+				c.Kind = audit.PolicyActivated
 				if err := tx.PutPolicy(pol.Version, old); err != nil {
 					return err
 				}
@@ -185,7 +186,7 @@ func (s *Service) Decide(ctx context.Context, by Principal, in DeclarationInput)
 		out    DecideResult
 		opened []quota.Period
 	)
-	err = s.w.write(ctx, by, AuditDeclarationDecided, now, func(tx Tx, c *Change) error {
+	err = s.w.write(ctx, by, audit.DeclarationDecided, now, func(tx Tx, c *Change) error {
 		out, opened = DecideResult{}, nil
 		if r, ok := tx.(ReadReuser); ok && prep != nil && prep.reads != nil {
 			r.Reuse(prep.reads)

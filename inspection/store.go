@@ -3,6 +3,7 @@ package inspection
 import (
 	"context"
 
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -69,22 +70,8 @@ type ReadTx interface {
 	// Overrides lists a decision's overrides in the order they were made.
 	Overrides(decisionID string) ([]Override, error)
 
-	// AuditHead is the last audit entry's sequence and hash (ErrNotFound
-	// before the first entry).
-	AuditHead() (AuditHead, error)
-	// AuditEntries calls fn for every stored audit entry from sequence
-	// from on, in key order, with the sequence its key holds (which a
-	// verifier compares to the entry's own). An entry that cannot be
-	// decoded comes with bad set (and keySeq 0 for a malformed key), so a
-	// verifier can name its position. An error from fn ends the scan and
-	// is returned unchanged.
-	AuditEntries(from uint64, fn func(keySeq uint64, e AuditEntry, bad error) error) error
-	// RecordDigest digests a record as stored now (see RecordDigest);
-	// ErrNotFound if it is not stored.
-	RecordDigest(kind RecordKind, id string) (RecordDigest, error)
-	// Records calls fn with every stored record of a kind and its digest,
-	// in no particular order.
-	Records(kind RecordKind, fn func(RecordDigest) error) error
+	// The audit chain and the records it covers, for verification.
+	audit.Reader
 }
 
 // Tx is a read-write transaction.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/ktcn/ktcn/inspection/audit"
 )
 
 // The one write path. Every use case that changes state hands the write
@@ -28,7 +30,7 @@ import (
 // audit entry see it: who, what kind, when, and the IDs it concerns.
 type Change struct {
 	By       Principal
-	Kind     AuditKind
+	Kind     audit.Kind
 	At       time.Time
 	Subjects []string
 }
@@ -45,15 +47,15 @@ type Hook interface {
 // Tx: the records it wrote since its last entry, and the append. Use cases
 // see only Tx, which has neither; only the write path appends entries.
 type AuditedTx interface {
-	Written() []RecordDigest
-	PutAuditEntry(AuditEntry) error
+	Written() []audit.RecordDigest
+	PutAuditEntry(audit.Entry) error
 }
 
 // writePath is the helper; Service and Access each hold one over the same
 // store.
 type writePath struct {
 	store    Store
-	observer AuditObserver
+	observer audit.Observer
 	hooks    []Hook
 }
 
@@ -61,13 +63,13 @@ type writePath struct {
 // audit entry to c ("declaration:<id>", …), and may name a more precise
 // kind. A transaction that wrote nothing (a replay of something already
 // done) appends no entry and runs no hook: nothing changed.
-func (w *writePath) write(ctx context.Context, by Principal, kind AuditKind, at time.Time, fn func(tx Tx, c *Change) error) error {
+func (w *writePath) write(ctx context.Context, by Principal, kind audit.Kind, at time.Time, fn func(tx Tx, c *Change) error) error {
 	if by.Name == "" {
 		return errors.New("inspection: a change needs the acting principal")
 	}
-	var head AuditHead
+	var head audit.Head
 	err := w.store.Update(ctx, func(tx Tx) error {
-		head = AuditHead{}
+		head = audit.Head{}
 		atx, ok := tx.(AuditedTx)
 		if !ok {
 			return errors.New("inspection: the store's transactions cannot be audited")
@@ -95,30 +97,30 @@ func (w *writePath) write(ctx context.Context, by Principal, kind AuditKind, at 
 // (under group commit every Update runs in one goroutine, so this never
 // conflicts and the sequence is commit order), takes the records the
 // store noted and links the entry to the head.
-func appendEntry(tx ReadTx, atx AuditedTx, c Change) (AuditHead, error) {
+func appendEntry(tx ReadTx, atx AuditedTx, c Change) (audit.Head, error) {
 	head, err := tx.AuditHead()
 	switch {
 	case errors.Is(err, ErrNotFound):
-		head = AuditHead{}
+		head = audit.Head{}
 	case err != nil:
-		return AuditHead{}, fmt.Errorf("audit head: %w", err)
+		return audit.Head{}, fmt.Errorf("audit head: %w", err)
 	}
 	var prev [sha256.Size]byte
 	if head.Seq > 0 {
 		var ok bool
-		if prev, ok = decodeHash(head.Hash); !ok {
-			return AuditHead{}, fmt.Errorf("audit head %d: hash %q is not 64 hex digits", head.Seq, head.Hash)
+		if prev, ok = audit.DecodeHash(head.Hash); !ok {
+			return audit.Head{}, fmt.Errorf("audit head %d: hash %q is not 64 hex digits", head.Seq, head.Hash)
 		}
 	}
-	e := AuditEntry{Seq: head.Seq + 1, Prev: hex.EncodeToString(prev[:]), At: c.At, Actor: c.By.Name, Kind: c.Kind,
+	e := audit.Entry{Seq: head.Seq + 1, Prev: hex.EncodeToString(prev[:]), At: c.At, Actor: c.By.Name, Kind: c.Kind,
 		Subjects: slices.Clone(c.Subjects), Records: atx.Written()}
-	sum, err := AuditHash(prev, e)
+	sum, err := audit.Hash(prev, e)
 	if err != nil {
-		return AuditHead{}, fmt.Errorf("audit entry %d: %w", e.Seq, err)
+		return audit.Head{}, fmt.Errorf("audit entry %d: %w", e.Seq, err)
 	}
 	e.Hash = hex.EncodeToString(sum[:])
 	if err := atx.PutAuditEntry(e); err != nil {
-		return AuditHead{}, err
+		return audit.Head{}, err
 	}
-	return AuditHead{Seq: e.Seq, Hash: e.Hash}, nil
+	return audit.Head{Seq: e.Seq, Hash: e.Hash}, nil
 }

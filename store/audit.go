@@ -14,6 +14,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/audit"
 )
 
 // The audit chain (0x14 by sequence, 0x15 the head) and record digests.
@@ -29,8 +30,8 @@ func auditEntryKey(seq uint64) []byte {
 
 func auditHeadKey() []byte { return []byte{byte(prefixAuditHead)} }
 
-func (t *readTx) AuditHead() (inspection.AuditHead, error) {
-	var h inspection.AuditHead
+func (t *readTx) AuditHead() (audit.Head, error) {
+	var h audit.Head
 	err := t.load(prefixAuditHead, auditHeadKey(), "audit head", &h)
 	return h, err
 }
@@ -38,7 +39,7 @@ func (t *readTx) AuditHead() (inspection.AuditHead, error) {
 // AuditEntries scans 0x14 from seq from. A value that does not decode, or
 // a key of the wrong width, is handed to fn as bad rather than ending the
 // scan with an error: a verifier must name its position.
-func (t *readTx) AuditEntries(from uint64, fn func(keySeq uint64, e inspection.AuditEntry, bad error) error) error {
+func (t *readTx) AuditEntries(from uint64, fn func(keySeq uint64, e audit.Entry, bad error) error) error {
 	if t.done {
 		return errTxDone
 	}
@@ -56,7 +57,7 @@ func (t *readTx) AuditEntries(from uint64, fn func(keySeq uint64, e inspection.A
 		key := item.Key()
 		var (
 			seq uint64
-			e   inspection.AuditEntry
+			e   audit.Entry
 			bad error
 		)
 		if len(key) != auditEntryKeySize {
@@ -81,11 +82,11 @@ func (t *readTx) AuditEntries(from uint64, fn func(keySeq uint64, e inspection.A
 // PutAuditEntry writes e at its sequence and moves the head to it, in
 // the caller's transaction. An entry that does not follow the head is a
 // caller bug (or a concurrent writer outside group commit), never written.
-func (t *writeTx) PutAuditEntry(e inspection.AuditEntry) error {
+func (t *writeTx) PutAuditEntry(e audit.Entry) error {
 	head, err := t.AuditHead()
 	switch {
 	case errors.Is(err, inspection.ErrNotFound):
-		head = inspection.AuditHead{Hash: strings.Repeat("0", 2*sha256.Size)}
+		head = audit.Head{Hash: strings.Repeat("0", 2*sha256.Size)}
 	case err != nil:
 		return err
 	}
@@ -100,7 +101,7 @@ func (t *writeTx) PutAuditEntry(e inspection.AuditEntry) error {
 		p   prefix
 		key []byte
 		v   any
-	}{{prefixAuditEntry, auditEntryKey(e.Seq), e}, {prefixAuditHead, auditHeadKey(), inspection.AuditHead{Seq: e.Seq, Hash: e.Hash}}} {
+	}{{prefixAuditEntry, auditEntryKey(e.Seq), e}, {prefixAuditHead, auditHeadKey(), audit.Head{Seq: e.Seq, Hash: e.Hash}}} {
 		val, err := encode(x.p, x.v)
 		if err != nil {
 			return fmt.Errorf("store: audit entry %d: %w", e.Seq, err)
@@ -165,42 +166,42 @@ func (t *writeTx) PutOverride(o inspection.Override) error {
 
 // recordKey is where a record of kind k with ID id is stored, for kinds
 // stored under one key. Events go through their by-ID index.
-func recordKey(k inspection.RecordKind, id string) ([]byte, prefix, error) {
+func recordKey(k audit.RecordKind, id string) ([]byte, prefix, error) {
 	switch k {
-	case inspection.RecordDeclaration:
+	case audit.RecordDeclaration:
 		return idKey(prefixDeclaration, id), prefixDeclaration, nil
-	case inspection.RecordDecision:
+	case audit.RecordDecision:
 		return idKey(prefixDecision, id), prefixDecision, nil
-	case inspection.RecordAssignment:
+	case audit.RecordAssignment:
 		return idKey(prefixAssignment, id), prefixAssignment, nil
-	case inspection.RecordQuotaPeriod:
+	case audit.RecordQuotaPeriod:
 		return idKey(prefixQuotaPeriod, id), prefixQuotaPeriod, nil
-	case inspection.RecordPolicy:
+	case audit.RecordPolicy:
 		return idKey(prefixPolicy, id), prefixPolicy, nil
-	case inspection.RecordAPIKey:
+	case audit.RecordAPIKey:
 		return idKey(prefixAPIKey, id), prefixAPIKey, nil
-	case inspection.RecordAgency:
+	case audit.RecordAgency:
 		return idKey(prefixAgency, id), prefixAgency, nil
-	case inspection.RecordImporter:
+	case audit.RecordImporter:
 		return idKey(prefixImporter, id), prefixImporter, nil
 
-	case inspection.RecordGoodsState, inspection.RecordManufacturer:
+	case audit.RecordGoodsState, audit.RecordManufacturer:
 		key, err := inspection.ParseKey(id)
 		if err != nil {
 			return nil, 0, fmt.Errorf("store: %s %q: %w", k, id, err)
 		}
 		p := prefixGoodsState
-		if k == inspection.RecordManufacturer {
+		if k == audit.RecordManufacturer {
 			p = prefixManufacture
 		}
 		return hashKey(p, key), p, nil
-	case inspection.RecordQuotaCounter:
+	case audit.RecordQuotaCounter:
 		period, scope, ok := strings.Cut(id, "/")
 		if !ok {
 			return nil, 0, fmt.Errorf("store: quota counter %q: want period/scope", id)
 		}
 		return quotaScopeKey(prefixQuota, period, scope), prefixQuota, nil
-	case inspection.RecordOverride:
+	case audit.RecordOverride:
 		i := strings.LastIndexByte(id, '/')
 		var n int
 		if i < 0 || len(id) == i+1 {
@@ -227,34 +228,34 @@ func digest(p prefix, val []byte) (string, error) {
 // RecordDigest digests the record as stored now. Inside an Update it sees
 // the transaction's own writes, which is how an audit entry digests what
 // its transaction wrote without encoding anything twice.
-func (t *readTx) RecordDigest(k inspection.RecordKind, id string) (inspection.RecordDigest, error) {
+func (t *readTx) RecordDigest(k audit.RecordKind, id string) (audit.RecordDigest, error) {
 	what := func() string { return fmt.Sprintf("%s %q", k, id) }
 	var (
 		key []byte
 		p   prefix
 		err error
 	)
-	if k == inspection.RecordEvent {
+	if k == audit.RecordEvent {
 		idx, err := t.valueF(idKey(prefixEventByID, id), what)
 		if err != nil {
-			return inspection.RecordDigest{}, err
+			return audit.RecordDigest{}, err
 		}
 		if key, err = unwrap(prefixEventByID, idx); err != nil {
-			return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what(), err)
+			return audit.RecordDigest{}, fmt.Errorf("store: %s: %w", what(), err)
 		}
 		p = prefixEvent
 	} else if key, p, err = recordKey(k, id); err != nil {
-		return inspection.RecordDigest{}, err
+		return audit.RecordDigest{}, err
 	}
 	val, err := t.valueF(key, what)
 	if err != nil {
-		return inspection.RecordDigest{}, err
+		return audit.RecordDigest{}, err
 	}
 	sum, err := digest(p, val)
 	if err != nil {
-		return inspection.RecordDigest{}, fmt.Errorf("store: %s: %w", what(), err)
+		return audit.RecordDigest{}, fmt.Errorf("store: %s: %w", what(), err)
 	}
-	return inspection.RecordDigest{Kind: k, ID: id, SHA256: sum}, nil
+	return audit.RecordDigest{Kind: k, ID: id, SHA256: sum}, nil
 }
 
 // recordScan says where a kind's records live and how to read a record's
@@ -282,20 +283,20 @@ func jsonID(fields ...string) func([]byte) (string, error) {
 	}
 }
 
-var recordScans = map[inspection.RecordKind]recordScan{
-	inspection.RecordDeclaration:  {prefixDeclaration, jsonID("declaration_id")},
-	inspection.RecordDecision:     {prefixDecision, jsonID("id")},
-	inspection.RecordAssignment:   {prefixAssignment, jsonID("id")},
-	inspection.RecordEvent:        {prefixEvent, jsonID("id")},
-	inspection.RecordGoodsState:   {prefixGoodsState, jsonID("key")},
-	inspection.RecordQuotaCounter: {prefixQuota, jsonID("period", "scope")},
-	inspection.RecordQuotaPeriod:  {prefixQuotaPeriod, jsonID("period")},
-	inspection.RecordPolicy:       {prefixPolicy, jsonID("version")},
-	inspection.RecordAPIKey:       {prefixAPIKey, jsonID("id")},
-	inspection.RecordOverride:     {prefixOverride, jsonID("id")},
-	inspection.RecordAgency:       {prefixAgency, jsonID("id")},
-	inspection.RecordImporter:     {prefixImporter, jsonID("tax_code")},
-	inspection.RecordManufacturer: {prefixManufacture, func(body []byte) (string, error) {
+var recordScans = map[audit.RecordKind]recordScan{
+	audit.RecordDeclaration:  {prefixDeclaration, jsonID("declaration_id")},
+	audit.RecordDecision:     {prefixDecision, jsonID("id")},
+	audit.RecordAssignment:   {prefixAssignment, jsonID("id")},
+	audit.RecordEvent:        {prefixEvent, jsonID("id")},
+	audit.RecordGoodsState:   {prefixGoodsState, jsonID("key")},
+	audit.RecordQuotaCounter: {prefixQuota, jsonID("period", "scope")},
+	audit.RecordQuotaPeriod:  {prefixQuotaPeriod, jsonID("period")},
+	audit.RecordPolicy:       {prefixPolicy, jsonID("version")},
+	audit.RecordAPIKey:       {prefixAPIKey, jsonID("id")},
+	audit.RecordOverride:     {prefixOverride, jsonID("id")},
+	audit.RecordAgency:       {prefixAgency, jsonID("id")},
+	audit.RecordImporter:     {prefixImporter, jsonID("tax_code")},
+	audit.RecordManufacturer: {prefixManufacture, func(body []byte) (string, error) {
 		var m inspection.Manufacturer
 		if err := json.Unmarshal(body, &m); err != nil {
 			return "", err
@@ -307,7 +308,7 @@ var recordScans = map[inspection.RecordKind]recordScan{
 // Records scans every record of a kind (for VerifyAudit's search for
 // records no entry covers). A record whose ID cannot be read is reported
 // by its key, so tampering cannot hide a record from the scan.
-func (t *readTx) Records(k inspection.RecordKind, fn func(inspection.RecordDigest) error) error {
+func (t *readTx) Records(k audit.RecordKind, fn func(audit.RecordDigest) error) error {
 	rs, ok := recordScans[k]
 	if !ok {
 		return fmt.Errorf("store: cannot scan records of kind %q", k)
@@ -323,6 +324,6 @@ func (t *readTx) Records(k inspection.RecordKind, fn func(inspection.RecordDiges
 			body = bytes.Clone(val)
 		}
 		sum := sha256.Sum256(body)
-		return fn(inspection.RecordDigest{Kind: k, ID: id, SHA256: hex.EncodeToString(sum[:])})
+		return fn(audit.RecordDigest{Kind: k, ID: id, SHA256: hex.EncodeToString(sum[:])})
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
@@ -33,7 +34,7 @@ func (c *auditClock) Now() time.Time { return *c.now.Load() }
 type auditRig struct {
 	db        *store.DB
 	svc       *inspection.Service
-	entries   []inspection.AuditEntry
+	entries   []audit.Entry
 	decisions []inspection.Decision
 }
 
@@ -88,11 +89,11 @@ func newAuditRig(t *testing.T) *auditRig {
 	return r
 }
 
-func (r *auditRig) readEntries(t *testing.T) []inspection.AuditEntry {
+func (r *auditRig) readEntries(t *testing.T) []audit.Entry {
 	t.Helper()
-	var out []inspection.AuditEntry
+	var out []audit.Entry
 	err := r.db.View(context.Background(), func(tx inspection.ReadTx) error {
-		return tx.AuditEntries(1, func(_ uint64, e inspection.AuditEntry, bad error) error {
+		return tx.AuditEntries(1, func(_ uint64, e audit.Entry, bad error) error {
 			out = append(out, e)
 			return bad
 		})
@@ -103,7 +104,7 @@ func (r *auditRig) readEntries(t *testing.T) []inspection.AuditEntry {
 	return out
 }
 
-func (r *auditRig) putEntry(t *testing.T, at uint64, e inspection.AuditEntry) {
+func (r *auditRig) putEntry(t *testing.T, at uint64, e audit.Entry) {
 	t.Helper()
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -115,7 +116,7 @@ func (r *auditRig) putEntry(t *testing.T, at uint64, e inspection.AuditEntry) {
 }
 
 // coveredBy is the last entry covering a record.
-func (r *auditRig) coveredBy(kind inspection.RecordKind, id string) uint64 {
+func (r *auditRig) coveredBy(kind audit.RecordKind, id string) uint64 {
 	var seq uint64
 	for _, e := range r.entries {
 		for _, d := range e.Records {
@@ -129,11 +130,11 @@ func (r *auditRig) coveredBy(kind inspection.RecordKind, id string) uint64 {
 
 // wantBreak verifies and expects a failure at position seq whose message
 // says what.
-func (r *auditRig) wantBreak(t *testing.T, seq uint64, what string, cps ...inspection.Checkpoint) {
+func (r *auditRig) wantBreak(t *testing.T, seq uint64, what string, cps ...audit.Checkpoint) {
 	t.Helper()
 	_, err := r.svc.VerifyAudit(context.Background(), inspection.SystemPrincipal(), cps)
-	var b *inspection.AuditBreak
-	if !errors.As(err, &b) || !errors.Is(err, inspection.ErrAuditMismatch) || b.Seq != seq || !strings.Contains(err.Error(), what) {
+	var b *audit.Break
+	if !errors.As(err, &b) || !errors.Is(err, audit.ErrMismatch) || b.Seq != seq || !strings.Contains(err.Error(), what) {
 		t.Fatalf("verify: %v; want a break at entry %d saying %q", err, seq, what)
 	}
 }
@@ -164,7 +165,7 @@ func TestAuditTamperWithOneEntry(t *testing.T) {
 			if k > 1 {
 				copy(prev[:], mustHex(t, r.entries[k-2].Hash))
 			}
-			sum, err := inspection.AuditHash(prev, e)
+			sum, err := audit.Hash(prev, e)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -204,7 +205,7 @@ func TestAuditTamperWithOneEntry(t *testing.T) {
 	}
 	t.Run("alter the head", func(t *testing.T) {
 		r := newAuditRig(t)
-		b, _ := json.Marshal(inspection.AuditHead{Seq: 8, Hash: r.entries[6].Hash})
+		b, _ := json.Marshal(audit.Head{Seq: 8, Hash: r.entries[6].Hash})
 		if err := store.PutRaw(r.db, store.AuditHeadKey(), store.EncodeRaw(b)); err != nil {
 			t.Fatal(err)
 		}
@@ -215,7 +216,7 @@ func TestAuditTamperWithOneEntry(t *testing.T) {
 func TestAuditTamperWithOneDecision(t *testing.T) {
 	r0 := newAuditRig(t)
 	for i, d := range r0.decisions {
-		seq := r0.coveredBy(inspection.RecordDecision, d.ID)
+		seq := r0.coveredBy(audit.RecordDecision, d.ID)
 		if seq == 0 {
 			t.Fatalf("decision %d is covered by no entry", i)
 		}
@@ -277,7 +278,7 @@ func TestAuditTamperWithOneDecision(t *testing.T) {
 func TestAuditRewriteNeedsTheCheckpoint(t *testing.T) {
 	r := newAuditRig(t)
 	pub, key, _ := ed25519.GenerateKey(nil)
-	cp, err := inspection.SignCheckpoint(key, inspection.AuditHead{Seq: 8, Hash: r.entries[7].Hash}, time.Now())
+	cp, err := audit.Sign(key, audit.Head{Seq: 8, Hash: r.entries[7].Hash}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func TestAuditRewriteNeedsTheCheckpoint(t *testing.T) {
 			e.Actor = "admin:rewriter"
 		}
 		e.Prev = hex.EncodeToString(prev[:])
-		sum, err := inspection.AuditHash(prev, e)
+		sum, err := audit.Hash(prev, e)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +301,7 @@ func TestAuditRewriteNeedsTheCheckpoint(t *testing.T) {
 		r.putEntry(t, e.Seq, e)
 		prev = sum
 	}
-	b, _ := json.Marshal(inspection.AuditHead{Seq: 8, Hash: hex.EncodeToString(prev[:])})
+	b, _ := json.Marshal(audit.Head{Seq: 8, Hash: hex.EncodeToString(prev[:])})
 	if err := store.PutRaw(r.db, store.AuditHeadKey(), store.EncodeRaw(b)); err != nil {
 		t.Fatal(err)
 	}
@@ -316,14 +317,14 @@ func TestAuditRewriteNeedsTheCheckpoint(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		b, _ := json.Marshal(inspection.AuditHead{Seq: 6, Hash: r.entries[5].Hash})
+		b, _ := json.Marshal(audit.Head{Seq: 6, Hash: r.entries[5].Hash})
 		if err := store.PutRaw(r.db, store.AuditHeadKey(), store.EncodeRaw(b)); err != nil {
 			t.Fatal(err)
 		}
 		// The cut-off override had rewritten an assignment, which no
 		// longer matches the last entry left covering it.
 		r.wantBreak(t, 3, "assignment "+r.decisions[1].AssignmentID)
-		cp, _ := inspection.SignCheckpoint(key, inspection.AuditHead{Seq: 8, Hash: r.entries[7].Hash}, time.Now())
+		cp, _ := audit.Sign(key, audit.Head{Seq: 8, Hash: r.entries[7].Hash}, time.Now())
 		r.wantBreak(t, 7, "truncated", cp)
 	})
 }
@@ -342,7 +343,7 @@ func mustHex(t *testing.T, s string) []byte {
 func TestPutAuditEntryFollowsTheHead(t *testing.T) {
 	r := newAuditRig(t)
 	head := r.entries[7]
-	for _, e := range []inspection.AuditEntry{
+	for _, e := range []audit.Entry{
 		{Seq: 8, Prev: r.entries[6].Hash, Hash: strings.Repeat("1", 64)}, // over an existing entry
 		{Seq: 10, Prev: head.Hash, Hash: strings.Repeat("1", 64)},        // a gap
 		{Seq: 9, Prev: strings.Repeat("2", 64), Hash: strings.Repeat("1", 64)},

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/audit"
 )
 
 // The audit at the lowest write: every key a transaction writes is one of
@@ -33,34 +33,34 @@ import (
 var ErrUnaudited = errors.New("store: records written without an audit entry covering them")
 
 // recordKind is the audited record kind stored under p, if p holds records.
-func (p prefix) recordKind() (inspection.RecordKind, bool) {
+func (p prefix) recordKind() (audit.RecordKind, bool) {
 	switch p {
 	case prefixDeclaration:
-		return inspection.RecordDeclaration, true
+		return audit.RecordDeclaration, true
 	case prefixDecision:
-		return inspection.RecordDecision, true
+		return audit.RecordDecision, true
 	case prefixAssignment:
-		return inspection.RecordAssignment, true
+		return audit.RecordAssignment, true
 	case prefixEvent:
-		return inspection.RecordEvent, true
+		return audit.RecordEvent, true
 	case prefixGoodsState:
-		return inspection.RecordGoodsState, true
+		return audit.RecordGoodsState, true
 	case prefixManufacture:
-		return inspection.RecordManufacturer, true
+		return audit.RecordManufacturer, true
 	case prefixImporter:
-		return inspection.RecordImporter, true
+		return audit.RecordImporter, true
 	case prefixAgency:
-		return inspection.RecordAgency, true
+		return audit.RecordAgency, true
 	case prefixPolicy:
-		return inspection.RecordPolicy, true
+		return audit.RecordPolicy, true
 	case prefixAPIKey:
-		return inspection.RecordAPIKey, true
+		return audit.RecordAPIKey, true
 	case prefixQuota:
-		return inspection.RecordQuotaCounter, true
+		return audit.RecordQuotaCounter, true
 	case prefixQuotaPeriod:
-		return inspection.RecordQuotaPeriod, true
+		return audit.RecordQuotaPeriod, true
 	case prefixOverride:
-		return inspection.RecordOverride, true
+		return audit.RecordOverride, true
 	}
 	return "", false
 }
@@ -82,16 +82,16 @@ func (p prefix) derived() bool {
 // notes are the records a transaction wrote since its last audit entry,
 // in the order first written, each with the digest of its last write.
 type notes struct {
-	list []inspection.RecordDigest
+	list []audit.RecordDigest
 	at   map[recordRef]int
 }
 
 type recordRef struct {
-	kind inspection.RecordKind
+	kind audit.RecordKind
 	id   string
 }
 
-func (n *notes) add(kind inspection.RecordKind, id, sum string) {
+func (n *notes) add(kind audit.RecordKind, id, sum string) {
 	r := recordRef{kind, id}
 	if i, ok := n.at[r]; ok {
 		n.list[i].SHA256 = sum // written twice: covered once, as it ends
@@ -101,7 +101,7 @@ func (n *notes) add(kind inspection.RecordKind, id, sum string) {
 		n.at = map[recordRef]int{}
 	}
 	n.at[r] = len(n.list)
-	n.list = append(n.list, inspection.RecordDigest{Kind: kind, ID: id, SHA256: sum})
+	n.list = append(n.list, audit.RecordDigest{Kind: kind, ID: id, SHA256: sum})
 }
 
 func (n *notes) reset() { n.list, n.at = nil, nil }
@@ -109,7 +109,7 @@ func (n *notes) reset() { n.list, n.at = nil, nil }
 // Written lists the records this transaction wrote since its last audit
 // entry, each with the SHA-256 of its stored body (inspection's write
 // path builds the entry from it).
-func (t *writeTx) Written() []inspection.RecordDigest { return slices.Clone(t.notes.list) }
+func (t *writeTx) Written() []audit.RecordDigest { return slices.Clone(t.notes.list) }
 
 // unaudited is the commit-time check: nil unless the transaction wrote a
 // record that no audit entry covers.

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
@@ -98,7 +99,7 @@ func loadAuditKey(path, dataDir string, create bool, log zerolog.Logger) (ed2551
 // verify commands never sign. done writes a final checkpoint of whatever
 // the command committed and closes the file; it must run before the store
 // closes.
-func openAudit(ctx context.Context, cfg Config, name string, db *store.DB, log zerolog.Logger) (inspection.AuditObserver, func(), error) {
+func openAudit(ctx context.Context, cfg Config, name string, db *store.DB, log zerolog.Logger) (audit.Observer, func(), error) {
 	noop := func() {}
 	if strings.HasPrefix(name, "verify") {
 		return nil, noop, nil
@@ -128,7 +129,7 @@ func openAudit(ctx context.Context, cfg Config, name string, db *store.DB, log z
 			log.Warn().Str("path", cfg.AuditCheckpoints).Int("bytes", n-keep).Msg("cut a torn last line from the audit checkpoint file (a crash while writing it)")
 			raw = raw[:keep]
 		}
-		cps, rerr := inspection.ReadCheckpoints(bytes.NewReader(raw), key.Public().(ed25519.PublicKey))
+		cps, rerr := audit.ReadCheckpoints(bytes.NewReader(raw), key.Public().(ed25519.PublicKey))
 		if rerr != nil {
 			// Serving goes on, loudly: refusing to start would let whoever
 			// spoiled the file stop the service; run verify audit.
@@ -144,7 +145,7 @@ func openAudit(ctx context.Context, cfg Config, name string, db *store.DB, log z
 	if err != nil {
 		return nil, noop, fmt.Errorf("audit checkpoints: %w", err)
 	}
-	cp, err := inspection.NewCheckpointer(inspection.CheckpointerConfig{Key: key, Every: every, Out: f,
+	cp, err := audit.NewCheckpointer(audit.CheckpointerConfig{Key: key, Every: every, Out: f,
 		Clock: calendar.SystemClock{}, Logger: log, Last: last})
 	if err != nil {
 		f.Close()
@@ -153,7 +154,11 @@ func openAudit(ctx context.Context, cfg Config, name string, db *store.DB, log z
 	done := func() {
 		// Not ctx itself: serve's ends at shutdown, which is exactly when
 		// this checkpoint is due.
-		if _, _, err := cp.Sync(context.WithoutCancel(ctx), db); err != nil {
+		head, err := inspection.ChainHead(context.WithoutCancel(ctx), db)
+		if err == nil {
+			_, _, err = cp.Sync(head)
+		}
+		if err != nil {
 			log.Error().Err(err).Msg("final audit checkpoint")
 		}
 		if err := f.Close(); err != nil {
@@ -187,7 +192,7 @@ func runVerifyAudit(ctx context.Context, args []string, getenv func(string) stri
 		fs.StringVar(&pubkey, "pubkey", "", "the checkpoints' Ed25519 public key: 64 hex digits, or a file holding them")
 	}
 	return withAppFlags(ctx, "verify audit", args, getenv, stderr, flags, func(a *app) error {
-		var cps []inspection.Checkpoint
+		var cps []audit.Checkpoint
 		if checkpoints != "" {
 			// The public key must come from the auditor, not from beside
 			// the data dir: whoever rewrote the store may have replaced
@@ -195,13 +200,13 @@ func runVerifyAudit(ctx context.Context, args []string, getenv func(string) stri
 			if pubkey == "" {
 				return errors.New("-checkpoints needs -pubkey (from `ktcn audit pubkey`, kept by the auditor)")
 			}
-			pub, err := inspection.ParseAuditPublicKey(pubkey)
+			pub, err := audit.ParsePublicKey(pubkey)
 			if err != nil {
 				raw, rerr := os.ReadFile(pubkey)
 				if rerr != nil {
 					return fmt.Errorf("-pubkey: neither 64 hex digits nor a readable file: %w", rerr)
 				}
-				if pub, err = inspection.ParseAuditPublicKey(string(raw)); err != nil {
+				if pub, err = audit.ParsePublicKey(string(raw)); err != nil {
 					return fmt.Errorf("-pubkey %s: %w", pubkey, err)
 				}
 			}
@@ -209,7 +214,7 @@ func runVerifyAudit(ctx context.Context, args []string, getenv func(string) stri
 			if err != nil {
 				return fmt.Errorf("checkpoints: %w", err)
 			}
-			cps, err = inspection.ReadCheckpoints(f, pub)
+			cps, err = audit.ReadCheckpoints(f, pub)
 			f.Close()
 			if err != nil {
 				return err

@@ -1,8 +1,7 @@
-package inspection
+package audit
 
 import (
 	"bufio"
-	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/rs/zerolog"
 )
 
@@ -61,31 +61,31 @@ func CheckpointMessage(seq uint64, hash [sha256.Size]byte, at time.Time) []byte 
 	return binary.BigEndian.AppendUint64(b, uint64(at.UnixNano()))
 }
 
-// AuditKeyID names a checkpoint public key.
-func AuditKeyID(pub ed25519.PublicKey) string {
+// KeyIDOf names a checkpoint public key.
+func KeyIDOf(pub ed25519.PublicKey) string {
 	sum := sha256.Sum256(pub)
 	return hex.EncodeToString(sum[:8])
 }
 
-// SignCheckpoint signs head at the time at.
-func SignCheckpoint(key ed25519.PrivateKey, head AuditHead, at time.Time) (Checkpoint, error) {
-	h, ok := decodeHash(head.Hash)
+// Sign signs head at the time at.
+func Sign(key ed25519.PrivateKey, head Head, at time.Time) (Checkpoint, error) {
+	h, ok := DecodeHash(head.Hash)
 	if !ok || head.Seq == 0 {
 		return Checkpoint{}, fmt.Errorf("checkpoint: head %d %q is not a chain head", head.Seq, head.Hash)
 	}
 	sig := ed25519.Sign(key, CheckpointMessage(head.Seq, h, at))
-	return Checkpoint{Seq: head.Seq, Hash: head.Hash, At: at, KeyID: AuditKeyID(key.Public().(ed25519.PublicKey)),
+	return Checkpoint{Seq: head.Seq, Hash: head.Hash, At: at, KeyID: KeyIDOf(key.Public().(ed25519.PublicKey)),
 		Signature: base64.StdEncoding.EncodeToString(sig)}, nil
 }
 
 // Verify checks the signature with pub.
 func (c Checkpoint) Verify(pub ed25519.PublicKey) error {
-	h, ok := decodeHash(c.Hash)
+	h, ok := DecodeHash(c.Hash)
 	if !ok || c.Seq == 0 {
 		return fmt.Errorf("checkpoint %d: hash %q is not 64 hex digits", c.Seq, c.Hash)
 	}
-	if c.KeyID != AuditKeyID(pub) {
-		return fmt.Errorf("checkpoint %d: signed by key %s, not by %s", c.Seq, c.KeyID, AuditKeyID(pub))
+	if c.KeyID != KeyIDOf(pub) {
+		return fmt.Errorf("checkpoint %d: signed by key %s, not by %s", c.Seq, c.KeyID, KeyIDOf(pub))
 	}
 	sig, err := base64.StdEncoding.DecodeString(c.Signature)
 	if err != nil || !ed25519.Verify(pub, CheckpointMessage(c.Seq, h, c.At), sig) {
@@ -94,11 +94,11 @@ func (c Checkpoint) Verify(pub ed25519.PublicKey) error {
 	return nil
 }
 
-// ParseAuditPublicKey reads a public key as ktcn prints it (64 hex digits).
-func ParseAuditPublicKey(s string) (ed25519.PublicKey, error) {
+// ParsePublicKey reads a public key as ktcn prints it (64 hex digits).
+func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 	b, err := hex.DecodeString(strings.TrimSpace(s))
 	if err != nil || len(b) != ed25519.PublicKeySize {
-		return nil, Invalid("pubkey", "want an Ed25519 public key as 64 hex digits")
+		return nil, fault.Of(fault.Invalid, "pubkey", "want an Ed25519 public key as 64 hex digits")
 	}
 	return ed25519.PublicKey(b), nil
 }
@@ -118,10 +118,10 @@ func ReadCheckpoints(r io.Reader, pub ed25519.PublicKey) ([]Checkpoint, error) {
 		dec := json.NewDecoder(strings.NewReader(line))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
-			return nil, fmt.Errorf("%w: checkpoint file line %d: %v", ErrAuditMismatch, n, err)
+			return nil, fmt.Errorf("%w: checkpoint file line %d: %v", ErrMismatch, n, err)
 		}
 		if err := c.Verify(pub); err != nil {
-			return nil, fmt.Errorf("%w: checkpoint file line %d: %v", ErrAuditMismatch, n, err)
+			return nil, fmt.Errorf("%w: checkpoint file line %d: %v", ErrMismatch, n, err)
 		}
 		out = append(out, c)
 	}
@@ -146,7 +146,7 @@ type CheckpointerConfig struct {
 	Last uint64
 }
 
-// Checkpointer signs and writes checkpoints. It is an AuditObserver:
+// Checkpointer signs and writes checkpoints. It is an Observer:
 // wired into the Service and Access, it hears of every committed head and
 // writes a checkpoint when the chain crosses a multiple of Every.
 type Checkpointer struct {
@@ -162,7 +162,7 @@ type Checkpointer struct {
 // NewCheckpointer checks the wiring.
 func NewCheckpointer(c CheckpointerConfig) (*Checkpointer, error) {
 	if len(c.Key) != ed25519.PrivateKeySize || c.Out == nil || c.Clock == nil {
-		return nil, errors.New("inspection: NewCheckpointer needs an Ed25519 key, an output and a clock")
+		return nil, errors.New("audit: NewCheckpointer needs an Ed25519 key, an output and a clock")
 	}
 	if c.Every == 0 {
 		c.Every = DefaultCheckpointEvery
@@ -174,7 +174,7 @@ func NewCheckpointer(c CheckpointerConfig) (*Checkpointer, error) {
 // a multiple of Every. Heads arrive from many goroutines out of order; a
 // late, older head never moves the checkpoint back. A failure to write is
 // logged: the change it follows has committed and cannot be refused now.
-func (c *Checkpointer) AuditCommitted(head AuditHead) {
+func (c *Checkpointer) AuditCommitted(head Head) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if head.Seq/c.every <= c.last/c.every {
@@ -185,31 +185,21 @@ func (c *Checkpointer) AuditCommitted(head AuditHead) {
 	}
 }
 
-// Sync writes a checkpoint of the store's head if it is past the last
-// checkpoint (at a clean shutdown, and when a command that wrote exits).
-func (c *Checkpointer) Sync(ctx context.Context, st Store) (Checkpoint, bool, error) {
-	var head AuditHead
-	err := st.View(ctx, func(tx ReadTx) (err error) {
-		head, err = tx.AuditHead()
-		return err
-	})
-	if errors.Is(err, ErrNotFound) {
-		return Checkpoint{}, false, nil
-	}
-	if err != nil {
-		return Checkpoint{}, false, fmt.Errorf("audit head: %w", err)
-	}
+// Sync writes a checkpoint of head, the store's head now, if it is past
+// the last checkpoint (at a clean shutdown, and when a command that wrote
+// exits). A zero head (an empty log) writes nothing.
+func (c *Checkpointer) Sync(head Head) (Checkpoint, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if head.Seq <= c.last {
+	if head.Seq == 0 || head.Seq <= c.last {
 		return Checkpoint{}, false, nil
 	}
 	cp, err := c.emitLocked(head)
 	return cp, err == nil, err
 }
 
-func (c *Checkpointer) emitLocked(head AuditHead) (Checkpoint, error) {
-	cp, err := SignCheckpoint(c.key, head, c.clock.Now())
+func (c *Checkpointer) emitLocked(head Head) (Checkpoint, error) {
+	cp, err := Sign(c.key, head, c.clock.Now())
 	if err != nil {
 		return Checkpoint{}, err
 	}
