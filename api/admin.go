@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 )
 
 // Key management over HTTP, for admins while the server runs (the
@@ -23,15 +24,15 @@ type KeyCreateRequest struct {
 // KeyInfo is a key as admins and auditors see it: never the secret, nor
 // its hash.
 type KeyInfo struct {
-	ID        string               `json:"id"`
-	Principal inspection.Principal `json:"principal"`
-	Status    inspection.KeyStatus `json:"status"`
-	Note      string               `json:"note,omitempty"`
-	CreatedAt time.Time            `json:"created_at"`
-	CreatedBy string               `json:"created_by"`
-	ExpiresAt time.Time            `json:"expires_at"`
-	RevokedAt *time.Time           `json:"revoked_at,omitempty"`
-	RevokedBy string               `json:"revoked_by,omitempty"`
+	ID        string           `json:"id"`
+	Principal access.Principal `json:"principal"`
+	Status    access.KeyStatus `json:"status"`
+	Note      string           `json:"note,omitempty"`
+	CreatedAt time.Time        `json:"created_at"`
+	CreatedBy string           `json:"created_by"`
+	ExpiresAt time.Time        `json:"expires_at"`
+	RevokedAt *time.Time       `json:"revoked_at,omitempty"`
+	RevokedBy string           `json:"revoked_by,omitempty"`
 }
 
 // KeyCreated is a new key with its token, which is shown only here.
@@ -45,7 +46,7 @@ type KeyList struct {
 	Keys []KeyInfo `json:"keys"`
 }
 
-func (h *handlers) keyInfo(k inspection.APIKey) KeyInfo {
+func (h *handlers) keyInfo(k access.APIKey) KeyInfo {
 	return KeyInfo{ID: k.ID, Principal: k.Principal, Status: h.access.KeyStatus(k), Note: k.Note, CreatedAt: k.CreatedAt,
 		CreatedBy: k.CreatedBy, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, RevokedBy: k.RevokedBy}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 )
 
 // Who may call what: this file is the one place the API decides it.
@@ -34,41 +35,41 @@ import (
 // may take the domain action the route asks for.
 type rule struct {
 	public bool
-	action inspection.Action
+	action access.Action
 }
 
-func to(a inspection.Action) rule { return rule{action: a} }
+func to(a access.Action) rule { return rule{action: a} }
 
 // routeRules maps "METHOD /echo/path/:template" to the domain action it
 // asks for; which roles may take each action is decided once, in the
-// domain (inspection.RolesFor, where the choices are explained), and
+// domain (access.RolesFor, where the choices are explained), and
 // every use case checks it again. Keep the README's roles table in step.
 var routeRules = map[string]rule{
 	"GET /healthz": {public: true}, // (and GET /metrics, when it lands)
 
-	"POST /v1/declarations":           to(inspection.ActDecide),
-	"GET /v1/decisions/:id":           to(inspection.ActReadDecisions),
-	"POST /v1/decisions/:id/override": to(inspection.ActOverride),
-	"GET /v1/assignments":             to(inspection.ActReadAssignments),
-	"GET /v1/assignments/:id":         to(inspection.ActReadAssignments),
-	"POST /v1/assignments/:id/result": to(inspection.ActRecordResult),
-	"POST /v1/alerts":                 to(inspection.ActRaiseAlert),
-	"GET /v1/goods/:key":              to(inspection.ActReadGoods),
-	"GET /v1/policy":                  to(inspection.ActReadPolicy),
+	"POST /v1/declarations":           to(access.ActDecide),
+	"GET /v1/decisions/:id":           to(access.ActReadDecisions),
+	"POST /v1/decisions/:id/override": to(access.ActOverride),
+	"GET /v1/assignments":             to(access.ActReadAssignments),
+	"GET /v1/assignments/:id":         to(access.ActReadAssignments),
+	"POST /v1/assignments/:id/result": to(access.ActRecordResult),
+	"POST /v1/alerts":                 to(access.ActRaiseAlert),
+	"GET /v1/goods/:key":              to(access.ActReadGoods),
+	"GET /v1/policy":                  to(access.ActReadPolicy),
 	// Commitments are public knowledge by design, but the period list
 	// also shows when periods opened: customs and auditors only. A
 	// scope's counts tell how much of its budget is left: never for nsw,
 	// which answers importers.
-	"GET /v1/quota/periods":                to(inspection.ActReadQuota),
-	"GET /v1/quota/periods/:period/scopes": to(inspection.ActReadQuota),
-	"GET /v1/audit":                        to(inspection.ActReadAudit),
+	"GET /v1/quota/periods":                to(access.ActReadQuota),
+	"GET /v1/quota/periods/:period/scopes": to(access.ActReadQuota),
+	"GET /v1/audit":                        to(access.ActReadAudit),
 	// Scores are customs' targeting tool; never shown to importers.
-	"GET /v1/scores":          to(inspection.ActReadScores),
-	"GET /v1/scores/:subject": to(inspection.ActReadScores),
+	"GET /v1/scores":          to(access.ActReadScores),
+	"GET /v1/scores/:subject": to(access.ActReadScores),
 
-	"POST /v1/admin/keys":       to(inspection.ActManageKeys),
-	"GET /v1/admin/keys":        to(inspection.ActReadKeys),
-	"DELETE /v1/admin/keys/:id": to(inspection.ActManageKeys),
+	"POST /v1/admin/keys":       to(access.ActManageKeys),
+	"GET /v1/admin/keys":        to(access.ActReadKeys),
+	"DELETE /v1/admin/keys/:id": to(access.ActManageKeys),
 }
 
 func routeKey(method, path string) string { return method + " " + path }
@@ -82,10 +83,10 @@ const (
 // principal is the authenticated caller. Handlers behind authentication
 // always have one; its absence is a wiring bug, reported as such rather
 // than served as an anonymous caller.
-func principal(c echo.Context) (inspection.Principal, error) {
-	p, ok := c.Get(ctxPrincipal).(inspection.Principal)
+func principal(c echo.Context) (access.Principal, error) {
+	p, ok := c.Get(ctxPrincipal).(access.Principal)
 	if !ok || !p.Role.Valid() {
-		return inspection.Principal{}, errors.New("api: handler reached without an authenticated principal")
+		return access.Principal{}, errors.New("api: handler reached without an authenticated principal")
 	}
 	return p, nil
 }
@@ -150,7 +151,7 @@ func authorize(log zerolog.Logger) echo.MiddlewareFunc {
 				}
 				return next(c) // nothing matched: echo answers 404 or 405
 			}
-			if !slices.Contains(inspection.RolesFor(r.action), p.Role) {
+			if !slices.Contains(access.RolesFor(r.action), p.Role) {
 				return inspection.Forbidden("the %s role may not %s %s", p.Role, method, path)
 			}
 			return next(c)
@@ -189,7 +190,7 @@ func rateLimit(perSecond float64, burst int) echo.MiddlewareFunc {
 	retryAfter := strconv.Itoa(max(1, int(math.Ceil(1/perSecond))))
 	detail := fmt.Sprintf("more than %g requests per second (bursts of %d) from one principal", perSecond, burst)
 	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
-		Skipper: func(c echo.Context) bool { _, ok := c.Get(ctxPrincipal).(inspection.Principal); return !ok },
+		Skipper: func(c echo.Context) bool { _, ok := c.Get(ctxPrincipal).(access.Principal); return !ok },
 		Store:   store,
 		IdentifierExtractor: func(c echo.Context) (string, error) {
 			p, err := principal(c)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
@@ -57,7 +58,7 @@ var matrix = map[string]matrixRow{
 		// A fresh inspected lot each time, so the allowed call has
 		// something to override.
 		no, q := 1, 10.0
-		res, err := m.svc.Decide(context.Background(), inspection.Principal{Name: "nsw", Role: inspection.RoleNSW},
+		res, err := m.svc.Decide(context.Background(), access.Principal{Name: "nsw", Role: access.RoleNSW},
 			inspection.DeclarationInput{DeclarationID: m.next(), ImporterTaxCode: importerA,
 				Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Matrix milk", Manufacturer: "Matrix Dairy",
 					Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
@@ -110,7 +111,7 @@ var matrix = map[string]matrixRow{
 		return "/v1/admin/keys", nil
 	}},
 	"DELETE /v1/admin/keys/:id": {[]string{"admin"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
-		k, err := m.access.CreateKey(context.Background(), inspection.Principal{Name: "admin:test", Role: inspection.RoleAdmin},
+		k, err := m.access.CreateKey(context.Background(), access.Principal{Name: "admin:test", Role: access.RoleAdmin},
 			inspection.KeyRequest{Principal: "auditor:doomed"})
 		if err != nil {
 			t.Fatal(err)
@@ -129,11 +130,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 	m := &matrixFixture{env: e, agency: "agency:" + ld.Agency, decision: e.decision(ld.DecisionID)}
 
 	// One principal per role; the agency is the one the lot is routed to.
-	who := map[inspection.Role]string{}
-	for _, r := range inspection.Roles() {
+	who := map[access.Role]string{}
+	for _, r := range access.Roles() {
 		who[r] = string(r)
 	}
-	who[inspection.RoleAgency] = m.agency
+	who[access.RoleAgency] = m.agency
 
 	registered := map[string]bool{}
 	for _, r := range e.echo.Routes() {
@@ -146,7 +147,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		t.Run(key, func(t *testing.T) {
 			public := slices.Contains(row.allowed, "*")
-			for _, role := range inspection.Roles() {
+			for _, role := range access.Roles() {
 				name := who[role]
 				allowed := public || slices.Contains(row.allowed, string(role))
 				path, body := row.request(t, m, name)
@@ -318,7 +319,7 @@ func TestAgencyIsolation(t *testing.T) {
 // gets 403.
 func TestAuthentication(t *testing.T) {
 	e := newEnv(t, start)
-	admin := inspection.Principal{Name: "admin:test", Role: inspection.RoleAdmin}
+	admin := access.Principal{Name: "admin:test", Role: access.RoleAdmin}
 	revoked, err := e.access.CreateKey(context.Background(), admin, inspection.KeyRequest{Principal: "customs:revoked"})
 	if err != nil {
 		t.Fatal(err)
@@ -408,8 +409,8 @@ func TestAdminKeys(t *testing.T) {
 	if status != http.StatusCreated || hdr.Get("Cache-Control") != "no-store" {
 		t.Fatalf("create: %d, Cache-Control %q", status, hdr.Get("Cache-Control"))
 	}
-	if k.Principal != (inspection.Principal{Name: "customs:nguyen.van.a", Role: inspection.RoleCustoms}) || k.Status != inspection.KeyActive ||
-		!k.ExpiresAt.Equal(start.Add(inspection.DefaultKeyTTL)) || k.CreatedBy != "admin" || k.Note != "desk 4" ||
+	if k.Principal != (access.Principal{Name: "customs:nguyen.van.a", Role: access.RoleCustoms}) || k.Status != access.KeyActive ||
+		!k.ExpiresAt.Equal(start.Add(access.DefaultKeyTTL)) || k.CreatedBy != "admin" || k.Note != "desk 4" ||
 		!strings.HasPrefix(k.Token, "ktcn_"+k.ID+"_") {
 		t.Fatalf("created %+v", k)
 	}
@@ -419,7 +420,7 @@ func TestAdminKeys(t *testing.T) {
 	}
 	var ag api.KeyCreated
 	if status, _ := admin.do("POST", "/v1/admin/keys", map[string]any{"principal": "agency:moh-nifc", "expires_at": "2026-02-01"}, &ag); status != http.StatusCreated ||
-		ag.Principal.Agency != "moh-nifc" || ag.Principal.Role != inspection.RoleAgency {
+		ag.Principal.Agency != "moh-nifc" || ag.Principal.Role != access.RoleAgency {
 		t.Fatalf("agency key: %d %+v", status, ag)
 	}
 
@@ -467,7 +468,7 @@ func TestAdminKeys(t *testing.T) {
 	}
 
 	var r1, r2 api.KeyInfo
-	if status, _ := admin.do("DELETE", "/v1/admin/keys/"+k.ID, nil, &r1); status != http.StatusOK || r1.Status != inspection.KeyRevoked || r1.RevokedBy != "admin" {
+	if status, _ := admin.do("DELETE", "/v1/admin/keys/"+k.ID, nil, &r1); status != http.StatusOK || r1.Status != access.KeyRevoked || r1.RevokedBy != "admin" {
 		t.Fatalf("revoke: %d %+v", status, r1)
 	}
 	e.clock.Advance(time.Minute)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 )
 
 // Over HTTP at 64 concurrent clients on loopback, the acceptance
@@ -82,15 +83,15 @@ func post64(b *testing.B, url, token, unit string) {
 }
 
 func BenchmarkDecideHTTP64(b *testing.B) {
-	svc, access := benchService(b)
-	k, err := access.CreateKey(context.Background(), inspection.Principal{Name: "admin:bench", Role: inspection.RoleAdmin},
+	svc, keys := benchService(b)
+	k, err := keys.CreateKey(context.Background(), access.Principal{Name: "admin:bench", Role: access.RoleAdmin},
 		inspection.KeyRequest{Principal: "nsw"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	// The limiter runs, but at a limit 64 clients cannot reach: refusals
 	// would measure the limit, not the path.
-	srv := httptest.NewServer(api.New(api.Config{Service: svc, Access: access, Logger: zerolog.Nop(),
+	srv := httptest.NewServer(api.New(api.Config{Service: svc, Access: keys, Logger: zerolog.Nop(),
 		RateLimit: 1e7, RateBurst: 1e7}))
 	defer srv.Close()
 	post64(b, srv.URL+"/v1/declarations", k.Token, "decisions")

@@ -19,6 +19,7 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
@@ -93,7 +94,7 @@ func BenchmarkDecideInProcess(b *testing.B) {
 	var seq atomic.Int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := svc.Decide(ctx, inspection.SystemPrincipal(), benchDeclaration(seq.Add(1))); err != nil {
+		if _, err := svc.Decide(ctx, access.SystemPrincipal(), benchDeclaration(seq.Add(1))); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -108,7 +109,7 @@ func BenchmarkDecideInProcessParallel16(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := svc.Decide(ctx, inspection.SystemPrincipal(), benchDeclaration(seq.Add(1))); err != nil {
+			if _, err := svc.Decide(ctx, access.SystemPrincipal(), benchDeclaration(seq.Add(1))); err != nil {
 				b.Error(err)
 				return
 			}
@@ -147,14 +148,14 @@ func postLoop(b *testing.B, url, token string) {
 }
 
 func BenchmarkDecideHTTP(b *testing.B) {
-	svc, access := benchService(b)
-	k, err := access.CreateKey(context.Background(), inspection.Principal{Name: "admin:bench", Role: inspection.RoleAdmin},
+	svc, keys := benchService(b)
+	k, err := keys.CreateKey(context.Background(), access.Principal{Name: "admin:bench", Role: access.RoleAdmin},
 		inspection.KeyRequest{Principal: "nsw"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	// Default rate limits: they must not throttle this benchmark.
-	srv := httptest.NewServer(api.New(api.Config{Service: svc, Access: access, Logger: zerolog.Nop()}))
+	srv := httptest.NewServer(api.New(api.Config{Service: svc, Access: keys, Logger: zerolog.Nop()}))
 	defer srv.Close()
 	postLoop(b, srv.URL+"/v1/declarations", k.Token)
 	reportRate(b, "decisions")

@@ -18,6 +18,7 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -101,25 +102,25 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	if missing, err := svc.Start(ctx); err != nil || len(missing) > 0 {
 		t.Fatalf("start: %v, missing agencies %v", err, missing)
 	}
-	access, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: clock, Logger: log, MaxKeyTTL: keyTTL})
+	acc, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: clock, Logger: log, MaxKeyTTL: keyTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, dir: dir, svc: svc, access: access, clock: clock, tokens: map[string]string{}}
+	e := &env{t: t, db: db, dir: dir, svc: svc, access: acc, clock: clock, tokens: map[string]string{}}
 	// Keys come through the same use case as `ktcn keys create` and the
 	// admin endpoint, so tests authenticate exactly as clients do.
 	var reqs []inspection.KeyRequest
 	for _, name := range principals() {
 		reqs = append(reqs, inspection.KeyRequest{Principal: name, ExpiresAt: start.Add(keyTTL)})
 	}
-	keys, err := access.CreateKeys(ctx, inspection.Principal{Name: "admin:test", Role: inspection.RoleAdmin}, reqs)
+	keys, err := acc.CreateKeys(ctx, access.Principal{Name: "admin:test", Role: access.RoleAdmin}, reqs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
 		e.tokens[k.Key.Principal.Name] = k.Token
 	}
-	e.echo = api.New(api.Config{Service: svc, Access: access, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst})
+	e.echo = api.New(api.Config{Service: svc, Access: acc, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst})
 	if o.routes != nil {
 		o.routes(e.echo)
 	}
@@ -162,7 +163,7 @@ func (e *env) routeUser(method, path string) string {
 		return "admin"
 	case method == "POST" && strings.HasPrefix(path, "/v1/assignments/") && strings.HasSuffix(path, "/result"):
 		id := strings.TrimSuffix(strings.TrimPrefix(path, "/v1/assignments/"), "/result")
-		if a, err := e.svc.Assignment(context.Background(), inspection.SystemPrincipal(), id); err == nil {
+		if a, err := e.svc.Assignment(context.Background(), access.SystemPrincipal(), id); err == nil {
 			return "agency:" + a.Agency
 		}
 		return "agency:" + fixtures.Agencies()[0].ID

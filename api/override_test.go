@@ -7,6 +7,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 )
 
@@ -118,7 +119,7 @@ func TestOverrideOverHTTP(t *testing.T) {
 		all[n-3].Kind != audit.DecisionOverridden || all[n-3].Subjects[0] != "decision:"+ld.DecisionID || uint64(n) != page.Head.Seq {
 		t.Fatalf("audit log ends %+v", all[max(0, len(all)-3):])
 	}
-	if _, err := e.svc.VerifyAudit(t.Context(), inspection.SystemPrincipal(), nil); err != nil {
+	if _, err := e.svc.VerifyAudit(t.Context(), access.SystemPrincipal(), nil); err != nil {
 		t.Fatalf("verify audit: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 )
 
 // Config wires the HTTP server; Service and Access are required.
@@ -117,7 +118,7 @@ func requestLog(log zerolog.Logger) echo.MiddlewareFunc {
 			// The route template, not the URL, and the key's ID, never the
 			// key: nothing secret or personal reaches the log.
 			ev = ev.Str("method", c.Request().Method).Str("path", c.Path()).Int("status", status)
-			if p, ok := c.Get(ctxPrincipal).(inspection.Principal); ok {
+			if p, ok := c.Get(ctxPrincipal).(access.Principal); ok {
 				id, _ := c.Get(ctxKeyID).(string)
 				ev = ev.Str("principal", p.Name).Str("key_id", id)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
@@ -18,31 +19,31 @@ import (
 func TestParsePrincipal(t *testing.T) {
 	tests := []struct {
 		name string
-		want inspection.Principal
+		want access.Principal
 		ok   bool
 	}{
-		{"nsw", inspection.Principal{Name: "nsw", Role: inspection.RoleNSW}, true},
-		{"customs", inspection.Principal{Name: "customs", Role: inspection.RoleCustoms}, true},
-		{"customs:nguyen.van.a", inspection.Principal{Name: "customs:nguyen.van.a", Role: inspection.RoleCustoms}, true},
-		{"policy-author:tran-b", inspection.Principal{Name: "policy-author:tran-b", Role: inspection.RolePolicyAuthor}, true},
-		{"policy-approver", inspection.Principal{Name: "policy-approver", Role: inspection.RolePolicyApprover}, true},
-		{"auditor:sav", inspection.Principal{Name: "auditor:sav", Role: inspection.RoleAuditor}, true},
-		{"admin", inspection.Principal{Name: "admin", Role: inspection.RoleAdmin}, true},
-		{"agency:moh-nifc", inspection.Principal{Name: "agency:moh-nifc", Role: inspection.RoleAgency, Agency: "moh-nifc"}, true},
-		{"agency", inspection.Principal{}, false},
-		{"agency:", inspection.Principal{}, false},
-		{"agency:moh-nifc:le", inspection.Principal{}, false},
-		{"Customs", inspection.Principal{}, false},
-		{"customs:", inspection.Principal{}, false},
-		{"customs:Nguyen", inspection.Principal{}, false},
-		{"customs:-x", inspection.Principal{}, false},
-		{"customs:" + strings.Repeat("a", 65), inspection.Principal{}, false},
-		{"root", inspection.Principal{}, false},
-		{"", inspection.Principal{}, false},
-		{" nsw", inspection.Principal{}, false},
+		{"nsw", access.Principal{Name: "nsw", Role: access.RoleNSW}, true},
+		{"customs", access.Principal{Name: "customs", Role: access.RoleCustoms}, true},
+		{"customs:nguyen.van.a", access.Principal{Name: "customs:nguyen.van.a", Role: access.RoleCustoms}, true},
+		{"policy-author:tran-b", access.Principal{Name: "policy-author:tran-b", Role: access.RolePolicyAuthor}, true},
+		{"policy-approver", access.Principal{Name: "policy-approver", Role: access.RolePolicyApprover}, true},
+		{"auditor:sav", access.Principal{Name: "auditor:sav", Role: access.RoleAuditor}, true},
+		{"admin", access.Principal{Name: "admin", Role: access.RoleAdmin}, true},
+		{"agency:moh-nifc", access.Principal{Name: "agency:moh-nifc", Role: access.RoleAgency, Agency: "moh-nifc"}, true},
+		{"agency", access.Principal{}, false},
+		{"agency:", access.Principal{}, false},
+		{"agency:moh-nifc:le", access.Principal{}, false},
+		{"Customs", access.Principal{}, false},
+		{"customs:", access.Principal{}, false},
+		{"customs:Nguyen", access.Principal{}, false},
+		{"customs:-x", access.Principal{}, false},
+		{"customs:" + strings.Repeat("a", 65), access.Principal{}, false},
+		{"root", access.Principal{}, false},
+		{"", access.Principal{}, false},
+		{" nsw", access.Principal{}, false},
 	}
 	for _, tc := range tests {
-		got, err := inspection.ParsePrincipal(tc.name)
+		got, err := access.ParsePrincipal(tc.name)
 		if tc.ok != (err == nil) || got != tc.want {
 			t.Errorf("ParsePrincipal(%q) = %+v, %v; want %+v ok=%v", tc.name, got, err, tc.want, tc.ok)
 		}
@@ -53,19 +54,19 @@ func TestParsePrincipal(t *testing.T) {
 }
 
 func TestMaySee(t *testing.T) {
-	a := inspection.Principal{Name: "agency:a", Role: inspection.RoleAgency, Agency: "a"}
+	a := access.Principal{Name: "agency:a", Role: access.RoleAgency, Agency: "a"}
 	for _, tc := range []struct {
-		p      inspection.Principal
+		p      access.Principal
 		agency string
 		want   bool
 	}{
 		{a, "a", true},
 		{a, "b", false},
 		{a, "", false}, // a lot routed to nobody
-		{inspection.Principal{Name: "customs", Role: inspection.RoleCustoms}, "b", true},
-		{inspection.Principal{Name: "auditor", Role: inspection.RoleAuditor}, "", true},
-		{inspection.Principal{}, "a", false}, // nobody authenticated: nothing
-		{inspection.Principal{Name: "x", Role: "root"}, "a", false},
+		{access.Principal{Name: "customs", Role: access.RoleCustoms}, "b", true},
+		{access.Principal{Name: "auditor", Role: access.RoleAuditor}, "", true},
+		{access.Principal{}, "a", false}, // nobody authenticated: nothing
+		{access.Principal{Name: "x", Role: "root"}, "a", false},
 	} {
 		if got := tc.p.MaySee(tc.agency); got != tc.want {
 			t.Errorf("%+v MaySee(%q) = %v, want %v", tc.p, tc.agency, got, tc.want)
@@ -99,7 +100,7 @@ func newAccess(t *testing.T, cfg inspection.AccessConfig) (*inspection.Access, *
 	return a, db, clock
 }
 
-var keyAdmin = inspection.Principal{Name: "admin:test", Role: inspection.RoleAdmin}
+var keyAdmin = access.Principal{Name: "admin:test", Role: access.RoleAdmin}
 
 func TestKeyLifecycle(t *testing.T) {
 	ctx := context.Background()
@@ -114,11 +115,11 @@ func TestKeyLifecycle(t *testing.T) {
 	if strings.Contains(k.Key.SecretHash, k.Token[22:]) || len(k.Key.SecretHash) != 64 {
 		t.Fatalf("stored hash %q", k.Key.SecretHash)
 	}
-	if !k.Key.ExpiresAt.Equal(clock.now.Add(inspection.DefaultKeyTTL)) || k.Key.CreatedBy != "admin:test" || k.Key.Note != "lab desk" {
+	if !k.Key.ExpiresAt.Equal(clock.now.Add(access.DefaultKeyTTL)) || k.Key.CreatedBy != "admin:test" || k.Key.Note != "lab desk" {
 		t.Fatalf("key %+v", k.Key)
 	}
 	got, err := a.Authenticate(ctx, k.Token)
-	if err != nil || got.Principal != (inspection.Principal{Name: "agency:moh-nifc", Role: inspection.RoleAgency, Agency: "moh-nifc"}) {
+	if err != nil || got.Principal != (access.Principal{Name: "agency:moh-nifc", Role: access.RoleAgency, Agency: "moh-nifc"}) {
 		t.Fatalf("authenticate: %+v, %v", got, err)
 	}
 
@@ -134,7 +135,7 @@ func TestKeyLifecycle(t *testing.T) {
 	clock.now = k.Key.CreatedAt
 
 	r, err := a.RevokeKey(ctx, keyAdmin, k.Key.ID)
-	if err != nil || r.RevokedAt == nil || r.RevokedBy != "admin:test" || a.KeyStatus(r) != inspection.KeyRevoked {
+	if err != nil || r.RevokedAt == nil || r.RevokedBy != "admin:test" || a.KeyStatus(r) != access.KeyRevoked {
 		t.Fatalf("revoke: %+v %v", r, err)
 	}
 	if _, err := a.Authenticate(ctx, k.Token); inspection.ErrorCode(err) != inspection.CodeUnauthenticated || !strings.Contains(err.Error(), "revoked") {
@@ -143,7 +144,7 @@ func TestKeyLifecycle(t *testing.T) {
 	if _, err := a.RevokeKey(ctx, keyAdmin, "ffffffffffffffff"); inspection.ErrorCode(err) != inspection.CodeNotFound {
 		t.Fatalf("revoke unknown: %v", err)
 	}
-	list, err := a.Keys(ctx, inspection.SystemPrincipal())
+	list, err := a.Keys(ctx, access.SystemPrincipal())
 	if err != nil || len(list) != 1 || list[0].ID != k.Key.ID || list[0].RevokedAt == nil {
 		t.Fatalf("list %+v %v", list, err)
 	}

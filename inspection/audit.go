@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 )
 
 // AuditLog pages through the chain for auditors: at most limit entries
 // after seq after, and the head.
-func (s *Service) AuditLog(ctx context.Context, by Principal, after uint64, limit int) ([]audit.Entry, audit.Head, error) {
-	if err := by.Require(ActReadAudit); err != nil {
+func (s *Service) AuditLog(ctx context.Context, by access.Principal, after uint64, limit int) ([]audit.Entry, audit.Head, error) {
+	if err := by.Require(access.ActReadAudit); err != nil {
 		return nil, audit.Head{}, err
 	}
 	if limit < 1 || limit > 1000 {

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
@@ -77,7 +78,7 @@ func normalLine(no int, product string) inspection.LineInput {
 
 func (r *auditRig) entries(t testing.TB) []audit.Entry {
 	t.Helper()
-	es, _, err := r.svc.AuditLog(ctx, inspection.SystemPrincipal(), 0, 1000)
+	es, _, err := r.svc.AuditLog(ctx, access.SystemPrincipal(), 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func (r *auditRig) entries(t testing.TB) []audit.Entry {
 
 func (r *auditRig) verify(t testing.TB) audit.Report {
 	t.Helper()
-	rep, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), nil)
+	rep, err := r.svc.VerifyAudit(ctx, access.SystemPrincipal(), nil)
 	if err != nil {
 		t.Fatalf("an honest store fails verification: %v", err)
 	}
@@ -101,7 +102,7 @@ func (r *auditRig) verify(t testing.TB) audit.Report {
 func TestAuditLogCoversEveryUseCase(t *testing.T) {
 	heads := &headLog{}
 	r := newAuditRig(t, heads)
-	admin := inspection.Principal{Name: "admin:ops", Role: inspection.RoleAdmin}
+	admin := access.Principal{Name: "admin:ops", Role: access.RoleAdmin}
 	if _, err := r.svc.Start(ctx); err != nil { // the policy is stored once
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 		records  []audit.RecordKind
 	}
 	wants := []want{
-		{audit.PolicyStored, inspection.ActorSystem, []string{"policy:" + mustPolicy(t).Version}, []audit.RecordKind{"policy"}},
+		{audit.PolicyStored, access.ActorSystem, []string{"policy:" + mustPolicy(t).Version}, []audit.RecordKind{"policy"}},
 		{audit.KeyCreated, "admin:ops", []string{"api_key:" + keys[0].Key.ID, "api_key:" + keys[1].Key.ID}, []audit.RecordKind{"api_key", "api_key"}},
 		{audit.DeclarationDecided, "nsw", []string{"declaration:AUD-1", "quota_period:2026"},
 			[]audit.RecordKind{"assignment", "decision", "goods_state", "quota_period", "quota_counter", "decision", "goods_state", "declaration"}},
@@ -286,7 +287,7 @@ func TestCheckpoints(t *testing.T) {
 	if !slices.Equal(seqs, []uint64{3, 6, 9, 10}) {
 		t.Fatalf("checkpoints at %v, want 3 6 9 10", seqs)
 	}
-	rep, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), cps)
+	rep, err := r.svc.VerifyAudit(ctx, access.SystemPrincipal(), cps)
 	if err != nil || rep.Checkpoints != 4 {
 		t.Fatalf("verify with checkpoints: %+v %v", rep, err)
 	}
@@ -315,11 +316,11 @@ func TestCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	var brk *audit.Break
-	if _, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), append(cps, bad)); !errors.As(err, &brk) || brk.Seq != 6 {
+	if _, err := r.svc.VerifyAudit(ctx, access.SystemPrincipal(), append(cps, bad)); !errors.As(err, &brk) || brk.Seq != 6 {
 		t.Fatalf("a checkpoint the chain contradicts: %v", err)
 	}
 	beyond, _ := audit.Sign(key, audit.Head{Seq: 12, Hash: strings.Repeat("1", 64)}, clock.Now())
-	if _, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), append(cps, beyond)); !errors.As(err, &brk) || brk.Seq != 11 || !strings.Contains(err.Error(), "truncated") {
+	if _, err := r.svc.VerifyAudit(ctx, access.SystemPrincipal(), append(cps, beyond)); !errors.As(err, &brk) || brk.Seq != 11 || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("a checkpoint beyond the chain's end: %v", err)
 	}
 }
@@ -345,7 +346,7 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			access, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: clock, Logger: zerolog.Nop()})
+			keys, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: clock, Logger: zerolog.Nop()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -384,7 +385,7 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 							}
 						}
 						if i == 0 {
-							if _, err := access.CreateKey(ctx, inspection.Principal{Name: "admin", Role: inspection.RoleAdmin},
+							if _, err := keys.CreateKey(ctx, access.Principal{Name: "admin", Role: access.RoleAdmin},
 								inspection.KeyRequest{Principal: fmt.Sprintf("customs:c%d", c)}); err == nil {
 								writes.add()
 							} else if inspection.ErrorCode(err) != inspection.CodeUnavailable {
@@ -395,7 +396,7 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			rep, err := svc.VerifyAudit(ctx, inspection.SystemPrincipal(), nil)
+			rep, err := svc.VerifyAudit(ctx, access.SystemPrincipal(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,12 +3,13 @@ package inspection
 import (
 	"context"
 
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 )
 
 // VerifyAudit checks the audit log in one snapshot; see VerifyAuditTx.
-func (s *Service) VerifyAudit(ctx context.Context, by Principal, checkpoints []audit.Checkpoint) (audit.Report, error) {
-	if err := by.Require(ActReadAudit); err != nil {
+func (s *Service) VerifyAudit(ctx context.Context, by access.Principal, checkpoints []audit.Checkpoint) (audit.Report, error) {
+	if err := by.Require(access.ActReadAudit); err != nil {
 		return audit.Report{}, err
 	}
 	var rep audit.Report

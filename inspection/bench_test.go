@@ -15,6 +15,7 @@ import (
 
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
@@ -98,7 +99,7 @@ func BenchmarkDecide64(b *testing.B) {
 				var mine []time.Duration
 				for pb.Next() {
 					t0 := time.Now()
-					if _, err := svc.Decide(ctx, inspection.SystemPrincipal(), benchDeclaration(seq.Add(1))); err != nil {
+					if _, err := svc.Decide(ctx, access.SystemPrincipal(), benchDeclaration(seq.Add(1))); err != nil {
 						// One transaction per decision gives up on hot keys
 						// (quota counters, goods state) under 64 callers:
 						// count it, it is part of what is measured.

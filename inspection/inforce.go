@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/ktcn/ktcn/inspection/access"
 )
 
 // The policy in force. Decisions read it from the store in their own
@@ -86,8 +88,8 @@ func (s *Service) PolicyInForce(ctx context.Context) (*Policy, error) {
 }
 
 // Policy returns the policy in force to a principal who may read it.
-func (s *Service) Policy(ctx context.Context, by Principal) (*Policy, error) {
-	if err := by.Require(ActReadPolicy); err != nil {
+func (s *Service) Policy(ctx context.Context, by access.Principal) (*Policy, error) {
+	if err := by.Require(access.ActReadPolicy); err != nil {
 		return nil, err
 	}
 	return s.PolicyInForce(ctx)

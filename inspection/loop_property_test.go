@@ -13,6 +13,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
@@ -186,7 +187,7 @@ func (m *loopModel) declare(t *rapid.T) {
 		in.Lines = append(in.Lines, l)
 		lots = append(lots, lot)
 	}
-	res, err := m.svc.Decide(ctx, inspection.SystemPrincipal(), in)
+	res, err := m.svc.Decide(ctx, access.SystemPrincipal(), in)
 	if err != nil {
 		t.Fatalf("decide %s: %v", id, err)
 	}
@@ -226,13 +227,13 @@ func (m *loopModel) resend(t *rapid.T) {
 		l := alt.Lines[0]
 		l.ProductName += " (khác)"
 		alt.Lines[0] = l
-		_, err := m.svc.Decide(ctx, inspection.SystemPrincipal(), alt)
+		_, err := m.svc.Decide(ctx, access.SystemPrincipal(), alt)
 		if inspection.ErrorCode(err) != inspection.CodeConflict {
 			t.Fatalf("altered resubmission of %s: %v, want conflict", id, err)
 		}
 		return
 	}
-	res, err := m.svc.Decide(ctx, inspection.SystemPrincipal(), in)
+	res, err := m.svc.Decide(ctx, access.SystemPrincipal(), in)
 	if err != nil || !res.Replayed {
 		t.Fatalf("resubmission of %s: replayed %v, %v", id, res.Replayed, err)
 	}
@@ -262,7 +263,7 @@ func (m *loopModel) result(t *rapid.T) {
 	if !pass {
 		in = inspection.ResultInput{Outcome: "fail", InspectedAt: at.Format(time.RFC3339), Findings: []inspection.Finding{{Code: "LAB", Text: "aflatoxin"}}}
 	}
-	if _, err := m.svc.RecordResult(ctx, inspection.SystemPrincipal(), d.AssignmentID, in); err != nil {
+	if _, err := m.svc.RecordResult(ctx, access.SystemPrincipal(), d.AssignmentID, in); err != nil {
 		t.Fatalf("result for %s: %v", d.AssignmentID, err)
 	}
 	m.open = append(m.open[:i], m.open[i+1:]...)
@@ -280,7 +281,7 @@ func (m *loopModel) resendResult(t *rapid.T) {
 	}
 	sort.Strings(ids)
 	id := rapid.SampledFrom(ids).Draw(t, "result again")
-	out, err := m.svc.RecordResult(ctx, inspection.SystemPrincipal(), id, m.results[id])
+	out, err := m.svc.RecordResult(ctx, access.SystemPrincipal(), id, m.results[id])
 	if err != nil || !out.Replayed {
 		t.Fatalf("result again for %s: replayed %v, %v", id, out.Replayed, err)
 	}
@@ -302,7 +303,7 @@ func (m *loopModel) alert(t *rapid.T) {
 		in.Target = inspection.AlertTarget{Kind: "heading_origin", HSCode: g.canon.HSCode[:4], Origin: g.line.Origin}
 		e.heading = g.canon.HSCode[:4]
 	}
-	out, err := m.svc.RaiseAlert(ctx, inspection.SystemPrincipal(), in)
+	out, err := m.svc.RaiseAlert(ctx, access.SystemPrincipal(), in)
 	if err != nil || out.Replayed {
 		t.Fatalf("alert: replayed %v, %v", out.Replayed, err)
 	}

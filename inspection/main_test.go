@@ -5,7 +5,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 )
 
 // TestMain lets `make test` / `make soak` set rapid's iteration count for
@@ -22,9 +22,9 @@ func TestMain(m *testing.M) {
 }
 
 // as is the principal a test acts as, by its name (see
-// inspection.ParsePrincipal).
-func as(name string) inspection.Principal {
-	p, err := inspection.ParsePrincipal(name)
+// access.ParsePrincipal).
+func as(name string) access.Principal {
+	p, err := access.ParsePrincipal(name)
 	if err != nil {
 		panic(err) // a test's own literal: a bug in the test
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 )
@@ -148,8 +149,8 @@ func viewOf(d Decision, ovs []Override) DecisionView {
 // DecisionView returns a decision with its overrides. An agency sees a
 // decision routed to it, by the decision or by an override; any other is
 // not found, word for word what a missing one gets.
-func (s *Service) DecisionView(ctx context.Context, by Principal, id string) (DecisionView, error) {
-	if err := by.Require(ActReadDecisions); err != nil {
+func (s *Service) DecisionView(ctx context.Context, by access.Principal, id string) (DecisionView, error) {
+	if err := by.Require(access.ActReadDecisions); err != nil {
 		return DecisionView{}, err
 	}
 	var v DecisionView
@@ -166,8 +167,8 @@ func (s *Service) DecisionView(ctx context.Context, by Principal, id string) (De
 
 // VisibleTo reports whether p may see the decision: an agency only when
 // the lot was routed to it.
-func (v DecisionView) VisibleTo(p Principal) bool {
-	if p.Role != RoleAgency {
+func (v DecisionView) VisibleTo(p access.Principal) bool {
+	if p.Role != access.RoleAgency {
 		return p.MaySee("")
 	}
 	return slices.ContainsFunc(v.Agencies(), p.MaySee)
@@ -228,10 +229,10 @@ func (l lot) next(by string, at time.Time, code OverrideReason, text string, ins
 // one atomic write with its audit entry. The same override sent again
 // (same officer, reason and change, and still the last one) changes
 // nothing and is returned as Replayed.
-func (s *Service) Override(ctx context.Context, by Principal, decisionID string, in OverrideInput) (OverrideOutcome, error) {
+func (s *Service) Override(ctx context.Context, by access.Principal, decisionID string, in OverrideInput) (OverrideOutcome, error) {
 	// The api's route table already admits customs only; the use case
 	// says so too, so no other caller can reach around it.
-	if by.Role != RoleCustoms {
+	if by.Role != access.RoleCustoms {
 		return OverrideOutcome{}, Forbidden("only customs may override a decision, not %s", by.Role)
 	}
 	code := OverrideReason(strings.TrimSpace(in.ReasonCode))
@@ -316,7 +317,7 @@ func (s *Service) Override(ctx context.Context, by Principal, decisionID string,
 
 // swap moves a random check between two reduced lots of one scope and
 // period: the checked one is released, the other checked.
-func swap(tx Tx, pol *Policy, c *Change, a lot, otherID string, by Principal, now time.Time, code OverrideReason, text string,
+func swap(tx Tx, pol *Policy, c *Change, a lot, otherID string, by access.Principal, now time.Time, code OverrideReason, text string,
 	out *OverrideOutcome) error {
 	b, err := loadLot(tx, otherID)
 	if errors.Is(err, ErrNotFound) {

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
-var officer = inspection.Principal{Name: "customs:nguyen.van.a", Role: inspection.RoleCustoms}
+var officer = access.Principal{Name: "customs:nguyen.van.a", Role: access.RoleCustoms}
 
 func decideOne(t *testing.T, r *auditRig, id string, l inspection.LineInput) inspection.Decision {
 	t.Helper()
@@ -40,14 +41,14 @@ func TestOverrideNeedsACustomsOfficerAndAReason(t *testing.T) {
 	no := false
 	for _, tc := range []struct {
 		name  string
-		by    inspection.Principal
+		by    access.Principal
 		in    inspection.OverrideInput
 		code  inspection.Code
 		field string
 	}{
-		{"policy staff", inspection.Principal{Name: "policy-approver", Role: inspection.RolePolicyApprover},
+		{"policy staff", access.Principal{Name: "policy-approver", Role: access.RolePolicyApprover},
 			inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "tip-off", Inspect: &no}, inspection.CodeForbidden, ""},
-		{"an agency", inspection.Principal{Name: "agency:moh-nifc", Role: inspection.RoleAgency, Agency: "moh-nifc"},
+		{"an agency", access.Principal{Name: "agency:moh-nifc", Role: access.RoleAgency, Agency: "moh-nifc"},
 			inspection.OverrideInput{ReasonCode: "agency_request", ReasonText: "no capacity", Inspect: &no}, inspection.CodeForbidden, ""},
 		{"no reason code", officer, inspection.OverrideInput{ReasonText: "tip-off", Inspect: &no}, inspection.CodeInvalid, "reason_code"},
 		{"an unknown reason code", officer, inspection.OverrideInput{ReasonCode: "because", ReasonText: "x", Inspect: &no}, inspection.CodeInvalid, "reason_code"},
@@ -100,14 +101,14 @@ func TestOverrideInspection(t *testing.T) {
 		!strings.Contains(v.Current.Reason, stop.ReasonText) {
 		t.Fatalf("current %+v", v.Current)
 	}
-	if got, err := r.svc.DecisionView(ctx, inspection.SystemPrincipal(), d.ID); err != nil || len(got.Overrides) != 1 || got.Current != v.Current {
+	if got, err := r.svc.DecisionView(ctx, access.SystemPrincipal(), d.ID); err != nil || len(got.Overrides) != 1 || got.Current != v.Current {
 		t.Fatalf("read back: %+v %v", got, err)
 	}
-	a, err := r.svc.Assignment(ctx, inspection.SystemPrincipal(), d.AssignmentID)
+	a, err := r.svc.Assignment(ctx, access.SystemPrincipal(), d.AssignmentID)
 	if err != nil || a.Status != inspection.AssignmentCancelled || a.OverrideID != o.ID {
 		t.Fatalf("assignment %+v %v", a, err)
 	}
-	if list, _, err := r.svc.OpenAssignments(ctx, inspection.SystemPrincipal(), a.Agency, "", 10); err == nil && len(list) != 0 {
+	if list, _, err := r.svc.OpenAssignments(ctx, access.SystemPrincipal(), a.Agency, "", 10); err == nil && len(list) != 0 {
 		t.Fatalf("a cancelled assignment is still open: %+v", list)
 	}
 	e := lastEntry(t, r)
@@ -136,7 +137,7 @@ func TestOverrideInspection(t *testing.T) {
 	if c := back.Decision.Current; !c.Inspect || c.AssignmentID != d.AssignmentID || len(back.Decision.Overrides) != 2 {
 		t.Fatalf("restored: %+v", back.Decision)
 	}
-	a, _ = r.svc.Assignment(ctx, inspection.SystemPrincipal(), d.AssignmentID)
+	a, _ = r.svc.Assignment(ctx, access.SystemPrincipal(), d.AssignmentID)
 	if a.Status != inspection.AssignmentOpen || !a.DueAt.After(r.clock.Now()) || a.CancelledAt != nil {
 		t.Fatalf("reopened assignment %+v", a)
 	}
@@ -198,7 +199,7 @@ func checkedIn(t *testing.T, r *auditRig, ds []inspection.Decision) int64 {
 	t.Helper()
 	var n int64
 	for _, d := range ds {
-		v, err := r.svc.DecisionView(ctx, inspection.SystemPrincipal(), d.ID)
+		v, err := r.svc.DecisionView(ctx, access.SystemPrincipal(), d.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +289,7 @@ func TestSwapRandomCheck(t *testing.T) {
 		t.Fatalf("audit entry %+v", e)
 	}
 	// The swapped-in lot's agency may see it; its assignment is open.
-	a, err := r.svc.Assignment(ctx, inspection.SystemPrincipal(), out.Swapped.Current.AssignmentID)
+	a, err := r.svc.Assignment(ctx, access.SystemPrincipal(), out.Swapped.Current.AssignmentID)
 	if err != nil || a.Status != inspection.AssignmentOpen || a.OverrideID == "" || a.DecisionID != spare.ID {
 		t.Fatalf("swapped-in assignment %+v %v", a, err)
 	}
@@ -296,7 +297,7 @@ func TestSwapRandomCheck(t *testing.T) {
 	if again, err := r.svc.Override(ctx, officer, chosen.ID, reason(inspection.OverrideInput{SwapWith: spare.ID})); err != nil || !again.Replayed {
 		t.Fatalf("a retried swap: %+v %v", again, err)
 	}
-	if _, err := r.svc.VerifyOpenQuota(ctx, inspection.SystemPrincipal(), "2026"); err != nil {
+	if _, err := r.svc.VerifyOpenQuota(ctx, access.SystemPrincipal(), "2026"); err != nil {
 		t.Fatalf("verify quota after a swap: %v", err)
 	}
 	if _, err := r.svc.Override(ctx, officer, spare.ID, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "back to the draw's lot", SwapWith: chosen.ID}); err != nil {
@@ -307,14 +308,14 @@ func TestSwapRandomCheck(t *testing.T) {
 	}
 	r.verify(t)
 	r.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, calendar.Vietnam()))
-	if _, err := r.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", mustPeriodKey(t, "2026")); err != nil {
+	if _, err := r.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", mustPeriodKey(t, "2026")); err != nil {
 		t.Fatalf("verify a closed period with swaps: %v", err)
 	}
 
 	// An override on a sampled lot that is not a swap (written around the
 	// use case) breaks verify quota.
 	err = r.db.UpdateRaw(ctx, func(tx inspection.Tx) error {
-		v, err := r.svc.DecisionView(ctx, inspection.SystemPrincipal(), ds[len(ds)-2].ID)
+		v, err := r.svc.DecisionView(ctx, access.SystemPrincipal(), ds[len(ds)-2].ID)
 		if err != nil {
 			return err
 		}
@@ -325,11 +326,11 @@ func TestSwapRandomCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", mustPeriodKey(t, "2026")); !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), "not a like-for-like swap") {
+	if _, err := r.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", mustPeriodKey(t, "2026")); !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), "not a like-for-like swap") {
 		t.Fatalf("verify quota after a rogue override: %v", err)
 	}
 	// ... and the audit log, which no entry of covers it.
-	if _, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), nil); !errors.Is(err, audit.ErrMismatch) || !strings.Contains(err.Error(), "override") {
+	if _, err := r.svc.VerifyAudit(ctx, access.SystemPrincipal(), nil); !errors.Is(err, audit.ErrMismatch) || !strings.Contains(err.Error(), "override") {
 		t.Fatalf("verify audit after a rogue override: %v", err)
 	}
 }

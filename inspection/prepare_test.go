@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
@@ -87,7 +88,7 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 	}
 	decide := func(t *testing.T, r rig, id string, l inspection.LineInput) inspection.Decision {
 		t.Helper()
-		res, err := r.svc.Decide(ctx, inspection.SystemPrincipal(), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
+		res, err := r.svc.Decide(ctx, access.SystemPrincipal(), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
 			Lines: []inspection.LineInput{l}})
 		if err != nil {
 			t.Fatal(err)
@@ -99,7 +100,7 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 			in := inspection.AlertInput{Authority: "NAFIQAD", Reference: "A-" + kind, IssuedAt: r.clock.Now().Add(-time.Hour).Format(time.RFC3339),
 				Reason: "melamine", Target: inspection.AlertTarget{Kind: kind, HSCode: "0402.21.20", ProductName: "Prep milk",
 					Manufacturer: "Prep Dairy", Origin: "NZ"}}
-			if _, err := r.svc.RaiseAlert(ctx, inspection.SystemPrincipal(), in); err != nil {
+			if _, err := r.svc.RaiseAlert(ctx, access.SystemPrincipal(), in); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -117,7 +118,7 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 		{"failed result", false, nil, func(t *testing.T, r rig, first inspection.Decision) {
 			in := inspection.ResultInput{Outcome: "fail", InspectedAt: r.clock.Now().Add(-time.Minute).Format(time.RFC3339),
 				Findings: []inspection.Finding{{Code: "LAB", Text: "melamine"}}}
-			if _, err := r.svc.RecordResult(ctx, inspection.SystemPrincipal(), first.AssignmentID, in); err != nil {
+			if _, err := r.svc.RecordResult(ctx, access.SystemPrincipal(), first.AssignmentID, in); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -132,11 +133,11 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 		}},
 		{"rescoring", false, func(t *testing.T, r rig, first inspection.Decision) {
 			in := inspection.ResultInput{Outcome: "pass", InspectedAt: r.clock.Now().Add(-time.Minute).Format(time.RFC3339)}
-			if _, err := r.svc.RecordResult(ctx, inspection.SystemPrincipal(), first.AssignmentID, in); err != nil {
+			if _, err := r.svc.RecordResult(ctx, access.SystemPrincipal(), first.AssignmentID, in); err != nil {
 				t.Fatal(err)
 			}
 		}, func(t *testing.T, r rig, _ inspection.Decision) {
-			if _, err := r.svc.Rescore(ctx, inspection.SystemPrincipal()); err != nil {
+			if _, err := r.svc.Rescore(ctx, access.SystemPrincipal()); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -167,7 +168,7 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 				after[i] = decide(t, r, "P-3", prepLine("Prep milk", tc.certs))
 				u2, _ := inspection.PreparedStats(r.svc)
 				usedAft[i] = u2 - u1
-				if rep, err := r.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), nil); err != nil || rep.Entries == 0 {
+				if rep, err := r.svc.VerifyAudit(ctx, access.SystemPrincipal(), nil); err != nil || rep.Entries == 0 {
 					t.Fatalf("audit chain after the decision: %+v %v", rep, err)
 				}
 				var err error

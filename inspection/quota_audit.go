@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
@@ -37,8 +38,8 @@ func checkQuotaKeys(tx ReadTx, keys quota.Keys) error {
 
 // QuotaPeriods lists the periods with their commitments (and keys revealed
 // after they closed).
-func (s *Service) QuotaPeriods(ctx context.Context, by Principal) ([]quota.Period, error) {
-	if err := by.Require(ActReadQuota); err != nil {
+func (s *Service) QuotaPeriods(ctx context.Context, by access.Principal) ([]quota.Period, error) {
+	if err := by.Require(access.ActReadQuota); err != nil {
 		return nil, err
 	}
 	var out []quota.Period
@@ -52,8 +53,8 @@ func (s *Service) QuotaPeriods(ctx context.Context, by Principal) ([]quota.Perio
 // RevealQuotaKey returns a closed period's key and records the reveal, so
 // auditors can recompute every draw. An open period's key is never revealed:
 // it would make the rest of the period's draws predictable.
-func (s *Service) RevealQuotaKey(ctx context.Context, by Principal, period string) ([]byte, error) {
-	if err := by.Require(ActRevealQuotaKey); err != nil {
+func (s *Service) RevealQuotaKey(ctx context.Context, by access.Principal, period string) ([]byte, error) {
+	if err := by.Require(access.ActRevealQuotaKey); err != nil {
 		return nil, err
 	}
 	end, err := quota.PeriodEnd(period)
@@ -113,8 +114,8 @@ type QuotaReport struct {
 // recomputed ones, its selection follows the rule, and the counts it saw
 // follow from the lots before it; selected ≤ floor(cap × eligible) at every
 // step; and the stored counter equals the replayed counts.
-func (s *Service) VerifyQuota(ctx context.Context, by Principal, period string, key []byte) (QuotaReport, error) {
-	if err := by.Require(ActReadQuota); err != nil {
+func (s *Service) VerifyQuota(ctx context.Context, by access.Principal, period string, key []byte) (QuotaReport, error) {
+	if err := by.Require(access.ActReadQuota); err != nil {
 		return QuotaReport{Period: period}, err
 	}
 	end, err := quota.PeriodEnd(period)
@@ -130,8 +131,8 @@ func (s *Service) VerifyQuota(ctx context.Context, by Principal, period string, 
 // VerifyOpenQuota is VerifyQuota for the operator who holds the master
 // secret: it checks a period still open (after a crash, say) with the key
 // derived from the secret, revealing nothing.
-func (s *Service) VerifyOpenQuota(ctx context.Context, by Principal, period string) (QuotaReport, error) {
-	if err := by.Require(ActAdminister); err != nil {
+func (s *Service) VerifyOpenQuota(ctx context.Context, by access.Principal, period string) (QuotaReport, error) {
+	if err := by.Require(access.ActAdminister); err != nil {
 		return QuotaReport{Period: period}, err
 	}
 	if _, err := quota.PeriodEnd(period); err != nil {
@@ -328,8 +329,8 @@ func swappedState(tx ReadTx, d Decision, where string) (bool, error) {
 
 // QuotaUsage reports a period's scopes, most lots first, under the cap of
 // the policy in force.
-func (s *Service) QuotaUsage(ctx context.Context, by Principal, period string) (quota.Usage, error) {
-	if err := by.Require(ActReadQuota); err != nil {
+func (s *Service) QuotaUsage(ctx context.Context, by access.Principal, period string) (quota.Usage, error) {
+	if err := by.Require(access.ActReadQuota); err != nil {
 		return quota.Usage{}, err
 	}
 	if _, err := quota.PeriodEnd(period); err != nil {

@@ -12,6 +12,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
@@ -77,7 +78,7 @@ func (r *quotaRig) restart(tb interface{ Fatal(...any) }) {
 func (r *quotaRig) decide(in inspection.DeclarationInput) (inspection.Decision, error) {
 	for attempt := 0; ; attempt++ {
 		r.mu.RLock()
-		res, err := r.svc.Decide(ctx, inspection.SystemPrincipal(), in)
+		res, err := r.svc.Decide(ctx, access.SystemPrincipal(), in)
 		r.mu.RUnlock()
 		if err == nil {
 			return res.Decisions[0], nil
@@ -204,7 +205,7 @@ func TestPropertyQuotaCapHolds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", key); err != nil {
+		if _, err := rig.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", key); err != nil {
 			t.Fatal(err)
 		}
 	})

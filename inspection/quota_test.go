@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
@@ -148,7 +149,7 @@ func TestGoodsScoreWeighsTheDraw(t *testing.T) {
 	svc, clock := rig.svc, rig.clock
 	decide := func(id string) inspection.Decision {
 		no, q := 1, 5.0
-		res, err := svc.Decide(ctx, inspection.SystemPrincipal(), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
+		res, err := svc.Decide(ctx, access.SystemPrincipal(), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
 			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Weighted milk", Manufacturer: "Weight Dairy",
 				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
 		if err != nil {
@@ -159,7 +160,7 @@ func TestGoodsScoreWeighsTheDraw(t *testing.T) {
 	for i := 0; i < 3; i++ { // three passes under normal: the goods goes reduced
 		d := decide(fmt.Sprintf("W%d", i))
 		clock.Set(clock.Now().Add(24 * time.Hour))
-		if _, err := svc.RecordResult(ctx, inspection.SystemPrincipal(), d.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: clock.Now().Format(time.RFC3339)}); err != nil {
+		if _, err := svc.RecordResult(ctx, access.SystemPrincipal(), d.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: clock.Now().Format(time.RFC3339)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
@@ -44,14 +45,14 @@ func closedPeriodUnder(t *testing.T, p *inspection.Policy, lots int, headings []
 
 func TestVerifyQuotaDetectsTampering(t *testing.T) {
 	rig, key := closedPeriod(t)
-	rep, err := rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", key)
+	rep, err := rig.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", key)
 	if err != nil {
 		t.Fatalf("an honest period fails: %v", err)
 	}
 	if rep.Scopes != 3 || rep.Eligible != 400 || rep.Selected == 0 || rep.Selected*20 > rep.Eligible {
 		t.Fatalf("report %+v", rep)
 	}
-	if _, err := rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", nil); err != nil {
+	if _, err := rig.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", nil); err != nil {
 		t.Fatalf("with the revealed key from the store: %v", err)
 	}
 
@@ -132,7 +133,7 @@ func TestVerifyQuotaDetectsTampering(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, err := rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", tc.key)
+			_, err := rig.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", tc.key)
 			if !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("verify after tampering with %s: %v, want a mismatch naming %q", tc.name, err, tc.want)
 			}
@@ -181,7 +182,7 @@ func TestVerifyQuotaChecksGoodsScoreWeights(t *testing.T) {
 	p := mustPolicy(t)
 	p.Reduced.Sampling.Selection, p.Reduced.Sampling.WeightBy = quota.SelectionRiskWeighted, quota.WeightByGoodsScore
 	rig, key := closedPeriodUnder(t, p, 60, quotaHeadings[:1])
-	if _, err := rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", key); err != nil {
+	if _, err := rig.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", key); err != nil {
 		t.Fatalf("an honest goods-score period fails: %v", err)
 	}
 	var last inspection.Decision
@@ -212,7 +213,7 @@ func TestVerifyQuotaChecksGoodsScoreWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = rig.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), "2026", key)
+	_, err = rig.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", key)
 	if !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), last.ID) || !strings.Contains(err.Error(), "goods_score") {
 		t.Fatalf("verify after lowering a goods-score weight: %v", err)
 	}

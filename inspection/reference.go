@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 )
 
@@ -20,8 +21,8 @@ type Reference struct {
 // entry (kind reference.loaded). It is idempotent: every record is keyed
 // by its own ID (agency ID, tax code, manufacturer key), so loading again
 // writes the same records over themselves.
-func (s *Service) LoadReference(ctx context.Context, by Principal, ref Reference) error {
-	if err := by.Require(ActAdminister); err != nil {
+func (s *Service) LoadReference(ctx context.Context, by access.Principal, ref Reference) error {
+	if err := by.Require(access.ActAdminister); err != nil {
 		return err
 	}
 	return s.w.write(ctx, by, audit.ReferenceLoaded, s.clock.Now(), func(tx Tx, c *Change) error {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -87,8 +88,8 @@ type RecordResultOutcome struct {
 // atomic write: the assignment closes, the result joins the goods' history
 // and the goods' state is recomputed. The same result again is recorded
 // once; a different result on a closed assignment is a conflict.
-func (s *Service) RecordResult(ctx context.Context, by Principal, assignmentID string, in ResultInput) (RecordResultOutcome, error) {
-	if err := by.Require(ActRecordResult); err != nil {
+func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignmentID string, in ResultInput) (RecordResultOutcome, error) {
+	if err := by.Require(access.ActRecordResult); err != nil {
 		return RecordResultOutcome{}, err
 	}
 	now := s.clock.Now()
@@ -264,8 +265,8 @@ type RaiseAlertOutcome struct {
 
 // RaiseAlert records a warning; the goods it concerns are strict from its
 // issue date on. The same authority reference again is recorded once.
-func (s *Service) RaiseAlert(ctx context.Context, by Principal, in AlertInput) (RaiseAlertOutcome, error) {
-	if err := by.Require(ActRaiseAlert); err != nil {
+func (s *Service) RaiseAlert(ctx context.Context, by access.Principal, in AlertInput) (RaiseAlertOutcome, error) {
+	if err := by.Require(access.ActRaiseAlert); err != nil {
 		return RaiseAlertOutcome{}, err
 	}
 	now := s.clock.Now()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -315,8 +316,8 @@ func applyScoreRules(pol *Policy, ev *Evaluation, scores []risk.Score) {
 // Rescore refits every group's prior from its members' counts decayed to
 // now and stores the members' decayed counts, so ranked lists and priors
 // follow time even for subjects with no new results. The cron job runs it.
-func (s *Service) Rescore(ctx context.Context, by Principal) (groups int, err error) {
-	if err := by.Require(ActAdminister); err != nil {
+func (s *Service) Rescore(ctx context.Context, by access.Principal) (groups int, err error) {
+	if err := by.Require(access.ActAdminister); err != nil {
 		return 0, err
 	}
 	pol, err := s.PolicyInForce(ctx)
@@ -386,8 +387,8 @@ func (s *Service) Rescore(ctx context.Context, by Principal) (groups int, err er
 }
 
 // Score returns a subject's current score from its stored counts.
-func (s *Service) Score(ctx context.Context, by Principal, sub risk.Subject) (risk.Score, RiskRecord, error) {
-	if err := by.Require(ActReadScores); err != nil {
+func (s *Service) Score(ctx context.Context, by access.Principal, sub risk.Subject) (risk.Score, RiskRecord, error) {
+	if err := by.Require(access.ActReadScores); err != nil {
 		return risk.Score{}, RiskRecord{}, err
 	}
 	var (
@@ -427,8 +428,8 @@ func (s *Service) Score(ctx context.Context, by Principal, sub risk.Subject) (ri
 }
 
 // RankedScores returns the riskiest subjects of a kind, by pessimistic bound.
-func (s *Service) RankedScores(ctx context.Context, by Principal, kind string, limit int) ([]risk.Score, []RiskRecord, error) {
-	if err := by.Require(ActReadScores); err != nil {
+func (s *Service) RankedScores(ctx context.Context, by access.Principal, kind string, limit int) ([]risk.Score, []RiskRecord, error) {
+	if err := by.Require(access.ActReadScores); err != nil {
 		return nil, nil, err
 	}
 	if !slices.Contains([]string{risk.KindGoods, risk.KindHeadingOrigin, risk.KindManufacturer, risk.KindImporter}, kind) {

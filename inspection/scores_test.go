@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/risk"
 	"github.com/ktcn/ktcn/store"
@@ -30,7 +31,7 @@ func TestScoresFollowResultsAndRescoring(t *testing.T) {
 	}
 	lot := func(id, product string) inspection.Decision {
 		no, q := 1, 5.0
-		res, err := svc.Decide(ctx, inspection.SystemPrincipal(), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
+		res, err := svc.Decide(ctx, access.SystemPrincipal(), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
 			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: product, Manufacturer: "Score Dairy",
 				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
 		if err != nil {
@@ -44,7 +45,7 @@ func TestScoresFollowResultsAndRescoring(t *testing.T) {
 		if !pass {
 			in = inspection.ResultInput{Outcome: "fail", InspectedAt: clock.Now().Format(time.RFC3339), Findings: []inspection.Finding{{Code: "LAB", Text: "melamine"}}}
 		}
-		if _, err := svc.RecordResult(ctx, inspection.SystemPrincipal(), d.AssignmentID, in); err != nil {
+		if _, err := svc.RecordResult(ctx, access.SystemPrincipal(), d.AssignmentID, in); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -56,11 +57,11 @@ func TestScoresFollowResultsAndRescoring(t *testing.T) {
 	bad := lot("B-1", "Bad milk")
 	result(bad, false)
 
-	groups, err := svc.Rescore(ctx, inspection.SystemPrincipal())
+	groups, err := svc.Rescore(ctx, access.SystemPrincipal())
 	if err != nil || groups == 0 {
 		t.Fatalf("rescore: %d groups, %v", groups, err)
 	}
-	scores, recs, err := svc.RankedScores(ctx, inspection.SystemPrincipal(), risk.KindGoods, 3)
+	scores, recs, err := svc.RankedScores(ctx, access.SystemPrincipal(), risk.KindGoods, 3)
 	if err != nil || len(scores) != 3 {
 		t.Fatalf("ranked: %v %v", scores, err)
 	}
@@ -70,11 +71,11 @@ func TestScoresFollowResultsAndRescoring(t *testing.T) {
 	if p := scores[0].Evidence.Prior; p.Group != "goods/hs_chapter:04" || p.Members < 7 {
 		t.Fatalf("prior %+v, want one fitted on chapter 04's seven goods", p)
 	}
-	imp, _, err := svc.Score(ctx, inspection.SystemPrincipal(), risk.Subject{Kind: risk.KindImporter, ID: "0101234567"})
+	imp, _, err := svc.Score(ctx, access.SystemPrincipal(), risk.Subject{Kind: risk.KindImporter, ID: "0101234567"})
 	if err != nil || imp.Evidence.Counts.N != 13 {
 		t.Fatalf("importer score %+v %v", imp.Evidence.Counts, err)
 	}
-	fresh, _, err := svc.Score(ctx, inspection.SystemPrincipal(), risk.Subject{Kind: risk.KindImporter, ID: "0309999999"})
+	fresh, _, err := svc.Score(ctx, access.SystemPrincipal(), risk.Subject{Kind: risk.KindImporter, ID: "0309999999"})
 	if err != nil || fresh.Evidence.Counts.N != 0 || fresh.Mean <= 0 {
 		t.Fatalf("an importer without results: %+v %v", fresh, err)
 	}

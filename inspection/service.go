@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/quota"
@@ -77,7 +78,7 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 		return nil, fmt.Errorf("encode policy %s: %w", pol.Version, err)
 	}
 	now := s.clock.Now()
-	err = s.w.write(ctx, SystemPrincipal(), audit.PolicyStored, now, func(tx Tx, c *Change) error {
+	err = s.w.write(ctx, access.SystemPrincipal(), audit.PolicyStored, now, func(tx Tx, c *Change) error {
 		missingAgencies = nil
 		old, err := tx.Policy(pol.Version)
 		switch {
@@ -115,7 +116,7 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 				}
 			}
 		}
-		if err := tx.PutActivePolicy(ActivePolicy{Version: pol.Version, Digest: pol.Digest(), ActivatedAt: now, ActivatedBy: ActorSystem}); err != nil {
+		if err := tx.PutActivePolicy(ActivePolicy{Version: pol.Version, Digest: pol.Digest(), ActivatedAt: now, ActivatedBy: access.ActorSystem}); err != nil {
 			return err
 		}
 		c.Subjects = []string{"policy:" + pol.Version}
@@ -164,8 +165,8 @@ type DecideResult struct {
 // cannot tell, every line is evaluated again inside the transaction, as if
 // nothing had been prepared. Either way the same code computes the same
 // decision from the same inputs.
-func (s *Service) Decide(ctx context.Context, by Principal, in DeclarationInput) (DecideResult, error) {
-	if err := by.Require(ActDecide); err != nil {
+func (s *Service) Decide(ctx context.Context, by access.Principal, in DeclarationInput) (DecideResult, error) {
+	if err := by.Require(access.ActDecide); err != nil {
 		return DecideResult{}, err
 	}
 	pol, err := s.PolicyInForce(ctx)
@@ -664,7 +665,7 @@ func AssignmentID(declarationID string, lineNo int) string {
 
 // Decision returns a stored decision as decided, if by may see it (see
 // DecisionView).
-func (s *Service) Decision(ctx context.Context, by Principal, id string) (Decision, error) {
+func (s *Service) Decision(ctx context.Context, by access.Principal, id string) (Decision, error) {
 	v, err := s.DecisionView(ctx, by, id)
 	return v.Decision, err
 }
@@ -674,8 +675,8 @@ func (s *Service) Decision(ctx context.Context, by Principal, id string) (Decisi
 // cannot learn that another's exists. An assignment's agency is fixed when
 // it is created, so checking before a write cannot race with a change of
 // owner.
-func (s *Service) Assignment(ctx context.Context, by Principal, id string) (Assignment, error) {
-	if err := by.Require(ActReadAssignments); err != nil {
+func (s *Service) Assignment(ctx context.Context, by access.Principal, id string) (Assignment, error) {
+	if err := by.Require(access.ActReadAssignments); err != nil {
 		return Assignment{}, err
 	}
 	var a Assignment
@@ -692,11 +693,11 @@ func (s *Service) Assignment(ctx context.Context, by Principal, id string) (Assi
 // OpenAssignments lists an agency's open inspections, oldest first. An
 // agency lists its own (agency empty means the caller's own); another
 // agency's list is not found, whether or not that agency exists.
-func (s *Service) OpenAssignments(ctx context.Context, by Principal, agency, after string, limit int) ([]Assignment, string, error) {
-	if err := by.Require(ActReadAssignments); err != nil {
+func (s *Service) OpenAssignments(ctx context.Context, by access.Principal, agency, after string, limit int) ([]Assignment, string, error) {
+	if err := by.Require(access.ActReadAssignments); err != nil {
 		return nil, "", err
 	}
-	if agency == "" && by.Role == RoleAgency {
+	if agency == "" && by.Role == access.RoleAgency {
 		agency = by.Agency
 	}
 	if agency == "" {
@@ -724,8 +725,8 @@ func (s *Service) OpenAssignments(ctx context.Context, by Principal, agency, aft
 }
 
 // GoodsState returns the stored snapshot of a goods' mode.
-func (s *Service) GoodsState(ctx context.Context, by Principal, k Key) (GoodsState, error) {
-	if err := by.Require(ActReadGoods); err != nil {
+func (s *Service) GoodsState(ctx context.Context, by access.Principal, k Key) (GoodsState, error) {
+	if err := by.Require(access.ActReadGoods); err != nil {
 		return GoodsState{}, err
 	}
 	var st GoodsState

@@ -3,6 +3,7 @@ package inspection
 import (
 	"context"
 
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
@@ -49,9 +50,9 @@ type ReadTx interface {
 	// ActivePolicy names the policy version in force.
 	ActivePolicy() (ActivePolicy, error)
 	// APIKey returns a stored API key by its (public) key ID.
-	APIKey(id string) (APIKey, error)
+	APIKey(id string) (access.APIKey, error)
 	// APIKeys lists every stored key, oldest first (then by ID).
-	APIKeys() ([]APIKey, error)
+	APIKeys() ([]access.APIKey, error)
 	// QuotaCounter returns a scope's counter in a period.
 	QuotaCounter(period, scope string) (quota.Counter, error)
 	// QuotaCounters lists every scope's counter in a period.
@@ -94,7 +95,7 @@ type Tx interface {
 	// PutActivePolicy puts a stored version in force.
 	PutActivePolicy(ActivePolicy) error
 	// PutAPIKey writes a key record, new or updated (revocation).
-	PutAPIKey(APIKey) error
+	PutAPIKey(access.APIKey) error
 	PutQuotaCounter(quota.Counter) error
 	PutQuotaPeriod(quota.Period) error
 	// PutQuotaDraw records that the eligible-th reduced lot of a scope in a

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 )
 
@@ -29,7 +30,7 @@ import (
 // Change is what a use case's transaction changes, as the hooks and the
 // audit entry see it: who, what kind, when, and the IDs it concerns.
 type Change struct {
-	By       Principal
+	By       access.Principal
 	Kind     audit.Kind
 	At       time.Time
 	Subjects []string
@@ -63,7 +64,7 @@ type writePath struct {
 // audit entry to c ("declaration:<id>", …), and may name a more precise
 // kind. A transaction that wrote nothing (a replay of something already
 // done) appends no entry and runs no hook: nothing changed.
-func (w *writePath) write(ctx context.Context, by Principal, kind audit.Kind, at time.Time, fn func(tx Tx, c *Change) error) error {
+func (w *writePath) write(ctx context.Context, by access.Principal, kind audit.Kind, at time.Time, fn func(tx Tx, c *Change) error) error {
 	if by.Name == "" {
 		return errors.New("inspection: a change needs the acting principal")
 	}

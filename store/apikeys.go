@@ -5,24 +5,24 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 )
 
 // API keys live under 0x0D | h16(key id). The record holds the key's
 // principal, lifetime and a hash of its secret; the token itself never
 // reaches the store (inspection.Access hashes it before calling here).
 
-func (t *readTx) APIKey(id string) (inspection.APIKey, error) {
-	return loadID(t, prefixAPIKey, id, func(k *inspection.APIKey) string { return k.ID })
+func (t *readTx) APIKey(id string) (access.APIKey, error) {
+	return loadID(t, prefixAPIKey, id, func(k *access.APIKey) string { return k.ID })
 }
 
 // APIKeys returns every key ordered by creation time, then ID (keys are in
 // hash order). Keys are few (one per agency, system and person), so a
 // full scan is fine; revoked and expired keys stay listed for the record.
-func (t *readTx) APIKeys() ([]inspection.APIKey, error) {
-	var out []inspection.APIKey
+func (t *readTx) APIKeys() ([]access.APIKey, error) {
+	var out []access.APIKey
 	err := t.iterate([]byte{byte(prefixAPIKey)}, func(_, val []byte) error {
-		var k inspection.APIKey
+		var k access.APIKey
 		if err := decode(prefixAPIKey, val, &k); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -32,7 +32,7 @@ func (t *readTx) APIKeys() ([]inspection.APIKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b inspection.APIKey) int {
+	slices.SortFunc(out, func(a, b access.APIKey) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
 		}
@@ -43,7 +43,7 @@ func (t *readTx) APIKeys() ([]inspection.APIKey, error) {
 
 // PutAPIKey writes k. A record without a secret hash is refused: it would
 // be a key no token can match, which only a bug produces.
-func (t *writeTx) PutAPIKey(k inspection.APIKey) error {
+func (t *writeTx) PutAPIKey(k access.APIKey) error {
 	if k.SecretHash == "" {
 		return fmt.Errorf("store: put API key %q: no secret hash", k.ID)
 	}

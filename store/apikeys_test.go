@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/store"
 )
 
-func sampleKey(id string, created time.Time) inspection.APIKey {
-	return inspection.APIKey{ID: id, Principal: inspection.Principal{Name: "agency:moh-nifc", Role: inspection.RoleAgency, Agency: "moh-nifc"},
+func sampleKey(id string, created time.Time) access.APIKey {
+	return access.APIKey{ID: id, Principal: access.Principal{Name: "agency:moh-nifc", Role: access.RoleAgency, Agency: "moh-nifc"},
 		SecretHash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", CreatedAt: created, CreatedBy: "admin",
 		ExpiresAt: created.Add(time.Hour)}
 }
@@ -20,7 +21,7 @@ func TestAPIKeys(t *testing.T) {
 	backends(t, func(t *testing.T, db *store.DB) {
 		k1, k2, k3 := sampleKey("00000000000000bb", t0), sampleKey("00000000000000aa", t0), sampleKey("0000000000000001", t0.Add(-time.Second))
 		update(t, db, func(tx inspection.Tx) error {
-			for _, k := range []inspection.APIKey{k1, k2, k3} {
+			for _, k := range []access.APIKey{k1, k2, k3} {
 				if err := tx.PutAPIKey(k); err != nil {
 					return err
 				}

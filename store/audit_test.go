@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/quota"
@@ -78,7 +79,7 @@ func newAuditRig(t *testing.T) *auditRig {
 		Reason: "Listeria", Target: inspection.AlertTarget{Kind: "manufacturer", Manufacturer: "Other", Origin: "NZ"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Override(ctx, inspection.Principal{Name: "customs:x", Role: inspection.RoleCustoms}, r.decisions[1].ID, inspection.OverrideInput{ReasonCode: "duplicate_declaration",
+	if _, err := svc.Override(ctx, access.Principal{Name: "customs:x", Role: access.RoleCustoms}, r.decisions[1].ID, inspection.OverrideInput{ReasonCode: "duplicate_declaration",
 		ReasonText: "twice", Inspect: new(bool)}); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func (r *auditRig) coveredBy(kind audit.RecordKind, id string) uint64 {
 // says what.
 func (r *auditRig) wantBreak(t *testing.T, seq uint64, what string, cps ...audit.Checkpoint) {
 	t.Helper()
-	_, err := r.svc.VerifyAudit(context.Background(), inspection.SystemPrincipal(), cps)
+	_, err := r.svc.VerifyAudit(context.Background(), access.SystemPrincipal(), cps)
 	var b *audit.Break
 	if !errors.As(err, &b) || !errors.Is(err, audit.ErrMismatch) || b.Seq != seq || !strings.Contains(err.Error(), what) {
 		t.Fatalf("verify: %v; want a break at entry %d saying %q", err, seq, what)
@@ -141,7 +142,7 @@ func (r *auditRig) wantBreak(t *testing.T, seq uint64, what string, cps ...audit
 
 func TestAuditUntouchedStoreVerifies(t *testing.T) {
 	r := newAuditRig(t)
-	rep, err := r.svc.VerifyAudit(context.Background(), inspection.SystemPrincipal(), nil)
+	rep, err := r.svc.VerifyAudit(context.Background(), access.SystemPrincipal(), nil)
 	if err != nil || rep.Entries != 8 || rep.Head.Seq != 8 || rep.Head.Hash != r.entries[7].Hash {
 		t.Fatalf("%+v %v", rep, err)
 	}
@@ -305,7 +306,7 @@ func TestAuditRewriteNeedsTheCheckpoint(t *testing.T) {
 	if err := store.PutRaw(r.db, store.AuditHeadKey(), store.EncodeRaw(b)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.svc.VerifyAudit(context.Background(), inspection.SystemPrincipal(), nil); err != nil {
+	if _, err := r.svc.VerifyAudit(context.Background(), access.SystemPrincipal(), nil); err != nil {
 		t.Fatalf("a consistent rewrite is not detectable without a checkpoint, yet: %v", err)
 	}
 	r.wantBreak(t, 8, "rewritten", cp)
@@ -356,8 +357,8 @@ func TestPutAuditEntryFollowsTheHead(t *testing.T) {
 }
 
 // as is the principal a test acts as, by its name.
-func as(name string) inspection.Principal {
-	p, err := inspection.ParsePrincipal(name)
+func as(name string) access.Principal {
+	p, err := access.ParsePrincipal(name)
 	if err != nil {
 		panic(err) // a test's own literal: a bug in the test
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
@@ -220,7 +221,7 @@ func runVerifyAudit(ctx context.Context, args []string, getenv func(string) stri
 				return err
 			}
 		}
-		rep, err := a.svc.VerifyAudit(ctx, inspection.SystemPrincipal(), cps)
+		rep, err := a.svc.VerifyAudit(ctx, access.SystemPrincipal(), cps)
 		if err != nil {
 			return err
 		}

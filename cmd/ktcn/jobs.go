@@ -6,7 +6,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
 
-	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
@@ -40,7 +40,7 @@ func (a *app) startJobs(ctx context.Context) (stop func()) {
 	// Rescoring at 02:00 Vietnam time: decay every subject's counts to now
 	// and refit the groups' priors, so scores age even without new results.
 	_, err = c.AddFunc("0 2 * * *", func() {
-		groups, err := a.svc.Rescore(ctx, inspection.SystemPrincipal())
+		groups, err := a.svc.Rescore(ctx, access.SystemPrincipal())
 		if err != nil {
 			a.log.Error().Err(err).Msg("rescoring")
 			return

@@ -19,6 +19,7 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/store"
 )
@@ -44,7 +45,7 @@ func newAccess(cfg Config, db *store.DB, log zerolog.Logger) (*inspection.Access
 		maxTTL = d
 	}
 	defaultTTL := time.Duration(0)
-	if maxTTL > 0 && maxTTL < inspection.DefaultKeyTTL {
+	if maxTTL > 0 && maxTTL < access.DefaultKeyTTL {
 		defaultTTL = maxTTL // a shorter maximum caps the default too
 	}
 	return inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: calendar.SystemClock{}, Logger: log,
@@ -86,7 +87,7 @@ func parseLifetime(s string) (time.Duration, error) {
 // cliOperator is the principal recorded for key changes made from the
 // command line: whoever runs it can read the data dir, so it acts as an
 // admin, named after the OS user so the record says who.
-func cliOperator(getenv func(string) string) inspection.Principal {
+func cliOperator(getenv func(string) string) access.Principal {
 	user := strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
@@ -100,10 +101,10 @@ func cliOperator(getenv func(string) string) inspection.Principal {
 	if user != "" {
 		name += "." + user
 	}
-	if p, err := inspection.ParsePrincipal(name); err == nil {
+	if p, err := access.ParsePrincipal(name); err == nil {
 		return p
 	}
-	return inspection.Principal{Name: "admin:cli", Role: inspection.RoleAdmin}
+	return access.Principal{Name: "admin:cli", Role: access.RoleAdmin}
 }
 
 // createdKey is what `keys create` prints: the token appears here once.
@@ -205,7 +206,7 @@ func devPrincipals() []string {
 // just loaded into. A store that already holds keys is left alone. The log
 // names the file, never a key.
 func (a *app) writeDevCredentials(ctx context.Context) error {
-	existing, err := a.access.Keys(ctx, inspection.SystemPrincipal())
+	existing, err := a.access.Keys(ctx, access.SystemPrincipal())
 	if err != nil {
 		return fmt.Errorf("dev credentials: %w", err)
 	}
@@ -216,7 +217,7 @@ func (a *app) writeDevCredentials(ctx context.Context) error {
 	for _, name := range devPrincipals() {
 		reqs = append(reqs, inspection.KeyRequest{Principal: name, Note: "development credentials (fixtures)"})
 	}
-	keys, err := a.access.CreateKeys(ctx, inspection.Principal{Name: "admin:fixtures", Role: inspection.RoleAdmin}, reqs)
+	keys, err := a.access.CreateKeys(ctx, access.Principal{Name: "admin:fixtures", Role: access.RoleAdmin}, reqs)
 	if err != nil {
 		return fmt.Errorf("dev credentials: %w", err)
 	}

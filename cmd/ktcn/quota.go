@@ -15,7 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
@@ -79,7 +79,7 @@ func runQuotaReveal(ctx context.Context, args []string, getenv func(string) stri
 	var period string
 	flags := func(fs *flag.FlagSet) { fs.StringVar(&period, "period", "", "closed period to reveal, e.g. 2025") }
 	return withAppFlags(ctx, "quota reveal", args, getenv, stderr, flags, func(a *app) error {
-		key, err := a.svc.RevealQuotaKey(ctx, inspection.SystemPrincipal(), period)
+		key, err := a.svc.RevealQuotaKey(ctx, access.SystemPrincipal(), period)
 		if err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func runVerifyQuota(ctx context.Context, args []string, getenv func(string) stri
 	}
 	return withAppFlags(ctx, "verify quota", args, getenv, stderr, flags, func(a *app) error {
 		if open {
-			rep, err := a.svc.VerifyOpenQuota(ctx, inspection.SystemPrincipal(), period)
+			rep, err := a.svc.VerifyOpenQuota(ctx, access.SystemPrincipal(), period)
 			if err != nil {
 				return err
 			}
@@ -118,7 +118,7 @@ func runVerifyQuota(ctx context.Context, args []string, getenv func(string) stri
 				return fmt.Errorf("key file %s: not hex: %w", keyFile, err)
 			}
 		}
-		rep, err := a.svc.VerifyQuota(ctx, inspection.SystemPrincipal(), period, key)
+		rep, err := a.svc.VerifyQuota(ctx, access.SystemPrincipal(), period, key)
 		if err != nil {
 			return err
 		}
