@@ -11,6 +11,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/identity"
 )
 
 // Config wires the HTTP server; Service and Access are required.
@@ -274,7 +275,7 @@ func (h *handlers) getGoods(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	k, err := inspection.ParseKey(c.Param("key"))
+	k, err := identity.ParseKey(c.Param("key"))
 	if err != nil {
 		return err
 	}

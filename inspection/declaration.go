@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/identity"
 )
 
 // DeclarationInput is a declaration as NSW sends it, before validation.
@@ -113,7 +114,7 @@ func parseLine(p *Policy, f string, in LineInput) (Line, error) {
 		return l, Invalid(f+".line_no", "must be between 1 and 999, got %d", *in.LineNo)
 	}
 	l.LineNo = *in.LineNo
-	hs := HSDigits(in.HSCode)
+	hs := identity.HSDigits(in.HSCode)
 	if !hsInputRe.MatchString(in.HSCode) || len(hs) < 4 || len(hs) > 10 {
 		return l, Invalid(f+".hs_code", "must be 4-10 digits, dots allowed, got %q", in.HSCode)
 	}
@@ -132,7 +133,7 @@ func parseLine(p *Policy, f string, in LineInput) (Line, error) {
 		}
 	}
 	origin := strings.ToUpper(strings.TrimSpace(in.Origin))
-	if !ValidCountry(origin) {
+	if !identity.ValidCountry(origin) {
 		return l, Invalid(f+".origin", "must be an ISO 3166-1 alpha-2 country code, got %q", in.Origin)
 	}
 	l.Procedure = Procedure(in.Procedure)
@@ -152,7 +153,7 @@ func parseLine(p *Policy, f string, in LineInput) (Line, error) {
 		return l, Invalid(f+".quantity", "must be a positive number, got %v", q)
 	}
 	l.Quantity = *in.Quantity
-	l.Unit = CanonicalText(in.Unit)
+	l.Unit = identity.CanonicalText(in.Unit)
 	if len(in.Certificates) > maxCertificates {
 		return l, Invalid(f+".certificates", "at most %d certificates", maxCertificates)
 	}
@@ -181,7 +182,7 @@ func parseLine(p *Policy, f string, in LineInput) (Line, error) {
 		}
 		l.Exemption = cat.Code
 	}
-	l.Goods = Goods{HSCode: hs, ProductName: in.ProductName, Brand: in.Brand, Manufacturer: in.Manufacturer, Origin: origin}.Canonical()
+	l.Goods = identity.Goods{HSCode: hs, ProductName: in.ProductName, Brand: in.Brand, Manufacturer: in.Manufacturer, Origin: origin}.Canonical()
 	return l, nil
 }
 

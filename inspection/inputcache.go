@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -109,7 +110,7 @@ func (t cachedReadTx) Events(s Subject) ([]Event, error) {
 	return evs, nil
 }
 
-func (t cachedReadTx) Manufacturer(mk Key) (Manufacturer, error) {
+func (t cachedReadTx) Manufacturer(mk identity.Key) (Manufacturer, error) {
 	sub := Subject{SubjectManufacturer, mk}.InputSubject()
 	v, ok := t.versions[sub]
 	if !ok {

@@ -15,6 +15,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -29,7 +30,7 @@ import (
 
 type refGoods struct {
 	line  inspection.LineInput
-	canon inspection.Goods
+	canon identity.Goods
 }
 
 type refEvent struct {
@@ -39,13 +40,13 @@ type refEvent struct {
 	pass     bool
 	importer string
 	// what it is about (alerts): one goods, a manufacturer, a heading × origin
-	goods        *inspection.Goods
+	goods        *identity.Goods
 	manufacturer string
 	heading      string
 	origin       string
 }
 
-func (e refEvent) concerns(g inspection.Goods) bool {
+func (e refEvent) concerns(g identity.Goods) bool {
 	switch {
 	case e.goods != nil:
 		return *e.goods == g
@@ -64,7 +65,7 @@ type refLot struct {
 }
 
 // refMode is the reference model of the default policy's rules.
-func refMode(p *inspection.Policy, all []refEvent, g inspection.Goods, lot refLot, now time.Time) inspection.Mode {
+func refMode(p *inspection.Policy, all []refEvent, g identity.Goods, lot refLot, now time.Time) inspection.Mode {
 	var evs []refEvent
 	for _, e := range all {
 		if e.concerns(g) && !e.at.After(now) {
@@ -385,7 +386,7 @@ func TestPropertyCoreLoop(t *testing.T) {
 			dir: tempDir(t), sent: map[string]inspection.DeclarationInput{}, decided: map[string]inspection.Decision{},
 			results: map[string]inspection.ResultInput{}}
 		for _, l := range base {
-			c := inspection.Goods{HSCode: l.HSCode, ProductName: l.ProductName, Brand: l.Brand, Manufacturer: l.Manufacturer, Origin: l.Origin}.Canonical()
+			c := identity.Goods{HSCode: l.HSCode, ProductName: l.ProductName, Brand: l.Brand, Manufacturer: l.Manufacturer, Origin: l.Origin}.Canonical()
 			m.goods = append(m.goods, refGoods{line: l, canon: c})
 		}
 		defer os.RemoveAll(m.dir)

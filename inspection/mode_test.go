@@ -7,6 +7,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/identity"
 )
 
 func mustPolicy(t testing.TB) *inspection.Policy {
@@ -21,7 +22,7 @@ func mustPolicy(t testing.TB) *inspection.Policy {
 var (
 	vn    = calendar.Vietnam()
 	t0    = time.Date(2026, 3, 2, 9, 0, 0, 0, vn)
-	goods = inspection.Goods{HSCode: "04021000", ProductName: "Sữa bột", Manufacturer: "Dairy Co", Origin: "NZ"}
+	goods = identity.Goods{HSCode: "04021000", ProductName: "Sữa bột", Manufacturer: "Dairy Co", Origin: "NZ"}
 )
 
 func day(n int) time.Time { return t0.AddDate(0, 0, n) }

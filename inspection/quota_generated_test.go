@@ -9,6 +9,7 @@ import (
 
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -165,8 +166,8 @@ func simulateGeneratedYear(t *testing.T, p *inspection.Policy, seed uint64, lots
 	if err != nil {
 		t.Fatal(err)
 	}
-	goodsCounts := map[inspection.Key]risk.Counts{}
-	goodsRisk := func(k inspection.Key, at time.Time) float64 {
+	goodsCounts := map[identity.Key]risk.Counts{}
+	goodsRisk := func(k identity.Key, at time.Time) float64 {
 		if p.Reduced.Sampling.WeightBy != quota.WeightByGoodsScore {
 			return 0
 		}

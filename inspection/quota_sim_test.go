@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
@@ -31,7 +31,7 @@ func TestQuotaSimulationOnASyntheticYear(t *testing.T) {
 		for j := 0; j < sc.lots; j++ {
 			imp := fmt.Sprintf("%010d", int(math.Floor(math.Pow(rng.Float64(), 3)*80))) // a few importers carry most lots
 			lots = append(lots, quota.Lot{DeclarationID: fmt.Sprintf("S%d-%d", si, j), LineNo: 1, ImporterTaxCode: imp,
-				HSCode: sc.hs, GoodsKey: inspection.Goods{HSCode: sc.hs, ProductName: "x", Manufacturer: "m", Origin: "TH"}.Key().String(),
+				HSCode: sc.hs, GoodsKey: identity.Goods{HSCode: sc.hs, ProductName: "x", Manufacturer: "m", Origin: "TH"}.Key().String(),
 				At: start.Add(time.Duration(rng.Int64N(int64(364 * 24 * time.Hour))))})
 		}
 	}

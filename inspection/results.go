@@ -9,6 +9,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -138,7 +139,7 @@ func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignm
 		if err := tx.AddEvent(e); err != nil {
 			return err
 		}
-		keys := keysWith(a.Goods, a.GoodsKey)
+		keys := identity.KeysWith(a.Goods, a.GoodsKey)
 		subjects := riskSubjects(a.Goods, keys, a.ImporterTaxCode)
 		if err := observe(tx, pol, subjects[:], risk.Observation{At: r.InspectedAt, Failed: r.Outcome == OutcomeFail, Ref: e.ID}); err != nil {
 			return err
@@ -166,7 +167,7 @@ func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignm
 // ResultEventID is the history event ID of an assignment's result: one
 // result per assignment, whatever the retries.
 func ResultEventID(assignmentID string) string {
-	return "res_" + hashKey("ktcn/result/v1", assignmentID).String()[:24]
+	return "res_" + identity.HashKey("ktcn/result/v1", assignmentID).String()[:24]
 }
 
 // AlertInput is a warning from an authority as sent.
@@ -189,7 +190,7 @@ type AlertTarget struct {
 	Origin       string `json:"origin"`
 }
 
-func parseAlert(in AlertInput, now time.Time) (Event, *Goods, error) {
+func parseAlert(in AlertInput, now time.Time) (Event, *identity.Goods, error) {
 	var e Event
 	for _, t := range []struct{ field, value string }{
 		{"authority", in.Authority}, {"reference", in.Reference}, {"reason", in.Reason},
@@ -210,17 +211,17 @@ func parseAlert(in AlertInput, now time.Time) (Event, *Goods, error) {
 	}
 	t := in.Target
 	origin := strings.ToUpper(strings.TrimSpace(t.Origin))
-	if !ValidCountry(origin) {
+	if !identity.ValidCountry(origin) {
 		return e, nil, Invalid("target.origin", "must be an ISO 3166-1 alpha-2 country code, got %q", t.Origin)
 	}
-	hs := HSDigits(t.HSCode)
+	hs := identity.HSDigits(t.HSCode)
 	validHS := func(minLen int) error {
 		if !hsInputRe.MatchString(t.HSCode) || len(hs) < minLen || len(hs) > 10 {
 			return Invalid("target.hs_code", "must be %d-10 digits, dots allowed, got %q", minLen, t.HSCode)
 		}
 		return nil
 	}
-	var goods *Goods
+	var goods *identity.Goods
 	switch SubjectKind(t.Kind) {
 	case SubjectGoods:
 		if err := validHS(4); err != nil {
@@ -234,26 +235,26 @@ func parseAlert(in AlertInput, now time.Time) (Event, *Goods, error) {
 				return e, nil, err
 			}
 		}
-		g := Goods{HSCode: hs, ProductName: t.ProductName, Brand: t.Brand, Manufacturer: t.Manufacturer, Origin: origin}.Canonical()
+		g := identity.Goods{HSCode: hs, ProductName: t.ProductName, Brand: t.Brand, Manufacturer: t.Manufacturer, Origin: origin}.Canonical()
 		goods = &g
 		e.Subject = Subject{SubjectGoods, g.Key()}
 	case SubjectManufacturer:
 		if err := checkText("target.manufacturer", t.Manufacturer, true); err != nil {
 			return e, nil, err
 		}
-		e.Subject = Subject{SubjectManufacturer, ManufacturerKey(t.Manufacturer, origin)}
+		e.Subject = Subject{SubjectManufacturer, identity.ManufacturerKey(t.Manufacturer, origin)}
 	case SubjectHeadingOrigin:
 		if err := validHS(4); err != nil {
 			return e, nil, err
 		}
-		e.Subject = Subject{SubjectHeadingOrigin, HeadingOriginKey(hs, origin)}
+		e.Subject = Subject{SubjectHeadingOrigin, identity.HeadingOriginKey(hs, origin)}
 	default:
 		return e, nil, Invalid("target.kind", "must be goods, manufacturer or heading_origin, got %q", t.Kind)
 	}
 	e.Kind, e.At, e.RecordedAt = EventAlert, at, now
 	e.Authority, e.Reference, e.Reason = strings.TrimSpace(in.Authority), strings.TrimSpace(in.Reference), strings.TrimSpace(in.Reason)
 	// One alert per authority reference: a retry finds the same ID.
-	e.ID = "alr_" + hashKey("ktcn/alert/v1", CanonicalText(e.Authority), e.Reference).String()[:24]
+	e.ID = "alr_" + identity.HashKey("ktcn/alert/v1", identity.CanonicalText(e.Authority), e.Reference).String()[:24]
 	return e, goods, nil
 }
 
@@ -302,7 +303,7 @@ func (s *Service) RaiseAlert(ctx context.Context, by access.Principal, in AlertI
 		out.Alert = e
 		if goods != nil {
 			gk := goods.Key()
-			history, _, state, err := goodsContext(tx, keysWith(*goods, gk))
+			history, _, state, err := goodsContext(tx, identity.KeysWith(*goods, gk))
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -121,10 +122,10 @@ func riskGroup(kind, hsCode string) string { return kind + "/" + risk.PriorGroup
 
 // riskSubjects are the subjects of a lot of g imported by importer, with
 // the labels a new risk record gets.
-func riskSubjects(g Goods, k goodsKeys, importer string) [riskKindsInDecisions]RiskRecord {
+func riskSubjects(g identity.Goods, k identity.Keys, importer string) [riskKindsInDecisions]RiskRecord {
 	subs := lotSubjects(k, g.HSCode, importer)
 	subs[0].Label = fmt.Sprintf("%s (%s, %s, %s)", g.ProductName, g.HSCode, g.Manufacturer, g.Origin)
-	subs[1].Label = fmt.Sprintf("heading %s from %s", g.Heading(), g.Origin)
+	subs[1].Label = fmt.Sprintf("identity.Heading %s from %s", g.Heading(), g.Origin)
 	subs[2].Label = fmt.Sprintf("%s (%s)", g.Manufacturer, g.Origin)
 	subs[3].Label = "importer " + importer
 	return subs
@@ -133,11 +134,11 @@ func riskSubjects(g Goods, k goodsKeys, importer string) [riskKindsInDecisions]R
 // lotSubjects are riskSubjects without labels, which deciding a lot does
 // not read: the goods (first), its heading × origin, its manufacturer and
 // the importer.
-func lotSubjects(k goodsKeys, hsCode, importer string) [riskKindsInDecisions]RiskRecord {
+func lotSubjects(k identity.Keys, hsCode, importer string) [riskKindsInDecisions]RiskRecord {
 	return [...]RiskRecord{
-		{Subject: risk.Subject{Kind: risk.KindGoods, ID: k.goods.String()}, Group: riskGroup(risk.KindGoods, hsCode)},
-		{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: k.headingOrigin.String()}, Group: riskGroup(risk.KindHeadingOrigin, hsCode)},
-		{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: k.manufacturer.String()}, Group: riskGroup(risk.KindManufacturer, hsCode)},
+		{Subject: risk.Subject{Kind: risk.KindGoods, ID: k.Goods.String()}, Group: riskGroup(risk.KindGoods, hsCode)},
+		{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: k.HeadingOrigin.String()}, Group: riskGroup(risk.KindHeadingOrigin, hsCode)},
+		{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: k.Manufacturer.String()}, Group: riskGroup(risk.KindManufacturer, hsCode)},
 		{Subject: risk.Subject{Kind: risk.KindImporter, ID: importer}, Group: riskGroup(risk.KindImporter, "")},
 	}
 }
@@ -167,15 +168,15 @@ func observe(tx Tx, pol *Policy, subjects []RiskRecord, o risk.Observation) erro
 }
 
 // observeAlert adds an alert to the subject it targets.
-func observeAlert(tx Tx, pol *Policy, e Event, goods *Goods) error {
+func observeAlert(tx Tx, pol *Policy, e Event, goods *identity.Goods) error {
 	var sub RiskRecord
 	switch e.Subject.Kind {
 	case SubjectGoods:
-		sub = riskSubjects(*goods, keysWith(*goods, e.Subject.Key), "")[0]
+		sub = riskSubjects(*goods, identity.KeysWith(*goods, e.Subject.Key), "")[0]
 	case SubjectManufacturer:
 		sub = RiskRecord{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: e.Subject.Key.String()}, Group: riskGroup(risk.KindManufacturer, ""), Label: "manufacturer"}
 	case SubjectHeadingOrigin:
-		sub = RiskRecord{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: e.Subject.Key.String()}, Group: riskGroup(risk.KindHeadingOrigin, ""), Label: "heading × origin"}
+		sub = RiskRecord{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: e.Subject.Key.String()}, Group: riskGroup(risk.KindHeadingOrigin, ""), Label: "identity.Heading × origin"}
 	default:
 		return nil
 	}
@@ -232,7 +233,7 @@ func (m *scoreMemo) get(k scoreKey, compute func() (risk.Score, error)) (risk.Sc
 // fitted one. Scores are taken at whole seconds (Score.At says which) so
 // that lots decided in the same second share them; a second of decay
 // changes a score by about 1e-8 at a one-year half-life.
-func (s *Service) scoreLot(tx ReadTx, pol *Policy, k goodsKeys, hsCode, importer string, history []Event, now time.Time) ([]risk.Score, error) {
+func (s *Service) scoreLot(tx ReadTx, pol *Policy, k identity.Keys, hsCode, importer string, history []Event, now time.Time) ([]risk.Score, error) {
 	p := pol.Risk.Params()
 	at := now.Truncate(time.Second)
 	subs := lotSubjects(k, hsCode, importer)

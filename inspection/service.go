@@ -13,6 +13,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -178,9 +179,9 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 		return DecideResult{}, err
 	}
 	now := s.clock.Now() // once, so a retried transaction decides at the same instant
-	keys := make([]goodsKeys, len(d.Lines))
+	keys := make([]identity.Keys, len(d.Lines))
 	for i, l := range d.Lines {
-		keys[i] = keysOf(l.Goods)
+		keys[i] = identity.KeysOf(l.Goods)
 	}
 	prep := s.prepareDecision(ctx, pol, d, keys, now)
 	var (
@@ -222,9 +223,9 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 			if dd, err = ParseDeclaration(p, in); err != nil {
 				return err
 			}
-			lp, ks = nil, make([]goodsKeys, len(dd.Lines))
+			lp, ks = nil, make([]identity.Keys, len(dd.Lines))
 			for i, l := range dd.Lines {
-				ks[i] = keysOf(l.Goods)
+				ks[i] = identity.KeysOf(l.Goods)
 			}
 		}
 		lots, err := lp.current(tx)
@@ -286,7 +287,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 // It depends only on the lot, the policy, the instant and the inputs the
 // store versions (InputVersioner), never on the goods state or the quota.
 type lotEval struct {
-	gk      Key
+	gk      identity.Key
 	ev      Evaluation // the lot's mode, score rules applied
 	snap    Evaluation // the goods' mode from history alone (goods state)
 	results int        // results in the goods' own history
@@ -317,7 +318,7 @@ type preparedDecision struct {
 
 // lotInputs are the version subjects a lot's evaluation reads: the
 // subjects of its history and risk scores, and the priors.
-func (s *Service) lotInputs(k goodsKeys, hsCode, importer string) []risk.Subject {
+func (s *Service) lotInputs(k identity.Keys, hsCode, importer string) []risk.Subject {
 	subs := lotSubjects(k, hsCode, importer)
 	out := make([]risk.Subject, 0, len(subs)+1)
 	for _, r := range subs {
@@ -331,7 +332,7 @@ func (s *Service) lotInputs(k goodsKeys, hsCode, importer string) []risk.Subject
 // input versions, or a read failed): the write transaction then does all
 // the work, and reports any error. A declaration already stored also
 // returns nil: the transaction replays it.
-func (s *Service) prepareDecision(ctx context.Context, pol *Policy, d Declaration, keys []goodsKeys, now time.Time) *preparedDecision {
+func (s *Service) prepareDecision(ctx context.Context, pol *Policy, d Declaration, keys []identity.Keys, now time.Time) *preparedDecision {
 	var p *preparedDecision
 	prepare := func(tx ReadTx) error {
 		iv, ok := tx.(InputVersioner)
@@ -405,7 +406,7 @@ func (p *preparedDecision) current(tx Tx) ([]lotEval, error) {
 // scores, and the goods' history-only snapshot. It also returns the stored
 // goods state, which the commit needs (on a prepared snapshot the read is
 // made for the commit to reuse).
-func (s *Service) evalLot(tx ReadTx, pol *Policy, d Declaration, l Line, k goodsKeys, now time.Time) (lotEval, GoodsState, error) {
+func (s *Service) evalLot(tx ReadTx, pol *Policy, d Declaration, l Line, k identity.Keys, now time.Time) (lotEval, GoodsState, error) {
 	history, certs, state, err := goodsContext(tx, k)
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
@@ -429,7 +430,7 @@ func (s *Service) evalLot(tx ReadTx, pol *Policy, d Declaration, l Line, k goods
 		applyScoreRules(pol, &ev, scores)
 		ev.Explanation.Scores = scores
 	}
-	return lotEval{gk: k.goods, ev: ev, snap: snap, results: goodsResults(history)}, state, nil
+	return lotEval{gk: k.Goods, ev: ev, snap: snap, results: goodsResults(history)}, state, nil
 }
 
 // draft builds a lot's decision and, when it is inspected, its
@@ -585,12 +586,12 @@ func goodsRisk(scores []risk.Score) float64 {
 // goodsContext reads what a decision on g depends on: its history (own
 // events and alerts on its manufacturer and heading × origin), the
 // manufacturer's certificates on record, and the stored goods state.
-func goodsContext(tx ReadTx, k goodsKeys) ([]Event, []Certificate, GoodsState, error) {
+func goodsContext(tx ReadTx, k identity.Keys) ([]Event, []Certificate, GoodsState, error) {
 	var history []Event
 	subjects := [...]Subject{
-		{SubjectGoods, k.goods},
-		{SubjectManufacturer, k.manufacturer},
-		{SubjectHeadingOrigin, k.headingOrigin},
+		{SubjectGoods, k.Goods},
+		{SubjectManufacturer, k.Manufacturer},
+		{SubjectHeadingOrigin, k.HeadingOrigin},
 	}
 	for _, sub := range subjects {
 		evs, err := tx.Events(sub)
@@ -607,7 +608,7 @@ func goodsContext(tx ReadTx, k goodsKeys) ([]Event, []Certificate, GoodsState, e
 	case !errors.Is(err, ErrNotFound):
 		return nil, nil, GoodsState{}, err
 	}
-	state, err := readGoodsState(tx, k.goods)
+	state, err := readGoodsState(tx, k.Goods)
 	if err != nil {
 		return nil, nil, GoodsState{}, err
 	}
@@ -616,7 +617,7 @@ func goodsContext(tx ReadTx, k goodsKeys) ([]Event, []Certificate, GoodsState, e
 
 // readGoodsState reads the stored goods state; a goods never seen has the
 // zero state.
-func readGoodsState(tx ReadTx, gk Key) (GoodsState, error) {
+func readGoodsState(tx ReadTx, gk identity.Key) (GoodsState, error) {
 	state, err := tx.GoodsState(gk)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return GoodsState{}, err
@@ -626,7 +627,7 @@ func readGoodsState(tx ReadTx, gk Key) (GoodsState, error) {
 
 // putGoodsState refreshes the goods' snapshot from its history alone (no
 // lot's certificate or exemption).
-func putGoodsState(tx Tx, pol *Policy, st GoodsState, g Goods, gk Key, history []Event, now time.Time) error {
+func putGoodsState(tx Tx, pol *Policy, st GoodsState, g identity.Goods, gk identity.Key, history []Event, now time.Time) error {
 	return writeGoodsState(tx, pol, st, g, gk, Evaluate(pol, history, Lot{}, now), goodsResults(history), now)
 }
 
@@ -643,7 +644,7 @@ func goodsResults(history []Event) int {
 
 // writeGoodsState writes the goods' snapshot: its history-only evaluation
 // and result count.
-func writeGoodsState(tx Tx, pol *Policy, st GoodsState, g Goods, gk Key, snap Evaluation, results int, now time.Time) error {
+func writeGoodsState(tx Tx, pol *Policy, st GoodsState, g identity.Goods, gk identity.Key, snap Evaluation, results int, now time.Time) error {
 	st.Key, st.Goods, st.Mode, st.Rule, st.Progress = gk, g, snap.Mode, snap.Explanation.Rule, snap.Explanation.Progress
 	st.Results = results
 	st.PolicyVersion, st.UpdatedAt = pol.Version, now
@@ -653,13 +654,13 @@ func writeGoodsState(tx Tx, pol *Policy, st GoodsState, g Goods, gk Key, snap Ev
 // DecisionID is the decision's ID for a lot: derived from the lot ID, so a
 // retry can never mint a second decision.
 func DecisionID(declarationID string, lineNo int) string {
-	k := hashKey("ktcn/decision/v1", declarationID, strconv.Itoa(lineNo))
+	k := identity.HashKey("ktcn/decision/v1", declarationID, strconv.Itoa(lineNo))
 	return "dec_" + k.String()[:24]
 }
 
 // AssignmentID is the assignment's ID for a lot.
 func AssignmentID(declarationID string, lineNo int) string {
-	k := hashKey("ktcn/assignment/v1", declarationID, strconv.Itoa(lineNo))
+	k := identity.HashKey("ktcn/assignment/v1", declarationID, strconv.Itoa(lineNo))
 	return "asg_" + k.String()[:24]
 }
 
@@ -725,7 +726,7 @@ func (s *Service) OpenAssignments(ctx context.Context, by access.Principal, agen
 }
 
 // GoodsState returns the stored snapshot of a goods' mode.
-func (s *Service) GoodsState(ctx context.Context, by access.Principal, k Key) (GoodsState, error) {
+func (s *Service) GoodsState(ctx context.Context, by access.Principal, k identity.Key) (GoodsState, error) {
 	if err := by.Require(access.ActReadGoods); err != nil {
 		return GoodsState{}, err
 	}

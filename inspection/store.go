@@ -5,6 +5,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -40,8 +41,8 @@ type ReadTx interface {
 	// ImporterEvents returns the results of an importer's lots across all
 	// goods (the importer's own compliance history), ordered by At, then ID.
 	ImporterEvents(taxCode string) ([]Event, error)
-	GoodsState(k Key) (GoodsState, error)
-	Manufacturer(k Key) (Manufacturer, error)
+	GoodsState(k identity.Key) (GoodsState, error)
+	Manufacturer(k identity.Key) (Manufacturer, error)
 	Importer(taxCode string) (Importer, error)
 	Agency(id string) (Agency, error)
 	Agencies() ([]Agency, error)

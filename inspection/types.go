@@ -3,6 +3,7 @@ package inspection
 import (
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -38,13 +39,13 @@ type Certificate struct {
 
 // Line is one validated, canonical declaration line: one lot.
 type Line struct {
-	LineNo       int           `json:"line_no"`
-	Goods        Goods         `json:"goods"` // canonical
-	Procedure    Procedure     `json:"procedure"`
-	Quantity     float64       `json:"quantity"`
-	Unit         string        `json:"unit"`
-	Certificates []Certificate `json:"certificates,omitempty"`
-	Exemption    string        `json:"exemption,omitempty"`
+	LineNo       int            `json:"line_no"`
+	Goods        identity.Goods `json:"goods"` // canonical
+	Procedure    Procedure      `json:"procedure"`
+	Quantity     float64        `json:"quantity"`
+	Unit         string         `json:"unit"`
+	Certificates []Certificate  `json:"certificates,omitempty"`
+	Exemption    string         `json:"exemption,omitempty"`
 }
 
 // Declaration is a validated import declaration as NSW submits it.
@@ -166,8 +167,8 @@ type Assignment struct {
 	Agency          string           `json:"agency"`
 	Mode            Mode             `json:"mode"`
 	Check           string           `json:"check"` // "documents" or "documents_and_sampling"
-	Goods           Goods            `json:"goods"`
-	GoodsKey        Key              `json:"goods_key"`
+	Goods           identity.Goods   `json:"goods"`
+	GoodsKey        identity.Key     `json:"goods_key"`
 	Procedure       Procedure        `json:"procedure"`
 	CreatedAt       time.Time        `json:"created_at"`
 	DueAt           time.Time        `json:"due_at"`
@@ -212,21 +213,21 @@ type Explanation struct {
 
 // Decision is the inspection decision for one lot (declaration line).
 type Decision struct {
-	ID              string      `json:"id"`
-	DeclarationID   string      `json:"declaration_id"`
-	LineNo          int         `json:"line_no"`
-	ImporterTaxCode string      `json:"importer_tax_code"`
-	Goods           Goods       `json:"goods"`
-	GoodsKey        Key         `json:"goods_key"`
-	Procedure       Procedure   `json:"procedure"`
-	Mode            Mode        `json:"mode"`
-	Inspect         bool        `json:"inspect"`
-	Agency          string      `json:"agency,omitempty"`
-	AssignmentID    string      `json:"assignment_id,omitempty"`
-	Reason          string      `json:"reason"`
-	PolicyVersion   string      `json:"policy_version"`
-	DecidedAt       time.Time   `json:"decided_at"`
-	Explanation     Explanation `json:"explanation"`
+	ID              string         `json:"id"`
+	DeclarationID   string         `json:"declaration_id"`
+	LineNo          int            `json:"line_no"`
+	ImporterTaxCode string         `json:"importer_tax_code"`
+	Goods           identity.Goods `json:"goods"`
+	GoodsKey        identity.Key   `json:"goods_key"`
+	Procedure       Procedure      `json:"procedure"`
+	Mode            Mode           `json:"mode"`
+	Inspect         bool           `json:"inspect"`
+	Agency          string         `json:"agency,omitempty"`
+	AssignmentID    string         `json:"assignment_id,omitempty"`
+	Reason          string         `json:"reason"`
+	PolicyVersion   string         `json:"policy_version"`
+	DecidedAt       time.Time      `json:"decided_at"`
+	Explanation     Explanation    `json:"explanation"`
 	// Quota is the random-check state a reduced-mode lot saw.
 	Quota *quota.Record `json:"quota,omitempty"`
 }
@@ -234,15 +235,15 @@ type Decision struct {
 // GoodsState is the stored snapshot of a goods' mode (for display and the
 // NSW feed); it is recomputed from history, never the source of a decision.
 type GoodsState struct {
-	Key           Key       `json:"key"`
-	Goods         Goods     `json:"goods"`
-	Mode          Mode      `json:"mode"`
-	Rule          string    `json:"rule"`
-	Progress      string    `json:"progress,omitempty"`
-	Lots          int       `json:"lots"`
-	Results       int       `json:"results"`
-	PolicyVersion string    `json:"policy_version"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	Key           identity.Key   `json:"key"`
+	Goods         identity.Goods `json:"goods"`
+	Mode          Mode           `json:"mode"`
+	Rule          string         `json:"rule"`
+	Progress      string         `json:"progress,omitempty"`
+	Lots          int            `json:"lots"`
+	Results       int            `json:"results"`
+	PolicyVersion string         `json:"policy_version"`
+	UpdatedAt     time.Time      `json:"updated_at"`
 }
 
 // Agency is a designated inspection body.
@@ -271,4 +272,4 @@ type Manufacturer struct {
 }
 
 // Key is the manufacturer's identity key.
-func (m Manufacturer) Key() Key { return ManufacturerKey(m.Name, m.Origin) }
+func (m Manufacturer) Key() identity.Key { return identity.ManufacturerKey(m.Name, m.Origin) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/identity"
 )
 
 // The audit chain (0x14 by sequence, 0x15 the head) and record digests.
@@ -186,7 +187,7 @@ func recordKey(k audit.RecordKind, id string) ([]byte, prefix, error) {
 		return idKey(prefixImporter, id), prefixImporter, nil
 
 	case audit.RecordGoodsState, audit.RecordManufacturer:
-		key, err := inspection.ParseKey(id)
+		key, err := identity.ParseKey(id)
 		if err != nil {
 			return nil, 0, fmt.Errorf("store: %s %q: %w", k, id, err)
 		}

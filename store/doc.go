@@ -57,7 +57,7 @@
 //   - h16(s) is SHA-256 of the string truncated to 16 bytes. External IDs
 //     have any length and alphabet, so keys hold the hash and the record
 //     holds the full ID; getters check that the two agree.
-//   - goods, manufacturer and subject keys are the 16-byte inspection.Key.
+//   - goods, manufacturer and subject keys are the 16-byte identity.Key.
 //   - subject kind is one byte: goods 1, manufacturer 2, heading_origin 3.
 //   - times (created_at, at) are 8 bytes: big-endian UnixNano with the sign
 //     bit flipped, so byte order is time order (before 1970 too). Times

@@ -10,6 +10,7 @@ import (
 	gojson "github.com/goccy/go-json"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -46,7 +47,7 @@ func TestEncodingIsEncodingJSON(t *testing.T) {
 	score := risk.Score{Subject: risk.Subject{Kind: risk.KindGoods, ID: "ab12"}, At: at, Mean: 1.0 / 7,
 		Interval: risk.Interval{Lo: 1e-9, Hi: 0.4}, Level: 0.9, Pessimistic: 0.4}
 	values = append(values, inspection.Decision{ID: "dec_1", DeclarationID: "105<&>", LineNo: 3, Mode: inspection.ModeReduced,
-		Goods:     inspection.Goods{HSCode: "04022120", ProductName: "Sữa <bột>", Manufacturer: "m & co", Origin: "NZ"},
+		Goods:     identity.Goods{HSCode: "04022120", ProductName: "Sữa <bột>", Manufacturer: "m & co", Origin: "NZ"},
 		DecidedAt: at, Reason: "reduced; not selected", Explanation: inspection.Explanation{Scores: []risk.Score{score}},
 		Quota: &quota.Record{Scope: "heading:0402", Period: "2026", Cap: 0.05, Eligible: 253, Selected: 11, U: 0.91009409758615,
 			Weight: 1, WeightSum: 253, Probability: 0.0665, Draw: "e8fbed416a49586e"}})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/identity"
 )
 
 // prefix is the first byte of every key: the kind of record stored under it.
@@ -99,8 +100,8 @@ func (p prefix) String() string {
 }
 
 const (
-	hashSize = inspection.KeySize // width of every hashed key part
-	timeSize = 8                  // width of every time key part
+	hashSize = identity.KeySize // width of every hashed key part
+	timeSize = 8                // width of every time key part
 
 	openIndexKeySize = 1 + hashSize + timeSize + hashSize
 	eventKeySize     = 1 + 1 + hashSize + timeSize + hashSize
@@ -126,8 +127,8 @@ func idKey(p prefix, id string) []byte {
 }
 
 // hashKey is p | k, for records whose identity is already an
-// inspection.Key (goods, manufacturers).
-func hashKey(p prefix, k inspection.Key) []byte {
+// identity.Key (goods, manufacturers).
+func hashKey(p prefix, k identity.Key) []byte {
 	b := make([]byte, 0, 1+hashSize)
 	b = append(b, byte(p))
 	return append(b, k[:]...)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -76,7 +77,7 @@ func view(tb testing.TB, db *store.DB, fn func(inspection.ReadTx) error) {
 // reflect.DeepEqual after a JSON round trip.
 var t0 = time.Date(2025, 3, 4, 5, 6, 7, 890, time.UTC)
 
-var goods = inspection.Goods{
+var goods = identity.Goods{
 	HSCode: "04021000", ProductName: "skim milk powder", Brand: "acme",
 	Manufacturer: "acme dairy", Origin: "NZ",
 }
@@ -197,7 +198,7 @@ func roundTrips() []struct {
 		{"manufacturer",
 			func(tx inspection.Tx) error { return tx.PutManufacturer(sampleManufacturer()) },
 			func(tx inspection.ReadTx) (any, error) {
-				return tx.Manufacturer(inspection.ManufacturerKey("ACME  Dairy", "nz"))
+				return tx.Manufacturer(identity.ManufacturerKey("ACME  Dairy", "nz"))
 			},
 			sampleManufacturer()},
 		{"importer",

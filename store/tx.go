@@ -12,6 +12,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -187,13 +188,13 @@ func (t *readTx) Agency(id string) (inspection.Agency, error) {
 	return loadID(t, prefixAgency, id, func(a *inspection.Agency) string { return a.ID })
 }
 
-func (t *readTx) GoodsState(k inspection.Key) (inspection.GoodsState, error) {
+func (t *readTx) GoodsState(k identity.Key) (inspection.GoodsState, error) {
 	var g inspection.GoodsState
 	err := t.loadF(prefixGoodsState, hashKey(prefixGoodsState, k), func() string { return "goods state " + k.String() }, &g)
 	return g, err
 }
 
-func (t *readTx) Manufacturer(k inspection.Key) (inspection.Manufacturer, error) {
+func (t *readTx) Manufacturer(k identity.Key) (inspection.Manufacturer, error) {
 	var m inspection.Manufacturer
 	err := t.load(prefixManufacture, hashKey(prefixManufacture, k), "manufacturer "+k.String(), &m)
 	return m, err
@@ -563,7 +564,7 @@ func (t *writeTx) PutAgency(a inspection.Agency) error {
 }
 
 func (t *writeTx) PutGoodsState(g inspection.GoodsState) error {
-	if g.Key == (inspection.Key{}) {
+	if g.Key == (identity.Key{}) {
 		return errors.New("store: put goods state: zero key")
 	}
 	return t.putRecord(prefixGoodsState, hashKey(prefixGoodsState, g.Key), g.Key.String(), g)

@@ -1,4 +1,4 @@
-package inspection
+package identity
 
 import "strings"
 
