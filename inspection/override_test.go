@@ -326,7 +326,7 @@ func TestSwapRandomCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", mustPeriodKey(t, "2026")); !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), "not a like-for-like swap") {
+	if _, err := r.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", mustPeriodKey(t, "2026")); !errors.Is(err, quota.ErrMismatch) || !strings.Contains(err.Error(), "not a like-for-like swap") {
 		t.Fatalf("verify quota after a rogue override: %v", err)
 	}
 	// ... and the audit log, which no entry of covers it.

@@ -134,7 +134,7 @@ func TestVerifyQuotaDetectsTampering(t *testing.T) {
 				}
 			}
 			_, err := rig.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", tc.key)
-			if !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, quota.ErrMismatch) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("verify after tampering with %s: %v, want a mismatch naming %q", tc.name, err, tc.want)
 			}
 			restoreDir(t, rig, before)
@@ -214,7 +214,7 @@ func TestVerifyQuotaChecksGoodsScoreWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = rig.svc.VerifyQuota(ctx, access.SystemPrincipal(), "2026", key)
-	if !errors.Is(err, inspection.ErrQuotaMismatch) || !strings.Contains(err.Error(), last.ID) || !strings.Contains(err.Error(), "goods_score") {
+	if !errors.Is(err, quota.ErrMismatch) || !strings.Contains(err.Error(), last.ID) || !strings.Contains(err.Error(), "goods_score") {
 		t.Fatalf("verify after lowering a goods-score weight: %v", err)
 	}
 }
