@@ -7,6 +7,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -48,7 +49,7 @@ func TestScoreRuleWithholdsReduced(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Version = "test-score-rule"
-	p.Risk.Rules = []inspection.ScoreRule{{Subject: risk.KindGoods, Above: 0.20, Effect: inspection.EffectNoReduced}}
+	p.Risk.Rules = []scoring.Rule{{Subject: risk.KindGoods, Above: 0.20, Effect: scoring.EffectNoReduced}}
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -20,7 +21,7 @@ type inputCache struct {
 	mu     sync.Mutex
 	events map[versioned][]Event
 	mfrs   map[versioned]cachedRecord[Manufacturer]
-	risks  map[versioned]cachedRecord[RiskRecord]
+	risks  map[versioned]cachedRecord[scoring.Record]
 	priors map[priorKey]cachedRecord[risk.Prior]
 }
 
@@ -119,12 +120,12 @@ func (t cachedReadTx) Manufacturer(mk identity.Key) (Manufacturer, error) {
 	return cachedRead(t.c, &t.c.mfrs, versioned{sub, v}, func() (Manufacturer, error) { return t.ReadTx.Manufacturer(mk) })
 }
 
-func (t cachedReadTx) RiskRecord(sub risk.Subject) (RiskRecord, error) {
+func (t cachedReadTx) RiskRecord(sub risk.Subject) (scoring.Record, error) {
 	v, ok := t.versions[sub]
 	if !ok {
 		return t.ReadTx.RiskRecord(sub)
 	}
-	return cachedRead(t.c, &t.c.risks, versioned{sub, v}, func() (RiskRecord, error) { return t.ReadTx.RiskRecord(sub) })
+	return cachedRead(t.c, &t.c.risks, versioned{sub, v}, func() (scoring.Record, error) { return t.ReadTx.RiskRecord(sub) })
 }
 
 func (t cachedReadTx) RiskPrior(group string) (risk.Prior, error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/quota"
+	"github.com/ktcn/ktcn/inspection/scoring"
 )
 
 // Policy is the versioned rule document: every threshold, count, window,
@@ -40,7 +41,7 @@ type Policy struct {
 	Deadlines Deadlines         `json:"deadlines"`
 	Calendar  calendar.Calendar `json:"calendar"`
 	// Risk configures scoring and the score rules.
-	Risk RiskRules `json:"risk"`
+	Risk scoring.Rules `json:"risk"`
 
 	digest string
 	cal    *calendar.Working
@@ -264,7 +265,7 @@ func (p *Policy) Validate() error {
 	if _, err := p.Calendar.Compile(); err != nil {
 		return err
 	}
-	return p.Risk.validate("risk")
+	return p.Risk.Validate("risk")
 }
 
 // Listing is what the inspection list says of one HS code and procedure.

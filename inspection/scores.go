@@ -7,12 +7,12 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -24,108 +24,12 @@ import (
 // reduced mode or put it in strict. The legal count rules always run first:
 // scores can only make a decision more cautious.
 
-// RiskRules are the policy's scoring settings and rules. Zero settings take
-// risk.DefaultParams.
-type RiskRules struct {
-	// ScoreDecisions scores every lot's subjects at decision time (shown in
-	// the explanation, and needed by Rules). Counts are kept either way.
-	ScoreDecisions   bool        `json:"score_decisions"`
-	HalfLifeDays     float64     `json:"half_life_days"`
-	Level            float64     `json:"level"`
-	AlertWeight      float64     `json:"alert_weight"`
-	PriorMinStrength float64     `json:"prior_min_strength"`
-	PriorMaxStrength float64     `json:"prior_max_strength"`
-	FallbackMean     float64     `json:"fallback_mean"`
-	Rules            []ScoreRule `json:"rules"`
-}
-
-// ScoreRule: when the pessimistic bound of the subject's violation rate is
-// above Above, apply Effect.
-type ScoreRule struct {
-	Subject string  `json:"subject"` // goods, heading_origin, manufacturer, importer
-	Above   float64 `json:"above"`
-	// Effect is "no_reduced" (a lot that would be reduced is decided
-	// normal) or "strict".
-	Effect string `json:"effect"`
-}
-
-// Score-rule effects and the rule names they fire.
-const (
-	EffectNoReduced      = "no_reduced"
-	EffectStrict         = "strict"
-	RuleNormalByScore    = "normal.score_threshold"
-	RuleStrictByScore    = "strict.score_threshold"
-	riskKindsInDecisions = 4
-	// unknownGroup is risk.PriorGroup's answer without an HS code.
-	unknownGroup = "hs_chapter:unknown"
-)
-
-// Params converts the rules to risk.Params.
-func (r RiskRules) Params() risk.Params {
-	p := risk.DefaultParams()
-	if r.HalfLifeDays > 0 {
-		p.HalfLife = time.Duration(r.HalfLifeDays * 24 * float64(time.Hour))
-	}
-	if r.Level > 0 {
-		p.Level = r.Level
-	}
-	if r.AlertWeight > 0 {
-		p.AlertWeight = r.AlertWeight
-	}
-	if r.PriorMinStrength > 0 {
-		p.PriorMinStrength = r.PriorMinStrength
-	}
-	if r.PriorMaxStrength > 0 {
-		p.PriorMaxStrength = r.PriorMaxStrength
-	}
-	if r.FallbackMean > 0 {
-		p.FallbackMean = r.FallbackMean
-	}
-	return p
-}
-
-func (r RiskRules) validate(f string) error {
-	if err := r.Params().Validate(); err != nil {
-		return Invalid(f, "%v", err)
-	}
-	if len(r.Rules) > 0 && !r.ScoreDecisions {
-		return Invalid(f+".score_decisions", "must be true for score rules to apply")
-	}
-	for i, sr := range r.Rules {
-		rf := fmt.Sprintf("%s.rules[%d]", f, i)
-		if !slices.Contains([]string{risk.KindGoods, risk.KindHeadingOrigin, risk.KindManufacturer, risk.KindImporter}, sr.Subject) {
-			return Invalid(rf+".subject", "must be goods, heading_origin, manufacturer or importer, got %q", sr.Subject)
-		}
-		if !(sr.Above > 0 && sr.Above < 1) {
-			return Invalid(rf+".above", "must be a rate between 0 and 1, got %v", sr.Above)
-		}
-		if sr.Effect != EffectNoReduced && sr.Effect != EffectStrict {
-			return Invalid(rf+".effect", "must be no_reduced or strict, got %q", sr.Effect)
-		}
-	}
-	return nil
-}
-
-// RiskRecord is a subject's stored counts.
-type RiskRecord struct {
-	Subject risk.Subject `json:"subject"`
-	// Group is the prior group (HS chapter, or all importers).
-	Group  string      `json:"group"`
-	Label  string      `json:"label"`
-	Counts risk.Counts `json:"counts"`
-}
-
-// riskGroup names the prior group of a subject: its kind and its wider
-// group (HS chapter, or all importers). Kinds are never pooled: goods and
-// manufacturers of one chapter have different spreads.
-func riskGroup(kind, hsCode string) string { return kind + "/" + risk.PriorGroup(kind, hsCode) }
-
 // riskSubjects are the subjects of a lot of g imported by importer, with
 // the labels a new risk record gets.
-func riskSubjects(g identity.Goods, k identity.Keys, importer string) [riskKindsInDecisions]RiskRecord {
+func riskSubjects(g identity.Goods, k identity.Keys, importer string) [riskKindsInDecisions]scoring.Record {
 	subs := lotSubjects(k, g.HSCode, importer)
 	subs[0].Label = fmt.Sprintf("%s (%s, %s, %s)", g.ProductName, g.HSCode, g.Manufacturer, g.Origin)
-	subs[1].Label = fmt.Sprintf("identity.Heading %s from %s", g.Heading(), g.Origin)
+	subs[1].Label = fmt.Sprintf("heading %s from %s", g.Heading(), g.Origin)
 	subs[2].Label = fmt.Sprintf("%s (%s)", g.Manufacturer, g.Origin)
 	subs[3].Label = "importer " + importer
 	return subs
@@ -134,17 +38,24 @@ func riskSubjects(g identity.Goods, k identity.Keys, importer string) [riskKinds
 // lotSubjects are riskSubjects without labels, which deciding a lot does
 // not read: the goods (first), its heading × origin, its manufacturer and
 // the importer.
-func lotSubjects(k identity.Keys, hsCode, importer string) [riskKindsInDecisions]RiskRecord {
-	return [...]RiskRecord{
-		{Subject: risk.Subject{Kind: risk.KindGoods, ID: k.Goods.String()}, Group: riskGroup(risk.KindGoods, hsCode)},
-		{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: k.HeadingOrigin.String()}, Group: riskGroup(risk.KindHeadingOrigin, hsCode)},
-		{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: k.Manufacturer.String()}, Group: riskGroup(risk.KindManufacturer, hsCode)},
-		{Subject: risk.Subject{Kind: risk.KindImporter, ID: importer}, Group: riskGroup(risk.KindImporter, "")},
+func lotSubjects(k identity.Keys, hsCode, importer string) [riskKindsInDecisions]scoring.Record {
+	return [...]scoring.Record{
+		{Subject: risk.Subject{Kind: risk.KindGoods, ID: k.Goods.String()}, Group: scoring.Group(risk.KindGoods, hsCode)},
+		{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: k.HeadingOrigin.String()}, Group: scoring.Group(risk.KindHeadingOrigin, hsCode)},
+		{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: k.Manufacturer.String()}, Group: scoring.Group(risk.KindManufacturer, hsCode)},
+		{Subject: risk.Subject{Kind: risk.KindImporter, ID: importer}, Group: scoring.Group(risk.KindImporter, "")},
 	}
 }
 
+// The rule names score rules fire, and how many subjects a lot scores.
+const (
+	RuleNormalByScore    = "normal.score_threshold"
+	RuleStrictByScore    = "strict.score_threshold"
+	riskKindsInDecisions = 4
+)
+
 // observe adds one observation to the stored counts of the given subjects.
-func observe(tx Tx, pol *Policy, subjects []RiskRecord, o risk.Observation) error {
+func observe(tx Tx, pol *Policy, subjects []scoring.Record, o risk.Observation) error {
 	hl := pol.Risk.Params().HalfLife
 	for _, sub := range subjects {
 		rec, err := tx.RiskRecord(sub.Subject)
@@ -153,7 +64,7 @@ func observe(tx Tx, pol *Policy, subjects []RiskRecord, o risk.Observation) erro
 		} else if err != nil {
 			return err
 		}
-		if strings.HasSuffix(rec.Group, unknownGroup) && !strings.HasSuffix(sub.Group, unknownGroup) {
+		if strings.HasSuffix(rec.Group, scoring.UnknownGroup) && !strings.HasSuffix(sub.Group, scoring.UnknownGroup) {
 			// First seen through an alert; a result tells its HS chapter.
 			rec.Group, rec.Label = sub.Group, sub.Label
 		}
@@ -169,61 +80,18 @@ func observe(tx Tx, pol *Policy, subjects []RiskRecord, o risk.Observation) erro
 
 // observeAlert adds an alert to the subject it targets.
 func observeAlert(tx Tx, pol *Policy, e Event, goods *identity.Goods) error {
-	var sub RiskRecord
+	var sub scoring.Record
 	switch e.Subject.Kind {
 	case SubjectGoods:
 		sub = riskSubjects(*goods, identity.KeysWith(*goods, e.Subject.Key), "")[0]
 	case SubjectManufacturer:
-		sub = RiskRecord{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: e.Subject.Key.String()}, Group: riskGroup(risk.KindManufacturer, ""), Label: "manufacturer"}
+		sub = scoring.Record{Subject: risk.Subject{Kind: risk.KindManufacturer, ID: e.Subject.Key.String()}, Group: scoring.Group(risk.KindManufacturer, ""), Label: "manufacturer"}
 	case SubjectHeadingOrigin:
-		sub = RiskRecord{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: e.Subject.Key.String()}, Group: riskGroup(risk.KindHeadingOrigin, ""), Label: "identity.Heading × origin"}
+		sub = scoring.Record{Subject: risk.Subject{Kind: risk.KindHeadingOrigin, ID: e.Subject.Key.String()}, Group: scoring.Group(risk.KindHeadingOrigin, ""), Label: "heading × origin"}
 	default:
 		return nil
 	}
-	return observe(tx, pol, []RiskRecord{sub}, risk.Observation{At: e.At, Failed: true, Alert: true, Ref: e.ID})
-}
-
-// scoreMemo remembers scores by their exact inputs (subject, counts or
-// history fingerprint, prior, scoring second). The Beta quantiles cost
-// ~20 µs a subject and run inside the single committer, while the
-// importer, heading × origin and manufacturer of a burst of lots mostly
-// repeat: the same inputs give the same score, so it is computed once.
-type scoreMemo struct {
-	mu sync.Mutex
-	m  map[scoreKey]risk.Score
-}
-
-type scoreKey struct {
-	sub     risk.Subject
-	policy  string // its risk parameters
-	counts  risk.Counts
-	history [2]uint64 // goods: number of observations and an order-free hash of their IDs
-	prior   risk.Prior
-	at      int64
-}
-
-// scoreMemoSize bounds the memo; it is emptied when full (scores change
-// every second anyway).
-const scoreMemoSize = 4096
-
-func (m *scoreMemo) get(k scoreKey, compute func() (risk.Score, error)) (risk.Score, error) {
-	m.mu.Lock()
-	sc, ok := m.m[k]
-	m.mu.Unlock()
-	if ok {
-		return sc, nil
-	}
-	sc, err := compute()
-	if err != nil {
-		return sc, err
-	}
-	m.mu.Lock()
-	if m.m == nil || len(m.m) >= scoreMemoSize {
-		m.m = make(map[scoreKey]risk.Score, scoreMemoSize)
-	}
-	m.m[k] = sc
-	m.mu.Unlock()
-	return sc, nil
+	return observe(tx, pol, []scoring.Record{sub}, risk.Observation{At: e.At, Failed: true, Alert: true, Ref: e.ID})
 }
 
 // scoreLot scores the lot's subjects as of the decision's second: the
@@ -246,7 +114,7 @@ func (s *Service) scoreLot(tx ReadTx, pol *Policy, k identity.Keys, hsCode, impo
 		if err != nil {
 			return nil, fmt.Errorf("prior of %s: %w", sub.Group, err)
 		}
-		key := scoreKey{sub: sub.Subject, policy: pol.Version, prior: prior, at: at.UnixNano()}
+		key := scoring.MemoKey{Subject: sub.Subject, Policy: pol.Version, Prior: prior, At: at.UnixNano()}
 		var sc risk.Score
 		if i == 0 {
 			obs := make([]risk.Observation, 0, len(history))
@@ -262,8 +130,8 @@ func (s *Service) scoreLot(tx ReadTx, pol *Policy, k identity.Keys, hsCode, impo
 				h.Write([]byte(e.ID))
 				idHash ^= h.Sum64() // events are immutable and unique by ID: the set identifies the history
 			}
-			key.history = [2]uint64{uint64(len(obs)), idHash}
-			sc, err = s.scores.get(key, func() (risk.Score, error) { return risk.ScoreHistory(sub.Subject, obs, prior, at, p) })
+			key.History = [2]uint64{uint64(len(obs)), idHash}
+			sc, err = s.scores.Get(key, func() (risk.Score, error) { return risk.ScoreHistory(sub.Subject, obs, prior, at, p) })
 		} else {
 			rec, rerr := tx.RiskRecord(sub.Subject)
 			if rerr != nil && !errors.Is(rerr, ErrNotFound) {
@@ -275,8 +143,8 @@ func (s *Service) scoreLot(tx ReadTx, pol *Policy, k identity.Keys, hsCode, impo
 				// it (a clock moved back would land here too).
 				scoreAt = c.AsOf
 			}
-			key.counts, key.at = c, scoreAt.UnixNano()
-			sc, err = s.scores.get(key, func() (risk.Score, error) { return risk.ScoreCounts(sub.Subject, c, prior, scoreAt, p) })
+			key.Counts, key.At = c, scoreAt.UnixNano()
+			sc, err = s.scores.Get(key, func() (risk.Score, error) { return risk.ScoreCounts(sub.Subject, c, prior, scoreAt, p) })
 		}
 		if err != nil {
 			return nil, fmt.Errorf("score %s: %w", sub.Subject, err)
@@ -292,25 +160,17 @@ func applyScoreRules(pol *Policy, ev *Evaluation, scores []risk.Score) {
 	if ev.Mode != ModeNormal && ev.Mode != ModeReduced {
 		return
 	}
-	for _, r := range pol.Risk.Rules {
-		for _, sc := range scores {
-			if sc.Subject.Kind != r.Subject || sc.Pessimistic <= r.Above {
-				continue
-			}
-			why := fmt.Sprintf("pessimistic %s violation rate %.1f%% (%.0f%% interval %.1f–%.1f%%) is above %.1f%%",
-				r.Subject, 100*sc.Pessimistic, 100*sc.Level, 100*sc.Interval.Lo, 100*sc.Interval.Hi, 100*r.Above)
-			switch {
-			case r.Effect == EffectStrict:
-				ev.Mode = ModeStrict
-				ev.Explanation.Rule = RuleStrictByScore
-				ev.Explanation.Reason = "strict: " + why
-				return
-			case r.Effect == EffectNoReduced && ev.Mode == ModeReduced:
-				ev.Mode = ModeNormal
-				ev.Explanation.Rule = RuleNormalByScore
-				ev.Explanation.Reason = "normal: " + why + "; reduced withheld"
-			}
-		}
+	effect, why, ok := pol.Risk.Fire(ev.Mode == ModeReduced, scores)
+	switch {
+	case !ok:
+	case effect == scoring.EffectStrict:
+		ev.Mode = ModeStrict
+		ev.Explanation.Rule = RuleStrictByScore
+		ev.Explanation.Reason = "strict: " + why
+	default:
+		ev.Mode = ModeNormal
+		ev.Explanation.Rule = RuleNormalByScore
+		ev.Explanation.Reason = "normal: " + why + "; reduced withheld"
 	}
 }
 
@@ -328,7 +188,7 @@ func (s *Service) Rescore(ctx context.Context, by access.Principal) (groups int,
 	now := s.clock.Now()
 	p := pol.Risk.Params()
 	for _, kind := range []string{risk.KindGoods, risk.KindHeadingOrigin, risk.KindManufacturer, risk.KindImporter} {
-		var recs []RiskRecord
+		var recs []scoring.Record
 		if err := s.reads.View(ctx, func(tx ReadTx) (err error) {
 			recs, err = tx.RiskRecords(kind)
 			return err
@@ -388,13 +248,13 @@ func (s *Service) Rescore(ctx context.Context, by access.Principal) (groups int,
 }
 
 // Score returns a subject's current score from its stored counts.
-func (s *Service) Score(ctx context.Context, by access.Principal, sub risk.Subject) (risk.Score, RiskRecord, error) {
+func (s *Service) Score(ctx context.Context, by access.Principal, sub risk.Subject) (risk.Score, scoring.Record, error) {
 	if err := by.Require(access.ActReadScores); err != nil {
-		return risk.Score{}, RiskRecord{}, err
+		return risk.Score{}, scoring.Record{}, err
 	}
 	var (
 		sc  risk.Score
-		rec RiskRecord
+		rec scoring.Record
 	)
 	now := s.clock.Now()
 	err := s.reads.View(ctx, func(tx ReadTx) error {
@@ -407,7 +267,7 @@ func (s *Service) Score(ctx context.Context, by access.Principal, sub risk.Subje
 		if errors.Is(err, ErrNotFound) && sub.Kind == risk.KindImporter {
 			// An importer with no results yet scores as the prior of all
 			// importers: no history is not a clean history.
-			rec, err = RiskRecord{Subject: sub, Group: riskGroup(risk.KindImporter, ""), Label: "importer " + sub.ID}, nil
+			rec, err = scoring.Record{Subject: sub, Group: scoring.Group(risk.KindImporter, ""), Label: "importer " + sub.ID}, nil
 		}
 		if errors.Is(err, ErrNotFound) {
 			return NotFound("no scores for %s", sub)
@@ -429,7 +289,7 @@ func (s *Service) Score(ctx context.Context, by access.Principal, sub risk.Subje
 }
 
 // RankedScores returns the riskiest subjects of a kind, by pessimistic bound.
-func (s *Service) RankedScores(ctx context.Context, by access.Principal, kind string, limit int) ([]risk.Score, []RiskRecord, error) {
+func (s *Service) RankedScores(ctx context.Context, by access.Principal, kind string, limit int) ([]risk.Score, []scoring.Record, error) {
 	if err := by.Require(access.ActReadScores); err != nil {
 		return nil, nil, err
 	}
@@ -439,7 +299,7 @@ func (s *Service) RankedScores(ctx context.Context, by access.Principal, kind st
 	now := s.clock.Now()
 	var (
 		scores []risk.Score
-		recs   []RiskRecord
+		recs   []scoring.Record
 	)
 	err := s.reads.View(ctx, func(tx ReadTx) error {
 		pol, err := s.policyIn(tx)
@@ -473,7 +333,7 @@ func (s *Service) RankedScores(ctx context.Context, by access.Principal, kind st
 		if len(scores) > limit {
 			scores = scores[:limit]
 		}
-		byID := map[risk.Subject]RiskRecord{}
+		byID := map[risk.Subject]scoring.Record{}
 		for _, r := range all {
 			byID[r.Subject] = r
 		}

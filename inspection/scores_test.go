@@ -10,6 +10,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 	"github.com/ktcn/ktcn/store"
 )
@@ -84,14 +85,14 @@ func TestScoresFollowResultsAndRescoring(t *testing.T) {
 func TestScoreRulesValidation(t *testing.T) {
 	for _, tc := range []struct {
 		field string
-		rule  inspection.ScoreRule
+		rule  scoring.Rule
 	}{
-		{"risk.rules[0].subject", inspection.ScoreRule{Subject: "country", Above: 0.1, Effect: "strict"}},
-		{"risk.rules[0].above", inspection.ScoreRule{Subject: "goods", Above: 1.5, Effect: "strict"}},
-		{"risk.rules[0].effect", inspection.ScoreRule{Subject: "goods", Above: 0.1, Effect: "ban"}},
+		{"risk.rules[0].subject", scoring.Rule{Subject: "country", Above: 0.1, Effect: "strict"}},
+		{"risk.rules[0].above", scoring.Rule{Subject: "goods", Above: 1.5, Effect: "strict"}},
+		{"risk.rules[0].effect", scoring.Rule{Subject: "goods", Above: 0.1, Effect: "ban"}},
 	} {
 		p := mustPolicy(t)
-		p.Risk.Rules = []inspection.ScoreRule{tc.rule}
+		p.Risk.Rules = []scoring.Rule{tc.rule}
 		var e *inspection.Error
 		if err := p.Validate(); !asError(err, &e) || e.Field != tc.field {
 			t.Errorf("want an error on %s, got %v", tc.field, err)

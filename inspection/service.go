@@ -15,6 +15,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
+	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -30,7 +31,7 @@ type Service struct {
 	keys       quota.Keys
 	log        zerolog.Logger
 	encoder    RecordEncoder // nil when the store encodes only inside a write
-	scores     scoreMemo
+	scores     scoring.Memo
 	inputs     inputCache
 	// prep counts declarations committed from their prepared evaluation
 	// and those evaluated again inside the write transaction.

@@ -7,6 +7,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
+	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -64,9 +65,9 @@ type ReadTx interface {
 	// period, in the order they became eligible (index 0 is eligible 1).
 	QuotaDraws(period, scope string) ([]string, error)
 	// RiskRecord returns a subject's stored risk counts.
-	RiskRecord(s risk.Subject) (RiskRecord, error)
+	RiskRecord(s risk.Subject) (scoring.Record, error)
 	// RiskRecords lists every subject of a kind.
-	RiskRecords(kind string) ([]RiskRecord, error)
+	RiskRecords(kind string) ([]scoring.Record, error)
 	// RiskPrior returns a group's fitted prior.
 	RiskPrior(group string) (risk.Prior, error)
 	// Overrides lists a decision's overrides in the order they were made.
@@ -102,7 +103,7 @@ type Tx interface {
 	// PutQuotaDraw records that the eligible-th reduced lot of a scope in a
 	// period was decided by decisionID.
 	PutQuotaDraw(period, scope string, eligible int64, decisionID string) error
-	PutRiskRecord(RiskRecord) error
+	PutRiskRecord(scoring.Record) error
 	PutRiskPrior(risk.Prior) error
 	// PutOverride appends a decision's override; o.N must be one more than
 	// the overrides it already has.

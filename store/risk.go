@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -24,24 +25,24 @@ func subjectKey(p prefix, s risk.Subject) []byte {
 	return append(k, hi[:]...)
 }
 
-func (t *readTx) RiskRecord(s risk.Subject) (inspection.RiskRecord, error) {
-	var r inspection.RiskRecord
+func (t *readTx) RiskRecord(s risk.Subject) (scoring.Record, error) {
+	var r scoring.Record
 	what := "risk counts of " + s.String()
 	if err := t.load(prefixRisk, riskKey(s), what, &r); err != nil {
-		return inspection.RiskRecord{}, err
+		return scoring.Record{}, err
 	}
 	if r.Subject != s {
-		return inspection.RiskRecord{}, fmt.Errorf("store: %s: stored record is %s (key hash collision)", what, r.Subject)
+		return scoring.Record{}, fmt.Errorf("store: %s: stored record is %s (key hash collision)", what, r.Subject)
 	}
 	return r, nil
 }
 
 // RiskRecords lists a kind's subjects ordered by ID.
-func (t *readTx) RiskRecords(kind string) ([]inspection.RiskRecord, error) {
+func (t *readTx) RiskRecords(kind string) ([]scoring.Record, error) {
 	hk := h16(kind)
-	var out []inspection.RiskRecord
+	var out []scoring.Record
 	err := t.iterate(append([]byte{byte(prefixRisk)}, hk[:]...), func(_, val []byte) error {
-		var r inspection.RiskRecord
+		var r scoring.Record
 		if err := decode(prefixRisk, val, &r); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -51,7 +52,7 @@ func (t *readTx) RiskRecords(kind string) ([]inspection.RiskRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b inspection.RiskRecord) int { return cmp.Compare(a.Subject.ID, b.Subject.ID) })
+	slices.SortFunc(out, func(a, b scoring.Record) int { return cmp.Compare(a.Subject.ID, b.Subject.ID) })
 	return out, nil
 }
 
@@ -59,7 +60,7 @@ func (t *readTx) RiskPrior(group string) (risk.Prior, error) {
 	return loadID(t, prefixRiskPrior, group, func(p *risk.Prior) string { return p.Group })
 }
 
-func (t *writeTx) PutRiskRecord(r inspection.RiskRecord) error {
+func (t *writeTx) PutRiskRecord(r scoring.Record) error {
 	if r.Subject.Kind == "" || r.Subject.ID == "" {
 		return fmt.Errorf("store: put risk counts: empty subject")
 	}
