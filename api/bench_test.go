@@ -21,6 +21,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -52,7 +53,7 @@ func benchService(b *testing.B) (*inspection.Service, *inspection.Access) {
 	}
 	b.Cleanup(func() { _ = db.Close() })
 	ctx := context.Background()
-	p, err := inspection.DefaultPolicy()
+	p, err := policy.DefaultPolicy()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/policy"
 )
 
 // FuzzDeclarationParser feeds arbitrary bytes through the declaration
@@ -13,7 +14,7 @@ import (
 // against the default policy). It must never panic; what it accepts must
 // be canonical (parsing its canonical form again gives the same digest).
 func FuzzDeclarationParser(f *testing.F) {
-	p, err := inspection.DefaultPolicy()
+	p, err := policy.DefaultPolicy()
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -61,7 +62,7 @@ type envOptions struct {
 	// routes adds routes after api.New and before serving.
 	routes func(*echo.Echo)
 	// policy replaces the default policy.
-	policy *inspection.Policy
+	policy *policy.Policy
 }
 
 // keyTTL outlives every scenario's clock (some jump years ahead).
@@ -84,7 +85,7 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	ctx := context.Background()
-	p, err := inspection.DefaultPolicy()
+	p, err := policy.DefaultPolicy()
 	if err != nil {
 		t.Fatal(err)
 	}

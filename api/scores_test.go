@@ -7,6 +7,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -44,7 +45,7 @@ func TestScoreRuleWithholdsReduced(t *testing.T) {
 		t.Fatalf("default policy: %s by %s with %d scores", d.Mode, d.Explanation.Rule, len(d.Explanation.Scores))
 	}
 
-	p, err := inspection.DefaultPolicy()
+	p, err := policy.DefaultPolicy()
 	if err != nil {
 		t.Fatal(err)
 	}

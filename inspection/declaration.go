@@ -16,6 +16,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/policy"
 )
 
 // DeclarationInput is a declaration as NSW sends it, before validation.
@@ -65,7 +66,7 @@ var (
 // ParseDeclaration validates a declaration against the policy and returns
 // it in canonical form, or an Invalid error naming the first bad field.
 // It is the one parser of NSW's declarations; it never panics.
-func ParseDeclaration(p *Policy, in DeclarationInput) (Declaration, error) {
+func ParseDeclaration(p *policy.Policy, in DeclarationInput) (Declaration, error) {
 	var d Declaration
 	if !declarationIDRe.MatchString(in.DeclarationID) {
 		return d, Invalid("declaration_id", "must be 1-64 letters, digits or ._:/- starting with a letter or digit")
@@ -105,7 +106,7 @@ func ParseDeclaration(p *Policy, in DeclarationInput) (Declaration, error) {
 	return d, nil
 }
 
-func parseLine(p *Policy, f string, in LineInput) (Line, error) {
+func parseLine(p *policy.Policy, f string, in LineInput) (Line, error) {
 	var l Line
 	if in.LineNo == nil {
 		return l, Invalid(f+".line_no", "is required")
@@ -136,7 +137,7 @@ func parseLine(p *Policy, f string, in LineInput) (Line, error) {
 	if !identity.ValidCountry(origin) {
 		return l, Invalid(f+".origin", "must be an ISO 3166-1 alpha-2 country code, got %q", in.Origin)
 	}
-	l.Procedure = Procedure(in.Procedure)
+	l.Procedure = policy.Procedure(in.Procedure)
 	if !l.Procedure.Valid() {
 		return l, Invalid(f+".procedure", "must be food_safety or quality, got %q", in.Procedure)
 	}
@@ -159,7 +160,7 @@ func parseLine(p *Policy, f string, in LineInput) (Line, error) {
 	}
 	for j, ci := range in.Certificates {
 		cf := fmt.Sprintf("%s.certificates[%d]", f, j)
-		kind := CertificateKind(ci.Kind)
+		kind := policy.CertificateKind(ci.Kind)
 		if kind == "" || len(ci.Kind) > 32 {
 			return l, Invalid(cf+".kind", "is required (e.g. HACCP, ISO 22000)")
 		}

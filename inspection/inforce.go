@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/policy"
 )
 
 // The policy in force. Decisions read it from the store in their own
@@ -28,20 +29,20 @@ type ActivePolicy struct {
 // document is parsed once per process.
 type policyCache struct {
 	mu sync.RWMutex
-	m  map[string]*Policy
+	m  map[string]*policy.Policy
 }
 
-func (c *policyCache) get(version string) *Policy {
+func (c *policyCache) get(version string) *policy.Policy {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.m[version]
 }
 
-func (c *policyCache) put(p *Policy) {
+func (c *policyCache) put(p *policy.Policy) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[string]*Policy{}
+		c.m = map[string]*policy.Policy{}
 	}
 	c.m[p.Version] = p
 }
@@ -49,7 +50,7 @@ func (c *policyCache) put(p *Policy) {
 // policyIn is the policy in force as tx sees it: the version the store
 // says, or the configured policy in a store that has none in force yet
 // (Start has not run on it).
-func (s *Service) policyIn(tx ReadTx) (*Policy, error) {
+func (s *Service) policyIn(tx ReadTx) (*policy.Policy, error) {
 	a, err := tx.ActivePolicy()
 	if errors.Is(err, ErrNotFound) {
 		return s.configured, nil
@@ -64,7 +65,7 @@ func (s *Service) policyIn(tx ReadTx) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy in force %s: %w", a.Version, err)
 	}
-	p, err := ParsePolicy(doc)
+	p, err := policy.ParsePolicy(doc)
 	if err != nil {
 		return nil, fmt.Errorf("policy in force %s: %w", a.Version, err)
 	}
@@ -78,8 +79,8 @@ func (s *Service) policyIn(tx ReadTx) (*Policy, error) {
 // PolicyInForce is the policy in force now. It is public knowledge (every
 // decision names its version), so it takes no principal; Policy is the
 // read use case that does.
-func (s *Service) PolicyInForce(ctx context.Context) (*Policy, error) {
-	var p *Policy
+func (s *Service) PolicyInForce(ctx context.Context) (*policy.Policy, error) {
+	var p *policy.Policy
 	err := s.reads.View(ctx, func(tx ReadTx) (err error) {
 		p, err = s.policyIn(tx)
 		return err
@@ -88,7 +89,7 @@ func (s *Service) PolicyInForce(ctx context.Context) (*Policy, error) {
 }
 
 // Policy returns the policy in force to a principal who may read it.
-func (s *Service) Policy(ctx context.Context, by access.Principal) (*Policy, error) {
+func (s *Service) Policy(ctx context.Context, by access.Principal) (*policy.Policy, error) {
 	if err := by.Require(access.ActReadPolicy); err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -59,13 +60,13 @@ func (e refEvent) concerns(g identity.Goods) bool {
 
 type refLot struct {
 	importer  string
-	procedure inspection.Procedure
+	procedure policy.Procedure
 	certUntil *time.Time // an accepted certificate, if any
 	exemption string
 }
 
 // refMode is the reference model of the default policy's rules.
-func refMode(p *inspection.Policy, all []refEvent, g identity.Goods, lot refLot, now time.Time) inspection.Mode {
+func refMode(p *policy.Policy, all []refEvent, g identity.Goods, lot refLot, now time.Time) inspection.Mode {
 	var evs []refEvent
 	for _, e := range all {
 		if e.concerns(g) && !e.at.After(now) {
@@ -98,7 +99,7 @@ func refMode(p *inspection.Policy, all []refEvent, g identity.Goods, lot refLot,
 	if lot.exemption != "" {
 		return inspection.ModeExempt
 	}
-	if lot.procedure == inspection.ProcedureQuality {
+	if lot.procedure == policy.ProcedureQuality {
 		var mine []refEvent
 		for _, e := range normal {
 			if e.importer == lot.importer {
@@ -134,7 +135,7 @@ func (c *stepClock) Now() time.Time { return c.now }
 
 type loopModel struct {
 	t        *rapid.T
-	policy   *inspection.Policy
+	policy   *policy.Policy
 	clock    *stepClock
 	dir      string
 	db       *store.DB
@@ -176,7 +177,7 @@ func (m *loopModel) declare(t *rapid.T) {
 		no := i
 		qty := 10.0
 		l.LineNo, l.Quantity = &no, &qty
-		lot := refLot{importer: importer, procedure: inspection.Procedure(l.Procedure)}
+		lot := refLot{importer: importer, procedure: policy.Procedure(l.Procedure)}
 		switch rapid.IntRange(0, 9).Draw(t, "cert") {
 		case 0:
 			until := m.clock.now.AddDate(0, 0, rapid.IntRange(-30, 30).Draw(t, "cert days"))

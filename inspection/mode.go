@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/policy"
 )
 
 // Lot is what the mode rules need of the lot being decided, beyond history.
 type Lot struct {
 	ImporterTaxCode string
-	Procedure       Procedure
+	Procedure       policy.Procedure
 	// Certificates presented with the lot and held on record for its
 	// manufacturer.
 	Certificates []Certificate
@@ -63,7 +64,7 @@ const maxExplainedEvents = 20
 //     consecutive results on the goods (outside strict) are passes is
 //     exempt for TermMonths from the last of them; a failure or alert on
 //     the goods ends the term and restarts the count.
-func Evaluate(p *Policy, history []Event, lot Lot, now time.Time) Evaluation {
+func Evaluate(p *policy.Policy, history []Event, lot Lot, now time.Time) Evaluation {
 	events := make([]Event, 0, len(history))
 	for _, e := range history {
 		if !e.At.After(now) {
@@ -87,7 +88,7 @@ func Evaluate(p *Policy, history []Event, lot Lot, now time.Time) Evaluation {
 		exemptUntil  time.Time
 	)
 	qe := p.QualityExemption
-	trackImporter := qe.Enabled && lot.Procedure == ProcedureQuality && lot.ImporterTaxCode != ""
+	trackImporter := qe.Enabled && lot.Procedure == policy.ProcedureQuality && lot.ImporterTaxCode != ""
 	for i := range events {
 		e := &events[i]
 		failed := e.Kind == EventAlert || (e.Kind == EventResult && e.Outcome == OutcomeFail)
@@ -189,7 +190,7 @@ func exemptBy(ex Explanation, rule, code, format string, args ...any) Evaluation
 
 // validCertificate returns the accepted certificate valid at now that runs
 // longest, so the explanation cites the strongest evidence.
-func validCertificate(p *Policy, certs []Certificate, now time.Time) (Certificate, bool) {
+func validCertificate(p *policy.Policy, certs []Certificate, now time.Time) (Certificate, bool) {
 	var best Certificate
 	found := false
 	for _, c := range certs {

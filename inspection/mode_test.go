@@ -8,11 +8,12 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/policy"
 )
 
-func mustPolicy(t testing.TB) *inspection.Policy {
+func mustPolicy(t testing.TB) *policy.Policy {
 	t.Helper()
-	p, err := inspection.DefaultPolicy()
+	p, err := policy.DefaultPolicy()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,8 +58,8 @@ func TestEvaluateLegalPaths(t *testing.T) {
 	p := mustPolicy(t)
 	const imp, other = "0101234567", "0309876543"
 	haccp := inspection.Certificate{Kind: "HACCP", Number: "H-1", ValidUntil: day(400)}
-	food := inspection.Lot{ImporterTaxCode: imp, Procedure: inspection.ProcedureFoodSafety}
-	quality := inspection.Lot{ImporterTaxCode: imp, Procedure: inspection.ProcedureQuality}
+	food := inspection.Lot{ImporterTaxCode: imp, Procedure: policy.ProcedureFoodSafety}
+	quality := inspection.Lot{ImporterTaxCode: imp, Procedure: policy.ProcedureQuality}
 	withCert := food
 	withCert.Certificates = []inspection.Certificate{haccp}
 	expired := food
@@ -140,13 +141,13 @@ func TestDeadline(t *testing.T) {
 	// Friday 2026-03-06 15:00: 24 working hours (8 a day, Mon-Fri 08-12, 13-17)
 	// run 2h Friday, then Mon, Tue full days and 6h Wednesday → Wed 15:00.
 	fri := time.Date(2026, 3, 6, 15, 0, 0, 0, vn)
-	if got, want := p.Deadline(inspection.ModeNormal, fri), time.Date(2026, 3, 11, 15, 0, 0, 0, vn); !got.Equal(want) {
+	if got, want := inspection.Deadline(p, inspection.ModeNormal, fri), time.Date(2026, 3, 11, 15, 0, 0, 0, vn); !got.Equal(want) {
 		t.Errorf("documents deadline %s, want %s", got, want)
 	}
 	// Strict: 7 working days from Wednesday 29 April 2026 10:00 skip
 	// 30/4 and 1/5 (holidays) and the weekend.
 	start := time.Date(2026, 4, 29, 10, 0, 0, 0, vn)
-	if got, want := p.Deadline(inspection.ModeStrict, start), time.Date(2026, 5, 12, 10, 0, 0, 0, vn); !got.Equal(want) {
+	if got, want := inspection.Deadline(p, inspection.ModeStrict, start), time.Date(2026, 5, 12, 10, 0, 0, 0, vn); !got.Equal(want) {
 		t.Errorf("strict deadline %s, want %s", got, want)
 	}
 }

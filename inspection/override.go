@@ -12,6 +12,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/policy"
 )
 
 // Customs overrides. A decision is never rewritten: it stays what the
@@ -317,7 +318,7 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 
 // swap moves a random check between two reduced lots of one scope and
 // period: the checked one is released, the other checked.
-func swap(tx Tx, pol *Policy, c *Change, a lot, otherID string, by access.Principal, now time.Time, code OverrideReason, text string,
+func swap(tx Tx, pol *policy.Policy, c *Change, a lot, otherID string, by access.Principal, now time.Time, code OverrideReason, text string,
 	out *OverrideOutcome) error {
 	b, err := loadLot(tx, otherID)
 	if errors.Is(err, ErrNotFound) {
@@ -383,7 +384,7 @@ func swap(tx Tx, pol *Policy, c *Change, a lot, otherID string, by access.Princi
 // openAssignment gives the lot to its agency: the lot's assignment is
 // reopened if an earlier override cancelled it, or created under the
 // active policy's routing.
-func openAssignment(tx Tx, pol *Policy, d Decision, overrideID string, now time.Time) (agency, id string, err error) {
+func openAssignment(tx Tx, pol *policy.Policy, d Decision, overrideID string, now time.Time) (agency, id string, err error) {
 	id = AssignmentID(d.DeclarationID, d.LineNo)
 	a, err := tx.Assignment(id)
 	switch {
@@ -410,7 +411,7 @@ func openAssignment(tx Tx, pol *Policy, d Decision, overrideID string, now time.
 		return "", "", err
 	}
 	// The agency's deadline runs from the override, not from the decision.
-	a.Status, a.DueAt, a.OverrideID, a.CancelledAt = AssignmentOpen, pol.Deadline(a.Mode, now), overrideID, nil
+	a.Status, a.DueAt, a.OverrideID, a.CancelledAt = AssignmentOpen, Deadline(pol, a.Mode, now), overrideID, nil
 	if err := tx.PutAssignment(a); err != nil {
 		return "", "", err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -159,7 +160,7 @@ func (r yearRun) lift() float64 {
 // it, from the results that reached ktcn before the lot (decayed counts,
 // the policy's risk parameters), against the fallback prior: the service
 // refits priors per HS chapter nightly, which the simulation leaves out.
-func simulateGeneratedYear(t *testing.T, p *inspection.Policy, seed uint64, lots, importers int) yearRun {
+func simulateGeneratedYear(t *testing.T, p *policy.Policy, seed uint64, lots, importers int) yearRun {
 	t.Helper()
 	params := p.Risk.Params()
 	prior, err := risk.FallbackPrior("simulation", params)

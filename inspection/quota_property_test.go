@@ -14,6 +14,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
 )
@@ -40,8 +41,8 @@ var quotaHeadings = []string{"0402.21.20", "1905.31.20", "2106.90.71"}
 type quotaRig struct {
 	dir    string
 	clock  *fixedClock
-	policy *inspection.Policy // nil: the default policy
-	mu     sync.RWMutex       // held for reading by callers, for writing by a restart
+	policy *policy.Policy // nil: the default policy
+	mu     sync.RWMutex   // held for reading by callers, for writing by a restart
 	db     *store.DB
 	svc    *inspection.Service
 }
@@ -53,7 +54,7 @@ func (r *quotaRig) open(tb interface{ Fatal(...any) }) {
 	}
 	p := r.policy
 	if p == nil {
-		if p, err = inspection.DefaultPolicy(); err != nil {
+		if p, err = policy.DefaultPolicy(); err != nil {
 			tb.Fatal(err)
 		}
 	}

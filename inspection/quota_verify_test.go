@@ -11,6 +11,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
@@ -22,7 +23,7 @@ func closedPeriod(t *testing.T) (*quotaRig, []byte) {
 
 // closedPeriodUnder decides lots reduced lots in 2026 under p (nil: the
 // default policy), round robin over the headings, then reveals the key.
-func closedPeriodUnder(t *testing.T, p *inspection.Policy, lots int, headings []string) (*quotaRig, []byte) {
+func closedPeriodUnder(t *testing.T, p *policy.Policy, lots int, headings []string) (*quotaRig, []byte) {
 	t.Helper()
 	rig := &quotaRig{dir: t.TempDir(), clock: &fixedClock{}, policy: p}
 	rig.clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))

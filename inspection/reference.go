@@ -6,6 +6,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/policy"
 )
 
 // Reference is reference data loaded in bulk: the designated agencies,
@@ -48,4 +49,4 @@ func (s *Service) LoadReference(ctx context.Context, by access.Principal, ref Re
 }
 
 // Configured is the policy this service puts in force when it starts.
-func (s *Service) Configured() *Policy { return s.configured }
+func (s *Service) Configured() *policy.Policy { return s.configured }

@@ -12,6 +12,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -55,7 +56,7 @@ const (
 )
 
 // observe adds one observation to the stored counts of the given subjects.
-func observe(tx Tx, pol *Policy, subjects []scoring.Record, o risk.Observation) error {
+func observe(tx Tx, pol *policy.Policy, subjects []scoring.Record, o risk.Observation) error {
 	hl := pol.Risk.Params().HalfLife
 	for _, sub := range subjects {
 		rec, err := tx.RiskRecord(sub.Subject)
@@ -79,7 +80,7 @@ func observe(tx Tx, pol *Policy, subjects []scoring.Record, o risk.Observation) 
 }
 
 // observeAlert adds an alert to the subject it targets.
-func observeAlert(tx Tx, pol *Policy, e Event, goods *identity.Goods) error {
+func observeAlert(tx Tx, pol *policy.Policy, e Event, goods *identity.Goods) error {
 	var sub scoring.Record
 	switch e.Subject.Kind {
 	case SubjectGoods:
@@ -101,7 +102,7 @@ func observeAlert(tx Tx, pol *Policy, e Event, goods *identity.Goods) error {
 // fitted one. Scores are taken at whole seconds (Score.At says which) so
 // that lots decided in the same second share them; a second of decay
 // changes a score by about 1e-8 at a one-year half-life.
-func (s *Service) scoreLot(tx ReadTx, pol *Policy, k identity.Keys, hsCode, importer string, history []Event, now time.Time) ([]risk.Score, error) {
+func (s *Service) scoreLot(tx ReadTx, pol *policy.Policy, k identity.Keys, hsCode, importer string, history []Event, now time.Time) ([]risk.Score, error) {
 	p := pol.Risk.Params()
 	at := now.Truncate(time.Second)
 	subs := lotSubjects(k, hsCode, importer)
@@ -156,7 +157,7 @@ func (s *Service) scoreLot(tx ReadTx, pol *Policy, k identity.Keys, hsCode, impo
 
 // applyScoreRules makes an evaluation more cautious when a score rule
 // fires; it never relaxes one.
-func applyScoreRules(pol *Policy, ev *Evaluation, scores []risk.Score) {
+func applyScoreRules(pol *policy.Policy, ev *Evaluation, scores []risk.Score) {
 	if ev.Mode != ModeNormal && ev.Mode != ModeReduced {
 		return
 	}

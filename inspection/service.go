@@ -14,6 +14,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
@@ -25,7 +26,7 @@ import (
 type Service struct {
 	reads      Reader
 	w          writePath
-	configured *Policy
+	configured *policy.Policy
 	policies   policyCache
 	clock      calendar.Clock
 	keys       quota.Keys
@@ -44,7 +45,7 @@ type Config struct {
 	Store Store
 	// Policy is the configured policy: Start stores it and puts it in
 	// force.
-	Policy    *Policy
+	Policy    *policy.Policy
 	Clock     calendar.Clock
 	QuotaKeys quota.Keys
 	Logger    zerolog.Logger
@@ -94,7 +95,7 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 		case err != nil:
 			return err
 		default:
-			if prev, perr := ParsePolicy(old); perr == nil && prev.Digest() != pol.Digest() {
+			if prev, perr := policy.ParsePolicy(old); perr == nil && prev.Digest() != pol.Digest() {
 				// A version label is a promise that the rules it names never
 				// change; decisions already cite the stored content.
 				return Conflict("version", "policy %s is stored with different content (digest %s, now %s): give the new rules a new version",
@@ -129,7 +130,7 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 
 // startChecks refuses a quota secret the stored periods did not commit to
 // and lists the routed agencies the store does not know.
-func (s *Service) startChecks(tx ReadTx, pol *Policy, missing *[]string) error {
+func (s *Service) startChecks(tx ReadTx, pol *policy.Policy, missing *[]string) error {
 	if pol.Reduced.Sampling.Enabled {
 		if err := checkQuotaKeys(tx, s.keys); err != nil {
 			return err
@@ -333,7 +334,7 @@ func (s *Service) lotInputs(k identity.Keys, hsCode, importer string) []risk.Sub
 // input versions, or a read failed): the write transaction then does all
 // the work, and reports any error. A declaration already stored also
 // returns nil: the transaction replays it.
-func (s *Service) prepareDecision(ctx context.Context, pol *Policy, d Declaration, keys []identity.Keys, now time.Time) *preparedDecision {
+func (s *Service) prepareDecision(ctx context.Context, pol *policy.Policy, d Declaration, keys []identity.Keys, now time.Time) *preparedDecision {
 	var p *preparedDecision
 	prepare := func(tx ReadTx) error {
 		iv, ok := tx.(InputVersioner)
@@ -407,7 +408,7 @@ func (p *preparedDecision) current(tx Tx) ([]lotEval, error) {
 // scores, and the goods' history-only snapshot. It also returns the stored
 // goods state, which the commit needs (on a prepared snapshot the read is
 // made for the commit to reuse).
-func (s *Service) evalLot(tx ReadTx, pol *Policy, d Declaration, l Line, k identity.Keys, now time.Time) (lotEval, GoodsState, error) {
+func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d Declaration, l Line, k identity.Keys, now time.Time) (lotEval, GoodsState, error) {
 	history, certs, state, err := goodsContext(tx, k)
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
@@ -420,7 +421,7 @@ func (s *Service) evalLot(tx ReadTx, pol *Policy, d Declaration, l Line, k ident
 	// can move it, it is this evaluation, and the history need not be
 	// replayed a second time.
 	snap := ev
-	if !(len(lot.Certificates) == 0 && lot.Exemption == "" && lot.Procedure != ProcedureQuality) {
+	if !(len(lot.Certificates) == 0 && lot.Exemption == "" && lot.Procedure != policy.ProcedureQuality) {
 		snap = Evaluate(pol, history, Lot{}, now)
 	}
 	if pol.Risk.ScoreDecisions {
@@ -438,7 +439,7 @@ func (s *Service) evalLot(tx ReadTx, pol *Policy, d Declaration, l Line, k ident
 // assignment, as far as they go without a quota draw. drawn reports a
 // reduced lot under a sampling policy: its decision is completed by the
 // draw inside the write transaction.
-func draft(pol *Policy, d Declaration, l Line, now time.Time, e lotEval) (dec Decision, a *Assignment, drawn bool, err error) {
+func draft(pol *policy.Policy, d Declaration, l Line, now time.Time, e lotEval) (dec Decision, a *Assignment, drawn bool, err error) {
 	ev := e.ev
 	dec = Decision{
 		ID: DecisionID(d.ID, l.LineNo), DeclarationID: d.ID, LineNo: l.LineNo, ImporterTaxCode: d.ImporterTaxCode,
@@ -460,7 +461,7 @@ func draft(pol *Policy, d Declaration, l Line, now time.Time, e lotEval) (dec De
 
 // assign routes an inspected lot to its agency: the assignment, and the
 // decision's agency and assignment ID (nil for a lot not inspected).
-func assign(pol *Policy, dec *Decision, d Declaration, l Line, now time.Time, e lotEval) (*Assignment, error) {
+func assign(pol *policy.Policy, dec *Decision, d Declaration, l Line, now time.Time, e lotEval) (*Assignment, error) {
 	if !dec.Inspect {
 		return nil, nil
 	}
@@ -477,7 +478,7 @@ func assign(pol *Policy, dec *Decision, d Declaration, l Line, now time.Time, e 
 	a := Assignment{
 		ID: AssignmentID(d.ID, l.LineNo), DecisionID: dec.ID, DeclarationID: d.ID, LineNo: l.LineNo,
 		ImporterTaxCode: d.ImporterTaxCode, Agency: agency, Mode: mode, Check: check, Goods: l.Goods,
-		GoodsKey: e.gk, Procedure: l.Procedure, CreatedAt: now, DueAt: pol.Deadline(mode, now), Status: AssignmentOpen,
+		GoodsKey: e.gk, Procedure: l.Procedure, CreatedAt: now, DueAt: Deadline(pol, mode, now), Status: AssignmentOpen,
 	}
 	dec.Agency, dec.AssignmentID = agency, a.ID
 	return &a, nil
@@ -486,7 +487,7 @@ func assign(pol *Policy, dec *Decision, d Declaration, l Line, now time.Time, e 
 // encodeDraft has the store encode a lot's decision and assignment ahead
 // of the write transaction when no quota draw can change them
 // (prepareDecision), if the store can (RecordEncoder).
-func (s *Service) encodeDraft(pol *Policy, d Declaration, l Line, now time.Time, e *lotEval) {
+func (s *Service) encodeDraft(pol *policy.Policy, d Declaration, l Line, now time.Time, e *lotEval) {
 	if s.encoder == nil {
 		return
 	}
@@ -511,7 +512,7 @@ func (s *Service) encodeDraft(pol *Policy, d Declaration, l Line, now time.Time,
 // the quota draw for a reduced lot, the assignment, the decision and the
 // goods state. state is the goods state already read in this transaction,
 // or nil to read it here.
-func (s *Service) commitLot(tx Tx, pol *Policy, d Declaration, l Line, now time.Time, e lotEval, state *GoodsState, opened *[]quota.Period) (Decision, error) {
+func (s *Service) commitLot(tx Tx, pol *policy.Policy, d Declaration, l Line, now time.Time, e lotEval, state *GoodsState, opened *[]quota.Period) (Decision, error) {
 	if state == nil {
 		st, err := readGoodsState(tx, e.gk)
 		if err != nil {
@@ -551,7 +552,7 @@ func (s *Service) commitLot(tx Tx, pol *Policy, d Declaration, l Line, now time.
 // ahead when they were (the same inputs give the same records), else
 // drafted here, with the quota draw for a reduced lot (no encodings: the
 // store encodes them).
-func (s *Service) lotRecords(tx Tx, pol *Policy, d Declaration, l Line, now time.Time, e lotEval, opened *[]quota.Period) (Decision, *Assignment, Encoded, Encoded, error) {
+func (s *Service) lotRecords(tx Tx, pol *policy.Policy, d Declaration, l Line, now time.Time, e lotEval, opened *[]quota.Period) (Decision, *Assignment, Encoded, Encoded, error) {
 	if p := e.drafted; p != nil {
 		return p.dec, p.asg, p.decEnc, p.asgEnc, nil
 	}
@@ -628,7 +629,7 @@ func readGoodsState(tx ReadTx, gk identity.Key) (GoodsState, error) {
 
 // putGoodsState refreshes the goods' snapshot from its history alone (no
 // lot's certificate or exemption).
-func putGoodsState(tx Tx, pol *Policy, st GoodsState, g identity.Goods, gk identity.Key, history []Event, now time.Time) error {
+func putGoodsState(tx Tx, pol *policy.Policy, st GoodsState, g identity.Goods, gk identity.Key, history []Event, now time.Time) error {
 	return writeGoodsState(tx, pol, st, g, gk, Evaluate(pol, history, Lot{}, now), goodsResults(history), now)
 }
 
@@ -645,7 +646,7 @@ func goodsResults(history []Event) int {
 
 // writeGoodsState writes the goods' snapshot: its history-only evaluation
 // and result count.
-func writeGoodsState(tx Tx, pol *Policy, st GoodsState, g identity.Goods, gk identity.Key, snap Evaluation, results int, now time.Time) error {
+func writeGoodsState(tx Tx, pol *policy.Policy, st GoodsState, g identity.Goods, gk identity.Key, snap Evaluation, results int, now time.Time) error {
 	st.Key, st.Goods, st.Mode, st.Rule, st.Progress = gk, g, snap.Mode, snap.Explanation.Rule, snap.Explanation.Progress
 	st.Results = results
 	st.PolicyVersion, st.UpdatedAt = pol.Version, now

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -18,17 +19,6 @@ const (
 	ModeExempt  Mode = "exempt"  // nothing, unless a warning exists
 )
 
-// Procedure is the legal regime a line is inspected under.
-type Procedure string
-
-const (
-	ProcedureFoodSafety Procedure = "food_safety" // Decree 15/2018/NĐ-CP
-	ProcedureQuality    Procedure = "quality"     // Decree 132/2008/NĐ-CP as amended (group 2 goods)
-)
-
-// Valid reports whether p is a known procedure.
-func (p Procedure) Valid() bool { return p == ProcedureFoodSafety || p == ProcedureQuality }
-
 // Certificate is a producer's certificate presented with a lot or held on
 // record for a manufacturer (HACCP, ISO 22000, ...).
 type Certificate struct {
@@ -39,13 +29,13 @@ type Certificate struct {
 
 // Line is one validated, canonical declaration line: one lot.
 type Line struct {
-	LineNo       int            `json:"line_no"`
-	Goods        identity.Goods `json:"goods"` // canonical
-	Procedure    Procedure      `json:"procedure"`
-	Quantity     float64        `json:"quantity"`
-	Unit         string         `json:"unit"`
-	Certificates []Certificate  `json:"certificates,omitempty"`
-	Exemption    string         `json:"exemption,omitempty"`
+	LineNo       int              `json:"line_no"`
+	Goods        identity.Goods   `json:"goods"` // canonical
+	Procedure    policy.Procedure `json:"procedure"`
+	Quantity     float64          `json:"quantity"`
+	Unit         string           `json:"unit"`
+	Certificates []Certificate    `json:"certificates,omitempty"`
+	Exemption    string           `json:"exemption,omitempty"`
 }
 
 // Declaration is a validated import declaration as NSW submits it.
@@ -169,7 +159,7 @@ type Assignment struct {
 	Check           string           `json:"check"` // "documents" or "documents_and_sampling"
 	Goods           identity.Goods   `json:"goods"`
 	GoodsKey        identity.Key     `json:"goods_key"`
-	Procedure       Procedure        `json:"procedure"`
+	Procedure       policy.Procedure `json:"procedure"`
 	CreatedAt       time.Time        `json:"created_at"`
 	DueAt           time.Time        `json:"due_at"`
 	Status          AssignmentStatus `json:"status"`
@@ -213,21 +203,21 @@ type Explanation struct {
 
 // Decision is the inspection decision for one lot (declaration line).
 type Decision struct {
-	ID              string         `json:"id"`
-	DeclarationID   string         `json:"declaration_id"`
-	LineNo          int            `json:"line_no"`
-	ImporterTaxCode string         `json:"importer_tax_code"`
-	Goods           identity.Goods `json:"goods"`
-	GoodsKey        identity.Key   `json:"goods_key"`
-	Procedure       Procedure      `json:"procedure"`
-	Mode            Mode           `json:"mode"`
-	Inspect         bool           `json:"inspect"`
-	Agency          string         `json:"agency,omitempty"`
-	AssignmentID    string         `json:"assignment_id,omitempty"`
-	Reason          string         `json:"reason"`
-	PolicyVersion   string         `json:"policy_version"`
-	DecidedAt       time.Time      `json:"decided_at"`
-	Explanation     Explanation    `json:"explanation"`
+	ID              string           `json:"id"`
+	DeclarationID   string           `json:"declaration_id"`
+	LineNo          int              `json:"line_no"`
+	ImporterTaxCode string           `json:"importer_tax_code"`
+	Goods           identity.Goods   `json:"goods"`
+	GoodsKey        identity.Key     `json:"goods_key"`
+	Procedure       policy.Procedure `json:"procedure"`
+	Mode            Mode             `json:"mode"`
+	Inspect         bool             `json:"inspect"`
+	Agency          string           `json:"agency,omitempty"`
+	AssignmentID    string           `json:"assignment_id,omitempty"`
+	Reason          string           `json:"reason"`
+	PolicyVersion   string           `json:"policy_version"`
+	DecidedAt       time.Time        `json:"decided_at"`
+	Explanation     Explanation      `json:"explanation"`
 	// Quota is the random-check state a reduced-mode lot saw.
 	Quota *quota.Record `json:"quota,omitempty"`
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
 )
@@ -48,7 +49,7 @@ func newAuditRig(t *testing.T) *auditRig {
 	clock := &auditClock{}
 	now := time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam())
 	clock.now.Store(&now)
-	p, err := inspection.DefaultPolicy()
+	p, err := policy.DefaultPolicy()
 	if err != nil {
 		t.Fatal(err)
 	}

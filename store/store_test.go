@@ -10,6 +10,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -93,7 +94,7 @@ func sampleDecision() inspection.Decision {
 	until := t0.Add(365 * 24 * time.Hour)
 	return inspection.Decision{
 		ID: "DECL-1/1", DeclarationID: "DECL-1", LineNo: 1, ImporterTaxCode: "0101234567",
-		Goods: goods, GoodsKey: goods.Key(), Procedure: inspection.ProcedureFoodSafety,
+		Goods: goods, GoodsKey: goods.Key(), Procedure: policy.ProcedureFoodSafety,
 		Mode: inspection.ModeReduced, Inspect: true, Agency: "AG-1", AssignmentID: "AS-1",
 		Reason: "random sample", PolicyVersion: "2025.1", DecidedAt: t0,
 		Explanation: inspection.Explanation{
@@ -115,7 +116,7 @@ func sampleAssignment() inspection.Assignment {
 		ID: "AS-1", DecisionID: "DECL-1/1", DeclarationID: "DECL-1", LineNo: 1,
 		ImporterTaxCode: "0101234567", Agency: "AG-1", Mode: inspection.ModeStrict,
 		Check: "documents_and_sampling", Goods: goods, GoodsKey: goods.Key(),
-		Procedure: inspection.ProcedureQuality, CreatedAt: t0, DueAt: t0.Add(48 * time.Hour),
+		Procedure: policy.ProcedureQuality, CreatedAt: t0, DueAt: t0.Add(48 * time.Hour),
 		Status: inspection.AssignmentClosed,
 		Result: &inspection.Result{
 			Outcome: inspection.OutcomeFail, InspectedAt: t0.Add(time.Hour),

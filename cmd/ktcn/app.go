@@ -19,6 +19,7 @@ import (
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -265,15 +266,15 @@ func newLogger(level string, w io.Writer) (zerolog.Logger, error) {
 	return zerolog.New(zerolog.SyncWriter(w)).Level(lvl).With().Timestamp().Logger(), nil
 }
 
-func loadPolicy(path string) (*inspection.Policy, error) {
+func loadPolicy(path string) (*policy.Policy, error) {
 	if path == "" {
-		return inspection.DefaultPolicy()
+		return policy.DefaultPolicy()
 	}
 	doc, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read policy: %w", err)
 	}
-	p, err := inspection.ParsePolicy(doc)
+	p, err := policy.ParsePolicy(doc)
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: %w", path, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
 )
@@ -36,7 +37,7 @@ flags always give the same file.
 // clock of the caller's choosing; replays step their own clock. If
 // inspection.Config gains a field, withAppFlags and this are the two places
 // to set it.
-func newService(st inspection.Store, p *inspection.Policy, clk calendar.Clock, keys quota.Keys, log zerolog.Logger) (*inspection.Service, error) {
+func newService(st inspection.Store, p *policy.Policy, clk calendar.Clock, keys quota.Keys, log zerolog.Logger) (*inspection.Service, error) {
 	return inspection.NewService(inspection.Config{Store: st, Policy: p, Clock: clk, QuotaKeys: keys, Logger: log})
 }
 

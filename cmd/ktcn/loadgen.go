@@ -24,6 +24,7 @@ import (
 
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/policy"
 )
 
 const loadgenUsage = `Usage: ktcn loadgen [flags]
@@ -160,7 +161,7 @@ func newDeclSource(kind string, seed uint64, maxLines int, prefix string) (*decl
 	}
 	// Keep only what the default policy accepts, so a 4xx in the report
 	// means the server disagreed, not that the generator drifted.
-	p, err := inspection.DefaultPolicy()
+	p, err := policy.DefaultPolicy()
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/policy"
 )
 
 func TestLoadgenLoopbackOnly(t *testing.T) {
@@ -79,7 +80,7 @@ func TestHistogramQuantiles(t *testing.T) {
 // Every declaration a source mints parses under the default policy, has 1
 // to max lines, and carries the run's prefix and a unique ID.
 func TestDeclSource(t *testing.T) {
-	p, err := inspection.DefaultPolicy()
+	p, err := policy.DefaultPolicy()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,11 @@
-package inspection
+// Package policy is the versioned rule document: every threshold, count,
+// window, inspection list, route and deadline ktcn decides by lives in a
+// Policy, and the code only implements mechanisms. It owns the document's
+// shape, its validation (every error names its JSON path), its digest and
+// the lookups the domain makes in it (which procedure lists an HS code,
+// which agency inspects it, when a check is due). How a mode follows from
+// history under a policy is inspection's (Evaluate).
+package policy
 
 import (
 	"bytes"
@@ -11,11 +18,24 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/inspection/scoring"
 )
+
+// Procedure is the legal regime a line is inspected under.
+type Procedure string
+
+const (
+	ProcedureFoodSafety Procedure = "food_safety" // Decree 15/2018/NĐ-CP
+	ProcedureQuality    Procedure = "quality"     // Decree 132/2008/NĐ-CP as amended (group 2 goods)
+)
+
+// Valid reports whether p is a known procedure.
+func (p Procedure) Valid() bool { return p == ProcedureFoodSafety || p == ProcedureQuality }
 
 // Policy is the versioned rule document: every threshold, count, window,
 // list and route lives here, and the code only implements mechanisms. The
@@ -129,7 +149,7 @@ func ParsePolicy(doc []byte) (*Policy, error) {
 	dec.DisallowUnknownFields()
 	var p Policy
 	if err := dec.Decode(&p); err != nil {
-		return nil, Invalid("policy", "not a valid policy document: %v", err)
+		return nil, fault.Of(fault.Invalid, "policy", "not a valid policy document: %v", err)
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -160,54 +180,54 @@ var (
 // Validate checks the policy and names the first offending field.
 func (p *Policy) Validate() error {
 	if strings.TrimSpace(p.Version) == "" {
-		return Invalid("version", "is required")
+		return fault.Of(fault.Invalid, "version", "is required")
 	}
 	if p.Strict.PassesToNormal < 1 {
-		return Invalid("strict.passes_to_normal", "must be at least 1")
+		return fault.Of(fault.Invalid, "strict.passes_to_normal", "must be at least 1")
 	}
 	if p.Reduced.ConsecutivePasses < 1 {
-		return Invalid("reduced.consecutive_passes", "must be at least 1")
+		return fault.Of(fault.Invalid, "reduced.consecutive_passes", "must be at least 1")
 	}
 	if p.Reduced.WindowMonths < 1 {
-		return Invalid("reduced.window_months", "must be at least 1")
+		return fault.Of(fault.Invalid, "reduced.window_months", "must be at least 1")
 	}
 	for i, c := range p.Reduced.AcceptedCertificates {
 		if strings.TrimSpace(c) == "" || c != strings.ToUpper(c) {
-			return Invalid(fmt.Sprintf("reduced.accepted_certificates[%d]", i), "must be a non-empty upper-case code")
+			return fault.Of(fault.Invalid, fmt.Sprintf("reduced.accepted_certificates[%d]", i), "must be a non-empty upper-case code")
 		}
 	}
 	if err := p.Reduced.Sampling.Validate("reduced.sampling"); err != nil {
 		return err
 	}
 	if p.Reduced.Sampling.Selection == quota.SelectionRiskWeighted && p.Reduced.Sampling.WeightBy == quota.WeightByGoodsScore && !p.Risk.ScoreDecisions {
-		return Invalid("reduced.sampling.weight_by", "goods_score needs risk.score_decisions: true (the weight is the decision's goods score)")
+		return fault.Of(fault.Invalid, "reduced.sampling.weight_by", "goods_score needs risk.score_decisions: true (the weight is the decision's goods score)")
 	}
 	if p.QualityExemption.Enabled {
 		if p.QualityExemption.ConsecutivePasses < 1 {
-			return Invalid("quality_exemption.consecutive_passes", "must be at least 1")
+			return fault.Of(fault.Invalid, "quality_exemption.consecutive_passes", "must be at least 1")
 		}
 		if p.QualityExemption.TermMonths < 1 {
-			return Invalid("quality_exemption.term_months", "must be at least 1")
+			return fault.Of(fault.Invalid, "quality_exemption.term_months", "must be at least 1")
 		}
 	}
 	seen := map[string]bool{}
 	for i, c := range p.ExemptionCategories {
 		f := fmt.Sprintf("exemption_categories[%d]", i)
 		if c.Code == "" || seen[c.Code] {
-			return Invalid(f+".code", "must be a unique non-empty code, got %q", c.Code)
+			return fault.Of(fault.Invalid, f+".code", "must be a unique non-empty code, got %q", c.Code)
 		}
 		seen[c.Code] = true
 		if len(c.Procedures) == 0 {
-			return Invalid(f+".procedures", "must name at least one procedure")
+			return fault.Of(fault.Invalid, f+".procedures", "must name at least one procedure")
 		}
 		for j, pr := range c.Procedures {
 			if !pr.Valid() {
-				return Invalid(fmt.Sprintf("%s.procedures[%d]", f, j), "unknown procedure %q", pr)
+				return fault.Of(fault.Invalid, fmt.Sprintf("%s.procedures[%d]", f, j), "unknown procedure %q", pr)
 			}
 		}
 	}
 	if len(p.InspectionList) == 0 {
-		return Invalid("inspection_list", "must list at least one HS code")
+		return fault.Of(fault.Invalid, "inspection_list", "must list at least one HS code")
 	}
 	type entryKey struct {
 		code string
@@ -217,33 +237,33 @@ func (p *Policy) Validate() error {
 	for i, e := range p.InspectionList {
 		f := fmt.Sprintf("inspection_list[%d]", i)
 		if !hsDigitsRe.MatchString(e.Code) {
-			return Invalid(f+".code", "must be 4, 6, 8 or 10 digits, got %q", e.Code)
+			return fault.Of(fault.Invalid, f+".code", "must be 4, 6, 8 or 10 digits, got %q", e.Code)
 		}
 		if !e.Procedure.Valid() {
-			return Invalid(f+".procedure", "unknown procedure %q", e.Procedure)
+			return fault.Of(fault.Invalid, f+".procedure", "unknown procedure %q", e.Procedure)
 		}
 		if !slices.Contains(ministries, e.Ministry) {
-			return Invalid(f+".ministry", "unknown ministry %q (want one of %v)", e.Ministry, ministries)
+			return fault.Of(fault.Invalid, f+".ministry", "unknown ministry %q (want one of %v)", e.Ministry, ministries)
 		}
 		k := entryKey{e.Code, e.Procedure}
 		if listed[k] {
-			return Invalid(f+".code", "%s is listed twice for %s", e.Code, e.Procedure)
+			return fault.Of(fault.Invalid, f+".code", "%s is listed twice for %s", e.Code, e.Procedure)
 		}
 		listed[k] = true
 	}
 	for i, r := range p.Routing {
 		f := fmt.Sprintf("routing[%d]", i)
 		if !r.Procedure.Valid() {
-			return Invalid(f+".procedure", "unknown procedure %q", r.Procedure)
+			return fault.Of(fault.Invalid, f+".procedure", "unknown procedure %q", r.Procedure)
 		}
 		if !slices.Contains(ministries, r.Ministry) {
-			return Invalid(f+".ministry", "unknown ministry %q", r.Ministry)
+			return fault.Of(fault.Invalid, f+".ministry", "unknown ministry %q", r.Ministry)
 		}
 		if r.Prefix != "" && !hsDigitsRe.MatchString(r.Prefix) {
-			return Invalid(f+".prefix", "must be empty or 4, 6, 8 or 10 digits, got %q", r.Prefix)
+			return fault.Of(fault.Invalid, f+".prefix", "must be empty or 4, 6, 8 or 10 digits, got %q", r.Prefix)
 		}
 		if r.Agency == "" {
-			return Invalid(f+".agency", "is required")
+			return fault.Of(fault.Invalid, f+".agency", "is required")
 		}
 	}
 	// Every listed code must route somewhere, or a lot could be decided
@@ -253,14 +273,14 @@ func (p *Policy) Validate() error {
 			continue
 		}
 		if _, ok := p.route(e.Procedure, e.Ministry, e.Code); !ok {
-			return Invalid(fmt.Sprintf("inspection_list[%d].code", i), "%s (%s, %s) has no route to an agency", e.Code, e.Procedure, e.Ministry)
+			return fault.Of(fault.Invalid, fmt.Sprintf("inspection_list[%d].code", i), "%s (%s, %s) has no route to an agency", e.Code, e.Procedure, e.Ministry)
 		}
 	}
 	if p.Deadlines.DocumentsWorkingHours < 1 {
-		return Invalid("deadlines.documents_working_hours", "must be at least 1")
+		return fault.Of(fault.Invalid, "deadlines.documents_working_hours", "must be at least 1")
 	}
 	if p.Deadlines.StrictWorkingDays < 1 {
-		return Invalid("deadlines.strict_working_days", "must be at least 1")
+		return fault.Of(fault.Invalid, "deadlines.strict_working_days", "must be at least 1")
 	}
 	if _, err := p.Calendar.Compile(); err != nil {
 		return err
@@ -357,4 +377,20 @@ func CertificateKind(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// Deadline returns when a check started at t is due: sampling and lab
+// tests (sampling) in working days, documents checks in working hours.
+func (p *Policy) Deadline(sampling bool, t time.Time) time.Time {
+	wc := p.cal
+	if wc == nil { // a policy built in code rather than parsed
+		var err error
+		if wc, err = p.Calendar.Compile(); err != nil {
+			return t
+		}
+	}
+	if sampling {
+		return wc.Add(t, time.Duration(p.Deadlines.StrictWorkingDays)*wc.DayLength())
+	}
+	return wc.Add(t, time.Duration(p.Deadlines.DocumentsWorkingHours)*time.Hour)
 }
