@@ -13,6 +13,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -86,7 +87,7 @@ func newAccess(t *testing.T, cfg inspection.AccessConfig) (*inspection.Access, *
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	err = db.UpdateRaw(context.Background(), func(tx inspection.Tx) error {
-		return tx.PutAgency(inspection.Agency{ID: "moh-nifc", Name: "NIFC"})
+		return tx.PutAgency(reference.Agency{ID: "moh-nifc", Name: "NIFC"})
 	})
 	if err != nil {
 		t.Fatal(err)

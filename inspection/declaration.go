@@ -17,6 +17,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
+	"github.com/ktcn/ktcn/inspection/reference"
 )
 
 // DeclarationInput is a declaration as NSW sends it, before validation.
@@ -171,7 +172,7 @@ func parseLine(p *policy.Policy, f string, in LineInput) (Line, error) {
 		if err != nil {
 			return l, err
 		}
-		l.Certificates = append(l.Certificates, Certificate{Kind: kind, Number: strings.TrimSpace(ci.Number), ValidUntil: until})
+		l.Certificates = append(l.Certificates, reference.Certificate{Kind: kind, Number: strings.TrimSpace(ci.Number), ValidUntil: until})
 	}
 	if in.Exemption != "" {
 		cat, ok := p.Exemption(in.Exemption)

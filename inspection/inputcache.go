@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -20,7 +21,7 @@ import (
 type inputCache struct {
 	mu     sync.Mutex
 	events map[versioned][]Event
-	mfrs   map[versioned]cachedRecord[Manufacturer]
+	mfrs   map[versioned]cachedRecord[reference.Manufacturer]
 	risks  map[versioned]cachedRecord[scoring.Record]
 	priors map[priorKey]cachedRecord[risk.Prior]
 }
@@ -111,13 +112,13 @@ func (t cachedReadTx) Events(s Subject) ([]Event, error) {
 	return evs, nil
 }
 
-func (t cachedReadTx) Manufacturer(mk identity.Key) (Manufacturer, error) {
+func (t cachedReadTx) Manufacturer(mk identity.Key) (reference.Manufacturer, error) {
 	sub := Subject{SubjectManufacturer, mk}.InputSubject()
 	v, ok := t.versions[sub]
 	if !ok {
 		return t.ReadTx.Manufacturer(mk)
 	}
-	return cachedRead(t.c, &t.c.mfrs, versioned{sub, v}, func() (Manufacturer, error) { return t.ReadTx.Manufacturer(mk) })
+	return cachedRead(t.c, &t.c.mfrs, versioned{sub, v}, func() (reference.Manufacturer, error) { return t.ReadTx.Manufacturer(mk) })
 }
 
 func (t cachedReadTx) RiskRecord(sub risk.Subject) (scoring.Record, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/policy"
+	"github.com/ktcn/ktcn/inspection/reference"
 )
 
 // Lot is what the mode rules need of the lot being decided, beyond history.
@@ -15,7 +16,7 @@ type Lot struct {
 	Procedure       policy.Procedure
 	// Certificates presented with the lot and held on record for its
 	// manufacturer.
-	Certificates []Certificate
+	Certificates []reference.Certificate
 	// Exemption is the claimed exemption category code, if any.
 	Exemption string
 }
@@ -190,8 +191,8 @@ func exemptBy(ex Explanation, rule, code, format string, args ...any) Evaluation
 
 // validCertificate returns the accepted certificate valid at now that runs
 // longest, so the explanation cites the strongest evidence.
-func validCertificate(p *policy.Policy, certs []Certificate, now time.Time) (Certificate, bool) {
-	var best Certificate
+func validCertificate(p *policy.Policy, certs []reference.Certificate, now time.Time) (reference.Certificate, bool) {
+	var best reference.Certificate
 	found := false
 	for _, c := range certs {
 		if p.AcceptsCertificate(c.Kind) && !c.ValidUntil.Before(now) && (!found || c.ValidUntil.After(best.ValidUntil)) {

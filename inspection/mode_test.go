@@ -9,6 +9,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
+	"github.com/ktcn/ktcn/inspection/reference"
 )
 
 func mustPolicy(t testing.TB) *policy.Policy {
@@ -57,15 +58,15 @@ func cat(evs ...[]inspection.Event) []inspection.Event {
 func TestEvaluateLegalPaths(t *testing.T) {
 	p := mustPolicy(t)
 	const imp, other = "0101234567", "0309876543"
-	haccp := inspection.Certificate{Kind: "HACCP", Number: "H-1", ValidUntil: day(400)}
+	haccp := reference.Certificate{Kind: "HACCP", Number: "H-1", ValidUntil: day(400)}
 	food := inspection.Lot{ImporterTaxCode: imp, Procedure: policy.ProcedureFoodSafety}
 	quality := inspection.Lot{ImporterTaxCode: imp, Procedure: policy.ProcedureQuality}
 	withCert := food
-	withCert.Certificates = []inspection.Certificate{haccp}
+	withCert.Certificates = []reference.Certificate{haccp}
 	expired := food
-	expired.Certificates = []inspection.Certificate{{Kind: "HACCP", Number: "H-0", ValidUntil: day(-1)}}
+	expired.Certificates = []reference.Certificate{{Kind: "HACCP", Number: "H-0", ValidUntil: day(-1)}}
 	unaccepted := food
-	unaccepted.Certificates = []inspection.Certificate{{Kind: "CE", Number: "X", ValidUntil: day(400)}}
+	unaccepted.Certificates = []reference.Certificate{{Kind: "CE", Number: "X", ValidUntil: day(400)}}
 	luggage := food
 	luggage.Exemption = "personal_luggage"
 	otherQuality := quality

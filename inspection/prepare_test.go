@@ -11,6 +11,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -124,7 +125,7 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 		}},
 		{"certificate on record", false, nil, func(t *testing.T, r rig, _ inspection.Decision) {
 			err := r.st.DB.UpdateRaw(ctx, func(tx inspection.Tx) error {
-				return tx.PutManufacturer(inspection.Manufacturer{Name: "Prep Dairy", Origin: "NZ", Certificates: []inspection.Certificate{
+				return tx.PutManufacturer(reference.Manufacturer{Name: "Prep Dairy", Origin: "NZ", Certificates: []reference.Certificate{
 					{Kind: "HACCP", Number: "H-7", ValidUntil: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}}})
 			})
 			if err != nil {

@@ -7,22 +7,14 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/policy"
+	"github.com/ktcn/ktcn/inspection/reference"
 )
-
-// Reference is reference data loaded in bulk: the designated agencies,
-// importers with their compliance levels, and manufacturers with the
-// certificates on record.
-type Reference struct {
-	Agencies      []Agency
-	Importers     []Importer
-	Manufacturers []Manufacturer
-}
 
 // LoadReference writes reference data in one change, under one audit
 // entry (kind reference.loaded). It is idempotent: every record is keyed
 // by its own ID (agency ID, tax code, manufacturer key), so loading again
 // writes the same records over themselves.
-func (s *Service) LoadReference(ctx context.Context, by access.Principal, ref Reference) error {
+func (s *Service) LoadReference(ctx context.Context, by access.Principal, ref reference.Data) error {
 	if err := by.Require(access.ActAdminister); err != nil {
 		return err
 	}

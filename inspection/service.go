@@ -16,6 +16,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -414,7 +415,7 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d Declaration, l Line, 
 		return lotEval{}, GoodsState{}, err
 	}
 	lot := Lot{ImporterTaxCode: d.ImporterTaxCode, Procedure: l.Procedure, Exemption: l.Exemption,
-		Certificates: append(append([]Certificate{}, l.Certificates...), certs...)}
+		Certificates: append(append([]reference.Certificate{}, l.Certificates...), certs...)}
 	ev := Evaluate(pol, history, lot, now)
 	// The goods-state snapshot is the history-only mode; when nothing about
 	// this lot (certificate, exemption, the quality regime's importer term)
@@ -588,7 +589,7 @@ func goodsRisk(scores []risk.Score) float64 {
 // goodsContext reads what a decision on g depends on: its history (own
 // events and alerts on its manufacturer and heading × origin), the
 // manufacturer's certificates on record, and the stored goods state.
-func goodsContext(tx ReadTx, k identity.Keys) ([]Event, []Certificate, GoodsState, error) {
+func goodsContext(tx ReadTx, k identity.Keys) ([]Event, []reference.Certificate, GoodsState, error) {
 	var history []Event
 	subjects := [...]Subject{
 		{SubjectGoods, k.Goods},
@@ -602,7 +603,7 @@ func goodsContext(tx ReadTx, k identity.Keys) ([]Event, []Certificate, GoodsStat
 		}
 		history = append(history, evs...)
 	}
-	var certs []Certificate
+	var certs []reference.Certificate
 	m, err := tx.Manufacturer(subjects[1].Key)
 	switch {
 	case err == nil:

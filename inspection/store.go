@@ -7,6 +7,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -43,10 +44,10 @@ type ReadTx interface {
 	// goods (the importer's own compliance history), ordered by At, then ID.
 	ImporterEvents(taxCode string) ([]Event, error)
 	GoodsState(k identity.Key) (GoodsState, error)
-	Manufacturer(k identity.Key) (Manufacturer, error)
-	Importer(taxCode string) (Importer, error)
-	Agency(id string) (Agency, error)
-	Agencies() ([]Agency, error)
+	Manufacturer(k identity.Key) (reference.Manufacturer, error)
+	Importer(taxCode string) (reference.Importer, error)
+	Agency(id string) (reference.Agency, error)
+	Agencies() ([]reference.Agency, error)
 	// Policy returns a stored policy document by version.
 	Policy(version string) ([]byte, error)
 	// ActivePolicy names the policy version in force.
@@ -90,9 +91,9 @@ type Tx interface {
 	// already recorded is a CodeConflict.
 	AddEvent(e Event) error
 	PutGoodsState(GoodsState) error
-	PutAgency(Agency) error
-	PutImporter(Importer) error
-	PutManufacturer(Manufacturer) error
+	PutAgency(reference.Agency) error
+	PutImporter(reference.Importer) error
+	PutManufacturer(reference.Manufacturer) error
 	PutPolicy(version string, doc []byte) error
 	// PutActivePolicy puts a stored version in force.
 	PutActivePolicy(ActivePolicy) error

@@ -6,6 +6,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -19,23 +20,15 @@ const (
 	ModeExempt  Mode = "exempt"  // nothing, unless a warning exists
 )
 
-// Certificate is a producer's certificate presented with a lot or held on
-// record for a manufacturer (HACCP, ISO 22000, ...).
-type Certificate struct {
-	Kind       string    `json:"kind"`
-	Number     string    `json:"number"`
-	ValidUntil time.Time `json:"valid_until"`
-}
-
 // Line is one validated, canonical declaration line: one lot.
 type Line struct {
-	LineNo       int              `json:"line_no"`
-	Goods        identity.Goods   `json:"goods"` // canonical
-	Procedure    policy.Procedure `json:"procedure"`
-	Quantity     float64          `json:"quantity"`
-	Unit         string           `json:"unit"`
-	Certificates []Certificate    `json:"certificates,omitempty"`
-	Exemption    string           `json:"exemption,omitempty"`
+	LineNo       int                     `json:"line_no"`
+	Goods        identity.Goods          `json:"goods"` // canonical
+	Procedure    policy.Procedure        `json:"procedure"`
+	Quantity     float64                 `json:"quantity"`
+	Unit         string                  `json:"unit"`
+	Certificates []reference.Certificate `json:"certificates,omitempty"`
+	Exemption    string                  `json:"exemption,omitempty"`
 }
 
 // Declaration is a validated import declaration as NSW submits it.
@@ -190,10 +183,10 @@ type Explanation struct {
 	Progress string `json:"progress,omitempty"` // e.g. "2 of 3 passes toward reduced"
 	// EventsSeen counts every history event the evaluation read; Events
 	// lists the ones that decided the mode (since the last reset).
-	EventsSeen  int          `json:"events_seen"`
-	Events      []EventRef   `json:"events"`
-	Certificate *Certificate `json:"certificate,omitempty"` // the certificate that qualified for reduced
-	Exemption   string       `json:"exemption,omitempty"`   // category or "quality_importer"
+	EventsSeen  int                    `json:"events_seen"`
+	Events      []EventRef             `json:"events"`
+	Certificate *reference.Certificate `json:"certificate,omitempty"` // the certificate that qualified for reduced
+	Exemption   string                 `json:"exemption,omitempty"`   // category or "quality_importer"
 	// ExemptUntil is the end of a quality-regime importer exemption.
 	ExemptUntil *time.Time `json:"exempt_until,omitempty"`
 	// Scores are the risk scores the decision saw, with their intervals
@@ -235,31 +228,3 @@ type GoodsState struct {
 	PolicyVersion string         `json:"policy_version"`
 	UpdatedAt     time.Time      `json:"updated_at"`
 }
-
-// Agency is a designated inspection body.
-type Agency struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	NameVI   string `json:"name_vi"`
-	Ministry string `json:"ministry"` // MOH, MARD, MOIT, MOST
-	City     string `json:"city"`
-}
-
-// Importer is a firm that declares goods.
-type Importer struct {
-	TaxCode string `json:"tax_code"`
-	Name    string `json:"name"`
-	// ComplianceLevel is customs' rating (Circular 81/2019/TT-BTC):
-	// priority, high, medium, low, non_compliant.
-	ComplianceLevel string `json:"compliance_level"`
-}
-
-// Manufacturer is a producer with the certificates it holds on record.
-type Manufacturer struct {
-	Name         string        `json:"name"`
-	Origin       string        `json:"origin"`
-	Certificates []Certificate `json:"certificates,omitempty"`
-}
-
-// Key is the manufacturer's identity key.
-func (m Manufacturer) Key() identity.Key { return identity.ManufacturerKey(m.Name, m.Origin) }

@@ -16,6 +16,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/reference"
 )
 
 // The audit chain (0x14 by sequence, 0x15 the head) and record digests.
@@ -298,7 +299,7 @@ var recordScans = map[audit.RecordKind]recordScan{
 	audit.RecordAgency:       {prefixAgency, jsonID("id")},
 	audit.RecordImporter:     {prefixImporter, jsonID("tax_code")},
 	audit.RecordManufacturer: {prefixManufacture, func(body []byte) (string, error) {
-		var m inspection.Manufacturer
+		var m reference.Manufacturer
 		if err := json.Unmarshal(body, &m); err != nil {
 			return "", err
 		}

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
 )
 
-func importerN(i int) inspection.Importer {
-	return inspection.Importer{TaxCode: fmt.Sprintf("%010d", i), Name: fmt.Sprintf("Importer %d", i), ComplianceLevel: "medium"}
+func importerN(i int) reference.Importer {
+	return reference.Importer{TaxCode: fmt.Sprintf("%010d", i), Name: fmt.Sprintf("Importer %d", i), ComplianceLevel: "medium"}
 }
 
 // runConcurrently runs n Updates from 64 goroutines and returns their errors.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/quota"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -35,7 +36,7 @@ func TestReadAheadServesOnlyUnchangedKeys(t *testing.T) {
 	backends(t, func(t *testing.T, db *store.DB) {
 		put := func(taxCode, name string) func(inspection.Tx) error {
 			return func(tx inspection.Tx) error {
-				return tx.PutImporter(inspection.Importer{TaxCode: taxCode, Name: name, ComplianceLevel: "medium"})
+				return tx.PutImporter(reference.Importer{TaxCode: taxCode, Name: name, ComplianceLevel: "medium"})
 			}
 		}
 		update(t, db, put("0000000001", "untouched"))

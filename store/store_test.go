@@ -11,6 +11,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -104,7 +105,7 @@ func sampleDecision() inspection.Decision {
 				ID: "EV-1", Kind: inspection.EventResult, Subject: "goods", At: t0,
 				Outcome: inspection.OutcomePass, Importer: "0101234567",
 			}},
-			Certificate: &inspection.Certificate{Kind: "HACCP", Number: "H-9", ValidUntil: until},
+			Certificate: &reference.Certificate{Kind: "HACCP", Number: "H-9", ValidUntil: until},
 			Exemption:   "quality_importer",
 			ExemptUntil: &until,
 		},
@@ -145,16 +146,16 @@ func sampleGoodsState() inspection.GoodsState {
 	}
 }
 
-func sampleManufacturer() inspection.Manufacturer {
-	return inspection.Manufacturer{
+func sampleManufacturer() reference.Manufacturer {
+	return reference.Manufacturer{
 		Name: "acme dairy", Origin: "NZ",
-		Certificates: []inspection.Certificate{{Kind: "ISO 22000", Number: "I-1", ValidUntil: t0}},
+		Certificates: []reference.Certificate{{Kind: "ISO 22000", Number: "I-1", ValidUntil: t0}},
 	}
 }
 
 var (
-	sampleImporter = inspection.Importer{TaxCode: "0101234567", Name: "Nhập khẩu ABC", ComplianceLevel: "high"}
-	sampleAgency   = inspection.Agency{ID: "AG-1", Name: "Lab One", NameVI: "Phòng thí nghiệm Một", Ministry: "MOH", City: "Hà Nội"}
+	sampleImporter = reference.Importer{TaxCode: "0101234567", Name: "Nhập khẩu ABC", ComplianceLevel: "high"}
+	sampleAgency   = reference.Agency{ID: "AG-1", Name: "Lab One", NameVI: "Phòng thí nghiệm Một", Ministry: "MOH", City: "Hà Nội"}
 	samplePolicy   = []byte(`{"version":"2025.1","rules":[]}`)
 )
 
@@ -213,7 +214,7 @@ func roundTrips() []struct {
 		{"agencies",
 			func(tx inspection.Tx) error { return tx.PutAgency(sampleAgency) },
 			func(tx inspection.ReadTx) (any, error) { return tx.Agencies() },
-			[]inspection.Agency{sampleAgency}},
+			[]reference.Agency{sampleAgency}},
 		{"policy",
 			func(tx inspection.Tx) error { return tx.PutPolicy("2025.1", samplePolicy) },
 			func(tx inspection.ReadTx) (any, error) { return tx.Policy("2025.1") },
@@ -322,7 +323,7 @@ func TestAgenciesOrderedByID(t *testing.T) {
 	ids := []string{"hcm-3", "HN-1", "dn-2", "AG-10", "AG-9"}
 	update(t, db, func(tx inspection.Tx) error {
 		for _, id := range ids {
-			if err := tx.PutAgency(inspection.Agency{ID: id, Name: "n" + id}); err != nil {
+			if err := tx.PutAgency(reference.Agency{ID: id, Name: "n" + id}); err != nil {
 				return err
 			}
 		}
@@ -361,9 +362,9 @@ func TestPutRejectsRecordsWithoutIdentity(t *testing.T) {
 		}},
 		{"event", func(tx inspection.Tx) error { return tx.AddEvent(inspection.Event{}) }},
 		{"goods state", func(tx inspection.Tx) error { return tx.PutGoodsState(inspection.GoodsState{}) }},
-		{"manufacturer", func(tx inspection.Tx) error { return tx.PutManufacturer(inspection.Manufacturer{}) }},
-		{"importer", func(tx inspection.Tx) error { return tx.PutImporter(inspection.Importer{}) }},
-		{"agency", func(tx inspection.Tx) error { return tx.PutAgency(inspection.Agency{}) }},
+		{"manufacturer", func(tx inspection.Tx) error { return tx.PutManufacturer(reference.Manufacturer{}) }},
+		{"importer", func(tx inspection.Tx) error { return tx.PutImporter(reference.Importer{}) }},
+		{"agency", func(tx inspection.Tx) error { return tx.PutAgency(reference.Agency{}) }},
 		{"policy version", func(tx inspection.Tx) error { return tx.PutPolicy("", samplePolicy) }},
 		{"policy document", func(tx inspection.Tx) error { return tx.PutPolicy("v1", nil) }},
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/identity"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -180,12 +181,12 @@ func (t *readTx) Assignment(id string) (inspection.Assignment, error) {
 	return loadID(t, prefixAssignment, id, func(a *inspection.Assignment) string { return a.ID })
 }
 
-func (t *readTx) Importer(taxCode string) (inspection.Importer, error) {
-	return loadID(t, prefixImporter, taxCode, func(i *inspection.Importer) string { return i.TaxCode })
+func (t *readTx) Importer(taxCode string) (reference.Importer, error) {
+	return loadID(t, prefixImporter, taxCode, func(i *reference.Importer) string { return i.TaxCode })
 }
 
-func (t *readTx) Agency(id string) (inspection.Agency, error) {
-	return loadID(t, prefixAgency, id, func(a *inspection.Agency) string { return a.ID })
+func (t *readTx) Agency(id string) (reference.Agency, error) {
+	return loadID(t, prefixAgency, id, func(a *reference.Agency) string { return a.ID })
 }
 
 func (t *readTx) GoodsState(k identity.Key) (inspection.GoodsState, error) {
@@ -194,8 +195,8 @@ func (t *readTx) GoodsState(k identity.Key) (inspection.GoodsState, error) {
 	return g, err
 }
 
-func (t *readTx) Manufacturer(k identity.Key) (inspection.Manufacturer, error) {
-	var m inspection.Manufacturer
+func (t *readTx) Manufacturer(k identity.Key) (reference.Manufacturer, error) {
+	var m reference.Manufacturer
 	err := t.load(prefixManufacture, hashKey(prefixManufacture, k), "manufacturer "+k.String(), &m)
 	return m, err
 }
@@ -255,10 +256,10 @@ func (t *readTx) iterate(pfx []byte, fn func(key, val []byte) error) error {
 }
 
 // Agencies returns every agency ordered by ID (keys are in hash order).
-func (t *readTx) Agencies() ([]inspection.Agency, error) {
-	var out []inspection.Agency
+func (t *readTx) Agencies() ([]reference.Agency, error) {
+	var out []reference.Agency
 	err := t.iterate([]byte{byte(prefixAgency)}, func(_, val []byte) error {
-		var a inspection.Agency
+		var a reference.Agency
 		if err := decode(prefixAgency, val, &a); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -268,7 +269,7 @@ func (t *readTx) Agencies() ([]inspection.Agency, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b inspection.Agency) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b reference.Agency) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -555,11 +556,11 @@ func (t *writeTx) PutDecisionEncoded(d inspection.Decision, e inspection.Encoded
 	return t.setRecord(prefixDecision, idKey(prefixDecision, d.ID), d.ID, x.val, x.sum)
 }
 
-func (t *writeTx) PutImporter(i inspection.Importer) error {
+func (t *writeTx) PutImporter(i reference.Importer) error {
 	return t.putID(prefixImporter, i.TaxCode, i)
 }
 
-func (t *writeTx) PutAgency(a inspection.Agency) error {
+func (t *writeTx) PutAgency(a reference.Agency) error {
 	return t.putID(prefixAgency, a.ID, a)
 }
 
@@ -571,7 +572,7 @@ func (t *writeTx) PutGoodsState(g inspection.GoodsState) error {
 }
 
 // PutManufacturer keys m by m.Key(), derived from its name and origin.
-func (t *writeTx) PutManufacturer(m inspection.Manufacturer) error {
+func (t *writeTx) PutManufacturer(m reference.Manufacturer) error {
 	if m.Name == "" {
 		return errors.New("store: put manufacturer: empty name")
 	}

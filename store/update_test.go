@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -37,7 +38,7 @@ func expectNothing(t *testing.T, db *store.DB) {
 				if err != nil || len(v) != 0 {
 					t.Errorf("%s: %v, %v", tc.name, v, err)
 				}
-			case []inspection.Agency:
+			case []reference.Agency:
 				if err != nil || len(v) != 0 {
 					t.Errorf("%s: %v, %v", tc.name, v, err)
 				}
