@@ -8,6 +8,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/calendar"
 )
 
 // Key management over HTTP, for admins while the server runs (the
@@ -62,7 +63,7 @@ func (h *handlers) createKey(c echo.Context) error {
 	}
 	req := inspection.KeyRequest{Principal: in.Principal, Note: in.Note}
 	if in.ExpiresAt != "" {
-		if req.ExpiresAt, err = inspection.ParseTime("expires_at", in.ExpiresAt); err != nil {
+		if req.ExpiresAt, err = calendar.ParseTime("expires_at", in.ExpiresAt); err != nil {
 			return err
 		}
 	}

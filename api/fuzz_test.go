@@ -6,6 +6,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/policy"
 )
 
@@ -34,7 +35,7 @@ func FuzzDeclarationParser(f *testing.F) {
 		}
 		d, err := inspection.ParseDeclaration(p, in)
 		if err != nil {
-			if inspection.ErrorCode(err) != inspection.CodeInvalid {
+			if fault.CodeOf(err) != fault.Invalid {
 				t.Fatalf("parser error is not 'invalid': %v", err)
 			}
 			return

@@ -8,10 +8,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
-
-	"github.com/ktcn/ktcn/inspection"
 )
 
 // Problem is an RFC 9457 problem details body. Field and Code are
@@ -29,14 +28,14 @@ type Problem struct {
 
 const problemContentType = "application/problem+json"
 
-var statusOf = map[inspection.Code]int{
-	inspection.CodeInvalid:         http.StatusUnprocessableEntity,
-	inspection.CodeUnauthenticated: http.StatusUnauthorized,
-	inspection.CodeNotFound:        http.StatusNotFound,
-	inspection.CodeConflict:        http.StatusConflict,
-	inspection.CodeForbidden:       http.StatusForbidden,
-	inspection.CodeUnavailable:     http.StatusServiceUnavailable,
-	inspection.CodeInternal:        http.StatusInternalServerError,
+var statusOf = map[fault.Code]int{
+	fault.Invalid:         http.StatusUnprocessableEntity,
+	fault.Unauthenticated: http.StatusUnauthorized,
+	fault.NotFound:        http.StatusNotFound,
+	fault.Conflict:        http.StatusConflict,
+	fault.Forbidden:       http.StatusForbidden,
+	fault.Unavailable:     http.StatusServiceUnavailable,
+	fault.Internal:        http.StatusInternalServerError,
 }
 
 // requestError is bad HTTP-level input (malformed JSON, wrong media type,
@@ -63,7 +62,7 @@ func errorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
 		var (
 			re *requestError
 			he *echo.HTTPError
-			ie *inspection.Error
+			ie *fault.Error
 		)
 		switch {
 		case errors.As(err, &re):
@@ -80,10 +79,10 @@ func errorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
 			if he.Code == http.StatusRequestEntityTooLarge {
 				p.Field = "body"
 			}
-		case errors.Is(err, inspection.ErrNotFound):
-			p.Status, p.Code, p.Detail = http.StatusNotFound, string(inspection.CodeNotFound), "not found"
+		case errors.Is(err, fault.ErrNotFound):
+			p.Status, p.Code, p.Detail = http.StatusNotFound, string(fault.NotFound), "not found"
 		default:
-			p.Status, p.Code, p.Detail = http.StatusInternalServerError, string(inspection.CodeInternal), "internal error"
+			p.Status, p.Code, p.Detail = http.StatusInternalServerError, string(fault.Internal), "internal error"
 		}
 		if p.Status == 0 {
 			p.Status = http.StatusInternalServerError
@@ -114,7 +113,7 @@ func errorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
 func codeForStatus(status int) string {
 	switch {
 	case status == http.StatusNotFound:
-		return string(inspection.CodeNotFound)
+		return string(fault.NotFound)
 	case status == http.StatusMethodNotAllowed:
 		return "method_not_allowed"
 	case status == http.StatusRequestEntityTooLarge:
@@ -122,17 +121,17 @@ func codeForStatus(status int) string {
 	case status == http.StatusTooManyRequests:
 		return "rate_limited"
 	case status == http.StatusUnauthorized:
-		return string(inspection.CodeUnauthenticated)
+		return string(fault.Unauthenticated)
 	case status == http.StatusForbidden:
-		return string(inspection.CodeForbidden)
+		return string(fault.Forbidden)
 	case status == http.StatusUnsupportedMediaType:
 		return "unsupported_media_type"
 	case status == http.StatusServiceUnavailable:
-		return string(inspection.CodeUnavailable)
+		return string(fault.Unavailable)
 	case status < 500:
-		return string(inspection.CodeInvalid)
+		return string(fault.Invalid)
 	}
-	return string(inspection.CodeInternal)
+	return string(fault.Internal)
 }
 
 // decodeJSON reads exactly one JSON object into v, rejecting unknown

@@ -13,6 +13,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
 )
@@ -48,7 +49,7 @@ func TestParsePrincipal(t *testing.T) {
 		if tc.ok != (err == nil) || got != tc.want {
 			t.Errorf("ParsePrincipal(%q) = %+v, %v; want %+v ok=%v", tc.name, got, err, tc.want, tc.ok)
 		}
-		if err != nil && (inspection.ErrorCode(err) != inspection.CodeInvalid || !strings.Contains(err.Error(), "principal")) {
+		if err != nil && (fault.CodeOf(err) != fault.Invalid || !strings.Contains(err.Error(), "principal")) {
 			t.Errorf("ParsePrincipal(%q): error %v is not invalid 'principal'", tc.name, err)
 		}
 	}
@@ -130,7 +131,7 @@ func TestKeyLifecycle(t *testing.T) {
 		t.Fatalf("just before expiry: %v", err)
 	}
 	clock.now = k.Key.ExpiresAt
-	if _, err := a.Authenticate(ctx, k.Token); inspection.ErrorCode(err) != inspection.CodeUnauthenticated || !strings.Contains(err.Error(), "expired") {
+	if _, err := a.Authenticate(ctx, k.Token); fault.CodeOf(err) != fault.Unauthenticated || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("at expiry: %v", err)
 	}
 	clock.now = k.Key.CreatedAt
@@ -139,10 +140,10 @@ func TestKeyLifecycle(t *testing.T) {
 	if err != nil || r.RevokedAt == nil || r.RevokedBy != "admin:test" || a.KeyStatus(r) != access.KeyRevoked {
 		t.Fatalf("revoke: %+v %v", r, err)
 	}
-	if _, err := a.Authenticate(ctx, k.Token); inspection.ErrorCode(err) != inspection.CodeUnauthenticated || !strings.Contains(err.Error(), "revoked") {
+	if _, err := a.Authenticate(ctx, k.Token); fault.CodeOf(err) != fault.Unauthenticated || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("revoked: %v", err)
 	}
-	if _, err := a.RevokeKey(ctx, keyAdmin, "ffffffffffffffff"); inspection.ErrorCode(err) != inspection.CodeNotFound {
+	if _, err := a.RevokeKey(ctx, keyAdmin, "ffffffffffffffff"); fault.CodeOf(err) != fault.NotFound {
 		t.Fatalf("revoke unknown: %v", err)
 	}
 	list, err := a.Keys(ctx, access.SystemPrincipal())
@@ -178,7 +179,7 @@ func TestAuthenticateRefusals(t *testing.T) {
 		"id changed":       flip(k.Token, 10),
 		"secret of the id": "ktcn_" + k.Key.ID + "_" + k.Key.SecretHash, // the stored hash is no key
 	} {
-		if _, err := a.Authenticate(ctx, tok); inspection.ErrorCode(err) != inspection.CodeUnauthenticated {
+		if _, err := a.Authenticate(ctx, tok); fault.CodeOf(err) != fault.Unauthenticated {
 			t.Errorf("%s: %v, want unauthenticated", name, err)
 		} else if strings.Contains(err.Error(), k.Token[22:]) {
 			t.Errorf("%s: the error echoes the secret", name)
@@ -202,8 +203,8 @@ func TestCreateKeysValidation(t *testing.T) {
 		"control note":   {[]inspection.KeyRequest{{Principal: "nsw", Note: "a\x00b"}}, "note"},
 	} {
 		_, err := a.CreateKeys(ctx, keyAdmin, tc.reqs)
-		var e *inspection.Error
-		if !errors.As(err, &e) || e.Code != inspection.CodeInvalid || e.Field != tc.field {
+		var e *fault.Error
+		if !errors.As(err, &e) || e.Code != fault.Invalid || e.Field != tc.field {
 			t.Errorf("%s: %v, want invalid %s", name, err, tc.field)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/fault"
 )
 
 // AuditLog pages through the chain for auditors: at most limit entries
@@ -25,7 +26,7 @@ func (s *Service) AuditLog(ctx context.Context, by access.Principal, after uint6
 	err := s.reads.View(ctx, func(tx ReadTx) error {
 		out = out[:0]
 		h, err := tx.AuditHead()
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -60,7 +61,7 @@ func ChainHead(ctx context.Context, r Reader) (audit.Head, error) {
 		head, err = tx.AuditHead()
 		return err
 	})
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return audit.Head{}, nil
 	}
 	return head, err

@@ -21,6 +21,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -367,7 +368,7 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 							Lines: []inspection.LineInput{normalLine(1, fmt.Sprintf("Sữa %d-%d", c, i)), reducedLine(quotaHeadings[i%3], c*each+i)}}
 						in.Lines[1].LineNo = ptr(2)
 						res, err := svc.Decide(ctx, as("nsw"), in)
-						if inspection.ErrorCode(err) == inspection.CodeUnavailable {
+						if fault.CodeOf(err) == fault.Unavailable {
 							continue // direct commit gave up on the hot head: nothing written
 						}
 						if err != nil {
@@ -380,7 +381,7 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 								inspection.ResultInput{Outcome: "pass", InspectedAt: clock.Now().Format(time.RFC3339)})
 							if err == nil {
 								writes.add()
-							} else if inspection.ErrorCode(err) != inspection.CodeUnavailable {
+							} else if fault.CodeOf(err) != fault.Unavailable {
 								t.Error(err)
 							}
 						}
@@ -388,7 +389,7 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 							if _, err := keys.CreateKey(ctx, access.Principal{Name: "admin", Role: access.RoleAdmin},
 								inspection.KeyRequest{Principal: fmt.Sprintf("customs:c%d", c)}); err == nil {
 								writes.add()
-							} else if inspection.ErrorCode(err) != inspection.CodeUnavailable {
+							} else if fault.CodeOf(err) != fault.Unavailable {
 								t.Error(err)
 							}
 						}

@@ -17,6 +17,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -103,7 +104,7 @@ func BenchmarkDecide64(b *testing.B) {
 						// One transaction per decision gives up on hot keys
 						// (quota counters, goods state) under 64 callers:
 						// count it, it is part of what is measured.
-						if inspection.ErrorCode(err) != inspection.CodeUnavailable {
+						if fault.CodeOf(err) != fault.Unavailable {
 							b.Error(err)
 							return
 						}

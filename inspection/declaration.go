@@ -194,7 +194,7 @@ func parseValidUntil(field, s string) (time.Time, error) {
 	if t, err := time.ParseInLocation("2006-01-02", s, calendar.Vietnam()); err == nil {
 		return t.AddDate(0, 0, 1).Add(-time.Nanosecond), nil
 	}
-	return ParseTime(field, s)
+	return calendar.ParseTime(field, s)
 }
 
 func checkText(field, s string, required bool) error {

@@ -1,15 +1,14 @@
-// Package inspection is the domain of ktcn: goods identity, the versioned
-// policy, the inspection modes and their transitions (strict, normal,
-// reduced, exempt), and the use cases that decide a declaration line,
-// record an agency's result and raise an authority's alert.
-//
-// It owns the rules and declares the storage it needs (Store, ReadTx, Tx)
-// and the clock it reads (calendar.Clock). It knows nothing of HTTP or badger: the
-// api package translates requests into calls here, and the store package
-// satisfies the interfaces declared here.
-//
-// The mode of a lot is a pure function of the policy, the goods' event
-// history (results, alerts, certificates), the lot and the decision time:
-// see Evaluate. Nothing incremental decides a mode; the stored goods state
-// is a snapshot for display, recomputed from history on every change.
+// Package inspection is the domain of ktcn: the inspection modes and how a
+// lot's mode follows from its goods' history (Evaluate), and the use cases
+// every caller goes through (decide a declaration, record a result, raise
+// an alert, override a decision, keys, reads), each taking the acting
+// principal, with the one write path (write.go) that runs every change
+// with its audit entry and in-transaction hooks. It declares the small
+// storage interfaces it consumes (ReadTx, Tx and their parts) and knows
+// nothing of HTTP or badger. Whole concepts live in sub-packages it
+// imports, which import none of it: fault (errors), calendar (time),
+// identity (goods and lot identity), reference (agencies, importers,
+// manufacturers), policy (the rule document), quota (the capped random
+// check), scoring (score rules and records), audit (the chain) and access
+// (principals, roles, keys).
 package inspection

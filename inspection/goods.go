@@ -2,6 +2,26 @@ package inspection
 
 import "github.com/ktcn/ktcn/inspection/identity"
 
+// HistoryReader reads goods' histories and their snapshots.
+type HistoryReader interface {
+	// Events returns a subject's history ordered by At, then ID.
+	Events(s Subject) ([]Event, error)
+	Event(id string) (Event, error)
+	// ImporterEvents returns the results of an importer's lots across all
+	// goods (the importer's own compliance history), ordered by At, then ID.
+	ImporterEvents(taxCode string) ([]Event, error)
+	GoodsState(k identity.Key) (GoodsState, error)
+}
+
+// HistoryWriter writes them.
+type HistoryWriter interface {
+	// AddEvent appends e to its subject's history (keyed by At and ID),
+	// indexes it by ID and, for a result, in its importer's history. An ID
+	// already recorded is a CodeConflict.
+	AddEvent(e Event) error
+	PutGoodsState(GoodsState) error
+}
+
 // SubjectKind says what an event is about.
 type SubjectKind string
 

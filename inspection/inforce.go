@@ -8,8 +8,21 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/policy"
 )
+
+// PolicyReader reads stored policy documents and which is in force.
+type PolicyReader interface {
+	Policy(version string) ([]byte, error)
+	ActivePolicy() (ActivePolicy, error)
+}
+
+// PolicyWriter stores a document and puts a stored version in force.
+type PolicyWriter interface {
+	PutPolicy(version string, doc []byte) error
+	PutActivePolicy(ActivePolicy) error
+}
 
 // The policy in force. Decisions read it from the store in their own
 // transaction, so when another version comes into force between the
@@ -50,9 +63,9 @@ func (c *policyCache) put(p *policy.Policy) {
 // policyIn is the policy in force as tx sees it: the version the store
 // says, or the configured policy in a store that has none in force yet
 // (Start has not run on it).
-func (s *Service) policyIn(tx ReadTx) (*policy.Policy, error) {
+func (s *Service) policyIn(tx PolicyReader) (*policy.Policy, error) {
 	a, err := tx.ActivePolicy()
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return s.configured, nil
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/inspection/scoring"
@@ -69,7 +70,7 @@ func cachedRead[K comparable, V any](c *inputCache, m *map[K]cachedRecord[V], k 
 	if r, ok := cacheGet(c, m, k); ok {
 		if !r.found {
 			var zero V
-			return zero, ErrNotFound
+			return zero, fault.ErrNotFound
 		}
 		return r.v, nil
 	}
@@ -77,7 +78,7 @@ func cachedRead[K comparable, V any](c *inputCache, m *map[K]cachedRecord[V], k 
 	switch {
 	case err == nil:
 		cachePut(c, m, k, cachedRecord[V]{v, true})
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, fault.ErrNotFound):
 		cachePut(c, m, k, cachedRecord[V]{})
 	}
 	return v, err

@@ -14,8 +14,21 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/rs/zerolog"
 )
+
+// KeyReader reads API keys by their (public) key ID, or all of them,
+// oldest first (then by ID).
+type KeyReader interface {
+	APIKey(id string) (access.APIKey, error)
+	APIKeys() ([]access.APIKey, error)
+}
+
+// KeyWriter writes a key record, new or updated (revocation).
+type KeyWriter interface {
+	PutAPIKey(access.APIKey) error
+}
 
 // The key use cases: authenticating a bearer token, issuing and revoking
 // API keys (access owns what a key and a principal are).
@@ -101,7 +114,7 @@ func (a *Access) Authenticate(ctx context.Context, token string) (access.APIKey,
 		k, err = tx.APIKey(id)
 		return err
 	})
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return access.APIKey{}, Unauthenticated("the key is not valid")
 	}
 	if err != nil {
@@ -195,7 +208,7 @@ func (a *Access) CreateKeys(ctx context.Context, by access.Principal, reqs []Key
 		subjects := make([]string, 0, len(out))
 		for _, k := range out {
 			if p := k.Key.Principal; p.Role == access.RoleAgency {
-				if _, err := tx.Agency(p.Agency); errors.Is(err, ErrNotFound) {
+				if _, err := tx.Agency(p.Agency); errors.Is(err, fault.ErrNotFound) {
 					return Invalid("principal", "unknown agency %q", p.Agency)
 				} else if err != nil {
 					return err
@@ -205,7 +218,7 @@ func (a *Access) CreateKeys(ctx context.Context, by access.Principal, reqs []Key
 			// one keeps a clash from replacing someone's key.
 			if _, err := tx.APIKey(k.Key.ID); err == nil {
 				return Conflict("id", "key ID %s is taken; try again", k.Key.ID)
-			} else if !errors.Is(err, ErrNotFound) {
+			} else if !errors.Is(err, fault.ErrNotFound) {
 				return err
 			}
 			if err := tx.PutAPIKey(k.Key); err != nil {
@@ -267,7 +280,7 @@ func (a *Access) RevokeKey(ctx context.Context, by access.Principal, id string) 
 	err := a.w.write(ctx, by, audit.KeyRevoked, now, func(tx Tx, c *Change) (err error) {
 		changed = false
 		k, err = tx.APIKey(id)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return NotFound("no key %q", id)
 		}
 		if err != nil || k.RevokedAt != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/store"
@@ -230,7 +231,7 @@ func (m *loopModel) resend(t *rapid.T) {
 		l.ProductName += " (khác)"
 		alt.Lines[0] = l
 		_, err := m.svc.Decide(ctx, access.SystemPrincipal(), alt)
-		if inspection.ErrorCode(err) != inspection.CodeConflict {
+		if fault.CodeOf(err) != fault.Conflict {
 			t.Fatalf("altered resubmission of %s: %v, want conflict", id, err)
 		}
 		return

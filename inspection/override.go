@@ -12,6 +12,8 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 )
 
@@ -160,7 +162,7 @@ func (s *Service) DecisionView(ctx context.Context, by access.Principal, id stri
 		v = viewOf(l.d, l.ovs)
 		return err
 	})
-	if errors.Is(err, ErrNotFound) || err == nil && !v.VisibleTo(by) {
+	if errors.Is(err, fault.ErrNotFound) || err == nil && !v.VisibleTo(by) {
 		return DecisionView{}, NotFound("no decision %q", id)
 	}
 	return v, err
@@ -201,7 +203,7 @@ type lot struct {
 	cur CurrentDecision
 }
 
-func loadLot(tx ReadTx, id string) (lot, error) {
+func loadLot(tx LotReader, id string) (lot, error) {
 	d, err := tx.Decision(id)
 	if err != nil {
 		return lot{}, err
@@ -258,7 +260,7 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 	err := s.w.write(ctx, by, audit.DecisionOverridden, now, func(tx Tx, c *Change) error {
 		out = OverrideOutcome{}
 		l, err := loadLot(tx, decisionID)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return NotFound("no decision %q", decisionID)
 		}
 		if err != nil {
@@ -321,7 +323,7 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 func swap(tx Tx, pol *policy.Policy, c *Change, a lot, otherID string, by access.Principal, now time.Time, code OverrideReason, text string,
 	out *OverrideOutcome) error {
 	b, err := loadLot(tx, otherID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return Invalid("swap_with", "no decision %q", otherID)
 	}
 	if err != nil {
@@ -384,15 +386,18 @@ func swap(tx Tx, pol *policy.Policy, c *Change, a lot, otherID string, by access
 // openAssignment gives the lot to its agency: the lot's assignment is
 // reopened if an earlier override cancelled it, or created under the
 // active policy's routing.
-func openAssignment(tx Tx, pol *policy.Policy, d Decision, overrideID string, now time.Time) (agency, id string, err error) {
-	id = AssignmentID(d.DeclarationID, d.LineNo)
+func openAssignment(tx interface {
+	LotReader
+	LotWriter
+}, pol *policy.Policy, d Decision, overrideID string, now time.Time) (agency, id string, err error) {
+	id = identity.AssignmentID(d.DeclarationID, d.LineNo)
 	a, err := tx.Assignment(id)
 	switch {
 	case err == nil:
 		if a.Result != nil {
 			return "", "", Conflict("inspect", "the lot's assignment %s already has a result", id)
 		}
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, fault.ErrNotFound):
 		listing, ok := pol.Lookup(d.Procedure, d.Goods.HSCode)
 		if !ok {
 			return "", "", Conflict("inspect", "policy %s does not list %s under %s: no agency to inspect it", pol.Version, d.Goods.HSCode, d.Procedure)
@@ -420,7 +425,10 @@ func openAssignment(tx Tx, pol *policy.Policy, d Decision, overrideID string, no
 
 // cancelAssignment withdraws the lot's open assignment. A lot already
 // inspected keeps its result: an override cannot undo what an agency found.
-func cancelAssignment(tx Tx, l lot, overrideID string, now time.Time) (agency, id string, err error) {
+func cancelAssignment(tx interface {
+	LotReader
+	LotWriter
+}, l lot, overrideID string, now time.Time) (agency, id string, err error) {
 	a, err := tx.Assignment(l.cur.AssignmentID)
 	if err != nil {
 		return "", "", fmt.Errorf("assignment %s of decision %s: %w", l.cur.AssignmentID, l.d.ID, err)

@@ -12,6 +12,8 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
@@ -43,25 +45,25 @@ func TestOverrideNeedsACustomsOfficerAndAReason(t *testing.T) {
 		name  string
 		by    access.Principal
 		in    inspection.OverrideInput
-		code  inspection.Code
+		code  fault.Code
 		field string
 	}{
 		{"policy staff", access.Principal{Name: "policy-approver", Role: access.RolePolicyApprover},
-			inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "tip-off", Inspect: &no}, inspection.CodeForbidden, ""},
+			inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "tip-off", Inspect: &no}, fault.Forbidden, ""},
 		{"an agency", access.Principal{Name: "agency:moh-nifc", Role: access.RoleAgency, Agency: "moh-nifc"},
-			inspection.OverrideInput{ReasonCode: "agency_request", ReasonText: "no capacity", Inspect: &no}, inspection.CodeForbidden, ""},
-		{"no reason code", officer, inspection.OverrideInput{ReasonText: "tip-off", Inspect: &no}, inspection.CodeInvalid, "reason_code"},
-		{"an unknown reason code", officer, inspection.OverrideInput{ReasonCode: "because", ReasonText: "x", Inspect: &no}, inspection.CodeInvalid, "reason_code"},
-		{"no reason text", officer, inspection.OverrideInput{ReasonCode: "intelligence", Inspect: &no}, inspection.CodeInvalid, "reason_text"},
-		{"a blank reason text", officer, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: " \n ", Inspect: &no}, inspection.CodeInvalid, "reason_text"},
-		{"nothing to change", officer, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "x"}, inspection.CodeInvalid, "inspect"},
-		{"both changes", officer, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "x", Inspect: &no, SwapWith: "dec_x"}, inspection.CodeInvalid, "swap_with"},
-		{"no change", officer, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "x", Inspect: ptr(true)}, inspection.CodeConflict, "inspect"},
+			inspection.OverrideInput{ReasonCode: "agency_request", ReasonText: "no capacity", Inspect: &no}, fault.Forbidden, ""},
+		{"no reason code", officer, inspection.OverrideInput{ReasonText: "tip-off", Inspect: &no}, fault.Invalid, "reason_code"},
+		{"an unknown reason code", officer, inspection.OverrideInput{ReasonCode: "because", ReasonText: "x", Inspect: &no}, fault.Invalid, "reason_code"},
+		{"no reason text", officer, inspection.OverrideInput{ReasonCode: "intelligence", Inspect: &no}, fault.Invalid, "reason_text"},
+		{"a blank reason text", officer, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: " \n ", Inspect: &no}, fault.Invalid, "reason_text"},
+		{"nothing to change", officer, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "x"}, fault.Invalid, "inspect"},
+		{"both changes", officer, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "x", Inspect: &no, SwapWith: "dec_x"}, fault.Invalid, "swap_with"},
+		{"no change", officer, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "x", Inspect: ptr(true)}, fault.Conflict, "inspect"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := r.entries(t)
 			_, err := r.svc.Override(ctx, tc.by, d.ID, tc.in)
-			var e *inspection.Error
+			var e *fault.Error
 			if !errors.As(err, &e) || e.Code != tc.code || e.Field != tc.field {
 				t.Fatalf("%v, want %s on %q", err, tc.code, tc.field)
 			}
@@ -70,7 +72,7 @@ func TestOverrideNeedsACustomsOfficerAndAReason(t *testing.T) {
 			}
 		})
 	}
-	if _, err := r.svc.Override(ctx, officer, "dec_nope", inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "x", Inspect: &no}); inspection.ErrorCode(err) != inspection.CodeNotFound {
+	if _, err := r.svc.Override(ctx, officer, "dec_nope", inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "x", Inspect: &no}); fault.CodeOf(err) != fault.NotFound {
 		t.Fatalf("an unknown decision: %v", err)
 	}
 }
@@ -119,7 +121,7 @@ func TestOverrideInspection(t *testing.T) {
 	}
 	// The agency can no longer report on it.
 	_, err = r.svc.RecordResult(ctx, as("agency:"+a.Agency), d.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: r.clock.Now().Format(time.RFC3339)})
-	if inspection.ErrorCode(err) != inspection.CodeConflict {
+	if fault.CodeOf(err) != fault.Conflict {
 		t.Fatalf("a result on a cancelled assignment: %v", err)
 	}
 	// The same override again: nothing new.
@@ -145,7 +147,7 @@ func TestOverrideInspection(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A result stands: the lot cannot be un-inspected now.
-	if _, err := r.svc.Override(ctx, officer, d.ID, stop); inspection.ErrorCode(err) != inspection.CodeConflict {
+	if _, err := r.svc.Override(ctx, officer, d.ID, stop); fault.CodeOf(err) != fault.Conflict {
 		t.Fatalf("override after a result: %v", err)
 	}
 
@@ -157,7 +159,7 @@ func TestOverrideInspection(t *testing.T) {
 		t.Fatal("setup: exempt lot inspected")
 	}
 	ox, err := r.svc.Override(ctx, officer, dx.ID, inspection.OverrideInput{ReasonCode: "visible_damage", ReasonText: "torn sacks", Inspect: ptr(true)})
-	if err != nil || !ox.Decision.Current.Inspect || ox.Decision.Current.Agency == "" || ox.Decision.Current.AssignmentID != inspection.AssignmentID("OVR-3", 1) {
+	if err != nil || !ox.Decision.Current.Inspect || ox.Decision.Current.Agency == "" || ox.Decision.Current.AssignmentID != identity.AssignmentID("OVR-3", 1) {
 		t.Fatalf("inspect an exempt lot: %+v %v", ox.Decision, err)
 	}
 	r.verify(t)
@@ -241,30 +243,30 @@ func TestSwapRandomCheck(t *testing.T) {
 		name string
 		id   string
 		in   inspection.OverrideInput
-		code inspection.Code
+		code fault.Code
 	}{
-		{"cancel a random check", chosen.ID, reason(inspection.OverrideInput{Inspect: ptr(false)}), inspection.CodeInvalid},
-		{"add a random check", spare.ID, reason(inspection.OverrideInput{Inspect: ptr(true)}), inspection.CodeInvalid},
-		{"swap two unchecked lots", spare.ID, reason(inspection.OverrideInput{SwapWith: ds[len(ds)-1].ID}), inspection.CodeConflict},
-		{"swap with itself", chosen.ID, reason(inspection.OverrideInput{SwapWith: chosen.ID}), inspection.CodeInvalid},
-		{"swap with a missing lot", chosen.ID, reason(inspection.OverrideInput{SwapWith: "dec_nope"}), inspection.CodeInvalid},
+		{"cancel a random check", chosen.ID, reason(inspection.OverrideInput{Inspect: ptr(false)}), fault.Invalid},
+		{"add a random check", spare.ID, reason(inspection.OverrideInput{Inspect: ptr(true)}), fault.Invalid},
+		{"swap two unchecked lots", spare.ID, reason(inspection.OverrideInput{SwapWith: ds[len(ds)-1].ID}), fault.Conflict},
+		{"swap with itself", chosen.ID, reason(inspection.OverrideInput{SwapWith: chosen.ID}), fault.Invalid},
+		{"swap with a missing lot", chosen.ID, reason(inspection.OverrideInput{SwapWith: "dec_nope"}), fault.Invalid},
 	} {
 		if ds[len(ds)-1].Quota.Chosen && tc.name == "swap two unchecked lots" {
 			continue
 		}
-		if _, err := r.svc.Override(ctx, officer, tc.id, tc.in); inspection.ErrorCode(err) != tc.code {
+		if _, err := r.svc.Override(ctx, officer, tc.id, tc.in); fault.CodeOf(err) != tc.code {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
 		}
 	}
 	// Across scopes: a lot of another heading.
 	other := decideOne(t, r, "SW-OTHER", reducedLine("2106.90.71", 1))
-	if _, err := r.svc.Override(ctx, officer, chosen.ID, reason(inspection.OverrideInput{SwapWith: other.ID})); inspection.ErrorCode(err) != inspection.CodeInvalid ||
+	if _, err := r.svc.Override(ctx, officer, chosen.ID, reason(inspection.OverrideInput{SwapWith: other.ID})); fault.CodeOf(err) != fault.Invalid ||
 		!strings.Contains(err.Error(), "like for like") {
 		t.Fatalf("a swap across scopes: %v", err)
 	}
 	// A lot that is not a random-check lot at all.
 	normal := decideOne(t, r, "SW-NORMAL", normalLine(1, "Sữa thường"))
-	if _, err := r.svc.Override(ctx, officer, chosen.ID, reason(inspection.OverrideInput{SwapWith: normal.ID})); inspection.ErrorCode(err) != inspection.CodeInvalid {
+	if _, err := r.svc.Override(ctx, officer, chosen.ID, reason(inspection.OverrideInput{SwapWith: normal.ID})); fault.CodeOf(err) != fault.Invalid {
 		t.Fatalf("a swap with a normal lot: %v", err)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 )
 
 // Fuzz targets for the other parsers of outside input: agencies' results,
@@ -30,7 +31,7 @@ func FuzzParseResult(f *testing.F) {
 		}
 		r, err := parseResult(in, fuzzNow)
 		if err != nil {
-			if ErrorCode(err) != CodeInvalid {
+			if fault.CodeOf(err) != fault.Invalid {
 				t.Fatalf("not invalid: %v", err)
 			}
 			return
@@ -66,7 +67,7 @@ func FuzzParseAlert(f *testing.F) {
 		}
 		e, goods, err := parseAlert(in, fuzzNow)
 		if err != nil {
-			if ErrorCode(err) != CodeInvalid {
+			if fault.CodeOf(err) != fault.Invalid {
 				t.Fatalf("not invalid: %v", err)
 			}
 			return

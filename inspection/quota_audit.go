@@ -11,13 +11,14 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // checkQuotaKeys makes sure the master secret in use is the one every
 // stored period committed to: a different secret would silently break the
 // commitments and make draws unverifiable.
-func checkQuotaKeys(tx ReadTx, keys quota.Keys) error {
+func checkQuotaKeys(tx QuotaReader, keys quota.Keys) error {
 	periods, err := tx.QuotaPeriods()
 	if err != nil {
 		return err
@@ -69,7 +70,7 @@ func (s *Service) RevealQuotaKey(ctx context.Context, by access.Principal, perio
 	}
 	err = s.w.write(ctx, by, audit.QuotaKeyRevealed, now, func(tx Tx, c *Change) error {
 		p, err := tx.QuotaPeriod(period)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return NotFound("no quota period %s", period)
 		}
 		if err != nil {
@@ -137,7 +138,7 @@ func (s *Service) verifyQuota(ctx context.Context, period string, key []byte) (q
 	rep := quota.Report{Period: period}
 	err := s.reads.View(ctx, func(tx ReadTx) error {
 		p, err := tx.QuotaPeriod(period)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return NotFound("no quota period %s", period)
 		}
 		if err != nil {
@@ -171,7 +172,12 @@ func (s *Service) verifyQuota(ctx context.Context, period string, key []byte) (q
 }
 
 // drawnLots reads a period's drawn lots for quota.VerifyScope.
-type drawnLots struct{ tx ReadTx }
+type drawnLots struct {
+	tx interface {
+		LotReader
+		QuotaReader
+	}
+}
 
 func (r drawnLots) Draws(period, scope string) ([]string, error) {
 	return r.tx.QuotaDraws(period, scope)
@@ -190,7 +196,7 @@ func (r drawnLots) Drawn(id string) (quota.Drawn, error) {
 // swappedState is whether a sampled lot is checked after its overrides,
 // each of which must be a swap with a lot of the same scope and period
 // whose own override names this one back.
-func swappedState(tx ReadTx, d Decision, where string) (bool, error) {
+func swappedState(tx LotReader, d Decision, where string) (bool, error) {
 	ovs, err := tx.Overrides(d.ID)
 	if err != nil {
 		return false, quota.Mismatch("%s: overrides: %v", where, err)
@@ -243,7 +249,7 @@ func (s *Service) QuotaUsage(ctx context.Context, by access.Principal, period st
 		switch _, err := tx.QuotaPeriod(period); {
 		case err == nil:
 			opened = true
-		case !errors.Is(err, ErrNotFound):
+		case !errors.Is(err, fault.ErrNotFound):
 			return err
 		}
 		counters, err := tx.QuotaCounters(period)

@@ -14,6 +14,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
@@ -84,7 +85,7 @@ func (r *quotaRig) decide(in inspection.DeclarationInput) (inspection.Decision, 
 		if err == nil {
 			return res.Decisions[0], nil
 		}
-		if inspection.ErrorCode(err) != inspection.CodeUnavailable || attempt > 100 {
+		if fault.CodeOf(err) != fault.Unavailable || attempt > 100 {
 			return inspection.Decision{}, err
 		}
 		time.Sleep(time.Millisecond)

@@ -14,6 +14,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -126,7 +127,7 @@ func TestSamplingRulesValidation(t *testing.T) {
 		p := mustPolicy(t)
 		tc.mutate(&p.Reduced.Sampling)
 		err := p.Validate()
-		var e *inspection.Error
+		var e *fault.Error
 		if err == nil || !asError(err, &e) || e.Field != tc.field {
 			t.Errorf("want an error on %s, got %v", tc.field, err)
 		}
@@ -182,7 +183,7 @@ func TestGoodsScoreWeighsTheDraw(t *testing.T) {
 	}
 
 	p.Risk.ScoreDecisions = false
-	var e *inspection.Error
+	var e *fault.Error
 	if err := p.Validate(); err == nil || !asError(err, &e) || e.Field != "reduced.sampling.weight_by" {
 		t.Fatalf("goods_score without scored decisions: %v", err)
 	}

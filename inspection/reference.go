@@ -6,9 +6,25 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/reference"
 )
+
+// ReferenceReader reads reference data.
+type ReferenceReader interface {
+	Manufacturer(k identity.Key) (reference.Manufacturer, error)
+	Importer(taxCode string) (reference.Importer, error)
+	Agency(id string) (reference.Agency, error)
+	Agencies() ([]reference.Agency, error)
+}
+
+// ReferenceWriter writes it.
+type ReferenceWriter interface {
+	PutAgency(reference.Agency) error
+	PutImporter(reference.Importer) error
+	PutManufacturer(reference.Manufacturer) error
+}
 
 // LoadReference writes reference data in one change, under one audit
 // entry (kind reference.loaded). It is idempotent: every record is keyed

@@ -9,6 +9,8 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -35,7 +37,7 @@ func parseResult(in ResultInput, now time.Time) (Result, error) {
 	if in.InspectedAt == "" {
 		return r, Invalid("inspected_at", "is required")
 	}
-	at, err := ParseTime("inspected_at", in.InspectedAt)
+	at, err := calendar.ParseTime("inspected_at", in.InspectedAt)
 	if err != nil {
 		return r, err
 	}
@@ -103,7 +105,7 @@ func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignm
 	err = s.w.write(ctx, by, audit.ResultRecorded, now, func(tx Tx, c *Change) error {
 		out = RecordResultOutcome{}
 		a, err := tx.Assignment(assignmentID)
-		if errors.Is(err, ErrNotFound) || err == nil && !by.MaySee(a.Agency) {
+		if errors.Is(err, fault.ErrNotFound) || err == nil && !by.MaySee(a.Agency) {
 			return NotFound("no assignment %q", assignmentID) // word for word, whoever's it is
 		}
 		if err != nil {
@@ -202,7 +204,7 @@ func parseAlert(in AlertInput, now time.Time) (Event, *identity.Goods, error) {
 	if in.IssuedAt == "" {
 		return e, nil, Invalid("issued_at", "is required")
 	}
-	at, err := ParseTime("issued_at", in.IssuedAt)
+	at, err := calendar.ParseTime("issued_at", in.IssuedAt)
 	if err != nil {
 		return e, nil, err
 	}
@@ -287,7 +289,7 @@ func (s *Service) RaiseAlert(ctx context.Context, by access.Principal, in AlertI
 			out = RaiseAlertOutcome{Alert: old, Replayed: true}
 			return nil
 		}
-		if !errors.Is(err, ErrNotFound) {
+		if !errors.Is(err, fault.ErrNotFound) {
 			return err
 		}
 		pol, err := s.policyIn(tx)

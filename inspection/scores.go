@@ -11,11 +11,25 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
+
+// RiskReader reads subjects' stored counts and groups' fitted priors.
+type RiskReader interface {
+	RiskRecord(s risk.Subject) (scoring.Record, error)
+	RiskRecords(kind string) ([]scoring.Record, error)
+	RiskPrior(group string) (risk.Prior, error)
+}
+
+// RiskWriter writes them.
+type RiskWriter interface {
+	PutRiskRecord(scoring.Record) error
+	PutRiskPrior(risk.Prior) error
+}
 
 // Risk scores in decisions. Every subject a lot touches (the goods, its HS
 // heading × origin, its manufacturer, its importer) keeps time-decayed
@@ -56,11 +70,14 @@ const (
 )
 
 // observe adds one observation to the stored counts of the given subjects.
-func observe(tx Tx, pol *policy.Policy, subjects []scoring.Record, o risk.Observation) error {
+func observe(tx interface {
+	RiskReader
+	RiskWriter
+}, pol *policy.Policy, subjects []scoring.Record, o risk.Observation) error {
 	hl := pol.Risk.Params().HalfLife
 	for _, sub := range subjects {
 		rec, err := tx.RiskRecord(sub.Subject)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			rec = sub
 		} else if err != nil {
 			return err
@@ -80,7 +97,10 @@ func observe(tx Tx, pol *policy.Policy, subjects []scoring.Record, o risk.Observ
 }
 
 // observeAlert adds an alert to the subject it targets.
-func observeAlert(tx Tx, pol *policy.Policy, e Event, goods *identity.Goods) error {
+func observeAlert(tx interface {
+	RiskReader
+	RiskWriter
+}, pol *policy.Policy, e Event, goods *identity.Goods) error {
 	var sub scoring.Record
 	switch e.Subject.Kind {
 	case SubjectGoods:
@@ -102,14 +122,14 @@ func observeAlert(tx Tx, pol *policy.Policy, e Event, goods *identity.Goods) err
 // fitted one. Scores are taken at whole seconds (Score.At says which) so
 // that lots decided in the same second share them; a second of decay
 // changes a score by about 1e-8 at a one-year half-life.
-func (s *Service) scoreLot(tx ReadTx, pol *policy.Policy, k identity.Keys, hsCode, importer string, history []Event, now time.Time) ([]risk.Score, error) {
+func (s *Service) scoreLot(tx RiskReader, pol *policy.Policy, k identity.Keys, hsCode, importer string, history []Event, now time.Time) ([]risk.Score, error) {
 	p := pol.Risk.Params()
 	at := now.Truncate(time.Second)
 	subs := lotSubjects(k, hsCode, importer)
 	out := make([]risk.Score, 0, len(subs))
 	for i, sub := range subs {
 		prior, err := tx.RiskPrior(sub.Group)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			prior, err = risk.FallbackPrior(sub.Group, p)
 		}
 		if err != nil {
@@ -135,7 +155,7 @@ func (s *Service) scoreLot(tx ReadTx, pol *policy.Policy, k identity.Keys, hsCod
 			sc, err = s.scores.Get(key, func() (risk.Score, error) { return risk.ScoreHistory(sub.Subject, obs, prior, at, p) })
 		} else {
 			rec, rerr := tx.RiskRecord(sub.Subject)
-			if rerr != nil && !errors.Is(rerr, ErrNotFound) {
+			if rerr != nil && !errors.Is(rerr, fault.ErrNotFound) {
 				return nil, rerr
 			}
 			c, scoreAt := rec.Counts, at
@@ -265,19 +285,19 @@ func (s *Service) Score(ctx context.Context, by access.Principal, sub risk.Subje
 		}
 		p := pol.Risk.Params()
 		rec, err = tx.RiskRecord(sub)
-		if errors.Is(err, ErrNotFound) && sub.Kind == risk.KindImporter {
+		if errors.Is(err, fault.ErrNotFound) && sub.Kind == risk.KindImporter {
 			// An importer with no results yet scores as the prior of all
 			// importers: no history is not a clean history.
 			rec, err = scoring.Record{Subject: sub, Group: scoring.Group(risk.KindImporter, ""), Label: "importer " + sub.ID}, nil
 		}
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return NotFound("no scores for %s", sub)
 		}
 		if err != nil {
 			return err
 		}
 		prior, err := tx.RiskPrior(rec.Group)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			prior, err = risk.FallbackPrior(rec.Group, p)
 		}
 		if err != nil {
@@ -316,7 +336,7 @@ func (s *Service) RankedScores(ctx context.Context, by access.Principal, kind st
 		for _, r := range all {
 			pr, ok := priors[r.Group]
 			if !ok {
-				if pr, err = tx.RiskPrior(r.Group); errors.Is(err, ErrNotFound) {
+				if pr, err = tx.RiskPrior(r.Group); errors.Is(err, fault.ErrNotFound) {
 					pr, err = risk.FallbackPrior(r.Group, p)
 				}
 				if err != nil {

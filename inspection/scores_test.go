@@ -10,6 +10,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 	"github.com/ktcn/ktcn/store"
@@ -93,7 +94,7 @@ func TestScoreRulesValidation(t *testing.T) {
 	} {
 		p := mustPolicy(t)
 		p.Risk.Rules = []scoring.Rule{tc.rule}
-		var e *inspection.Error
+		var e *fault.Error
 		if err := p.Validate(); !asError(err, &e) || e.Field != tc.field {
 			t.Errorf("want an error on %s, got %v", tc.field, err)
 		}

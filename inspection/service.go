@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
@@ -20,6 +20,32 @@ import (
 	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
+
+// LotReader reads lots: their declaration, decision, assignment and
+// overrides.
+type LotReader interface {
+	Declaration(id string) (DeclarationRecord, error)
+	Decision(id string) (Decision, error)
+	Assignment(id string) (Assignment, error)
+	// OpenAssignments lists an agency's open assignments in the order they
+	// were created, at most limit, starting after the cursor (empty for the
+	// start); next is empty when there are no more.
+	OpenAssignments(agency, after string, limit int) (list []Assignment, next string, err error)
+	// Overrides lists a decision's overrides in the order they were made.
+	Overrides(decisionID string) ([]Override, error)
+}
+
+// LotWriter writes them.
+type LotWriter interface {
+	PutDeclaration(DeclarationRecord) error
+	PutDecision(Decision) error
+	// PutAssignment writes a and keeps the agency's open-assignment index
+	// in step with a.Status.
+	PutAssignment(a Assignment) error
+	// PutOverride appends a decision's override; o.N must be one more than
+	// the overrides it already has.
+	PutOverride(o Override) error
+}
 
 // Service runs ktcn's use cases over a Store. Each reads the policy in
 // force from the store, so a version activated at run time governs every
@@ -86,7 +112,7 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 		missingAgencies = nil
 		old, err := tx.Policy(pol.Version)
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, fault.ErrNotFound):
 			// ktcn stores the policy it was configured with on its own
 			// authority; activation by a second person is the policy
 			// lifecycle's entry when it lands.
@@ -105,7 +131,7 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 		}
 		active, err := tx.ActivePolicy()
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, fault.ErrNotFound):
 		case err != nil:
 			return err
 		case active.Version == pol.Version:
@@ -131,14 +157,17 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 
 // startChecks refuses a quota secret the stored periods did not commit to
 // and lists the routed agencies the store does not know.
-func (s *Service) startChecks(tx ReadTx, pol *policy.Policy, missing *[]string) error {
+func (s *Service) startChecks(tx interface {
+	QuotaReader
+	ReferenceReader
+}, pol *policy.Policy, missing *[]string) error {
 	if pol.Reduced.Sampling.Enabled {
 		if err := checkQuotaKeys(tx, s.keys); err != nil {
 			return err
 		}
 	}
 	for _, id := range pol.RoutedAgencies() {
-		if _, err := tx.Agency(id); errors.Is(err, ErrNotFound) {
+		if _, err := tx.Agency(id); errors.Is(err, fault.ErrNotFound) {
 			*missing = append(*missing, id)
 		} else if err != nil {
 			return err
@@ -211,7 +240,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 			}
 			return nil
 		}
-		if !errors.Is(err, ErrNotFound) {
+		if !errors.Is(err, fault.ErrNotFound) {
 			return err
 		}
 		// The policy in force decides: if another version came into force
@@ -346,7 +375,7 @@ func (s *Service) prepareDecision(ctx context.Context, pol *policy.Policy, d Dec
 		// that reads ahead (ReadAheadStore) can answer it from here: the
 		// declaration (a resubmission is left to the transaction), and the
 		// input versions and goods states below.
-		if _, err := tx.Declaration(d.ID); !errors.Is(err, ErrNotFound) {
+		if _, err := tx.Declaration(d.ID); !errors.Is(err, fault.ErrNotFound) {
 			return nil
 		}
 		prep := &preparedDecision{lots: make([]lotEval, 0, len(d.Lines)), versions: map[risk.Subject]uint64{}}
@@ -443,7 +472,7 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d Declaration, l Line, 
 func draft(pol *policy.Policy, d Declaration, l Line, now time.Time, e lotEval) (dec Decision, a *Assignment, drawn bool, err error) {
 	ev := e.ev
 	dec = Decision{
-		ID: DecisionID(d.ID, l.LineNo), DeclarationID: d.ID, LineNo: l.LineNo, ImporterTaxCode: d.ImporterTaxCode,
+		ID: identity.DecisionID(d.ID, l.LineNo), DeclarationID: d.ID, LineNo: l.LineNo, ImporterTaxCode: d.ImporterTaxCode,
 		Goods: l.Goods, GoodsKey: e.gk, Procedure: l.Procedure, Mode: ev.Mode, PolicyVersion: pol.Version,
 		DecidedAt: now, Explanation: ev.Explanation, Reason: ev.Explanation.Reason,
 	}
@@ -477,7 +506,7 @@ func assign(pol *policy.Policy, dec *Decision, d Declaration, l Line, now time.T
 		check = "documents_and_sampling"
 	}
 	a := Assignment{
-		ID: AssignmentID(d.ID, l.LineNo), DecisionID: dec.ID, DeclarationID: d.ID, LineNo: l.LineNo,
+		ID: identity.AssignmentID(d.ID, l.LineNo), DecisionID: dec.ID, DeclarationID: d.ID, LineNo: l.LineNo,
 		ImporterTaxCode: d.ImporterTaxCode, Agency: agency, Mode: mode, Check: check, Goods: l.Goods,
 		GoodsKey: e.gk, Procedure: l.Procedure, CreatedAt: now, DueAt: Deadline(pol, mode, now), Status: AssignmentOpen,
 	}
@@ -589,7 +618,10 @@ func goodsRisk(scores []risk.Score) float64 {
 // goodsContext reads what a decision on g depends on: its history (own
 // events and alerts on its manufacturer and heading × origin), the
 // manufacturer's certificates on record, and the stored goods state.
-func goodsContext(tx ReadTx, k identity.Keys) ([]Event, []reference.Certificate, GoodsState, error) {
+func goodsContext(tx interface {
+	HistoryReader
+	ReferenceReader
+}, k identity.Keys) ([]Event, []reference.Certificate, GoodsState, error) {
 	var history []Event
 	subjects := [...]Subject{
 		{SubjectGoods, k.Goods},
@@ -608,7 +640,7 @@ func goodsContext(tx ReadTx, k identity.Keys) ([]Event, []reference.Certificate,
 	switch {
 	case err == nil:
 		certs = m.Certificates
-	case !errors.Is(err, ErrNotFound):
+	case !errors.Is(err, fault.ErrNotFound):
 		return nil, nil, GoodsState{}, err
 	}
 	state, err := readGoodsState(tx, k.Goods)
@@ -620,9 +652,9 @@ func goodsContext(tx ReadTx, k identity.Keys) ([]Event, []reference.Certificate,
 
 // readGoodsState reads the stored goods state; a goods never seen has the
 // zero state.
-func readGoodsState(tx ReadTx, gk identity.Key) (GoodsState, error) {
+func readGoodsState(tx HistoryReader, gk identity.Key) (GoodsState, error) {
 	state, err := tx.GoodsState(gk)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, fault.ErrNotFound) {
 		return GoodsState{}, err
 	}
 	return state, nil
@@ -630,7 +662,7 @@ func readGoodsState(tx ReadTx, gk identity.Key) (GoodsState, error) {
 
 // putGoodsState refreshes the goods' snapshot from its history alone (no
 // lot's certificate or exemption).
-func putGoodsState(tx Tx, pol *policy.Policy, st GoodsState, g identity.Goods, gk identity.Key, history []Event, now time.Time) error {
+func putGoodsState(tx HistoryWriter, pol *policy.Policy, st GoodsState, g identity.Goods, gk identity.Key, history []Event, now time.Time) error {
 	return writeGoodsState(tx, pol, st, g, gk, Evaluate(pol, history, Lot{}, now), goodsResults(history), now)
 }
 
@@ -647,31 +679,11 @@ func goodsResults(history []Event) int {
 
 // writeGoodsState writes the goods' snapshot: its history-only evaluation
 // and result count.
-func writeGoodsState(tx Tx, pol *policy.Policy, st GoodsState, g identity.Goods, gk identity.Key, snap Evaluation, results int, now time.Time) error {
+func writeGoodsState(tx HistoryWriter, pol *policy.Policy, st GoodsState, g identity.Goods, gk identity.Key, snap Evaluation, results int, now time.Time) error {
 	st.Key, st.Goods, st.Mode, st.Rule, st.Progress = gk, g, snap.Mode, snap.Explanation.Rule, snap.Explanation.Progress
 	st.Results = results
 	st.PolicyVersion, st.UpdatedAt = pol.Version, now
 	return tx.PutGoodsState(st)
-}
-
-// DecisionID is the decision's ID for a lot: derived from the lot ID, so a
-// retry can never mint a second decision.
-func DecisionID(declarationID string, lineNo int) string {
-	k := identity.HashKey("ktcn/decision/v1", declarationID, strconv.Itoa(lineNo))
-	return "dec_" + k.String()[:24]
-}
-
-// AssignmentID is the assignment's ID for a lot.
-func AssignmentID(declarationID string, lineNo int) string {
-	k := identity.HashKey("ktcn/assignment/v1", declarationID, strconv.Itoa(lineNo))
-	return "asg_" + k.String()[:24]
-}
-
-// Decision returns a stored decision as decided, if by may see it (see
-// DecisionView).
-func (s *Service) Decision(ctx context.Context, by access.Principal, id string) (Decision, error) {
-	v, err := s.DecisionView(ctx, by, id)
-	return v.Decision, err
 }
 
 // Assignment returns a stored assignment. An agency sees only its own: any
@@ -688,7 +700,7 @@ func (s *Service) Assignment(ctx context.Context, by access.Principal, id string
 		a, err = tx.Assignment(id)
 		return err
 	})
-	if errors.Is(err, ErrNotFound) || err == nil && !by.MaySee(a.Agency) {
+	if errors.Is(err, fault.ErrNotFound) || err == nil && !by.MaySee(a.Agency) {
 		return Assignment{}, NotFound("no assignment %q", id)
 	}
 	return a, err
@@ -716,7 +728,7 @@ func (s *Service) OpenAssignments(ctx context.Context, by access.Principal, agen
 	)
 	err := s.reads.View(ctx, func(tx ReadTx) error {
 		if _, err := tx.Agency(agency); err != nil {
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, fault.ErrNotFound) {
 				return Invalid("agency", "unknown agency %q", agency)
 			}
 			return err
@@ -738,7 +750,7 @@ func (s *Service) GoodsState(ctx context.Context, by access.Principal, k identit
 		st, err = tx.GoodsState(k)
 		return err
 	})
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return st, NotFound("no goods %s", k)
 	}
 	return st, err

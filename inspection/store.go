@@ -3,12 +3,7 @@ package inspection
 import (
 	"context"
 
-	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
-	"github.com/ktcn/ktcn/inspection/identity"
-	"github.com/ktcn/ktcn/inspection/quota"
-	"github.com/ktcn/ktcn/inspection/reference"
-	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -28,87 +23,29 @@ type Store interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 }
 
-// ReadTx reads a consistent snapshot.
+// ReadTx reads a consistent snapshot: the small readers each consumer
+// declares beside it.
 type ReadTx interface {
-	Declaration(id string) (DeclarationRecord, error)
-	Decision(id string) (Decision, error)
-	Assignment(id string) (Assignment, error)
-	// OpenAssignments lists an agency's open assignments in the order they
-	// were created, at most limit, starting after the cursor (empty for the
-	// start); next is empty when there are no more.
-	OpenAssignments(agency, after string, limit int) (list []Assignment, next string, err error)
-	// Events returns a subject's history ordered by At, then ID.
-	Events(s Subject) ([]Event, error)
-	Event(id string) (Event, error)
-	// ImporterEvents returns the results of an importer's lots across all
-	// goods (the importer's own compliance history), ordered by At, then ID.
-	ImporterEvents(taxCode string) ([]Event, error)
-	GoodsState(k identity.Key) (GoodsState, error)
-	Manufacturer(k identity.Key) (reference.Manufacturer, error)
-	Importer(taxCode string) (reference.Importer, error)
-	Agency(id string) (reference.Agency, error)
-	Agencies() ([]reference.Agency, error)
-	// Policy returns a stored policy document by version.
-	Policy(version string) ([]byte, error)
-	// ActivePolicy names the policy version in force.
-	ActivePolicy() (ActivePolicy, error)
-	// APIKey returns a stored API key by its (public) key ID.
-	APIKey(id string) (access.APIKey, error)
-	// APIKeys lists every stored key, oldest first (then by ID).
-	APIKeys() ([]access.APIKey, error)
-	// QuotaCounter returns a scope's counter in a period.
-	QuotaCounter(period, scope string) (quota.Counter, error)
-	// QuotaCounters lists every scope's counter in a period.
-	QuotaCounters(period string) ([]quota.Counter, error)
-	QuotaPeriod(period string) (quota.Period, error)
-	QuotaPeriods() ([]quota.Period, error)
-	// QuotaDraws lists the decision IDs of a scope's reduced lots in a
-	// period, in the order they became eligible (index 0 is eligible 1).
-	QuotaDraws(period, scope string) ([]string, error)
-	// RiskRecord returns a subject's stored risk counts.
-	RiskRecord(s risk.Subject) (scoring.Record, error)
-	// RiskRecords lists every subject of a kind.
-	RiskRecords(kind string) ([]scoring.Record, error)
-	// RiskPrior returns a group's fitted prior.
-	RiskPrior(group string) (risk.Prior, error)
-	// Overrides lists a decision's overrides in the order they were made.
-	Overrides(decisionID string) ([]Override, error)
-
-	// The audit chain and the records it covers, for verification.
-	audit.Reader
+	LotReader
+	HistoryReader
+	ReferenceReader
+	PolicyReader
+	KeyReader
+	QuotaReader
+	RiskReader
+	audit.Reader // the chain and the records it covers, for verification
 }
 
-// Tx is a read-write transaction.
+// Tx is a read-write transaction: ReadTx and the small writers.
 type Tx interface {
 	ReadTx
-	PutDeclaration(DeclarationRecord) error
-	PutDecision(Decision) error
-	// PutAssignment writes a and keeps the agency's open-assignment index
-	// in step with a.Status.
-	PutAssignment(a Assignment) error
-	// AddEvent appends e to its subject's history (keyed by At and ID),
-	// indexes it by ID and, for a result, in its importer's history. An ID
-	// already recorded is a CodeConflict.
-	AddEvent(e Event) error
-	PutGoodsState(GoodsState) error
-	PutAgency(reference.Agency) error
-	PutImporter(reference.Importer) error
-	PutManufacturer(reference.Manufacturer) error
-	PutPolicy(version string, doc []byte) error
-	// PutActivePolicy puts a stored version in force.
-	PutActivePolicy(ActivePolicy) error
-	// PutAPIKey writes a key record, new or updated (revocation).
-	PutAPIKey(access.APIKey) error
-	PutQuotaCounter(quota.Counter) error
-	PutQuotaPeriod(quota.Period) error
-	// PutQuotaDraw records that the eligible-th reduced lot of a scope in a
-	// period was decided by decisionID.
-	PutQuotaDraw(period, scope string, eligible int64, decisionID string) error
-	PutRiskRecord(scoring.Record) error
-	PutRiskPrior(risk.Prior) error
-	// PutOverride appends a decision's override; o.N must be one more than
-	// the overrides it already has.
-	PutOverride(o Override) error
+	LotWriter
+	HistoryWriter
+	ReferenceWriter
+	PolicyWriter
+	KeyWriter
+	QuotaWriter
+	RiskWriter
 }
 
 // InputVersioner is an optional capability of a ReadTx (the badger store

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/fault"
 )
 
 // The one write path. Every use case that changes state hands the write
@@ -98,10 +99,10 @@ func (w *writePath) write(ctx context.Context, by access.Principal, kind audit.K
 // (under group commit every Update runs in one goroutine, so this never
 // conflicts and the sequence is commit order), takes the records the
 // store noted and links the entry to the head.
-func appendEntry(tx ReadTx, atx AuditedTx, c Change) (audit.Head, error) {
+func appendEntry(tx audit.Reader, atx AuditedTx, c Change) (audit.Head, error) {
 	head, err := tx.AuditHead()
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, fault.ErrNotFound):
 		head = audit.Head{}
 	case err != nil:
 		return audit.Head{}, fmt.Errorf("audit head: %w", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -51,7 +52,7 @@ func generate(t testing.TB, cfg fixtures.Config) generated {
 			(*m)[d.Importer]++
 		case fixtures.RecordResult:
 			r := rec.Result
-			at, err := inspection.ParseTime("inspected_at", r.InspectedAt)
+			at, err := calendar.ParseTime("inspected_at", r.InspectedAt)
 			if err != nil {
 				t.Fatal(err)
 			}

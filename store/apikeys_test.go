@@ -8,6 +8,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -37,7 +38,7 @@ func TestAPIKeys(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(got, revoked) {
 				t.Errorf("APIKey = %+v, %v; want %+v", got, err, revoked)
 			}
-			if _, err := tx.APIKey("ffffffffffffffff"); !errors.Is(err, inspection.ErrNotFound) {
+			if _, err := tx.APIKey("ffffffffffffffff"); !errors.Is(err, fault.ErrNotFound) {
 				t.Errorf("missing key: %v, want ErrNotFound", err)
 			}
 			list, err := tx.APIKeys()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -222,8 +223,8 @@ func TestOpenAssignmentsRejectsBadInput(t *testing.T) {
 				_, _, err := tx.OpenAssignments(tc.agency, tc.after, tc.limit)
 				return err
 			})
-			var e *inspection.Error
-			if !errors.As(err, &e) || e.Code != inspection.CodeInvalid || e.Field != tc.field {
+			var e *fault.Error
+			if !errors.As(err, &e) || e.Code != fault.Invalid || e.Field != tc.field {
 				t.Fatalf("err = %v, want invalid %s", err, tc.field)
 			}
 		})

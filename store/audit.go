@@ -15,6 +15,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/reference"
 )
@@ -87,7 +88,7 @@ func (t *readTx) AuditEntries(from uint64, fn func(keySeq uint64, e audit.Entry,
 func (t *writeTx) PutAuditEntry(e audit.Entry) error {
 	head, err := t.AuditHead()
 	switch {
-	case errors.Is(err, inspection.ErrNotFound):
+	case errors.Is(err, fault.ErrNotFound):
 		head = audit.Head{Hash: strings.Repeat("0", 2*sha256.Size)}
 	case err != nil:
 		return err
@@ -155,7 +156,7 @@ func (t *writeTx) PutOverride(o inspection.Override) error {
 	what := fmt.Sprintf("override %q", o.ID)
 	if _, err := t.value(key, what); err == nil {
 		return inspection.Conflict("id", "override %s is already recorded", o.ID)
-	} else if !errors.Is(err, inspection.ErrNotFound) {
+	} else if !errors.Is(err, fault.ErrNotFound) {
 		return err
 	}
 	if o.N > 1 {

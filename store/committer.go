@@ -10,6 +10,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 )
 
 // Group commit. One fsync costs about as much as hundreds of decisions'
@@ -115,7 +116,7 @@ func (c *committer) submit(ctx context.Context, fn func(inspection.Tx) error, ra
 	select {
 	case c.reqs <- r:
 	case <-ctx.Done():
-		return &inspection.Error{Code: inspection.CodeUnavailable, Message: "store: request abandoned", Err: ctx.Err()}
+		return &fault.Error{Code: fault.Unavailable, Message: "store: request abandoned", Err: ctx.Err()}
 	}
 	// Once queued, wait for the outcome even if ctx ends: the write may
 	// already be in a commit, and the caller must not be told it failed.
@@ -284,7 +285,7 @@ func (c *committer) add(r *commitRequest, f *flight, pre *next, cur *building) (
 func (c *committer) abandoned(r *commitRequest) bool {
 	err := r.ctx.Err()
 	if err != nil {
-		r.done <- &inspection.Error{Code: inspection.CodeUnavailable, Message: "store: request abandoned", Err: err}
+		r.done <- &fault.Error{Code: fault.Unavailable, Message: "store: request abandoned", Err: err}
 	}
 	return err != nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
 )
@@ -84,7 +85,7 @@ func TestGroupCommitIsolatesAFailingUpdate(t *testing.T) {
 		for i := range n {
 			_, err := tx.Importer(importerN(i).TaxCode)
 			if i%every == 0 {
-				if !errors.Is(errs[i], boom) || !errors.Is(err, inspection.ErrNotFound) {
+				if !errors.Is(errs[i], boom) || !errors.Is(err, fault.ErrNotFound) {
 					t.Fatalf("failed update %d: returned %v, stored %v", i, errs[i], err)
 				}
 			} else if errs[i] != nil || err != nil {
@@ -131,7 +132,7 @@ func TestGroupCommitSplitsOversizeBatches(t *testing.T) {
 				t.Fatalf("policy %d lost: %v", i, err)
 			}
 		}
-		if _, err := tx.Policy("huge-0"); !errors.Is(err, inspection.ErrNotFound) {
+		if _, err := tx.Policy("huge-0"); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("part of the oversize update was written: %v", err)
 		}
 		return nil
@@ -153,7 +154,7 @@ func TestGroupCommitScansSeeEarlierWritesOfTheBatch(t *testing.T) {
 				return err
 			}
 			g, err := tx.GoodsState(k)
-			if errors.Is(err, inspection.ErrNotFound) {
+			if errors.Is(err, fault.ErrNotFound) {
 				g = inspection.GoodsState{Key: k, Goods: goods}
 			} else if err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 )
 
 // SchemaVersion is the on-disk layout this build writes and reads (the key
@@ -208,12 +209,12 @@ func (d *DB) Close() error {
 // enter registers a transaction in flight; leave must follow.
 func (d *DB) enter(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return &inspection.Error{Code: inspection.CodeUnavailable, Message: "store: request abandoned", Err: err}
+		return &fault.Error{Code: fault.Unavailable, Message: "store: request abandoned", Err: err}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return &inspection.Error{Code: inspection.CodeUnavailable, Err: ErrClosed}
+		return &fault.Error{Code: fault.Unavailable, Err: ErrClosed}
 	}
 	d.active++
 	return nil
@@ -284,12 +285,12 @@ func (d *DB) update(ctx context.Context, fn func(inspection.Tx) error, raw bool)
 		}
 		conflict = err
 		if err := pause(ctx, attempt); err != nil {
-			return &inspection.Error{Code: inspection.CodeUnavailable,
+			return &fault.Error{Code: fault.Unavailable,
 				Message: fmt.Sprintf("store: request abandoned after %d conflicting attempts", attempt), Err: err}
 		}
 	}
 	d.log.Warn().Int("attempts", MaxUpdateAttempts).Msg("store: update gave up on write conflicts")
-	return &inspection.Error{Code: inspection.CodeUnavailable,
+	return &fault.Error{Code: fault.Unavailable,
 		Message: fmt.Sprintf("store: write conflict persisted over %d attempts", MaxUpdateAttempts), Err: conflict}
 }
 

@@ -12,7 +12,7 @@
 // Update re-runs fn on badger.ErrConflict (up to MaxUpdateAttempts, with a
 // short random pause), so fn must have no effect outside its Tx. Errors
 // from fn come back unchanged; a missing record is an error for which
-// errors.Is(err, inspection.ErrNotFound) holds.
+// errors.Is(err, fault.ErrNotFound) holds.
 //
 // By default every Update goes through one committer goroutine (group
 // commit, committer.go): many Updates share one transaction and one sync,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -82,7 +83,7 @@ func TestAddEventRefusesDuplicateID(t *testing.T) {
 	update(t, db, func(tx inspection.Tx) error { return tx.AddEvent(event("e1", s, t0)) })
 	// Same ID, different At: would otherwise leave two history entries.
 	err := db.UpdateRaw(t.Context(), func(tx inspection.Tx) error { return tx.AddEvent(event("e1", s, t0.Add(time.Hour))) })
-	if inspection.ErrorCode(err) != inspection.CodeConflict {
+	if fault.CodeOf(err) != fault.Conflict {
 		t.Fatalf("err = %v, want conflict", err)
 	}
 	view(t, db, func(tx inspection.ReadTx) error {
@@ -113,8 +114,8 @@ func TestEventsRejectBadInput(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := db.UpdateRaw(t.Context(), tc.fn)
-			var e *inspection.Error
-			if !errors.As(err, &e) || e.Code != inspection.CodeInvalid || e.Field != tc.field {
+			var e *fault.Error
+			if !errors.As(err, &e) || e.Code != fault.Invalid || e.Field != tc.field {
 				t.Fatalf("err = %v, want invalid %s", err, tc.field)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -110,7 +111,7 @@ func TestUnknownValueVersion(t *testing.T) {
 	}
 	view(t, db, func(tx inspection.ReadTx) error {
 		_, err := tx.Decision("D1")
-		if err == nil || errors.Is(err, inspection.ErrNotFound) {
+		if err == nil || errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("err = %v, want a decode error", err)
 		}
 		if msg := err.Error(); !strings.Contains(msg, "decision") || !strings.Contains(msg, "version 2") {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
 )
@@ -64,7 +65,7 @@ func TestPipelinedBatchesSeeTheBatchSyncing(t *testing.T) {
 			errs := runConcurrently(db, n, func(i int) func(inspection.Tx) error {
 				return func(tx inspection.Tx) error {
 					c, err := tx.QuotaCounter(period, scope)
-					if errors.Is(err, inspection.ErrNotFound) {
+					if errors.Is(err, fault.ErrNotFound) {
 						c = quota.Counter{Period: period, Scope: scope}
 					} else if err != nil {
 						return err

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
@@ -24,7 +25,7 @@ func viewAhead(tb testing.TB, db *store.DB, fn func(inspection.ReadTx) error) in
 // importerName reads an importer's name, "" when there is none.
 func importerName(tx inspection.ReadTx, taxCode string) (string, error) {
 	im, err := tx.Importer(taxCode)
-	if errors.Is(err, inspection.ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return "", nil
 	}
 	return im.Name, err
@@ -131,7 +132,7 @@ func TestReadAheadLosesNoIncrement(t *testing.T) {
 			period, scope := key(i)
 			read := func(tx inspection.ReadTx) (quota.Counter, error) {
 				c, err := tx.QuotaCounter(period, scope)
-				if errors.Is(err, inspection.ErrNotFound) {
+				if errors.Is(err, fault.ErrNotFound) {
 					return quota.Counter{Period: period, Scope: scope}, nil
 				}
 				return c, err

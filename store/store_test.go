@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/reference"
@@ -287,11 +288,11 @@ func TestNotFound(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			view(t, db, func(tx inspection.ReadTx) error {
 				err := tc.get(tx)
-				if !errors.Is(err, inspection.ErrNotFound) {
+				if !errors.Is(err, fault.ErrNotFound) {
 					t.Fatalf("err = %v, want ErrNotFound", err)
 				}
-				if inspection.ErrorCode(err) != inspection.CodeNotFound {
-					t.Errorf("ErrorCode = %s", inspection.ErrorCode(err))
+				if fault.CodeOf(err) != fault.NotFound {
+					t.Errorf("ErrorCode = %s", fault.CodeOf(err))
 				}
 				if !strings.Contains(err.Error(), tc.want) {
 					t.Errorf("err %q does not name %q", err, tc.want)

@@ -12,6 +12,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/risk"
@@ -92,7 +93,7 @@ func (t *readTx) valueF(key []byte, whatF func() string) ([]byte, error) {
 		return nil, err
 	}
 	if !found {
-		return nil, fmt.Errorf("%s: %w", whatF(), inspection.ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", whatF(), fault.ErrNotFound)
 	}
 	return v, nil
 }
@@ -342,7 +343,7 @@ func (t *readTx) Event(id string) (inspection.Event, error) {
 	}
 	var e inspection.Event
 	if err := t.load(prefixEvent, hk, what, &e); err != nil {
-		if errors.Is(err, inspection.ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			// The index names a history entry that is gone: corruption,
 			// not a missing event, so it must not read as not-found.
 			return inspection.Event{}, fmt.Errorf("store: %s: indexed history entry %x is missing", what, hk)
@@ -424,7 +425,7 @@ func (t *readTx) OpenAssignments(agency, after string, limit int) ([]inspection.
 	list := make([]inspection.Assignment, 0, len(ids))
 	for _, id := range ids {
 		a, err := t.Assignment(id)
-		if errors.Is(err, inspection.ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return nil, "", fmt.Errorf("store: open-assignment index of %q names missing assignment %q", agency, id)
 		}
 		if err != nil {
@@ -622,7 +623,7 @@ func (t *writeTx) putAssignment(a inspection.Assignment, enc *encoded) error {
 		return errors.New("store: put assignment: empty id")
 	}
 	var oldIdx, newIdx []byte
-	prev, err := inspection.Assignment{}, inspection.ErrNotFound
+	prev, err := inspection.Assignment{}, fault.ErrNotFound
 	if enc == nil {
 		prev, err = t.Assignment(a.ID)
 	}
@@ -633,7 +634,7 @@ func (t *writeTx) putAssignment(a inspection.Assignment, enc *encoded) error {
 				return fmt.Errorf("store: put assignment %q: previous record: %w", a.ID, err)
 			}
 		}
-	case !errors.Is(err, inspection.ErrNotFound):
+	case !errors.Is(err, fault.ErrNotFound):
 		return err
 	}
 	if a.Status == inspection.AssignmentOpen {
@@ -680,7 +681,7 @@ func (t *writeTx) AddEvent(e inspection.Event) error {
 	what := fmt.Sprintf("event %q", e.ID)
 	if _, err := t.value(idx, what); err == nil {
 		return inspection.Conflict("id", "event %q is already recorded", e.ID)
-	} else if !errors.Is(err, inspection.ErrNotFound) {
+	} else if !errors.Is(err, fault.ErrNotFound) {
 		return err
 	}
 	if err := t.bumpInput(e.Subject.InputSubject()); err != nil {

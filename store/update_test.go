@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
 )
@@ -43,7 +44,7 @@ func expectNothing(t *testing.T, db *store.DB) {
 					t.Errorf("%s: %v, %v", tc.name, v, err)
 				}
 			default:
-				if !errors.Is(err, inspection.ErrNotFound) {
+				if !errors.Is(err, fault.ErrNotFound) {
 					t.Errorf("%s: err = %v, want ErrNotFound", tc.name, err)
 				}
 			}
@@ -91,7 +92,7 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 					err := db.UpdateRaw(context.Background(), func(tx inspection.Tx) error {
 						attempts.Add(1)
 						g, err := tx.GoodsState(k)
-						if errors.Is(err, inspection.ErrNotFound) {
+						if errors.Is(err, fault.ErrNotFound) {
 							g = inspection.GoodsState{Key: k, Goods: goods}
 						} else if err != nil {
 							return err
@@ -128,7 +129,7 @@ func conflicting(ctx context.Context, db *store.DB, each func(attempt int)) (att
 	k := goods.Key()
 	err = db.UpdateRaw(ctx, func(tx inspection.Tx) error {
 		attempts++
-		if _, err := tx.GoodsState(k); err != nil && !errors.Is(err, inspection.ErrNotFound) {
+		if _, err := tx.GoodsState(k); err != nil && !errors.Is(err, fault.ErrNotFound) {
 			return err
 		}
 		if err := db.UpdateRaw(ctx, func(tx inspection.Tx) error {
@@ -147,14 +148,14 @@ func conflicting(ctx context.Context, db *store.DB, each func(attempt int)) (att
 func TestUpdateGivesUpAfterMaxAttempts(t *testing.T) {
 	db := openDirect(t) // a nested Update would wait on the committer it runs in
 	attempts, err := conflicting(t.Context(), db, nil)
-	if inspection.ErrorCode(err) != inspection.CodeUnavailable {
+	if fault.CodeOf(err) != fault.Unavailable {
 		t.Fatalf("err = %v, want unavailable", err)
 	}
 	if attempts != store.MaxUpdateAttempts {
 		t.Errorf("%d attempts, want %d", attempts, store.MaxUpdateAttempts)
 	}
 	view(t, db, func(tx inspection.ReadTx) error {
-		if _, err := tx.Importer(sampleImporter.TaxCode); !errors.Is(err, inspection.ErrNotFound) {
+		if _, err := tx.Importer(sampleImporter.TaxCode); !errors.Is(err, fault.ErrNotFound) {
 			t.Errorf("a conflicting attempt was committed: %v", err)
 		}
 		return nil
@@ -166,7 +167,7 @@ func TestUpdateStopsRetryingWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	attempts, err := conflicting(ctx, db, func(int) { cancel() })
-	if !errors.Is(err, context.Canceled) || inspection.ErrorCode(err) != inspection.CodeUnavailable {
+	if !errors.Is(err, context.Canceled) || fault.CodeOf(err) != fault.Unavailable {
 		t.Fatalf("err = %v, want unavailable wrapping context.Canceled", err)
 	}
 	if attempts != 1 {
@@ -208,7 +209,7 @@ func TestUpdateTooBig(t *testing.T) {
 		t.Fatalf("err = %v, want ErrTxnTooBig", err)
 	}
 	view(t, db, func(tx inspection.ReadTx) error {
-		if _, err := tx.Policy("v0"); !errors.Is(err, inspection.ErrNotFound) {
+		if _, err := tx.Policy("v0"); !errors.Is(err, fault.ErrNotFound) {
 			t.Errorf("Policy(v0) err = %v, want ErrNotFound", err)
 		}
 		return nil
@@ -238,7 +239,7 @@ func TestTxUsedAfterReturn(t *testing.T) {
 	if _, _, err := r.OpenAssignments("AG-1", "", 0); err == nil {
 		t.Error("OpenAssignments on a finished View succeeded")
 	}
-	if _, err := w.Agency("AG-1"); err == nil || errors.Is(err, inspection.ErrNotFound) {
+	if _, err := w.Agency("AG-1"); err == nil || errors.Is(err, fault.ErrNotFound) {
 		t.Errorf("Agency on a finished Update: %v", err)
 	}
 	if err := w.PutAgency(sampleAgency); err == nil {
@@ -279,7 +280,7 @@ func TestCloseWaitsForTransactions(t *testing.T) {
 	}
 
 	err = db.UpdateRaw(t.Context(), func(inspection.Tx) error { return nil })
-	if !errors.Is(err, store.ErrClosed) || inspection.ErrorCode(err) != inspection.CodeUnavailable {
+	if !errors.Is(err, store.ErrClosed) || fault.CodeOf(err) != fault.Unavailable {
 		t.Errorf("Update after Close: %v", err)
 	}
 	if err := db.Close(); err != nil {

@@ -88,7 +88,7 @@ func runFixturesGenerate(ctx context.Context, args []string, getenv func(string)
 		end = time.Now()
 	}
 	if *endFlag != "" {
-		if end, err = inspection.ParseTime("end", *endFlag); err != nil {
+		if end, err = calendar.ParseTime("end", *endFlag); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,8 @@ package calendar
 import (
 	"time"
 	_ "time/tzdata" // periods and working days are in Vietnam's time even on a machine without zoneinfo
+
+	"github.com/ktcn/ktcn/inspection/fault"
 )
 
 // Clock is the only source of "now" in ktcn; tests pass a fixed or
@@ -45,3 +47,15 @@ var vietnam = func() *time.Location {
 
 // Vietnam returns the Asia/Ho_Chi_Minh location from the embedded tzdata.
 func Vietnam() *time.Location { return vietnam }
+
+// ParseTime parses an RFC 3339 timestamp or a calendar date (taken as
+// midnight in Vietnam) and names the field on error.
+func ParseTime(field, s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02", s, Vietnam()); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fault.Of(fault.Invalid, field, "%q is not an RFC 3339 timestamp or a YYYY-MM-DD date", s)
+}

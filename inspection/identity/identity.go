@@ -3,14 +3,15 @@
 // manufacturer, origin), the keys hashed from it for goods, manufacturers,
 // HS heading × origin and importers, and the country codes an origin may
 // take. Every record of a goods' history is keyed by it, so it decides
-// whether history follows a product. It knows nothing of modes or
-// history.
+// whether history follows a product. It also derives the IDs of a lot's
+// records from the lot's own. It knows nothing of modes or history.
 package identity
 
 import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -161,4 +162,19 @@ func (k *Key) UnmarshalText(b []byte) error {
 	}
 	*k = p
 	return nil
+}
+
+// Records of a lot have IDs derived from the lot ID (declaration ID, line
+// number), so a retry can never mint a second one.
+
+// DecisionID is the decision's ID for a lot.
+func DecisionID(declarationID string, lineNo int) string {
+	k := HashKey("ktcn/decision/v1", declarationID, strconv.Itoa(lineNo))
+	return "dec_" + k.String()[:24]
+}
+
+// AssignmentID is the assignment's ID for a lot.
+func AssignmentID(declarationID string, lineNo int) string {
+	k := HashKey("ktcn/assignment/v1", declarationID, strconv.Itoa(lineNo))
+	return "asg_" + k.String()[:24]
 }
