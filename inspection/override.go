@@ -158,7 +158,7 @@ func (s *Service) DecisionView(ctx context.Context, by access.Principal, id stri
 	}
 	var v DecisionView
 	err := s.reads.View(ctx, func(tx ReadTx) error {
-		l, err := loadLot(tx, id)
+		l, err := loadDecided(tx, id)
 		v = viewOf(l.d, l.ovs)
 		return err
 	})
@@ -196,33 +196,33 @@ type OverrideOutcome struct {
 	Replayed bool
 }
 
-// lot is a decision with its overrides and what is in force.
-type lot struct {
+// decided is a decision with its overrides and what is in force.
+type decided struct {
 	d   Decision
 	ovs []Override
 	cur CurrentDecision
 }
 
-func loadLot(tx LotReader, id string) (lot, error) {
+func loadDecided(tx LotReader, id string) (decided, error) {
 	d, err := tx.Decision(id)
 	if err != nil {
-		return lot{}, err
+		return decided{}, err
 	}
 	ovs, err := tx.Overrides(id)
 	if err != nil {
-		return lot{}, fmt.Errorf("overrides of %s: %w", id, err)
+		return decided{}, fmt.Errorf("overrides of %s: %w", id, err)
 	}
-	return lot{d: d, ovs: ovs, cur: viewOf(d, ovs).Current}, nil
+	return decided{d: d, ovs: ovs, cur: viewOf(d, ovs).Current}, nil
 }
 
-func (l lot) last() *Override {
+func (l decided) last() *Override {
 	if len(l.ovs) == 0 {
 		return nil
 	}
 	return &l.ovs[len(l.ovs)-1]
 }
 
-func (l lot) next(by string, at time.Time, code OverrideReason, text string, inspect bool) Override {
+func (l decided) next(by string, at time.Time, code OverrideReason, text string, inspect bool) Override {
 	n := len(l.ovs) + 1
 	return Override{ID: OverrideID(l.d.ID, n), DecisionID: l.d.ID, N: n, By: by, At: at, ReasonCode: code, ReasonText: text,
 		WasInspected: l.cur.Inspect, Inspect: inspect}
@@ -259,7 +259,7 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 	var out OverrideOutcome
 	err := s.w.write(ctx, by, audit.DecisionOverridden, now, func(tx Tx, c *Change) error {
 		out = OverrideOutcome{}
-		l, err := loadLot(tx, decisionID)
+		l, err := loadDecided(tx, decisionID)
 		if errors.Is(err, fault.ErrNotFound) {
 			return NotFound("no decision %q", decisionID)
 		}
@@ -320,9 +320,9 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 
 // swap moves a random check between two reduced lots of one scope and
 // period: the checked one is released, the other checked.
-func swap(tx Tx, pol *policy.Policy, c *Change, a lot, otherID string, by access.Principal, now time.Time, code OverrideReason, text string,
+func swap(tx Tx, pol *policy.Policy, c *Change, a decided, otherID string, by access.Principal, now time.Time, code OverrideReason, text string,
 	out *OverrideOutcome) error {
-	b, err := loadLot(tx, otherID)
+	b, err := loadDecided(tx, otherID)
 	if errors.Is(err, fault.ErrNotFound) {
 		return Invalid("swap_with", "no decision %q", otherID)
 	}
@@ -338,7 +338,7 @@ func swap(tx Tx, pol *policy.Policy, c *Change, a lot, otherID string, by access
 		return nil
 	}
 	for _, x := range []struct {
-		l     lot
+		l     decided
 		field string
 	}{{a, "id"}, {b, "swap_with"}} {
 		if x.l.d.Quota == nil {
@@ -428,7 +428,7 @@ func openAssignment(tx interface {
 func cancelAssignment(tx interface {
 	LotReader
 	LotWriter
-}, l lot, overrideID string, now time.Time) (agency, id string, err error) {
+}, l decided, overrideID string, now time.Time) (agency, id string, err error) {
 	a, err := tx.Assignment(l.cur.AssignmentID)
 	if err != nil {
 		return "", "", fmt.Errorf("assignment %s of decision %s: %w", l.cur.AssignmentID, l.d.ID, err)

@@ -1,10 +1,25 @@
 // Package store keeps ktcn's data in badger and satisfies inspection.Store.
 // It is the only package that imports badger.
 //
-// It owns the key layout, the value encoding, transactions (with retry on
-// write conflicts), iteration, and the schema version. It does not own any
-// rule: what to write, and whether a write is allowed, is decided in
-// inspection; the store only keeps its indexes in step with the records.
+// It owns the key layout, the value encoding (records are encoded here,
+// also ahead of a transaction for the committer: EncodeDecision), the
+// transactions (group commit, retry on write conflicts), iteration, and
+// the schema version, and three storage concerns the domain relies on but
+// does not decide:
+//
+//   - its indexes, kept in step with the records;
+//   - which writes change a decision's inputs (inputs.go): the writes that
+//     bump a subject's input version are the store's own, so no caller can
+//     forget one;
+//   - which keys are records and which derived data (records.go): every
+//     record a transaction writes is noted with its digest, and a
+//     transaction that wrote a record no audit entry covers exactly is
+//     refused (ErrUnaudited). inspection's write path builds the entry
+//     from the notes; UpdateRaw skips the check for tests and repairs.
+//
+// What to write, and whether a use case may write it, is decided in
+// inspection. A replicated engine can sit under the same key layout and
+// committer: nothing of badger crosses into the domain.
 //
 // # Durability and transactions
 //
@@ -51,6 +66,7 @@
 //	0x17    h16(subject kind) | h16(subject id)                RiskRecord (time-decayed counts)
 //	0x18    h16(prior group)                                   risk.Prior
 //	0x19    h16(subject kind) | h16(subject id)                decision-input version (raw uint64, big-endian; inputs.go)
+//	0x1A    (nothing)                                          ActivePolicy: the policy version in force
 //	0xFF    "schema"                                           schema version (raw uint32, big-endian)
 //
 // Parts:
@@ -71,10 +87,13 @@
 // Event(id) one extra read.
 //
 // 0x14 is the audit chain in sequence order and 0x15 its head; the
-// inspection package builds the entries, the store only refuses one that
-// does not follow the head (PutAuditEntry). A record digest
-// (RecordDigest) is SHA-256 over the record's stored value without its
-// version byte: the JSON of a record, the document of a policy
+// inspection package builds the entries, the store refuses one that does
+// not follow the head or does not cover exactly the records written since
+// the transaction's last entry (PutAuditEntry). Records (covered): 0x01,
+// 0x02, 0x03, 0x05, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0D, 0x11, 0x12, 0x16.
+// Derived (not covered): 0x04, 0x06, 0x0C, 0x13, 0x17, 0x18, 0x19, 0x1A.
+// A record digest (RecordDigest) is SHA-256 over the record's stored value
+// without its version byte: the JSON of a record, the document of a policy
 // (docs/audit.md).
 //
 // # Values
