@@ -52,20 +52,18 @@ func (h *handlers) keyInfo(k access.APIKey) KeyInfo {
 		CreatedBy: k.CreatedBy, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, RevokedBy: k.RevokedBy}
 }
 
-func (h *handlers) createKey(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) createKey(c echo.Context, p access.Principal) error {
 	var in KeyCreateRequest
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
 	req := inspection.KeyRequest{Principal: in.Principal, Note: in.Note}
 	if in.ExpiresAt != "" {
-		if req.ExpiresAt, err = calendar.ParseTime("expires_at", in.ExpiresAt); err != nil {
+		at, err := calendar.ParseTime("expires_at", in.ExpiresAt)
+		if err != nil {
 			return err
 		}
+		req.ExpiresAt = at
 	}
 	k, err := h.access.CreateKey(c.Request().Context(), p, req)
 	if err != nil {
@@ -76,11 +74,7 @@ func (h *handlers) createKey(c echo.Context) error {
 	return c.JSON(http.StatusCreated, KeyCreated{KeyInfo: h.keyInfo(k.Key), Token: k.Token})
 }
 
-func (h *handlers) listKeys(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) listKeys(c echo.Context, p access.Principal) error {
 	keys, err := h.access.Keys(c.Request().Context(), p)
 	if err != nil {
 		return err
@@ -92,11 +86,7 @@ func (h *handlers) listKeys(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-func (h *handlers) revokeKey(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) revokeKey(c echo.Context, p access.Principal) error {
 	k, err := h.access.RevokeKey(c.Request().Context(), p, c.Param("id"))
 	if err != nil {
 		return err

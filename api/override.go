@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 )
 
@@ -19,11 +20,7 @@ type OverrideResponse struct {
 	SwappedWith *inspection.DecisionView `json:"swapped_with,omitempty"`
 }
 
-func (h *handlers) postOverride(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) postOverride(c echo.Context, p access.Principal) error {
 	var in inspection.OverrideInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
@@ -32,21 +29,13 @@ func (h *handlers) postOverride(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	return c.JSON(status, OverrideResponse{Decision: res.Decision, SwappedWith: res.Swapped})
+	return answer(c, res.Replayed, OverrideResponse{Decision: res.Decision, SwappedWith: res.Swapped})
 }
 
 // getDecision answers with the decision as decided (explanation intact),
 // its overrides, and what is in force. An agency sees a decision routed
 // to it, by the decision or by an override.
-func (h *handlers) getDecision(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) getDecision(c echo.Context, p access.Principal) error {
 	v, err := h.svc.DecisionView(c.Request().Context(), p, c.Param("id"))
 	if err != nil {
 		return err
@@ -63,11 +52,7 @@ type AuditPage struct {
 }
 
 // listAudit pages through the chain: GET /v1/audit?after=<seq>&limit=<n>.
-func (h *handlers) listAudit(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) listAudit(c echo.Context, p access.Principal) error {
 	var after uint64
 	if s := c.QueryParam("after"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/labstack/echo/v4"
 )
@@ -14,11 +15,7 @@ type QuotaPeriodList struct {
 	Periods []quota.Period `json:"periods"`
 }
 
-func (h *handlers) listQuotaPeriods(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) listQuotaPeriods(c echo.Context, p access.Principal) error {
 	ps, err := h.svc.QuotaPeriods(c.Request().Context(), p)
 	if err != nil {
 		return err
@@ -32,11 +29,7 @@ func (h *handlers) listQuotaPeriods(c echo.Context) error {
 // getQuotaUsage answers how a period's random checks used their allowance,
 // scope by scope (customs and auditors only: the counts tell an importer
 // how much budget is left).
-func (h *handlers) getQuotaUsage(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) getQuotaUsage(c echo.Context, p access.Principal) error {
 	u, err := h.svc.QuotaUsage(c.Request().Context(), p, c.Param("period"))
 	if err != nil {
 		return err

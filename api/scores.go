@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/risk"
 )
 
@@ -26,11 +27,7 @@ type ScoreList struct {
 
 // getScore answers /v1/scores/{kind}:{id}, e.g. goods:<goods key>,
 // importer:<tax code>.
-func (h *handlers) getScore(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) getScore(c echo.Context, p access.Principal) error {
 	kind, id, ok := strings.Cut(c.Param("subject"), ":")
 	if !ok || id == "" {
 		return inspection.Invalid("subject", "must be kind:id, e.g. goods:<goods key> or importer:<tax code>")
@@ -44,11 +41,7 @@ func (h *handlers) getScore(c echo.Context) error {
 
 // listScores answers /v1/scores?kind=goods&limit=20: the riskiest subjects
 // by pessimistic bound, for customs' targeting and agencies' queues.
-func (h *handlers) listScores(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) listScores(c echo.Context, p access.Principal) error {
 	kind := c.QueryParam("kind")
 	if kind == "" {
 		kind = risk.KindGoods

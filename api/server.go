@@ -66,24 +66,45 @@ func New(cfg Config) *echo.Echo {
 	h := &handlers{svc: cfg.Service, access: cfg.Access}
 	e.GET("/healthz", h.health)
 	v1 := e.Group("/v1")
-	v1.POST("/declarations", h.postDeclaration)
-	v1.GET("/decisions/:id", h.getDecision) // override.go
-	v1.POST("/decisions/:id/override", h.postOverride)
-	v1.GET("/assignments", h.listAssignments)
-	v1.GET("/assignments/:id", h.getAssignment)
-	v1.POST("/assignments/:id/result", h.postResult)
-	v1.POST("/alerts", h.postAlert)
-	v1.GET("/goods/:key", h.getGoods)
-	v1.GET("/policy", h.getPolicy)
-	v1.GET("/quota/periods", h.listQuotaPeriods)
-	v1.GET("/quota/periods/:period/scopes", h.getQuotaUsage)
-	v1.GET("/audit", h.listAudit)
-	v1.GET("/scores", h.listScores)
-	v1.GET("/scores/:subject", h.getScore)
-	v1.POST("/admin/keys", h.createKey)
-	v1.GET("/admin/keys", h.listKeys)
-	v1.DELETE("/admin/keys/:id", h.revokeKey)
+	v1.POST("/declarations", as(h.postDeclaration))
+	v1.GET("/decisions/:id", as(h.getDecision)) // override.go
+	v1.POST("/decisions/:id/override", as(h.postOverride))
+	v1.GET("/assignments", as(h.listAssignments))
+	v1.GET("/assignments/:id", as(h.getAssignment))
+	v1.POST("/assignments/:id/result", as(h.postResult))
+	v1.POST("/alerts", as(h.postAlert))
+	v1.GET("/goods/:key", as(h.getGoods))
+	v1.GET("/policy", as(h.getPolicy))
+	v1.GET("/quota/periods", as(h.listQuotaPeriods))
+	v1.GET("/quota/periods/:period/scopes", as(h.getQuotaUsage))
+	v1.GET("/audit", as(h.listAudit))
+	v1.GET("/scores", as(h.listScores))
+	v1.GET("/scores/:subject", as(h.getScore))
+	v1.POST("/admin/keys", as(h.createKey))
+	v1.GET("/admin/keys", as(h.listKeys))
+	v1.DELETE("/admin/keys/:id", as(h.revokeKey))
 	return e
+}
+
+// answer answers a change: 201 when this request made it, 200 when it was
+// made before (an idempotent retry) and nothing changed.
+func answer(c echo.Context, replayed bool, body any) error {
+	if replayed {
+		return c.JSON(http.StatusOK, body)
+	}
+	return c.JSON(http.StatusCreated, body)
+}
+
+// as hands a handler the authenticated principal, which every route but
+// the public ones has (authenticate ran); its absence is a wiring bug.
+func as(h func(echo.Context, access.Principal) error) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p, err := principal(c)
+		if err != nil {
+			return err
+		}
+		return h(c, p)
+	}
 }
 
 // bodyLimit refuses bodies over n bytes: by Content-Length up front, and
@@ -161,11 +182,7 @@ type LineDecision struct {
 	Reason       string          `json:"reason"`
 }
 
-func (h *handlers) postDeclaration(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) postDeclaration(c echo.Context, p access.Principal) error {
 	var in inspection.DeclarationInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
@@ -180,11 +197,7 @@ func (h *handlers) postDeclaration(c echo.Context) error {
 		out.Lines = append(out.Lines, LineDecision{LineNo: d.LineNo, DecisionID: d.ID, Mode: d.Mode, Inspect: d.Inspect,
 			Agency: d.Agency, AssignmentID: d.AssignmentID, Reason: d.Reason})
 	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	return c.JSON(status, out)
+	return answer(c, res.Replayed, out)
 }
 
 // AssignmentList is a page of open assignments.
@@ -193,11 +206,7 @@ type AssignmentList struct {
 	Next        string                  `json:"next,omitempty"`
 }
 
-func (h *handlers) listAssignments(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) listAssignments(c echo.Context, p access.Principal) error {
 	limit := 100
 	if s := c.QueryParam("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -218,11 +227,7 @@ func (h *handlers) listAssignments(c echo.Context) error {
 	return c.JSON(http.StatusOK, AssignmentList{Assignments: list, Next: next})
 }
 
-func (h *handlers) getAssignment(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) getAssignment(c echo.Context, p access.Principal) error {
 	a, err := h.svc.Assignment(c.Request().Context(), p, c.Param("id"))
 	if err != nil {
 		return err
@@ -230,11 +235,7 @@ func (h *handlers) getAssignment(c echo.Context) error {
 	return c.JSON(http.StatusOK, a)
 }
 
-func (h *handlers) postResult(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) postResult(c echo.Context, p access.Principal) error {
 	var in inspection.ResultInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
@@ -243,18 +244,10 @@ func (h *handlers) postResult(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	return c.JSON(status, res.Assignment)
+	return answer(c, res.Replayed, res.Assignment)
 }
 
-func (h *handlers) postAlert(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) postAlert(c echo.Context, p access.Principal) error {
 	var in inspection.AlertInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
@@ -263,18 +256,10 @@ func (h *handlers) postAlert(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	return c.JSON(status, res.Alert)
+	return answer(c, res.Replayed, res.Alert)
 }
 
-func (h *handlers) getGoods(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) getGoods(c echo.Context, p access.Principal) error {
 	k, err := identity.ParseKey(c.Param("key"))
 	if err != nil {
 		return err
@@ -286,11 +271,7 @@ func (h *handlers) getGoods(c echo.Context) error {
 	return c.JSON(http.StatusOK, st)
 }
 
-func (h *handlers) getPolicy(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
+func (h *handlers) getPolicy(c echo.Context, p access.Principal) error {
 	pol, err := h.svc.Policy(c.Request().Context(), p)
 	if err != nil {
 		return err

@@ -66,12 +66,14 @@ func (c *policyCache) put(p *policy.Policy) {
 func (s *Service) policyIn(tx PolicyReader) (*policy.Policy, error) {
 	a, err := tx.ActivePolicy()
 	if errors.Is(err, fault.ErrNotFound) {
+		s.seen(s.configured)
 		return s.configured, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("policy in force: %w", err)
 	}
 	if p := s.policies.get(a.Version); p != nil {
+		s.seen(p)
 		return p, nil
 	}
 	doc, err := tx.Policy(a.Version)
@@ -86,7 +88,16 @@ func (s *Service) policyIn(tx PolicyReader) (*policy.Policy, error) {
 		return nil, fmt.Errorf("policy in force %s: the stored document is version %s", a.Version, p.Version)
 	}
 	s.policies.put(p)
+	s.seen(p)
 	return p, nil
+}
+
+// seen notes the policy a transaction found in force, for the next
+// declaration to be read under.
+func (s *Service) seen(p *policy.Policy) {
+	if s.inForce.Load() != p {
+		s.inForce.Store(p)
+	}
 }
 
 // PolicyInForce is the policy in force now. It is public knowledge (every

@@ -252,15 +252,7 @@ func (a *Access) randomHex(n int) (string, error) {
 
 // Keys lists every key, active or not, oldest first.
 func (a *Access) Keys(ctx context.Context, by access.Principal) ([]access.APIKey, error) {
-	if err := by.Require(access.ActReadKeys); err != nil {
-		return nil, err
-	}
-	var list []access.APIKey
-	err := a.reads.View(ctx, func(tx ReadTx) (err error) {
-		list, err = tx.APIKeys()
-		return err
-	})
-	return list, err
+	return read(ctx, a.reads, by, access.ActReadKeys, func(tx ReadTx) ([]access.APIKey, error) { return tx.APIKeys() })
 }
 
 // RevokeKey revokes a key from the next request on. Revoking a revoked key

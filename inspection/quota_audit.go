@@ -38,15 +38,7 @@ func checkQuotaKeys(tx QuotaReader, keys quota.Keys) error {
 // QuotaPeriods lists the periods with their commitments (and keys revealed
 // after they closed).
 func (s *Service) QuotaPeriods(ctx context.Context, by access.Principal) ([]quota.Period, error) {
-	if err := by.Require(access.ActReadQuota); err != nil {
-		return nil, err
-	}
-	var out []quota.Period
-	err := s.reads.View(ctx, func(tx ReadTx) (err error) {
-		out, err = tx.QuotaPeriods()
-		return err
-	})
-	return out, err
+	return read(ctx, s.reads, by, access.ActReadQuota, func(tx ReadTx) ([]quota.Period, error) { return tx.QuotaPeriods() })
 }
 
 // RevealQuotaKey returns a closed period's key and records the reveal, so

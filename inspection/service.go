@@ -55,6 +55,7 @@ type Service struct {
 	w          writePath
 	configured *policy.Policy
 	policies   policyCache
+	inForce    atomic.Pointer[policy.Policy] // the policy last seen in force
 	clock      calendar.Clock
 	keys       quota.Keys
 	log        zerolog.Logger
@@ -95,6 +96,7 @@ func NewService(c Config) (*Service, error) {
 		configured: c.Policy, clock: c.Clock, keys: c.QuotaKeys, log: c.Logger}
 	s.encoder, _ = c.Store.(RecordEncoder)
 	s.policies.put(c.Policy)
+	s.inForce.Store(c.Policy)
 	return s, nil
 }
 
@@ -202,13 +204,21 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 	if err := by.Require(access.ActDecide); err != nil {
 		return DecideResult{}, err
 	}
-	pol, err := s.PolicyInForce(ctx)
-	if err != nil {
-		return DecideResult{}, err
-	}
+	// The policy last seen in force reads the declaration, with no read of
+	// its own (a transaction opened during a commit waits for its sync);
+	// the transaction checks it is still in force. A refusal is made only
+	// under the policy in force now.
+	pol := s.inForce.Load()
 	d, err := ParseDeclaration(pol, in)
 	if err != nil {
-		return DecideResult{}, err
+		current, cerr := s.PolicyInForce(ctx)
+		if cerr != nil || current.Version == pol.Version {
+			return DecideResult{}, err
+		}
+		pol = current
+		if d, err = ParseDeclaration(pol, in); err != nil {
+			return DecideResult{}, err
+		}
 	}
 	now := s.clock.Now() // once, so a retried transaction decides at the same instant
 	keys := make([]identity.Keys, len(d.Lines))
@@ -376,6 +386,11 @@ func (s *Service) prepareDecision(ctx context.Context, pol *policy.Policy, d Dec
 		// declaration (a resubmission is left to the transaction), and the
 		// input versions and goods states below.
 		if _, err := tx.Declaration(d.ID); !errors.Is(err, fault.ErrNotFound) {
+			return nil
+		}
+		// Prepared under another policy than the snapshot's in force, it
+		// could not commit: leave the lots to the transaction.
+		if cur, err := s.policyIn(tx); err != nil || cur.Version != pol.Version {
 			return nil
 		}
 		prep := &preparedDecision{lots: make([]lotEval, 0, len(d.Lines)), versions: map[risk.Subject]uint64{}}
@@ -692,14 +707,7 @@ func writeGoodsState(tx HistoryWriter, pol *policy.Policy, st GoodsState, g iden
 // it is created, so checking before a write cannot race with a change of
 // owner.
 func (s *Service) Assignment(ctx context.Context, by access.Principal, id string) (Assignment, error) {
-	if err := by.Require(access.ActReadAssignments); err != nil {
-		return Assignment{}, err
-	}
-	var a Assignment
-	err := s.reads.View(ctx, func(tx ReadTx) (err error) {
-		a, err = tx.Assignment(id)
-		return err
-	})
+	a, err := read(ctx, s.reads, by, access.ActReadAssignments, func(tx ReadTx) (Assignment, error) { return tx.Assignment(id) })
 	if errors.Is(err, fault.ErrNotFound) || err == nil && !by.MaySee(a.Agency) {
 		return Assignment{}, NotFound("no assignment %q", id)
 	}
@@ -742,14 +750,7 @@ func (s *Service) OpenAssignments(ctx context.Context, by access.Principal, agen
 
 // GoodsState returns the stored snapshot of a goods' mode.
 func (s *Service) GoodsState(ctx context.Context, by access.Principal, k identity.Key) (GoodsState, error) {
-	if err := by.Require(access.ActReadGoods); err != nil {
-		return GoodsState{}, err
-	}
-	var st GoodsState
-	err := s.reads.View(ctx, func(tx ReadTx) (err error) {
-		st, err = tx.GoodsState(k)
-		return err
-	})
+	st, err := read(ctx, s.reads, by, access.ActReadGoods, func(tx ReadTx) (GoodsState, error) { return tx.GoodsState(k) })
 	if errors.Is(err, fault.ErrNotFound) {
 		return st, NotFound("no goods %s", k)
 	}

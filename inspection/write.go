@@ -95,6 +95,20 @@ func (w *writePath) write(ctx context.Context, by access.Principal, kind audit.K
 	return err
 }
 
+// read is a read use case: by must be allowed action a, and fn reads one
+// snapshot.
+func read[T any](ctx context.Context, r Reader, by access.Principal, a access.Action, fn func(ReadTx) (T, error)) (T, error) {
+	var out T
+	if err := by.Require(a); err != nil {
+		return out, err
+	}
+	err := r.View(ctx, func(tx ReadTx) (err error) {
+		out, err = fn(tx)
+		return err
+	})
+	return out, err
+}
+
 // appendEntry writes the transaction's audit entry: it reads the head
 // (under group commit every Update runs in one goroutine, so this never
 // conflicts and the sequence is commit order), takes the records the
