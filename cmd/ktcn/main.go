@@ -1,5 +1,7 @@
-// Command ktcn is the specialized-inspection scheduling service. main only
-// wires: configuration, logger, store, service, HTTP; see app.go.
+// Command ktcn is the specialized-inspection scheduling service. It owns the
+// wiring only: commands, configuration, logger, store, service, cron and
+// HTTP (see app.go); commands act as the system principal, or as the
+// operator for keys. main itself only hands the process to Run.
 package main
 
 import (
