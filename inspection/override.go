@@ -386,10 +386,7 @@ func swap(tx Tx, pol *policy.Policy, c *Change, a decided, otherID string, by ac
 // openAssignment gives the lot to its agency: the lot's assignment is
 // reopened if an earlier override cancelled it, or created under the
 // active policy's routing.
-func openAssignment(tx interface {
-	LotReader
-	LotWriter
-}, pol *policy.Policy, d Decision, overrideID string, now time.Time) (agency, id string, err error) {
+func openAssignment(tx Tx, pol *policy.Policy, d Decision, overrideID string, now time.Time) (agency, id string, err error) {
 	id = identity.AssignmentID(d.DeclarationID, d.LineNo)
 	a, err := tx.Assignment(id)
 	switch {
@@ -425,10 +422,7 @@ func openAssignment(tx interface {
 
 // cancelAssignment withdraws the lot's open assignment. A lot already
 // inspected keeps its result: an override cannot undo what an agency found.
-func cancelAssignment(tx interface {
-	LotReader
-	LotWriter
-}, l decided, overrideID string, now time.Time) (agency, id string, err error) {
+func cancelAssignment(tx Tx, l decided, overrideID string, now time.Time) (agency, id string, err error) {
 	a, err := tx.Assignment(l.cur.AssignmentID)
 	if err != nil {
 		return "", "", fmt.Errorf("assignment %s of decision %s: %w", l.cur.AssignmentID, l.d.ID, err)
