@@ -29,7 +29,7 @@ func FuzzParseResult(f *testing.F) {
 		if json.Unmarshal(body, &in) != nil {
 			return
 		}
-		r, err := parseResult(in, fuzzNow)
+		r, err := parseResult(in, fuzzNow, DefaultClockSkew)
 		if err != nil {
 			if fault.CodeOf(err) != fault.Invalid {
 				t.Fatalf("not invalid: %v", err)
@@ -45,7 +45,7 @@ func FuzzParseResult(f *testing.F) {
 		if r.RejectedQuantity > 0 && r.Outcome != OutcomeFail {
 			t.Fatal("a partly rejected lot recorded as a pass")
 		}
-		if r.InspectedAt.After(fuzzNow.Add(clockSkew)) {
+		if r.InspectedAt.After(fuzzNow.Add(DefaultClockSkew)) {
 			t.Fatal("a future inspection date accepted")
 		}
 	})
@@ -65,14 +65,14 @@ func FuzzParseAlert(f *testing.F) {
 		if json.Unmarshal(body, &in) != nil {
 			return
 		}
-		e, goods, err := parseAlert(in, fuzzNow)
+		e, goods, err := parseAlert(in, fuzzNow, DefaultClockSkew)
 		if err != nil {
 			if fault.CodeOf(err) != fault.Invalid {
 				t.Fatalf("not invalid: %v", err)
 			}
 			return
 		}
-		if e.Kind != EventAlert || e.ID == "" || e.At.After(fuzzNow.Add(clockSkew)) {
+		if e.Kind != EventAlert || e.ID == "" || e.At.After(fuzzNow.Add(DefaultClockSkew)) {
 			t.Fatalf("accepted a malformed alert: %+v", e)
 		}
 		if (e.Subject.Kind == SubjectGoods) != (goods != nil) {

@@ -24,12 +24,33 @@ type ResultInput struct {
 	RejectedQuantity *float64  `json:"rejected_quantity"`
 }
 
-// clockSkew tolerates an agency clock a little ahead of ours.
-const clockSkew = 5 * time.Minute
+// DefaultClockSkew is how far ahead of ktcn's clock a result or alert may
+// be dated (an agency's or authority's clock a little fast); anything
+// later is refused.
+const DefaultClockSkew = 5 * time.Minute
+
+// effectiveAt is the time an event takes its place in history: the time
+// its source gave, or, when that is ahead of ktcn's clock (within the
+// tolerated skew), now, so every decision from now on sees it; the time
+// given is kept as reported.
+func effectiveAt(at, now time.Time) (time.Time, *time.Time) {
+	if at.After(now) {
+		return now, &at
+	}
+	return at, nil
+}
+
+// reportedAt is the time an event's source gave.
+func (e Event) reportedAt() time.Time {
+	if e.ReportedAt != nil {
+		return *e.ReportedAt
+	}
+	return e.At
+}
 
 const maxFindings = 50
 
-func parseResult(in ResultInput, now time.Time) (Result, error) {
+func parseResult(in ResultInput, now time.Time, skew time.Duration) (Result, error) {
 	r := Result{Outcome: Outcome(in.Outcome)}
 	if r.Outcome != OutcomePass && r.Outcome != OutcomeFail {
 		return r, Invalid("outcome", "must be pass or fail, got %q", in.Outcome)
@@ -41,8 +62,8 @@ func parseResult(in ResultInput, now time.Time) (Result, error) {
 	if err != nil {
 		return r, err
 	}
-	if at.After(now.Add(clockSkew)) {
-		return r, Invalid("inspected_at", "%s is in the future", in.InspectedAt)
+	if at.After(now.Add(skew)) {
+		return r, Invalid("inspected_at", "%s is more than %s ahead of ktcn's clock", in.InspectedAt, skew)
 	}
 	r.InspectedAt = at
 	if len(in.Findings) > maxFindings {
@@ -96,7 +117,7 @@ func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignm
 		return RecordResultOutcome{}, err
 	}
 	now := s.clock.Now()
-	r, err := parseResult(in, now)
+	r, err := parseResult(in, now, s.skew)
 	if err != nil {
 		return RecordResultOutcome{}, err
 	}
@@ -135,15 +156,16 @@ func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignm
 		}
 		e := Event{
 			ID: ResultEventID(a.ID), Kind: EventResult,
-			Subject: Subject{SubjectGoods, a.GoodsKey}, At: r.InspectedAt, RecordedAt: now, Outcome: r.Outcome,
+			Subject: Subject{SubjectGoods, a.GoodsKey}, RecordedAt: now, Outcome: r.Outcome,
 			ImporterTaxCode: a.ImporterTaxCode, DecisionID: a.DecisionID, AssignmentID: a.ID, Mode: a.Mode, Source: by.Name,
 		}
+		e.At, e.ReportedAt = effectiveAt(r.InspectedAt, now)
 		if err := tx.AddEvent(e); err != nil {
 			return err
 		}
 		keys := identity.KeysWith(a.Goods, a.GoodsKey)
 		subjects := riskSubjects(a.Goods, keys, a.ImporterTaxCode)
-		if err := observe(tx, pol, subjects[:], risk.Observation{At: r.InspectedAt, Failed: r.Outcome == OutcomeFail, Ref: e.ID}); err != nil {
+		if err := observe(tx, pol, subjects[:], risk.Observation{At: e.At, Failed: r.Outcome == OutcomeFail, Ref: e.ID}); err != nil {
 			return err
 		}
 		history, _, state, err := goodsContext(tx, keys)
@@ -192,7 +214,7 @@ type AlertTarget struct {
 	Origin       string `json:"origin"`
 }
 
-func parseAlert(in AlertInput, now time.Time) (Event, *identity.Goods, error) {
+func parseAlert(in AlertInput, now time.Time, skew time.Duration) (Event, *identity.Goods, error) {
 	var e Event
 	for _, t := range []struct{ field, value string }{
 		{"authority", in.Authority}, {"reference", in.Reference}, {"reason", in.Reason},
@@ -208,8 +230,8 @@ func parseAlert(in AlertInput, now time.Time) (Event, *identity.Goods, error) {
 	if err != nil {
 		return e, nil, err
 	}
-	if at.After(now.Add(clockSkew)) {
-		return e, nil, Invalid("issued_at", "%s is in the future", in.IssuedAt)
+	if at.After(now.Add(skew)) {
+		return e, nil, Invalid("issued_at", "%s is more than %s ahead of ktcn's clock", in.IssuedAt, skew)
 	}
 	t := in.Target
 	origin := strings.ToUpper(strings.TrimSpace(t.Origin))
@@ -253,7 +275,8 @@ func parseAlert(in AlertInput, now time.Time) (Event, *identity.Goods, error) {
 	default:
 		return e, nil, Invalid("target.kind", "must be goods, manufacturer or heading_origin, got %q", t.Kind)
 	}
-	e.Kind, e.At, e.RecordedAt = EventAlert, at, now
+	e.Kind, e.RecordedAt = EventAlert, now
+	e.At, e.ReportedAt = effectiveAt(at, now)
 	e.Authority, e.Reference, e.Reason = strings.TrimSpace(in.Authority), strings.TrimSpace(in.Reference), strings.TrimSpace(in.Reason)
 	// One alert per authority reference: a retry finds the same ID.
 	e.ID = "alr_" + identity.HashKey("ktcn/alert/v1", identity.CanonicalText(e.Authority), e.Reference).String()[:24]
@@ -273,7 +296,7 @@ func (s *Service) RaiseAlert(ctx context.Context, by access.Principal, in AlertI
 		return RaiseAlertOutcome{}, err
 	}
 	now := s.clock.Now()
-	e, goods, err := parseAlert(in, now)
+	e, goods, err := parseAlert(in, now, s.skew)
 	if err != nil {
 		return RaiseAlertOutcome{}, err
 	}
@@ -283,7 +306,7 @@ func (s *Service) RaiseAlert(ctx context.Context, by access.Principal, in AlertI
 		out = RaiseAlertOutcome{}
 		old, err := tx.Event(e.ID)
 		if err == nil {
-			if old.Subject != e.Subject || !old.At.Equal(e.At) || old.Reason != e.Reason {
+			if old.Subject != e.Subject || !old.reportedAt().Equal(e.reportedAt()) || old.Reason != e.Reason {
 				return Conflict("reference", "alert %s from %s was already recorded with different content", e.Reference, e.Authority)
 			}
 			out = RaiseAlertOutcome{Alert: old, Replayed: true}

@@ -58,6 +58,7 @@ type Service struct {
 	inForce    atomic.Pointer[policy.Policy] // the policy last seen in force
 	clock      calendar.Clock
 	keys       quota.Keys
+	skew       time.Duration
 	log        zerolog.Logger
 	encoder    RecordEncoder // nil when the store encodes only inside a write
 	scores     scoring.Memo
@@ -82,6 +83,9 @@ type Config struct {
 	AuditObserver audit.Observer
 	// Hooks run inside the transaction of every change (write.go).
 	Hooks []Hook
+	// ClockSkew is how far ahead a result or alert may be dated (0:
+	// DefaultClockSkew).
+	ClockSkew time.Duration
 }
 
 // NewService checks the wiring and returns a Service.
@@ -95,6 +99,9 @@ func NewService(c Config) (*Service, error) {
 	s := &Service{reads: c.Store, w: writePath{store: c.Store, observer: c.AuditObserver, hooks: c.Hooks},
 		configured: c.Policy, clock: c.Clock, keys: c.QuotaKeys, log: c.Logger}
 	s.encoder, _ = c.Store.(RecordEncoder)
+	if s.skew = c.ClockSkew; s.skew <= 0 {
+		s.skew = DefaultClockSkew
+	}
 	s.policies.put(c.Policy)
 	s.inForce.Store(c.Policy)
 	return s, nil

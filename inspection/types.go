@@ -74,6 +74,10 @@ type Event struct {
 	Kind    EventKind `json:"kind"`
 	Subject Subject   `json:"subject"`
 	At      time.Time `json:"at"`
+	// ReportedAt is the time the source gave when it was ahead of ktcn's
+	// clock (within the tolerated skew); At is then when ktcn learned of it,
+	// so every later decision sees the event.
+	ReportedAt *time.Time `json:"reported_at,omitempty"`
 	// RecordedAt is when ktcn learned of it; results may arrive late and
 	// out of order, so mode rules never order by it.
 	RecordedAt time.Time `json:"recorded_at"`

@@ -1,0 +1,85 @@
+package inspection_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/fault"
+	"github.com/ktcn/ktcn/inspection/reference"
+	"github.com/ktcn/ktcn/risk"
+)
+
+// startedRig is a write rig started with the agencies the default policy
+// routes dairy and bakery goods to.
+func startedRig(t *testing.T) *writeRig {
+	t.Helper()
+	r := newWriteRig(t)
+	if _, err := r.svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	agencies := []reference.Agency{{ID: "moit-firi", Name: "FIRI", Ministry: "MOIT"}, {ID: "moh-nifc", Name: "NIFC", Ministry: "MOH"}}
+	if err := r.svc.LoadReference(ctx, access.SystemPrincipal(), reference.Data{Agencies: agencies}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *writeRig) decideLine(t *testing.T, id string, l inspection.LineInput) inspection.Decision {
+	t.Helper()
+	res, err := r.svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
+		Lines: []inspection.LineInput{l}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Decisions[0]
+}
+
+// TestEventsAheadOfTheClock: a result or alert dated a little ahead of
+// ktcn's clock (an agency's clock running fast, within the tolerated skew)
+// is taken without error, scores do not fail on it, and every later
+// decision sees it; one dated beyond the skew is refused naming its field.
+func TestEventsAheadOfTheClock(t *testing.T) {
+	r := startedRig(t)
+	now := r.clock.Now()
+	d := r.decideLine(t, "SKEW-1", normalLine(1, "Sữa trước giờ"))
+	fail := inspection.ResultInput{Outcome: "fail", InspectedAt: now.Add(3 * time.Minute).Format(time.RFC3339),
+		Findings: []inspection.Finding{{Code: "LAB", Text: "melamine"}}}
+	if _, err := r.svc.RecordResult(ctx, as("agency:"+d.Agency), d.AssignmentID, fail); err != nil {
+		t.Fatalf("a result 3 minutes ahead: %v", err)
+	}
+	if _, _, err := r.svc.Score(ctx, as("customs"), risk.Subject{Kind: risk.KindGoods, ID: d.GoodsKey.String()}); err != nil {
+		t.Fatalf("the goods' score after a result ahead of the clock: %v", err)
+	}
+	if _, _, err := r.svc.RankedScores(ctx, as("customs"), risk.KindGoods, 10); err != nil {
+		t.Fatalf("ranked scores after a result ahead of the clock: %v", err)
+	}
+	r.clock.Set(now.Add(time.Minute)) // before the time the agency gave
+	if again := r.decideLine(t, "SKEW-2", normalLine(1, "Sữa trước giờ")); again.Mode != inspection.ModeStrict {
+		t.Fatalf("the next lot of failed goods: %s (%s), want strict at once", again.Mode, again.Reason)
+	}
+	alert := inspection.AlertInput{Authority: "RASFF", Reference: "SKEW-A", IssuedAt: r.clock.Now().Add(4 * time.Minute).Format(time.RFC3339),
+		Reason: "Listeria", Target: inspection.AlertTarget{Kind: "manufacturer", Manufacturer: "Audit Dairy", Origin: "NZ"}}
+	if _, err := r.svc.RaiseAlert(ctx, as("customs"), alert); err != nil {
+		t.Fatalf("an alert 4 minutes ahead: %v", err)
+	}
+	if other := r.decideLine(t, "SKEW-3", normalLine(1, "Sữa khác của hãng")); other.Mode != inspection.ModeStrict {
+		t.Fatalf("goods of the alerted maker: %s, want strict at once", other.Mode)
+	}
+	r.clock.Set(r.clock.Now().Add(2 * time.Minute)) // the same alert again, later: a replay
+	if out, err := r.svc.RaiseAlert(ctx, as("customs"), alert); err != nil || !out.Replayed {
+		t.Fatalf("the same alert sent again: %+v %v", out, err)
+	}
+	late := alert
+	late.Reference, late.IssuedAt = "SKEW-B", r.clock.Now().Add(6*time.Minute).Format(time.RFC3339)
+	if _, err := r.svc.RaiseAlert(ctx, as("customs"), late); fault.CodeOf(err) != fault.Invalid || !hasField(err, "issued_at") {
+		t.Fatalf("an alert 6 minutes ahead: %v, want invalid issued_at", err)
+	}
+}
+
+func hasField(err error, field string) bool {
+	var e *fault.Error
+	return errors.As(err, &e) && e.Field == field
+}
