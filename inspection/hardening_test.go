@@ -2,6 +2,7 @@ package inspection_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -82,4 +83,30 @@ func TestEventsAheadOfTheClock(t *testing.T) {
 func hasField(err error, field string) bool {
 	var e *fault.Error
 	return errors.As(err, &e) && e.Field == field
+}
+
+// TestQuotaStateOnlyForCustomsAndAuditors: an agency reads the decision of
+// a lot the random check sent it, without the quota state (counts,
+// allowance, draw, probability); customs and auditors see it.
+func TestQuotaStateOnlyForCustomsAndAuditors(t *testing.T) {
+	r := startedRig(t)
+	var picked inspection.Decision
+	for i := 0; i < 400 && !picked.Inspect; i++ {
+		picked = r.decideLine(t, fmt.Sprintf("Q-%d", i), reducedLine("0402.21.20", i))
+	}
+	if !picked.Inspect || picked.Quota == nil || picked.Agency == "" {
+		t.Fatalf("no reduced lot was drawn for a check in 400: %+v", picked)
+	}
+	for _, c := range []struct {
+		who  string
+		sees bool
+	}{{"agency:" + picked.Agency, false}, {"customs", true}, {"auditor", true}} {
+		v, err := r.svc.DecisionView(ctx, as(c.who), picked.ID)
+		if err != nil {
+			t.Fatalf("%s reads the decision: %v", c.who, err)
+		}
+		if (v.Quota != nil) != c.sees {
+			t.Errorf("%s sees the quota state: %v, want %v", c.who, v.Quota != nil, c.sees)
+		}
+	}
 }

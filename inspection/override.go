@@ -165,6 +165,12 @@ func (s *Service) DecisionView(ctx context.Context, by access.Principal, id stri
 	if errors.Is(err, fault.ErrNotFound) || err == nil && !v.VisibleTo(by) {
 		return DecisionView{}, NotFound("no decision %q", id)
 	}
+	if !by.Can(access.ActReadQuota) {
+		// The quota state (counts, allowance, draw, probability) tells how
+		// much of a scope's random-check budget is left: customs and
+		// auditors only. An agency sees what it is asked to inspect.
+		v.Quota = nil
+	}
 	return v, err
 }
 

@@ -286,9 +286,14 @@ func (s *Service) Score(ctx context.Context, by access.Principal, sub risk.Subje
 		p := pol.Risk.Params()
 		rec, err = tx.RiskRecord(sub)
 		if errors.Is(err, fault.ErrNotFound) && sub.Kind == risk.KindImporter {
-			// An importer with no results yet scores as the prior of all
-			// importers: no history is not a clean history.
-			rec, err = scoring.Record{Subject: sub, Group: scoring.Group(risk.KindImporter, ""), Label: "importer " + sub.ID}, nil
+			// A known importer with no results yet scores as the prior of
+			// all importers: no history is not a clean history. One that
+			// does not exist has no score.
+			if _, ierr := tx.Importer(sub.ID); ierr == nil {
+				rec, err = scoring.Record{Subject: sub, Group: scoring.Group(risk.KindImporter, ""), Label: "importer " + sub.ID}, nil
+			} else if !errors.Is(ierr, fault.ErrNotFound) {
+				return ierr
+			}
 		}
 		if errors.Is(err, fault.ErrNotFound) {
 			return NotFound("no scores for %s", sub)

@@ -11,6 +11,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/fault"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
 	"github.com/ktcn/ktcn/store"
@@ -29,6 +30,10 @@ func TestScoresFollowResultsAndRescoring(t *testing.T) {
 	clock.Set(time.Date(2026, 2, 2, 9, 0, 0, 0, calendar.Vietnam()))
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: mustPolicy(t), Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A known importer that has declared nothing yet.
+	if err := svc.LoadReference(ctx, access.SystemPrincipal(), reference.Data{Importers: []reference.Importer{{TaxCode: "0309999999", Name: "New Importer"}}}); err != nil {
 		t.Fatal(err)
 	}
 	lot := func(id, product string) inspection.Decision {
@@ -80,6 +85,10 @@ func TestScoresFollowResultsAndRescoring(t *testing.T) {
 	fresh, _, err := svc.Score(ctx, access.SystemPrincipal(), risk.Subject{Kind: risk.KindImporter, ID: "0309999999"})
 	if err != nil || fresh.Evidence.Counts.N != 0 || fresh.Mean <= 0 {
 		t.Fatalf("an importer without results: %+v %v", fresh, err)
+	}
+	// An importer nobody knows has no score at all.
+	if _, _, err := svc.Score(ctx, access.SystemPrincipal(), risk.Subject{Kind: risk.KindImporter, ID: "0300000000"}); fault.CodeOf(err) != fault.NotFound {
+		t.Fatalf("an unknown importer's score: %v, want not found", err)
 	}
 }
 
