@@ -17,6 +17,8 @@ type ReferenceReader interface {
 	Importer(taxCode string) (reference.Importer, error)
 	Agency(id string) (reference.Agency, error)
 	Agencies() ([]reference.Agency, error)
+	// ImporterSeen reports whether an importer has declared.
+	ImporterSeen(taxCode string) (bool, error)
 }
 
 // ReferenceWriter writes it.
@@ -24,6 +26,8 @@ type ReferenceWriter interface {
 	PutAgency(reference.Agency) error
 	PutImporter(reference.Importer) error
 	PutManufacturer(reference.Manufacturer) error
+	// NoteImporter records that an importer has declared.
+	NoteImporter(taxCode string) error
 }
 
 // LoadReference writes reference data in one change, under one audit

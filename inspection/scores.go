@@ -286,13 +286,15 @@ func (s *Service) Score(ctx context.Context, by access.Principal, sub risk.Subje
 		p := pol.Risk.Params()
 		rec, err = tx.RiskRecord(sub)
 		if errors.Is(err, fault.ErrNotFound) && sub.Kind == risk.KindImporter {
-			// A known importer with no results yet scores as the prior of
-			// all importers: no history is not a clean history. One that
-			// does not exist has no score.
-			if _, ierr := tx.Importer(sub.ID); ierr == nil {
+			// A known importer (in the reference data, or one that has
+			// declared) with no results yet scores as the prior of all
+			// importers: no history is not a clean history. One nobody
+			// knows has no score.
+			known, kerr := tx.ImporterSeen(sub.ID)
+			if _, ierr := tx.Importer(sub.ID); kerr == nil && (known || ierr == nil) {
 				rec, err = scoring.Record{Subject: sub, Group: scoring.Group(risk.KindImporter, ""), Label: "importer " + sub.ID}, nil
-			} else if !errors.Is(ierr, fault.ErrNotFound) {
-				return ierr
+			} else if kerr != nil {
+				return kerr
 			}
 		}
 		if errors.Is(err, fault.ErrNotFound) {

@@ -311,6 +311,13 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 		if err := tx.PutDeclaration(rec); err != nil {
 			return err
 		}
+		if seen, err := tx.ImporterSeen(dd.ImporterTaxCode); err != nil {
+			return err
+		} else if !seen {
+			if err := tx.NoteImporter(dd.ImporterTaxCode); err != nil {
+				return err
+			}
+		}
 		c.Subjects = []string{"declaration:" + dd.ID}
 		for _, q := range opened {
 			c.Subjects = append(c.Subjects, "quota_period:"+q.Period)
@@ -393,6 +400,9 @@ func (s *Service) prepareDecision(ctx context.Context, pol *policy.Policy, d Dec
 		// declaration (a resubmission is left to the transaction), and the
 		// input versions and goods states below.
 		if _, err := tx.Declaration(d.ID); !errors.Is(err, fault.ErrNotFound) {
+			return nil
+		}
+		if _, err := tx.ImporterSeen(d.ImporterTaxCode); err != nil { // for the transaction to reuse
 			return nil
 		}
 		// Prepared under another policy than the snapshot's in force, it

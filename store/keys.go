@@ -40,6 +40,7 @@ const (
 	prefixRiskPrior    prefix = 0x18 // fitted risk prior by group
 	prefixInputVersion prefix = 0x19 // decision-input version by subject (inputs.go)
 	prefixActivePolicy prefix = 0x1A // the policy version in force
+	prefixImporterSeen prefix = 0x1B // an importer has declared (derived from declarations)
 	prefixMeta         prefix = 0xFF
 )
 
@@ -93,6 +94,8 @@ func (p prefix) String() string {
 		return "input version"
 	case prefixActivePolicy:
 		return "active policy"
+	case prefixImporterSeen:
+		return "importer seen"
 	case prefixMeta:
 		return "meta"
 	}

@@ -725,3 +725,18 @@ func (t *writeTx) PutActivePolicy(a inspection.ActivePolicy) error {
 	}
 	return t.putDerived(prefixActivePolicy, []byte{byte(prefixActivePolicy)}, "active policy", a)
 }
+
+// ImporterSeen reports whether an importer has declared (0x1B | h16(tax
+// code), written with its first declaration).
+func (t *readTx) ImporterSeen(taxCode string) (bool, error) {
+	_, found, err := t.get(idKey(prefixImporterSeen, taxCode), func() string { return "importer seen " + taxCode })
+	return found, err
+}
+
+// NoteImporter records that an importer has declared.
+func (t *writeTx) NoteImporter(taxCode string) error {
+	if taxCode == "" {
+		return errors.New("store: note importer: empty tax code")
+	}
+	return t.setDerived(idKey(prefixImporterSeen, taxCode), encodeRaw(nil), func() string { return "importer seen " + taxCode })
+}
