@@ -108,7 +108,7 @@ func authenticate(access *inspection.Access) echo.MiddlewareFunc {
 			if err != nil {
 				return err
 			}
-			c.Set(ctxPrincipal, k.Principal)
+			c.Set(ctxPrincipal, k.Acting())
 			c.Set(ctxKeyID, k.ID)
 			return next(c)
 		}

@@ -3,6 +3,7 @@ package inspection_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -108,5 +109,42 @@ func TestQuotaStateOnlyForCustomsAndAuditors(t *testing.T) {
 		if (v.Quota != nil) != c.sees {
 			t.Errorf("%s sees the quota state: %v, want %v", c.who, v.Quota != nil, c.sees)
 		}
+	}
+}
+
+// TestChangesNameTheKey: an admin issues a customs key and acts under it;
+// the audit entry of the action names the key as well as the principal,
+// and the key's record names the admin who issued it. The chain verifies.
+func TestChangesNameTheKey(t *testing.T) {
+	r := startedRig(t)
+	admin := as("admin:ops")
+	issued, err := r.access.CreateKey(ctx, admin, inspection.KeyRequest{Principal: "customs:shadow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := r.access.Authenticate(ctx, issued.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alert := inspection.AlertInput{Authority: "RASFF", Reference: "KEY-A", IssuedAt: r.clock.Now().Format(time.RFC3339),
+		Reason: "Listeria", Target: inspection.AlertTarget{Kind: "manufacturer", Manufacturer: "Key Dairy", Origin: "NZ"}}
+	if _, err := r.svc.RaiseAlert(ctx, k.Acting(), alert); err != nil {
+		t.Fatal(err)
+	}
+	es := r.entries(t)
+	e := es[len(es)-1]
+	if e.Actor != "customs:shadow" || e.Key != issued.Key.ID {
+		t.Fatalf("the action's entry names %q under key %q, want customs:shadow under %s", e.Actor, e.Key, issued.Key.ID)
+	}
+	keys, err := r.access.Keys(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(keys, func(x access.APIKey) bool { return x.ID == e.Key })
+	if i < 0 || keys[i].CreatedBy != admin.Name {
+		t.Fatalf("the key %s is not traced to who issued it: %+v", e.Key, keys)
+	}
+	if _, err := r.svc.VerifyAudit(ctx, access.SystemPrincipal(), nil); err != nil {
+		t.Fatalf("a chain with keyed entries: %v", err)
 	}
 }

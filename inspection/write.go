@@ -128,7 +128,7 @@ func appendEntry(tx audit.Reader, atx AuditedTx, c Change) (audit.Head, error) {
 			return audit.Head{}, fmt.Errorf("audit head %d: hash %q is not 64 hex digits", head.Seq, head.Hash)
 		}
 	}
-	e := audit.Entry{Seq: head.Seq + 1, Prev: hex.EncodeToString(prev[:]), At: c.At, Actor: c.By.Name, Kind: c.Kind,
+	e := audit.Entry{Seq: head.Seq + 1, Prev: hex.EncodeToString(prev[:]), At: c.At, Actor: c.By.Name, Key: c.By.Key, Kind: c.Kind,
 		Subjects: slices.Clone(c.Subjects), Records: atx.Written()}
 	sum, err := audit.Hash(prev, e)
 	if err != nil {

@@ -59,6 +59,10 @@ type Principal struct {
 	Name   string `json:"name"`
 	Role   Role   `json:"role"`
 	Agency string `json:"agency,omitempty"` // the agency ID, for RoleAgency only
+	// Key is the ID of the API key the principal authenticated with
+	// (empty for the system principal and on a stored key), so every
+	// change names the key, and through its record who issued it.
+	Key string `json:"key,omitempty"`
 }
 
 // nameSegment is one segment of a principal name: lowercase, so that
@@ -259,6 +263,15 @@ type APIKey struct {
 	ExpiresAt  time.Time  `json:"expires_at"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 	RevokedBy  string     `json:"revoked_by,omitempty"`
+}
+
+// Acting is the principal a request authenticated with k acts as: the
+// key's principal, naming the key, so every change it makes names the key
+// (and through the key's record, who issued it).
+func (k APIKey) Acting() Principal {
+	p := k.Principal
+	p.Key = k.ID
+	return p
 }
 
 // KeyStatus is whether a key authenticates at a given time.

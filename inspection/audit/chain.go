@@ -110,9 +110,12 @@ type RecordDigest struct {
 type Entry struct {
 	Seq uint64 `json:"seq"` // 1, 2, 3… in commit order
 	// Prev is the hex hash of entry Seq-1 (64 zeros for entry 1).
-	Prev     string         `json:"prev"`
-	At       time.Time      `json:"at"`
-	Actor    string         `json:"actor"` // principal name, or ActorSystem
+	Prev  string    `json:"prev"`
+	At    time.Time `json:"at"`
+	Actor string    `json:"actor"` // principal name, or ActorSystem
+	// Key is the API key the actor authenticated with (empty for ktcn's
+	// own system principal); the key's record names who issued it.
+	Key      string         `json:"key,omitempty"`
 	Kind     Kind           `json:"kind"`
 	Subjects []string       `json:"subjects"` // "declaration:<id>", "decision:<id>", …
 	Records  []RecordDigest `json:"records"`
@@ -130,9 +133,16 @@ type Head struct {
 // structure can never pass for an entry hash.
 const auditTag = "ktcn/audit-entry/v1"
 
+// auditTagKeyed starts the message of an entry that names the actor's API
+// key: the v1 message with the key after the actor. Entries without a key
+// (all entries written before keys were named, and the system's) keep v1,
+// so every stored chain verifies as it was written.
+const auditTagKeyed = "ktcn/audit-entry/v2"
+
 // Message is the byte string an entry hash covers after the previous
 // hash (docs/audit.md): the tag, Seq (8 bytes big-endian), At as UnixNano
-// (8 bytes big-endian, two's complement), Actor, Kind, the number of
+// (8 bytes big-endian, two's complement), Actor, the Key when there is one
+// (then under the v2 tag), Kind, the number of
 // subjects (4 bytes big-endian) and each subject, the number of records
 // and, for each, its kind, its ID and its 32-byte digest. Strings are a
 // 4-byte big-endian length and their UTF-8 bytes. A digest that is not 64
@@ -140,10 +150,17 @@ const auditTag = "ktcn/audit-entry/v1"
 func Message(e Entry) ([]byte, error) {
 	b := make([]byte, 0, 128+len(e.Records)*96)
 	str := func(s string) { b = binary.BigEndian.AppendUint32(b, uint32(len(s))); b = append(b, s...) }
-	str(auditTag)
+	if e.Key == "" {
+		str(auditTag)
+	} else {
+		str(auditTagKeyed)
+	}
 	b = binary.BigEndian.AppendUint64(b, e.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.At.UnixNano()))
 	str(e.Actor)
+	if e.Key != "" {
+		str(e.Key)
+	}
 	str(string(e.Kind))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(e.Subjects)))
 	for _, s := range e.Subjects {
