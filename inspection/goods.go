@@ -11,6 +11,9 @@ type HistoryReader interface {
 	// goods (the importer's own compliance history), ordered by At, then ID.
 	ImporterEvents(taxCode string) ([]Event, error)
 	GoodsState(k identity.Key) (GoodsState, error)
+	// IdentityLegacy says whether the store holds history under identity
+	// version 1 (legacy.go), and whether that was recorded yet.
+	IdentityLegacy() (legacy, marked bool, err error)
 }
 
 // HistoryWriter writes them.
@@ -20,6 +23,7 @@ type HistoryWriter interface {
 	// already recorded is a CodeConflict.
 	AddEvent(e Event) error
 	PutGoodsState(GoodsState) error
+	MarkIdentity(legacy bool) error
 }
 
 // SubjectKind says what an event is about.

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/fault"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/risk"
 )
@@ -146,5 +149,35 @@ func TestChangesNameTheKey(t *testing.T) {
 	}
 	if _, err := r.svc.VerifyAudit(ctx, access.SystemPrincipal(), nil); err != nil {
 		t.Fatalf("a chain with keyed entries: %v", err)
+	}
+}
+
+// TestHistoryUnderIdentityVersion1IsRead: a store written before identity
+// version 2 keeps its goods' history under version 1's keys; a decision
+// on such a store reads it, so no goods lose their history with the new
+// identity.
+func TestHistoryUnderIdentityVersion1IsRead(t *testing.T) {
+	r := newWriteRig(t)
+	l := normalLine(1, "Sữa cũ")
+	goods := identity.Goods{HSCode: "04022120", ProductName: "Sữa cũ", Manufacturer: "Audit Dairy", Origin: "NZ"}.Canonical()
+	old := r.clock.Now().AddDate(0, 0, -10)
+	err := r.db.UpdateRaw(ctx, func(tx inspection.Tx) error {
+		// What a version 1 service left: a failed result under the goods'
+		// version 1 key, and its audit chain.
+		if err := tx.AddEvent(inspection.Event{ID: "res_v1", Kind: inspection.EventResult, At: old, RecordedAt: old,
+			Subject: inspection.Subject{Kind: inspection.SubjectGoods, Key: goods.LegacyKey()}, Outcome: inspection.OutcomeFail,
+			ImporterTaxCode: "0101234567", Source: "agency:moit-firi"}); err != nil {
+			return err
+		}
+		return tx.(inspection.AuditedTx).PutAuditEntry(audit.Entry{Seq: 1, Prev: strings.Repeat("0", 64), Hash: strings.Repeat("1", 64)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := r.decideLine(t, "V1-1", l); d.Mode != inspection.ModeStrict {
+		t.Fatalf("goods that failed under identity version 1: %s (%s), want strict", d.Mode, d.Reason)
 	}
 }

@@ -154,16 +154,18 @@ func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignm
 		if err := tx.PutAssignment(a); err != nil {
 			return err
 		}
+		// The goods' key now, not the assignment's: an assignment made
+		// under identity version 1 records its result under version 2.
+		keys := s.keysOf(a.Goods)
 		e := Event{
 			ID: ResultEventID(a.ID), Kind: EventResult,
-			Subject: Subject{SubjectGoods, a.GoodsKey}, RecordedAt: now, Outcome: r.Outcome,
+			Subject: Subject{SubjectGoods, keys.Goods}, RecordedAt: now, Outcome: r.Outcome,
 			ImporterTaxCode: a.ImporterTaxCode, DecisionID: a.DecisionID, AssignmentID: a.ID, Mode: a.Mode, Source: by.Name,
 		}
 		e.At, e.ReportedAt = effectiveAt(r.InspectedAt, now)
 		if err := tx.AddEvent(e); err != nil {
 			return err
 		}
-		keys := identity.KeysWith(a.Goods, a.GoodsKey)
 		subjects := riskSubjects(a.Goods, keys, a.ImporterTaxCode)
 		if err := observe(tx, pol, subjects[:], risk.Observation{At: e.At, Failed: r.Outcome == OutcomeFail, Ref: e.ID}); err != nil {
 			return err
@@ -173,7 +175,7 @@ func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignm
 			return err
 		}
 		out.Assignment = a
-		if err := putGoodsState(tx, pol, state, a.Goods, a.GoodsKey, history, now); err != nil {
+		if err := putGoodsState(tx, pol, state, a.Goods, keys.Goods, history, now); err != nil {
 			return err
 		}
 		c.Subjects = []string{"assignment:" + a.ID, "decision:" + a.DecisionID}
@@ -328,7 +330,7 @@ func (s *Service) RaiseAlert(ctx context.Context, by access.Principal, in AlertI
 		out.Alert = e
 		if goods != nil {
 			gk := goods.Key()
-			history, _, state, err := goodsContext(tx, identity.KeysWith(*goods, gk))
+			history, _, state, err := goodsContext(tx, s.keysOf(*goods))
 			if err != nil {
 				return err
 			}

@@ -56,6 +56,7 @@ type Service struct {
 	configured *policy.Policy
 	policies   policyCache
 	inForce    atomic.Pointer[policy.Policy] // the policy last seen in force
+	legacy     atomic.Bool                   // the store holds identity version 1 history (legacy.go)
 	clock      calendar.Clock
 	keys       quota.Keys
 	skew       time.Duration
@@ -119,6 +120,9 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 	now := s.clock.Now()
 	err = s.w.write(ctx, access.SystemPrincipal(), audit.PolicyStored, now, func(tx Tx, c *Change) error {
 		missingAgencies = nil
+		if err := s.markIdentity(tx); err != nil {
+			return err
+		}
 		old, err := tx.Policy(pol.Version)
 		switch {
 		case errors.Is(err, fault.ErrNotFound):
@@ -230,7 +234,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 	now := s.clock.Now() // once, so a retried transaction decides at the same instant
 	keys := make([]identity.Keys, len(d.Lines))
 	for i, l := range d.Lines {
-		keys[i] = identity.KeysOf(l.Goods)
+		keys[i] = s.keysOf(l.Goods)
 	}
 	prep := s.prepareDecision(ctx, pol, d, keys, now)
 	var (
@@ -274,7 +278,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 			}
 			lp, ks = nil, make([]identity.Keys, len(dd.Lines))
 			for i, l := range dd.Lines {
-				ks[i] = identity.KeysOf(l.Goods)
+				ks[i] = s.keysOf(l.Goods)
 			}
 		}
 		lots, err := lp.current(tx)
@@ -655,10 +659,14 @@ func goodsContext(tx interface {
 	ReferenceReader
 }, k identity.Keys) ([]Event, []reference.Certificate, GoodsState, error) {
 	var history []Event
-	subjects := [...]Subject{
+	subjects := []Subject{
 		{SubjectGoods, k.Goods},
 		{SubjectManufacturer, k.Manufacturer},
 		{SubjectHeadingOrigin, k.HeadingOrigin},
+	}
+	if k.LegacyGoods != (identity.Key{}) {
+		// History recorded under identity version 1 (legacy.go).
+		subjects = append(subjects, Subject{SubjectGoods, k.LegacyGoods}, Subject{SubjectManufacturer, k.LegacyManufacturer})
 	}
 	for _, sub := range subjects {
 		evs, err := tx.Events(sub)
@@ -668,7 +676,10 @@ func goodsContext(tx interface {
 		history = append(history, evs...)
 	}
 	var certs []reference.Certificate
-	m, err := tx.Manufacturer(subjects[1].Key)
+	m, err := tx.Manufacturer(k.Manufacturer)
+	if errors.Is(err, fault.ErrNotFound) && k.LegacyManufacturer != (identity.Key{}) {
+		m, err = tx.Manufacturer(k.LegacyManufacturer)
+	}
 	switch {
 	case err == nil:
 		certs = m.Certificates
@@ -676,6 +687,12 @@ func goodsContext(tx interface {
 		return nil, nil, GoodsState{}, err
 	}
 	state, err := readGoodsState(tx, k.Goods)
+	if err == nil && state.Key == (identity.Key{}) && k.LegacyGoods != (identity.Key{}) {
+		// The goods' first lot under version 2 carries on its count.
+		if legacy, lerr := readGoodsState(tx, k.LegacyGoods); lerr == nil {
+			state.Lots, state.Results = legacy.Lots, legacy.Results
+		}
+	}
 	if err != nil {
 		return nil, nil, GoodsState{}, err
 	}

@@ -41,6 +41,7 @@ const (
 	prefixInputVersion prefix = 0x19 // decision-input version by subject (inputs.go)
 	prefixActivePolicy prefix = 0x1A // the policy version in force
 	prefixImporterSeen prefix = 0x1B // an importer has declared (derived from declarations)
+	prefixIdentity     prefix = 0x1C // whether the store holds history under identity version 1
 	prefixMeta         prefix = 0xFF
 )
 
@@ -96,6 +97,8 @@ func (p prefix) String() string {
 		return "active policy"
 	case prefixImporterSeen:
 		return "importer seen"
+	case prefixIdentity:
+		return "identity version"
 	case prefixMeta:
 		return "meta"
 	}

@@ -73,7 +73,7 @@ func (p prefix) recordKind() (audit.RecordKind, bool) {
 func (p prefix) derived() bool {
 	switch p {
 	case prefixOpenIndex, prefixEventByID, prefixImporterLog, prefixQuotaDraw, prefixRisk, prefixRiskPrior, prefixInputVersion,
-		prefixActivePolicy, prefixImporterSeen:
+		prefixActivePolicy, prefixImporterSeen, prefixIdentity:
 		return true
 	}
 	return false

@@ -740,3 +740,27 @@ func (t *writeTx) NoteImporter(taxCode string) error {
 	}
 	return t.setDerived(idKey(prefixImporterSeen, taxCode), encodeRaw(nil), func() string { return "importer seen " + taxCode })
 }
+
+// IdentityLegacy reports whether the store holds history under identity
+// version 1 (0x1C, written once by the service's first start under
+// version 2); marked is false before that.
+func (t *readTx) IdentityLegacy() (legacy, marked bool, err error) {
+	val, found, err := t.get([]byte{byte(prefixIdentity)}, func() string { return "identity version" })
+	if err != nil || !found {
+		return false, false, err
+	}
+	b, err := unwrap(prefixIdentity, val)
+	if err != nil || len(b) != 1 {
+		return false, false, fmt.Errorf("store: identity version: %q", val)
+	}
+	return b[0] == 1, true, nil
+}
+
+// MarkIdentity records whether the store holds identity version 1 history.
+func (t *writeTx) MarkIdentity(legacy bool) error {
+	b := byte(0)
+	if legacy {
+		b = 1
+	}
+	return t.setDerived([]byte{byte(prefixIdentity)}, encodeRaw([]byte{b}), func() string { return "identity version" })
+}

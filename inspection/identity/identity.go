@@ -115,9 +115,19 @@ func HashKey(tag string, parts ...string) Key {
 	return k
 }
 
-// Key is the goods' history key: SHA-256 (truncated to 128 bits) of the
-// canonical fields, tagged "ktcn/goods/v1".
+// Key is the goods' history key (identity version 2): SHA-256 (truncated
+// to 128 bits) of the match forms of the fields (match.go), tagged
+// "ktcn/goods/v2", so that presentation cannot make new goods.
 func (g Goods) Key() Key {
+	return HashKey("ktcn/goods/v2", HSDigits(g.HSCode), MatchText(g.ProductName), MatchText(g.Brand),
+		MatchManufacturer(g.Manufacturer), strings.ToUpper(strings.TrimSpace(g.Origin)))
+}
+
+// LegacyKey is the key identity version 1 gave the goods (canonical
+// fields, tagged "ktcn/goods/v1"), under which history recorded before
+// version 2 is kept: decisions read it with the goods' own (legacy.go in
+// inspection explains the mapping).
+func (g Goods) LegacyKey() Key {
 	c := g.Canonical()
 	return HashKey("ktcn/goods/v1", c.HSCode, c.ProductName, c.Brand, c.Manufacturer, c.Origin)
 }
@@ -126,7 +136,20 @@ func (g Goods) Key() Key {
 // manufacturer and its heading × origin. A decision hashes them once per
 // lot: canonicalizing and hashing the same text at each step that reads
 // by them cost several percent of a decision's CPU.
-type Keys struct{ Goods, Manufacturer, HeadingOrigin Key }
+//
+// LegacyGoods and LegacyManufacturer, when set, are identity version 1's
+// keys of the same goods and manufacturer, whose history recorded before
+// version 2 a decision also reads.
+type Keys struct {
+	Goods, Manufacturer, HeadingOrigin Key
+	LegacyGoods, LegacyManufacturer    Key
+}
+
+// WithLegacy adds identity version 1's keys of g to k.
+func (k Keys) WithLegacy(g Goods) Keys {
+	k.LegacyGoods, k.LegacyManufacturer = g.LegacyKey(), LegacyManufacturerKey(g.Manufacturer, g.Origin)
+	return k
+}
 
 func KeysOf(g Goods) Keys { return KeysWith(g, g.Key()) }
 
@@ -135,8 +158,14 @@ func KeysWith(g Goods, gk Key) Keys {
 	return Keys{Goods: gk, Manufacturer: ManufacturerKey(g.Manufacturer, g.Origin), HeadingOrigin: HeadingOriginKey(g.HSCode, g.Origin)}
 }
 
-// ManufacturerKey identifies a manufacturer by canonical name and origin.
+// ManufacturerKey identifies a manufacturer by the match form of its name
+// without its legal form, and its origin (identity version 2).
 func ManufacturerKey(name, origin string) Key {
+	return HashKey("ktcn/manufacturer/v2", MatchManufacturer(name), strings.ToUpper(strings.TrimSpace(origin)))
+}
+
+// LegacyManufacturerKey is identity version 1's manufacturer key.
+func LegacyManufacturerKey(name, origin string) Key {
 	return HashKey("ktcn/manufacturer/v1", CanonicalText(name), strings.ToUpper(strings.TrimSpace(origin)))
 }
 

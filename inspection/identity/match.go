@@ -1,0 +1,118 @@
+package identity
+
+import (
+	"strings"
+	"unicode"
+
+	"github.com/mtibben/confusables"
+	"golang.org/x/text/unicode/norm"
+)
+
+// The match form (identity version 2): what is left of a name when
+// everything its writer controls but its meaning is taken away, so that a
+// failed product re-declared with a character nobody sees, a look-alike
+// letter, missing tone marks, a trailing period or an added legal form is
+// still the same goods. Keys hash the match form; records show the
+// display form (Canonical), which stays readable.
+//
+// In order:
+//  1. drop Unicode format characters (Cf: zero-width spaces and joiners,
+//     soft hyphens, word joiners, byte-order marks, direction marks),
+//     variation selectors, and symbols (™, ®, ©: category S);
+//  2. drop punctuation (category P) inside words ("Co-operative" is
+//     "Cooperative", "Co." is "Co"), and read it as a space between them;
+//  3. NFKC: compatibility forms (fullwidth letters, ligatures) become
+//     their plain letters;
+//  4. strip every combining mark after NFD, and đ/Đ to d: Vietnamese with
+//     and without tone marks compares equal;
+//  5. case folding, then the Unicode TR39 confusables skeleton (Cyrillic
+//     "а" for Latin "a", "0" for "O", "rn" for "m"), folded again;
+//  6. white space collapsed.
+//
+// The skeleton uses Unicode's own confusables data through
+// github.com/mtibben/confusables (TR39's mapping, not a hand list).
+
+// MatchText is the match form of a name.
+func MatchText(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	prevLetter := false
+	for i, r := range s {
+		switch {
+		case unicode.Is(unicode.Cf, r), unicode.Is(unicode.Variation_Selector, r), unicode.IsSymbol(r):
+			continue
+		case unicode.IsPunct(r):
+			// Inside a word ("Co-op", "Co.Ltd") it joins; elsewhere it is a
+			// space (a trailing period, "Fonterra, Ltd").
+			next := nextRune(s[i+len(string(r)):])
+			if !(prevLetter && (unicode.IsLetter(next) || unicode.IsDigit(next))) {
+				b.WriteByte(' ')
+				prevLetter = false
+			}
+			continue
+		}
+		b.WriteRune(r)
+		prevLetter = unicode.IsLetter(r) || unicode.IsDigit(r)
+	}
+	t := norm.NFKD.String(b.String())
+	b.Reset()
+	for _, r := range t {
+		switch {
+		case unicode.Is(unicode.Mn, r):
+			continue
+		case r == 'đ' || r == 'Đ':
+			r = 'd'
+		}
+		b.WriteRune(r)
+	}
+	t = folder.String(norm.NFC.String(b.String()))
+	t = folder.String(confusables.Skeleton(t))
+	return strings.Join(strings.FieldsFunc(t, unicode.IsSpace), " ")
+}
+
+func nextRune(s string) rune {
+	for _, r := range s {
+		return r
+	}
+	return 0
+}
+
+// legalForms are words that say what kind of company a manufacturer is,
+// not which one (in match form): an added "Ltd" or "Công ty TNHH" does
+// not make another manufacturer. Vietnamese forms spelled out are phrases
+// (legalPhrases), so their words are not dropped from other names.
+var legalForms = map[string]bool{
+	"co": true, "company": true, "ltd": true, "limited": true, "llc": true, "inc": true, "incorporated": true,
+	"corp": true, "corporation": true, "jsc": true, "plc": true, "pte": true, "pty": true, "gmbh": true,
+	"ag": true, "sa": true, "sas": true, "srl": true, "spa": true, "bv": true, "nv": true, "kk": true,
+	"cooperative": true, "coop": true, "group": true, "holdings": true,
+	// Vietnamese abbreviations: TNHH (limited liability), CP (joint-stock),
+	// HTX (cooperative).
+	"tnhh": true, "cp": true, "htx": true,
+}
+
+// legalPhrases are Vietnamese legal forms spelled out, in match form:
+// công ty (company), trách nhiệm hữu hạn (limited liability), cổ phần
+// (joint-stock), hợp tác xã (cooperative).
+var legalPhrases = []string{" cong ty ", " trach nhiern huu han ", " co phan ", " hop tac xa "}
+
+// MatchManufacturer is the match form of a manufacturer's name without its
+// legal form. A name that is nothing but legal-form words keeps them.
+func MatchManufacturer(name string) string {
+	all := MatchText(name)
+	padded := " " + all + " "
+	for _, p := range legalPhrases {
+		padded = strings.ReplaceAll(padded, p, " ")
+	}
+	words := strings.Fields(padded)
+	kept := words[:0:0]
+	for _, w := range words {
+		if !legalForms[w] {
+			kept = append(kept, w)
+		}
+	}
+	if len(kept) == 0 {
+		return all
+	}
+	return strings.Join(kept, " ")
+}
