@@ -55,7 +55,10 @@ var routeRules = map[string]rule{
 	"POST /v1/assignments/:id/result": to(access.ActRecordResult),
 	"POST /v1/alerts":                 to(access.ActRaiseAlert),
 	"GET /v1/goods/:key":              to(access.ActReadGoods),
-	"GET /v1/policy":                  to(access.ActReadPolicy),
+	// The designated agency's documents check verifies a certificate;
+	// customs may register one it checked.
+	"POST /v1/manufacturers/:key/certificates": to(access.ActRegisterCertificate),
+	"GET /v1/policy": to(access.ActReadPolicy),
 	// Commitments are public knowledge by design, but the period list
 	// also shows when periods opened: customs and auditors only. A
 	// scope's counts tell how much of its budget is left: never for nsw,

@@ -20,6 +20,7 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
@@ -67,6 +68,10 @@ var matrix = map[string]matrixRow{
 		}
 		return "/v1/decisions/" + res.Decisions[0].ID + "/override",
 			map[string]any{"reason_code": "duplicate_declaration", "reason_text": "declared twice", "inspect": false}
+	}},
+	"POST /v1/manufacturers/:key/certificates": {[]string{"agency", "customs"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/manufacturers/" + identity.ManufacturerKey("Matrix Registry", "NZ").String() + "/certificates",
+			map[string]string{"kind": "HACCP", "number": "M-1", "valid_until": "2028-06-30", "manufacturer": "Matrix Registry", "origin": "NZ"}
 	}},
 	"GET /v1/audit": {[]string{"auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/audit?limit=5", nil

@@ -19,6 +19,7 @@ import (
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/store"
 )
@@ -291,5 +292,16 @@ func (e *env) result(assignmentID string, outcome inspection.Outcome) {
 	var a inspection.Assignment
 	if status, _ := e.do("POST", "/v1/assignments/"+assignmentID+"/result", in, &a); status != http.StatusCreated {
 		e.t.Fatalf("result %s: status %d", assignmentID, status)
+	}
+}
+
+// register has a designated agency put a certificate it checked on the
+// manufacturer's record (its documents check), over HTTP.
+func (e *env) register(manufacturer, origin string, c inspection.CertificateInput) {
+	e.t.Helper()
+	body := map[string]string{"kind": c.Kind, "number": c.Number, "valid_until": c.ValidUntil, "manufacturer": manufacturer, "origin": origin}
+	path := "/v1/manufacturers/" + identity.ManufacturerKey(manufacturer, origin).String() + "/certificates"
+	if status, _ := e.as("agency:moit-firi").do("POST", path, body, nil); status != http.StatusCreated {
+		e.t.Fatalf("register certificate %s %s of %s: status %d", c.Kind, c.Number, manufacturer, status)
 	}
 }

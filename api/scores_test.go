@@ -33,7 +33,8 @@ func TestScoreRuleWithholdsReduced(t *testing.T) {
 			e.clock.Advance(day)
 			e.result(st.AssignmentID, inspection.OutcomePass)
 		}
-		g.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-9", ValidUntil: "2030-12-31"}}
+		g.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-9", ValidUntil: "2028-12-31"}}
+		e.register(g.Manufacturer, g.Origin, g.Certificates[0])
 		return g
 	}
 

@@ -74,6 +74,7 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/assignments/:id/result", as(h.postResult))
 	v1.POST("/alerts", as(h.postAlert))
 	v1.GET("/goods/:key", as(h.getGoods))
+	v1.POST("/manufacturers/:key/certificates", as(h.postCertificate))
 	v1.GET("/policy", as(h.getPolicy))
 	v1.GET("/quota/periods", as(h.listQuotaPeriods))
 	v1.GET("/quota/periods/:period/scopes", as(h.getQuotaUsage))
@@ -277,4 +278,22 @@ func (h *handlers) getPolicy(c echo.Context, p access.Principal) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, pol)
+}
+
+// postCertificate registers a certificate a designated agency (or customs)
+// checked, on the record of manufacturer :key.
+func (h *handlers) postCertificate(c echo.Context, p access.Principal) error {
+	k, err := identity.ParseKey(c.Param("key"))
+	if err != nil {
+		return err
+	}
+	var in inspection.CertificateRegistration
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	m, err := h.svc.RegisterCertificate(c.Request().Context(), p, k, in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, m)
 }

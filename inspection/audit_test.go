@@ -60,6 +60,7 @@ func newAuditRig(t testing.TB, obs audit.Observer) *auditRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	onRecord(t, db)
 	if _, err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -339,6 +340,7 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = db.Close() })
+			onRecord(t, db)
 			clock := &fixedClock{}
 			clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))
 			heads := &headLog{}

@@ -46,6 +46,7 @@ func benchService(b *testing.B, direct, scoring bool) (*inspection.Service, *sto
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = db.Close() })
+	onRecord(b, db)
 	p := mustPolicy(b)
 	p.Risk.ScoreDecisions = scoring
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: calendar.SystemClock{},
@@ -71,7 +72,7 @@ func benchDeclaration(n int64) inspection.DeclarationInput {
 	l := inspection.LineInput{LineNo: &no, HSCode: hs, ProductName: fmt.Sprintf("Hàng mẫu %d", n%256), Manufacturer: "Bench Foods",
 		Origin: "TH", Procedure: pr, Quantity: &q, Unit: "kg"}
 	if n%4 == 1 {
-		l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-1", ValidUntil: "2035-12-31"}}
+		l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-1", ValidUntil: "2028-12-31"}}
 	}
 	return inspection.DeclarationInput{DeclarationID: fmt.Sprintf("B%012d", n), ImporterTaxCode: "0101234567", Lines: []inspection.LineInput{l}}
 }

@@ -117,8 +117,11 @@ func parseLine(p *policy.Policy, f string, in LineInput) (Line, error) {
 	}
 	l.LineNo = *in.LineNo
 	hs := identity.HSDigits(in.HSCode)
-	if !hsInputRe.MatchString(in.HSCode) || len(hs) < 4 || len(hs) > 10 {
-		return l, Invalid(f+".hs_code", "must be 4-10 digits, dots allowed, got %q", in.HSCode)
+	if !hsInputRe.MatchString(in.HSCode) || len(hs) != 8 {
+		// The tariff line of a VNACCS declaration is the 8-digit AHTN
+		// subheading, always: a shorter or longer code is another
+		// presentation of the same goods, not other goods.
+		return l, Invalid(f+".hs_code", "must be the 8-digit AHTN code (dots allowed), got %q", in.HSCode)
 	}
 	for _, t := range []struct {
 		field, value string
@@ -214,8 +217,13 @@ func checkTextMax(field, s string, required bool, max int) error {
 		return Invalid(field, "is not valid UTF-8")
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) && !unicode.IsSpace(r) {
+		switch {
+		case unicode.IsControl(r) && !unicode.IsSpace(r):
 			return Invalid(field, "contains a control character")
+		case r == utf8.RuneError:
+			// What a decoder leaves of invalid UTF-8: the text as sent is
+			// lost, so it cannot be matched to anything.
+			return Invalid(field, "contains U+FFFD, the replacement for bytes that were not UTF-8")
 		}
 	}
 	return nil

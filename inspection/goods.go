@@ -14,6 +14,8 @@ type HistoryReader interface {
 	// IdentityLegacy says whether the store holds history under identity
 	// version 1 (legacy.go), and whether that was recorded yet.
 	IdentityLegacy() (legacy, marked bool, err error)
+	// Resembling lists the goods of a resemblance group (resemble.go).
+	Resembling(group identity.Key) ([]Resembling, error)
 }
 
 // HistoryWriter writes them.
@@ -24,6 +26,7 @@ type HistoryWriter interface {
 	AddEvent(e Event) error
 	PutGoodsState(GoodsState) error
 	MarkIdentity(legacy bool) error
+	IndexResemblance(group, goods identity.Key, productName string) error
 }
 
 // SubjectKind says what an event is about.

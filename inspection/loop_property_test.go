@@ -130,6 +130,41 @@ func refMode(p *policy.Policy, all []refEvent, g identity.Goods, lot refLot, now
 	return inspection.ModeNormal
 }
 
+// refResembles is the reference of resemblance: goods with no events of
+// their own inherit the caution (a failure or alert on them within the
+// window, or strict from their own events) of goods decided before of the
+// same manufacturer, heading and origin whose name shares enough words.
+func refResembles(p *policy.Policy, all []refEvent, known map[identity.Goods]bool, g identity.Goods, now time.Time) bool {
+	own := func(h identity.Goods) []refEvent {
+		var out []refEvent
+		for _, e := range all {
+			if e.goods != nil && *e.goods == h && !e.at.After(now) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	if len(own(g)) > 0 {
+		return false
+	}
+	threshold, window := p.Resemblance()
+	for h := range known {
+		if h == g || identity.ResemblanceGroup(h) != identity.ResemblanceGroup(g) || identity.Similarity(g.ProductName, h.ProductName) < threshold {
+			continue
+		}
+		evs := own(h)
+		for _, e := range evs {
+			if (e.alert || !e.pass) && now.Sub(e.at) <= window {
+				return true
+			}
+		}
+		if refMode(p, evs, h, refLot{}, now) == inspection.ModeStrict {
+			return true
+		}
+	}
+	return false
+}
+
 type stepClock struct{ now time.Time }
 
 func (c *stepClock) Now() time.Time { return c.now }
@@ -149,6 +184,7 @@ type loopModel struct {
 	results  map[string]inspection.ResultInput      // assignment ID → result posted
 	alerts   []inspection.AlertInput
 	nextDecl int
+	known    map[identity.Goods]bool // goods with a goods state: decided, or alerted on
 }
 
 func (m *loopModel) open_() {
@@ -181,9 +217,9 @@ func (m *loopModel) declare(t *rapid.T) {
 		lot := refLot{importer: importer, procedure: policy.Procedure(l.Procedure)}
 		switch rapid.IntRange(0, 9).Draw(t, "cert") {
 		case 0:
+			// Presented, not on record: pending, it does not count.
 			until := m.clock.now.AddDate(0, 0, rapid.IntRange(-30, 30).Draw(t, "cert days"))
 			l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H1", ValidUntil: until.Format(time.RFC3339)}}
-			lot.certUntil = &until
 		case 1:
 			l.Exemption, lot.exemption = "personal_luggage", "personal_luggage"
 		}
@@ -203,10 +239,17 @@ func (m *loopModel) declare(t *rapid.T) {
 			t.Fatalf("decision %s minted twice", d.ID)
 		}
 		want := refMode(m.policy, m.events, d.Goods, lots[i], m.clock.now)
+		if want != inspection.ModeStrict && refResembles(m.policy, m.events, m.known, d.Goods, m.clock.now) {
+			want = inspection.ModeStrict
+		}
 		if d.Mode != want {
 			t.Fatalf("%s line %d (%s, %s): mode %s by %s, reference %s", id, d.LineNo, d.Goods.ProductName, d.Goods.Manufacturer, d.Mode, d.Explanation.Rule, want)
 		}
 		m.decided[d.ID] = d
+		if m.known == nil {
+			m.known = map[identity.Goods]bool{}
+		}
+		m.known[d.Goods] = true
 		if d.Inspect {
 			m.open = append(m.open, d)
 		}
@@ -299,6 +342,10 @@ func (m *loopModel) alert(t *rapid.T) {
 	case 0:
 		in.Target = inspection.AlertTarget{Kind: "goods", HSCode: g.line.HSCode, ProductName: strings.ToUpper(g.line.ProductName), Brand: g.line.Brand, Manufacturer: g.line.Manufacturer, Origin: g.line.Origin}
 		e.goods = &g.canon
+		if m.known == nil {
+			m.known = map[identity.Goods]bool{}
+		}
+		m.known[g.canon] = true
 	case 1:
 		in.Target = inspection.AlertTarget{Kind: "manufacturer", Manufacturer: "  " + g.line.Manufacturer, Origin: g.line.Origin}
 		e.manufacturer = g.canon.Manufacturer

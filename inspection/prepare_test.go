@@ -59,7 +59,7 @@ func prepLine(product string, certs bool) inspection.LineInput {
 	l := inspection.LineInput{LineNo: &no, HSCode: "0402.21.20", ProductName: product, Manufacturer: "Prep Dairy",
 		Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}
 	if certs {
-		l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-9", ValidUntil: "2030-12-31"}}
+		l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-9", ValidUntil: "2028-12-31"}}
 	}
 	return l
 }

@@ -32,7 +32,7 @@ func reducedLine(hs string, n int) inspection.LineInput {
 	no, q := 1, 10.0
 	return inspection.LineInput{LineNo: &no, HSCode: hs, ProductName: fmt.Sprintf("Hàng %d", n%7), Manufacturer: "Certified Foods",
 		Origin: "TH", Procedure: "food_safety", Quantity: &q, Unit: "kg",
-		Certificates: []inspection.CertificateInput{{Kind: "HACCP", Number: "H-1", ValidUntil: "2030-12-31"}}}
+		Certificates: []inspection.CertificateInput{{Kind: "HACCP", Number: "H-1", ValidUntil: "2028-12-31"}}}
 }
 
 var quotaHeadings = []string{"0402.21.20", "1905.31.20", "2106.90.71"}
@@ -64,6 +64,7 @@ func (r *quotaRig) open(tb interface{ Fatal(...any) }) {
 		tb.Fatal(err)
 	}
 	r.db, r.svc = db, svc
+	onRecord(tb, db)
 }
 
 func (r *quotaRig) restart(tb interface{ Fatal(...any) }) {

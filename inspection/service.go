@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -221,13 +223,19 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 	// under the policy in force now.
 	pol := s.inForce.Load()
 	d, err := ParseDeclaration(pol, in)
+	if err == nil {
+		err = checkCertificateTerms(pol, in, s.clock.Now())
+	}
 	if err != nil {
 		current, cerr := s.PolicyInForce(ctx)
 		if cerr != nil || current.Version == pol.Version {
 			return DecideResult{}, err
 		}
 		pol = current
-		if d, err = ParseDeclaration(pol, in); err != nil {
+		if d, err = ParseDeclaration(pol, in); err == nil {
+			err = checkCertificateTerms(pol, in, s.clock.Now())
+		}
+		if err != nil {
 			return DecideResult{}, err
 		}
 	}
@@ -347,10 +355,13 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 // It depends only on the lot, the policy, the instant and the inputs the
 // store versions (InputVersioner), never on the goods state or the quota.
 type lotEval struct {
-	gk      identity.Key
-	ev      Evaluation // the lot's mode, score rules applied
-	snap    Evaluation // the goods' mode from history alone (goods state)
-	results int        // results in the goods' own history
+	gk identity.Key
+	ev Evaluation // the lot's mode, score rules applied
+	// resembled are the goods subjects resemblance read: their input
+	// versions too must hold at the commit.
+	resembled []risk.Subject
+	snap      Evaluation // the goods' mode from history alone (goods state)
+	results   int        // results in the goods' own history
 	// drafted is the decision and assignment made and encoded ahead, when
 	// no quota draw can change them (nil otherwise: the committer drafts
 	// them, and the store encodes them).
@@ -430,6 +441,15 @@ func (s *Service) prepareDecision(ctx context.Context, pol *policy.Policy, d Dec
 			if err != nil {
 				return nil
 			}
+			for _, sub := range e.resembled {
+				if _, seen := prep.versions[sub]; !seen {
+					v, err := iv.InputVersion(sub)
+					if err != nil {
+						return nil
+					}
+					prep.versions[sub] = v
+				}
+			}
 			s.encodeDraft(pol, d, l, now, &e)
 			prep.lots = append(prep.lots, e)
 		}
@@ -479,9 +499,15 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d Declaration, l Line, 
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
 	}
-	lot := Lot{ImporterTaxCode: d.ImporterTaxCode, Procedure: l.Procedure, Exemption: l.Exemption,
-		Certificates: append(append([]reference.Certificate{}, l.Certificates...), certs...)}
+	// Certificates on record count; one presented with the lot counts only
+	// once it is on record (certificate.go): until then it is pending.
+	lot := Lot{ImporterTaxCode: d.ImporterTaxCode, Procedure: l.Procedure, Exemption: l.Exemption, Certificates: certs}
 	ev := Evaluate(pol, history, lot, now)
+	if pending := pendingCertificates(l.Certificates, certs, now); len(pending) > 0 {
+		ev.Explanation.Pending = pending
+		ev.Explanation.Reason += "; certificate " + strings.Join(pending, ", ") +
+			" pending verification: it counts once the designated body registers it"
+	}
 	// The goods-state snapshot is the history-only mode; when nothing about
 	// this lot (certificate, exemption, the quality regime's importer term)
 	// can move it, it is this evaluation, and the history need not be
@@ -489,6 +515,15 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d Declaration, l Line, 
 	snap := ev
 	if !(len(lot.Certificates) == 0 && lot.Exemption == "" && lot.Procedure != policy.ProcedureQuality) {
 		snap = Evaluate(pol, history, Lot{}, now)
+	}
+	var resembled []risk.Subject
+	if !hasGoodsEvents(history) {
+		if resembled, err = resemble(tx, pol, l.Goods, k.Goods, &ev, now); err != nil {
+			return lotEval{}, GoodsState{}, err
+		}
+		if ev.Explanation.Resembles != nil {
+			snap = ev // the goods' own record starts as cautious as the lot
+		}
 	}
 	if pol.Risk.ScoreDecisions {
 		scores, err := s.scoreLot(tx, pol, k, l.Goods.HSCode, d.ImporterTaxCode, history, now)
@@ -498,7 +533,7 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d Declaration, l Line, 
 		applyScoreRules(pol, &ev, scores)
 		ev.Explanation.Scores = scores
 	}
-	return lotEval{gk: k.Goods, ev: ev, snap: snap, results: goodsResults(history)}, state, nil
+	return lotEval{gk: k.Goods, ev: ev, snap: snap, results: goodsResults(history), resembled: resembled}, state, nil
 }
 
 // draft builds a lot's decision and, when it is inspected, its
@@ -715,6 +750,12 @@ func putGoodsState(tx HistoryWriter, pol *policy.Policy, st GoodsState, g identi
 	return writeGoodsState(tx, pol, st, g, gk, Evaluate(pol, history, Lot{}, now), goodsResults(history), now)
 }
 
+// hasGoodsEvents reports whether any event of the history is the goods'
+// own (a result or an alert on the goods itself).
+func hasGoodsEvents(history []Event) bool {
+	return slices.ContainsFunc(history, func(e Event) bool { return e.Subject.Kind == SubjectGoods })
+}
+
 // goodsResults counts the results in the goods' own history.
 func goodsResults(history []Event) int {
 	n := 0
@@ -729,6 +770,13 @@ func goodsResults(history []Event) int {
 // writeGoodsState writes the goods' snapshot: its history-only evaluation
 // and result count.
 func writeGoodsState(tx HistoryWriter, pol *policy.Policy, st GoodsState, g identity.Goods, gk identity.Key, snap Evaluation, results int, now time.Time) error {
+	if st.Key == (identity.Key{}) {
+		// New goods: later new goods of its maker, heading and origin are
+		// compared with it (resemble.go).
+		if err := tx.IndexResemblance(identity.ResemblanceGroup(g), gk, g.ProductName); err != nil {
+			return err
+		}
+	}
 	st.Key, st.Goods, st.Mode, st.Rule, st.Progress = gk, g, snap.Mode, snap.Explanation.Rule, snap.Explanation.Progress
 	st.Results = results
 	st.PolicyVersion, st.UpdatedAt = pol.Version, now

@@ -196,6 +196,11 @@ type Explanation struct {
 	// Scores are the risk scores the decision saw, with their intervals
 	// and evidence (goods, heading × origin, manufacturer, importer).
 	Scores []risk.Score `json:"scores,omitempty"`
+	// Resembles names the known goods whose caution new goods inherited.
+	Resembles *Resemblance `json:"resembles,omitempty"`
+	// Pending lists certificates presented with the lot that no designated
+	// body has registered: they count once verified.
+	Pending []string `json:"pending_certificates,omitempty"`
 }
 
 // Decision is the inspection decision for one lot (declaration line).

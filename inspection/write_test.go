@@ -61,6 +61,7 @@ func newWriteRig(t *testing.T) *writeRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
+	onRecord(t, db)
 	r := &writeRig{db: db, hooks: &changeLog{}, clock: &fixedClock{}}
 	r.clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))
 	hooks := []inspection.Hook{r.hooks}
@@ -133,7 +134,7 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 	changes := map[string]bool{ // use case → driven below
 		"Service.Start": false, "Service.LoadReference": false, "Service.Decide": false, "Service.RecordResult": false,
 		"Service.RaiseAlert": false, "Service.Override": false, "Service.RevealQuotaKey": false, "Service.Rescore": false,
-		"Access.CreateKey": false, "Access.CreateKeys": false, "Access.RevokeKey": false,
+		"Access.CreateKey": false, "Access.CreateKeys": false, "Access.RevokeKey": false, "Service.RegisterCertificate": false,
 	}
 	reads := []string{"Service.AuditLog", "Service.VerifyAudit", "Service.PolicyInForce", "Service.Policy", "Service.DecisionView",
 		"Service.QuotaPeriods", "Service.VerifyQuota", "Service.VerifyOpenQuota", "Service.QuotaUsage", "Service.Configured",
@@ -209,6 +210,11 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 	})
 	step("Service.Override", audit.DecisionOverridden, customs.Name, func() error {
 		_, err := r.svc.Override(ctx, customs, other.ID, inspection.OverrideInput{ReasonCode: "duplicate_declaration", ReasonText: "declared twice", Inspect: ptr(false)})
+		return err
+	})
+	step("Service.RegisterCertificate", audit.CertificateRegistered, agency.Name, func() error {
+		_, err := r.svc.RegisterCertificate(ctx, agency, identity.ManufacturerKey("Audit Dairy", "NZ"), inspection.CertificateRegistration{
+			Kind: "HACCP", Number: "H-77", ValidUntil: "2028-06-30", Manufacturer: "Audit Dairy", Origin: "NZ"})
 		return err
 	})
 	step("Access.RevokeKey", audit.KeyRevoked, admin.Name, func() error { _, err := r.access.RevokeKey(ctx, admin, keys[1].Key.ID); return err })
@@ -342,6 +348,7 @@ func TestDecisionFollowsThePolicyInForceAtCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
+	onRecord(t, db)
 	st := &interleaving{DB: db}
 	clock := &fixedClock{}
 	clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))

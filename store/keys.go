@@ -42,6 +42,7 @@ const (
 	prefixActivePolicy prefix = 0x1A // the policy version in force
 	prefixImporterSeen prefix = 0x1B // an importer has declared (derived from declarations)
 	prefixIdentity     prefix = 0x1C // whether the store holds history under identity version 1
+	prefixResemblance  prefix = 0x1D // goods by resemblance group (manufacturer, heading, origin)
 	prefixMeta         prefix = 0xFF
 )
 
@@ -99,6 +100,8 @@ func (p prefix) String() string {
 		return "importer seen"
 	case prefixIdentity:
 		return "identity version"
+	case prefixResemblance:
+		return "resemblance index"
 	case prefixMeta:
 		return "meta"
 	}

@@ -73,7 +73,7 @@ func (p prefix) recordKind() (audit.RecordKind, bool) {
 func (p prefix) derived() bool {
 	switch p {
 	case prefixOpenIndex, prefixEventByID, prefixImporterLog, prefixQuotaDraw, prefixRisk, prefixRiskPrior, prefixInputVersion,
-		prefixActivePolicy, prefixImporterSeen, prefixIdentity:
+		prefixActivePolicy, prefixImporterSeen, prefixIdentity, prefixResemblance:
 		return true
 	}
 	return false

@@ -764,3 +764,27 @@ func (t *writeTx) MarkIdentity(legacy bool) error {
 	}
 	return t.setDerived([]byte{byte(prefixIdentity)}, encodeRaw([]byte{b}), func() string { return "identity version" })
 }
+
+// Resembling lists the goods indexed under a resemblance group with their
+// product names (0x1D | group | goods key).
+func (t *readTx) Resembling(group identity.Key) ([]inspection.Resembling, error) {
+	var out []inspection.Resembling
+	pfx := append([]byte{byte(prefixResemblance)}, group[:]...)
+	err := t.iterate(pfx, func(key, val []byte) error {
+		name, err := unwrap(prefixResemblance, val)
+		if err != nil || len(key) != len(pfx)+identity.KeySize {
+			return fmt.Errorf("store: resemblance index entry %x: %v", key, err)
+		}
+		var k identity.Key
+		copy(k[:], key[len(pfx):])
+		out = append(out, inspection.Resembling{Goods: k, ProductName: string(name)})
+		return nil
+	})
+	return out, err
+}
+
+// IndexResemblance puts goods under its resemblance group.
+func (t *writeTx) IndexResemblance(group, goods identity.Key, productName string) error {
+	key := append(append([]byte{byte(prefixResemblance)}, group[:]...), goods[:]...)
+	return t.setDerived(key, encodeRaw([]byte(productName)), func() string { return "resemblance index of " + goods.String() })
+}

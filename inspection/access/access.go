@@ -126,6 +126,9 @@ const (
 	ActManageKeys      Action = "manage_keys"      // issue and revoke API keys
 	ActReadKeys        Action = "read_keys"        // list API keys
 	ActAdminister      Action = "administer"       // store policies and reference data, rescore
+	// ActRegisterCertificate puts a checked certificate on a manufacturer's
+	// record (the agency's documents check, or customs).
+	ActRegisterCertificate Action = "register_certificate"
 )
 
 // rolesFor is who may take each action. The choices:
@@ -152,6 +155,8 @@ func rolesFor(a Action) []Role {
 		return []Role{RoleCustoms}
 	case ActRecordResult:
 		return []Role{RoleAgency}
+	case ActRegisterCertificate:
+		return []Role{RoleAgency, RoleCustoms}
 	case ActReadGoods, ActReadQuota, ActReadScores:
 		return []Role{RoleCustoms, RoleAuditor}
 	case ActReadPolicy:

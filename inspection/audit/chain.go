@@ -61,6 +61,9 @@ const (
 	// RiskRescored names the rescoring job's changes; they write only
 	// derived data (risk counts and priors), so no entry is appended.
 	RiskRescored Kind = "risk.rescored"
+	// CertificateRegistered covers a certificate put on a manufacturer's
+	// record by the body that checked it.
+	CertificateRegistered Kind = "certificate.registered"
 )
 
 // RecordKind names a kind of stored record for audit digests.

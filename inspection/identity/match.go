@@ -116,3 +116,35 @@ func MatchManufacturer(name string) string {
 	}
 	return strings.Join(kept, " ")
 }
+
+// Similarity is the share of words two names have in common, in match
+// form (Jaccard over word sets): word order and an added word move it
+// little, another product of the same maker a lot. 1 for two empty names.
+func Similarity(a, b string) float64 {
+	wa, wb := strings.Fields(MatchText(a)), strings.Fields(MatchText(b))
+	if len(wa) == 0 && len(wb) == 0 {
+		return 1
+	}
+	set := map[string]int{}
+	for _, w := range wa {
+		set[w] |= 1
+	}
+	for _, w := range wb {
+		set[w] |= 2
+	}
+	both := 0
+	for _, v := range set {
+		if v == 3 {
+			both++
+		}
+	}
+	return float64(both) / float64(len(set))
+}
+
+// ResemblanceGroup is the group new goods are compared within: one
+// manufacturer (match form, without its legal form), HS heading and
+// origin. Resemblance never crosses a manufacturer, a heading or a country.
+func ResemblanceGroup(g Goods) Key {
+	return HashKey("ktcn/resemblance/v1", MatchManufacturer(g.Manufacturer), heading(HSDigits(g.HSCode)),
+		strings.ToUpper(strings.TrimSpace(g.Origin)))
+}

@@ -62,6 +62,10 @@ type Policy struct {
 	Calendar  calendar.Calendar `json:"calendar"`
 	// Risk configures scoring and the score rules.
 	Risk scoring.Rules `json:"risk"`
+	// Identity and Certificates are optional sections: a document without
+	// them takes the defaults (and keeps the digest it always had).
+	Identity     *IdentityRules    `json:"identity,omitempty"`
+	Certificates *CertificateRules `json:"certificates,omitempty"`
 
 	digest string
 	cal    *calendar.Working
@@ -181,6 +185,9 @@ var (
 func (p *Policy) Validate() error {
 	if strings.TrimSpace(p.Version) == "" {
 		return fault.Of(fault.Invalid, "version", "is required")
+	}
+	if err := p.validateOptional(); err != nil {
+		return err
 	}
 	if p.Strict.PassesToNormal < 1 {
 		return fault.Of(fault.Invalid, "strict.passes_to_normal", "must be at least 1")
@@ -393,4 +400,62 @@ func (p *Policy) Deadline(sampling bool, t time.Time) time.Time {
 		return wc.Add(t, time.Duration(p.Deadlines.StrictWorkingDays)*wc.DayLength())
 	}
 	return wc.Add(t, time.Duration(p.Deadlines.DocumentsWorkingHours)*time.Hour)
+}
+
+// IdentityRules: when new goods resemble known goods closely enough to
+// inherit their caution. The law does not say; the defaults are cautious.
+type IdentityRules struct {
+	// ResemblanceThreshold is the share of words two product names of one
+	// manufacturer, heading and origin must have in common (0 to 1].
+	ResemblanceThreshold float64 `json:"resemblance_threshold"`
+	// CautionWindowDays is how far back a failure or alert of the
+	// resembled goods counts.
+	CautionWindowDays int `json:"caution_window_days"`
+}
+
+// CertificateRules: what a certificate presented with a lot must be.
+type CertificateRules struct {
+	// MaxTermYears is the longest validity a certificate scheme grants
+	// (HACCP, ISO 22000, FSSC 22000, BRC, IFS, GMP: commonly 3 years); a
+	// certificate valid for longer than this from today is refused.
+	MaxTermYears int `json:"max_term_years"`
+}
+
+// Default identity and certificate rules, for documents without them.
+const (
+	DefaultResemblanceThreshold = 0.6
+	DefaultCautionWindowDays    = 365
+	DefaultCertificateTermYears = 3
+)
+
+// Resemblance is the resemblance threshold and the caution window.
+func (p *Policy) Resemblance() (threshold float64, window time.Duration) {
+	threshold, days := DefaultResemblanceThreshold, DefaultCautionWindowDays
+	if r := p.Identity; r != nil {
+		threshold, days = r.ResemblanceThreshold, r.CautionWindowDays
+	}
+	return threshold, time.Duration(days) * 24 * time.Hour
+}
+
+// CertificateMaxTerm is the longest validity a certificate may have.
+func (p *Policy) CertificateMaxTerm() (years int) {
+	if r := p.Certificates; r != nil {
+		return r.MaxTermYears
+	}
+	return DefaultCertificateTermYears
+}
+
+func (p *Policy) validateOptional() error {
+	if r := p.Identity; r != nil {
+		if !(r.ResemblanceThreshold > 0 && r.ResemblanceThreshold <= 1) {
+			return fault.Of(fault.Invalid, "identity.resemblance_threshold", "must be above 0 and at most 1, got %v", r.ResemblanceThreshold)
+		}
+		if r.CautionWindowDays < 1 || r.CautionWindowDays > 3660 {
+			return fault.Of(fault.Invalid, "identity.caution_window_days", "must be 1 to 3660 days, got %d", r.CautionWindowDays)
+		}
+	}
+	if r := p.Certificates; r != nil && (r.MaxTermYears < 1 || r.MaxTermYears > 10) {
+		return fault.Of(fault.Invalid, "certificates.max_term_years", "must be 1 to 10 years, got %d", r.MaxTermYears)
+	}
+	return nil
 }
