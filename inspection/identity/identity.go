@@ -119,8 +119,8 @@ func HashKey(tag string, parts ...string) Key {
 // to 128 bits) of the match forms of the fields (match.go), tagged
 // "ktcn/goods/v2", so that presentation cannot make new goods.
 func (g Goods) Key() Key {
-	return HashKey("ktcn/goods/v2", HSDigits(g.HSCode), MatchText(g.ProductName), MatchText(g.Brand),
-		MatchManufacturer(g.Manufacturer), strings.ToUpper(strings.TrimSpace(g.Origin)))
+	return HashKey("ktcn/goods/v2", HSDigits(g.HSCode), keyText(MatchText(g.ProductName)), keyText(MatchText(g.Brand)),
+		keyText(MatchManufacturer(g.Manufacturer)), strings.ToUpper(strings.TrimSpace(g.Origin)))
 }
 
 // LegacyKey is the key identity version 1 gave the goods (canonical
@@ -161,7 +161,7 @@ func KeysWith(g Goods, gk Key) Keys {
 // ManufacturerKey identifies a manufacturer by the match form of its name
 // without its legal form, and its origin (identity version 2).
 func ManufacturerKey(name, origin string) Key {
-	return HashKey("ktcn/manufacturer/v2", MatchManufacturer(name), strings.ToUpper(strings.TrimSpace(origin)))
+	return HashKey("ktcn/manufacturer/v2", keyText(MatchManufacturer(name)), strings.ToUpper(strings.TrimSpace(origin)))
 }
 
 // LegacyManufacturerKey is identity version 1's manufacturer key.

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/mtibben/confusables"
@@ -78,36 +79,46 @@ func nextRune(s string) rune {
 }
 
 // legalForms are words that say what kind of company a manufacturer is,
-// not which one (in match form): an added "Ltd" or "Công ty TNHH" does
-// not make another manufacturer. Vietnamese forms spelled out are phrases
-// (legalPhrases), so their words are not dropped from other names.
-var legalForms = map[string]bool{
-	"co": true, "company": true, "ltd": true, "limited": true, "llc": true, "inc": true, "incorporated": true,
-	"corp": true, "corporation": true, "jsc": true, "plc": true, "pte": true, "pty": true, "gmbh": true,
-	"ag": true, "sa": true, "sas": true, "srl": true, "spa": true, "bv": true, "nv": true, "kk": true,
-	"cooperative": true, "coop": true, "group": true, "holdings": true,
-	// Vietnamese abbreviations: TNHH (limited liability), CP (joint-stock),
-	// HTX (cooperative).
-	"tnhh": true, "cp": true, "htx": true,
+// not which one: an added "Ltd" or "Công ty TNHH" does not make another
+// manufacturer. Vietnamese forms spelled out are phrases (legalPhrases),
+// so their words are not dropped from other names. Both are compared in
+// match form (the skeleton writes "lirnited" for "limited").
+func legalForms() map[string]bool {
+	words := []string{"co", "company", "ltd", "limited", "llc", "inc", "incorporated", "corp", "corporation", "jsc", "plc",
+		"pte", "pty", "gmbh", "ag", "sa", "sas", "srl", "spa", "bv", "nv", "kk", "cooperative", "coop", "group", "holdings",
+		// Vietnamese abbreviations: TNHH (limited liability), CP
+		// (joint-stock), HTX (cooperative).
+		"tnhh", "cp", "htx"}
+	out := make(map[string]bool, len(words))
+	for _, w := range words {
+		out[MatchText(w)] = true
+	}
+	return out
 }
 
-// legalPhrases are Vietnamese legal forms spelled out, in match form:
-// công ty (company), trách nhiệm hữu hạn (limited liability), cổ phần
-// (joint-stock), hợp tác xã (cooperative).
-var legalPhrases = []string{" cong ty ", " trach nhiern huu han ", " co phan ", " hop tac xa "}
+// legalPhrases are Vietnamese legal forms spelled out: công ty (company),
+// trách nhiệm hữu hạn (limited liability), cổ phần (joint-stock), hợp tác
+// xã (cooperative).
+func legalPhrases() []string {
+	out := []string{}
+	for _, p := range []string{"công ty", "trách nhiệm hữu hạn", "cổ phần", "hợp tác xã"} {
+		out = append(out, " "+MatchText(p)+" ")
+	}
+	return out
+}
 
 // MatchManufacturer is the match form of a manufacturer's name without its
 // legal form. A name that is nothing but legal-form words keeps them.
 func MatchManufacturer(name string) string {
 	all := MatchText(name)
 	padded := " " + all + " "
-	for _, p := range legalPhrases {
+	for _, p := range legal().phrases {
 		padded = strings.ReplaceAll(padded, p, " ")
 	}
-	words := strings.Fields(padded)
-	kept := words[:0:0]
-	for _, w := range words {
-		if !legalForms[w] {
+	forms := legal().forms
+	var kept []string
+	for _, w := range strings.Fields(padded) {
+		if !forms[w] {
 			kept = append(kept, w)
 		}
 	}
@@ -116,6 +127,22 @@ func MatchManufacturer(name string) string {
 	}
 	return strings.Join(kept, " ")
 }
+
+// legal is the legal forms in match form, made once (a constant table,
+// computed because the skeleton decides its spelling).
+var legal = sync.OnceValue(func() struct {
+	forms   map[string]bool
+	phrases []string
+} {
+	return struct {
+		forms   map[string]bool
+		phrases []string
+	}{legalForms(), legalPhrases()}
+})
+
+// keyText is a match form as a key hashes it: without its spaces, so that
+// "nguyên-kem", "nguyên kem" and "nguyênkem" are one name.
+func keyText(match string) string { return strings.ReplaceAll(match, " ", "") }
 
 // Similarity is the share of words two names have in common, in match
 // form (Jaccard over word sets): word order and an added word move it
@@ -145,6 +172,6 @@ func Similarity(a, b string) float64 {
 // manufacturer (match form, without its legal form), HS heading and
 // origin. Resemblance never crosses a manufacturer, a heading or a country.
 func ResemblanceGroup(g Goods) Key {
-	return HashKey("ktcn/resemblance/v1", MatchManufacturer(g.Manufacturer), heading(HSDigits(g.HSCode)),
+	return HashKey("ktcn/resemblance/v1", keyText(MatchManufacturer(g.Manufacturer)), heading(HSDigits(g.HSCode)),
 		strings.ToUpper(strings.TrimSpace(g.Origin)))
 }
