@@ -181,7 +181,9 @@ func TestDifferentGoodsAreNotMerged(t *testing.T) {
 		{"code 0402.21.90: cream powder", func(l *inspection.LineInput) { l.HSCode, l.ProductName = "0402.21.90", "Kem bột" }},
 		{"code 0402.29.20: sweetened milk powder", func(l *inspection.LineInput) { l.HSCode, l.ProductName = "0402.29.20", "Sữa bột có đường" }},
 		{"code 0402.10.41: skim milk powder", func(l *inspection.LineInput) { l.HSCode, l.ProductName = "0402.10.41", "Sữa gầy dạng bột" }},
-		{"code 0402.91.00: evaporated milk", func(l *inspection.LineInput) { l.HSCode, l.ProductName = "0402.91.00", "Sữa cô đặc không đường" }},
+		{"code 0402.91.00: evaporated milk", func(l *inspection.LineInput) {
+			l.HSCode, l.ProductName = "0402.91.00", "Sữa cô đặc không đường"
+		}},
 		{"code 0402.99.00: condensed milk", func(l *inspection.LineInput) { l.HSCode, l.ProductName = "0402.99.00", "Sữa đặc có đường" }},
 		{"maker Goodman Fielder", maker("Goodman Fielder")},
 		{"same maker: skim milk powder", name("Sữa bột tách béo")},
