@@ -58,7 +58,10 @@ var routeRules = map[string]rule{
 	// The designated agency's documents check verifies a certificate;
 	// customs may register one it checked.
 	"POST /v1/manufacturers/:key/certificates": to(access.ActRegisterCertificate),
-	"GET /v1/policy": to(access.ActReadPolicy),
+	// Customs joins two goods identities into one, or parts them.
+	"POST /v1/goods/:key/link":   to(access.ActLinkGoods),
+	"POST /v1/goods/:key/unlink": to(access.ActLinkGoods),
+	"GET /v1/policy":             to(access.ActReadPolicy),
 	// Commitments are public knowledge by design, but the period list
 	// also shows when periods opened: customs and auditors only. A
 	// scope's counts tell how much of its budget is left: never for nsw,

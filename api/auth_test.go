@@ -42,6 +42,20 @@ type matrixFixture struct {
 
 func (m *matrixFixture) next() string { m.seq++; return fmt.Sprintf("MATRIX%06d", m.seq) }
 
+// fresh decides a lot of new goods (another maker's) and returns its decision.
+func (m *matrixFixture) fresh(t *testing.T, product string) inspection.Decision {
+	t.Helper()
+	no, q := 1, 10.0
+	res, err := m.svc.Decide(context.Background(), access.Principal{Name: "nsw", Role: access.RoleNSW},
+		inspection.DeclarationInput{DeclarationID: m.next(), ImporterTaxCode: importerA,
+			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: product + " " + m.next(), Manufacturer: "Matrix Other Maker",
+				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	return res.Decisions[0]
+}
+
 // matrix is written out independently of api's route table: the test is
 // the second statement of who may do what, and TestAuthorizationMatrix
 // fails for any route the router has that is not a row here.
@@ -72,6 +86,17 @@ var matrix = map[string]matrixRow{
 	"POST /v1/manufacturers/:key/certificates": {[]string{"agency", "customs"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/manufacturers/" + identity.ManufacturerKey("Matrix Registry", "NZ").String() + "/certificates",
 			map[string]string{"kind": "HACCP", "number": "M-1", "valid_until": "2028-06-30", "manufacturer": "Matrix Registry", "origin": "NZ"}
+	}},
+	"POST /v1/goods/:key/link": {[]string{"customs"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		other := m.fresh(t, "Matrix Link Powder")
+		return "/v1/goods/" + other.GoodsKey.String() + "/link", map[string]string{"to": m.decision.GoodsKey.String(), "reason": "one product"}
+	}},
+	"POST /v1/goods/:key/unlink": {[]string{"customs"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		other := m.fresh(t, "Matrix Unlink Powder")
+		if _, err := m.svc.LinkGoods(context.Background(), access.Principal{Name: "customs", Role: access.RoleCustoms}, other.GoodsKey, m.decision.GoodsKey, "setup"); err != nil {
+			t.Fatalf("setup: %v", err)
+		}
+		return "/v1/goods/" + other.GoodsKey.String() + "/unlink", map[string]string{"reason": "two products"}
 	}},
 	"GET /v1/audit": {[]string{"auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/audit?limit=5", nil

@@ -75,6 +75,8 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/alerts", as(h.postAlert))
 	v1.GET("/goods/:key", as(h.getGoods))
 	v1.POST("/manufacturers/:key/certificates", as(h.postCertificate))
+	v1.POST("/goods/:key/link", as(h.postGoodsLink))
+	v1.POST("/goods/:key/unlink", as(h.postGoodsUnlink))
 	v1.GET("/policy", as(h.getPolicy))
 	v1.GET("/quota/periods", as(h.listQuotaPeriods))
 	v1.GET("/quota/periods/:period/scopes", as(h.getQuotaUsage))
@@ -296,4 +298,47 @@ func (h *handlers) postCertificate(c echo.Context, p access.Principal) error {
 		return err
 	}
 	return c.JSON(http.StatusCreated, m)
+}
+
+// GoodsLinkRequest links the goods in the path into goods To, or (unlink)
+// undoes its link; Reason says why.
+type GoodsLinkRequest struct {
+	To     string `json:"to,omitempty"`
+	Reason string `json:"reason"`
+}
+
+func (h *handlers) postGoodsLink(c echo.Context, p access.Principal) error {
+	from, err := identity.ParseKey(c.Param("key"))
+	if err != nil {
+		return err
+	}
+	var in GoodsLinkRequest
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	to, err := identity.ParseKey(in.To)
+	if err != nil {
+		return inspection.Invalid("to", "%q is not a goods key", in.To)
+	}
+	l, err := h.svc.LinkGoods(c.Request().Context(), p, from, to, in.Reason)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, l)
+}
+
+func (h *handlers) postGoodsUnlink(c echo.Context, p access.Principal) error {
+	from, err := identity.ParseKey(c.Param("key"))
+	if err != nil {
+		return err
+	}
+	var in GoodsLinkRequest
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	l, err := h.svc.UnlinkGoods(c.Request().Context(), p, from, in.Reason)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, l)
 }

@@ -2,6 +2,7 @@ package inspection_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 )
@@ -274,4 +277,50 @@ func TestCertificatesAreEvidence(t *testing.T) {
 
 func identityManufacturerKey(name, origin string) identity.Key {
 	return identity.ManufacturerKey(name, origin)
+}
+
+// TestCustomsLinksAndUnlinksGoods: customs links goods into another (one
+// product no rule joined): its lots are decided as the other, with the
+// other's history; unlinking restores both. Each is audited; an agency
+// may not.
+func TestCustomsLinksAndUnlinksGoods(t *testing.T) {
+	r := startedRig(t)
+	a := r.decideLine(t, "LINK-A", anchorLine())
+	fail := inspection.ResultInput{Outcome: "fail", InspectedAt: r.clock.Now().Format(time.RFC3339),
+		Findings: []inspection.Finding{{Code: "LAB", Text: "melamine"}}}
+	if _, err := r.svc.RecordResult(ctx, as("agency:"+a.Agency), a.AssignmentID, fail); err != nil {
+		t.Fatal(err)
+	}
+	other := anchorLine()
+	other.ProductName, other.Manufacturer = "Milk powder full cream", "NZMP"
+	b := r.decideLine(t, "LINK-B1", other)
+	if b.Mode != inspection.ModeNormal {
+		t.Fatalf("setup: %s", b.Mode)
+	}
+	if _, err := r.svc.LinkGoods(ctx, as("agency:"+a.Agency), b.GoodsKey, a.GoodsKey, "same product"); fault.CodeOf(err) != fault.Forbidden {
+		t.Fatalf("an agency linking goods: %v", err)
+	}
+	if _, err := r.svc.LinkGoods(ctx, as("customs:a"), b.GoodsKey, a.GoodsKey, "NZMP is Fonterra's ingredients brand: one product"); err != nil {
+		t.Fatal(err)
+	}
+	if d := r.decideLine(t, "LINK-B2", other); d.Mode != inspection.ModeStrict || d.GoodsKey != a.GoodsKey {
+		t.Fatalf("linked goods: %s under %s, want strict under %s", d.Mode, d.GoodsKey, a.GoodsKey)
+	}
+	if _, err := r.svc.UnlinkGoods(ctx, as("customs:a"), b.GoodsKey, "not the same after all"); err != nil {
+		t.Fatal(err)
+	}
+	if d := r.decideLine(t, "LINK-B3", other); d.Mode != inspection.ModeNormal || d.GoodsKey != b.GoodsKey {
+		t.Fatalf("unlinked goods: %s under %s, want normal under its own key", d.Mode, d.GoodsKey)
+	}
+	es := r.entries(t)
+	var kinds []audit.Kind
+	for _, e := range es {
+		kinds = append(kinds, e.Kind)
+	}
+	if !slices.Contains(kinds, audit.GoodsLinked) || !slices.Contains(kinds, audit.GoodsUnlinked) {
+		t.Fatalf("audit kinds %v", kinds)
+	}
+	if _, err := r.svc.VerifyAudit(ctx, access.SystemPrincipal(), nil); err != nil {
+		t.Fatal(err)
+	}
 }

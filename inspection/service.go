@@ -357,8 +357,8 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 type lotEval struct {
 	gk identity.Key
 	ev Evaluation // the lot's mode, score rules applied
-	// resembled are the goods subjects resemblance read: their input
-	// versions too must hold at the commit.
+	// resembled are the goods subjects resemblance and a link read: their
+	// input versions too must hold at the commit.
 	resembled []risk.Subject
 	snap      Evaluation // the goods' mode from history alone (goods state)
 	results   int        // results in the goods' own history
@@ -495,6 +495,10 @@ func (p *preparedDecision) current(tx Tx) ([]lotEval, error) {
 // goods state, which the commit needs (on a prepared snapshot the read is
 // made for the commit to reuse).
 func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d Declaration, l Line, k identity.Keys, now time.Time) (lotEval, GoodsState, error) {
+	k, linked, err := resolveGoods(tx, k)
+	if err != nil {
+		return lotEval{}, GoodsState{}, err
+	}
 	history, certs, state, err := goodsContext(tx, k)
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
@@ -533,7 +537,7 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d Declaration, l Line, 
 		applyScoreRules(pol, &ev, scores)
 		ev.Explanation.Scores = scores
 	}
-	return lotEval{gk: k.Goods, ev: ev, snap: snap, results: goodsResults(history), resembled: resembled}, state, nil
+	return lotEval{gk: k.Goods, ev: ev, snap: snap, results: goodsResults(history), resembled: append(resembled, linked...)}, state, nil
 }
 
 // draft builds a lot's decision and, when it is inspected, its
@@ -692,6 +696,7 @@ func goodsRisk(scores []risk.Score) float64 {
 func goodsContext(tx interface {
 	HistoryReader
 	ReferenceReader
+	LinkReader
 }, k identity.Keys) ([]Event, []reference.Certificate, GoodsState, error) {
 	var history []Event
 	subjects := []Subject{
@@ -702,6 +707,13 @@ func goodsContext(tx interface {
 	if k.LegacyGoods != (identity.Key{}) {
 		// History recorded under identity version 1 (legacy.go).
 		subjects = append(subjects, Subject{SubjectGoods, k.LegacyGoods}, Subject{SubjectManufacturer, k.LegacyManufacturer})
+	}
+	linked, err := tx.LinkedInto(k.Goods) // goods customs linked into this one (link.go)
+	if err != nil {
+		return nil, nil, GoodsState{}, err
+	}
+	for _, l := range linked {
+		subjects = append(subjects, Subject{SubjectGoods, l})
 	}
 	for _, sub := range subjects {
 		evs, err := tx.Events(sub)

@@ -33,6 +33,7 @@ type ReadTx interface {
 	KeyReader
 	QuotaReader
 	RiskReader
+	LinkReader
 	audit.Reader // the chain and the records it covers, for verification
 }
 
@@ -46,6 +47,7 @@ type Tx interface {
 	KeyWriter
 	QuotaWriter
 	RiskWriter
+	LinkWriter
 }
 
 // InputVersioner is an optional capability of a ReadTx (the badger store

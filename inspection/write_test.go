@@ -135,6 +135,7 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 		"Service.Start": false, "Service.LoadReference": false, "Service.Decide": false, "Service.RecordResult": false,
 		"Service.RaiseAlert": false, "Service.Override": false, "Service.RevealQuotaKey": false, "Service.Rescore": false,
 		"Access.CreateKey": false, "Access.CreateKeys": false, "Access.RevokeKey": false, "Service.RegisterCertificate": false,
+		"Service.LinkGoods": false, "Service.UnlinkGoods": false,
 	}
 	reads := []string{"Service.AuditLog", "Service.VerifyAudit", "Service.PolicyInForce", "Service.Policy", "Service.DecisionView",
 		"Service.QuotaPeriods", "Service.VerifyQuota", "Service.VerifyOpenQuota", "Service.QuotaUsage", "Service.Configured",
@@ -215,6 +216,14 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 	step("Service.RegisterCertificate", audit.CertificateRegistered, agency.Name, func() error {
 		_, err := r.svc.RegisterCertificate(ctx, agency, identity.ManufacturerKey("Audit Dairy", "NZ"), inspection.CertificateRegistration{
 			Kind: "HACCP", Number: "H-77", ValidUntil: "2028-06-30", Manufacturer: "Audit Dairy", Origin: "NZ"})
+		return err
+	})
+	step("Service.LinkGoods", audit.GoodsLinked, customs.Name, func() error {
+		_, err := r.svc.LinkGoods(ctx, customs, other.GoodsKey, inspected.GoodsKey, "one product")
+		return err
+	})
+	step("Service.UnlinkGoods", audit.GoodsUnlinked, customs.Name, func() error {
+		_, err := r.svc.UnlinkGoods(ctx, customs, other.GoodsKey, "two products after all")
 		return err
 	})
 	step("Access.RevokeKey", audit.KeyRevoked, admin.Name, func() error { _, err := r.access.RevokeKey(ctx, admin, keys[1].Key.ID); return err })

@@ -204,6 +204,12 @@ func recordKey(k audit.RecordKind, id string) ([]byte, prefix, error) {
 			return nil, 0, fmt.Errorf("store: quota counter %q: want period/scope", id)
 		}
 		return quotaScopeKey(prefixQuota, period, scope), prefixQuota, nil
+	case audit.RecordGoodsLink:
+		key, err := identity.ParseKey(id)
+		if err != nil {
+			return nil, 0, fmt.Errorf("store: %s %q: %w", k, id, err)
+		}
+		return hashKey(prefixGoodsLink, key), prefixGoodsLink, nil
 	case audit.RecordOverride:
 		i := strings.LastIndexByte(id, '/')
 		var n int
@@ -288,6 +294,7 @@ func jsonID(fields ...string) func([]byte) (string, error) {
 
 var recordScans = map[audit.RecordKind]recordScan{
 	audit.RecordDeclaration:  {prefixDeclaration, jsonID("declaration_id")},
+	audit.RecordGoodsLink:    {prefixGoodsLink, jsonID("from")},
 	audit.RecordDecision:     {prefixDecision, jsonID("id")},
 	audit.RecordAssignment:   {prefixAssignment, jsonID("id")},
 	audit.RecordEvent:        {prefixEvent, jsonID("id")},

@@ -70,6 +70,8 @@
 //	0x1B    h16(tax_code)                                      (empty): the importer has declared
 //	0x1C    (nothing)                                          1 if the store holds identity version 1 history, else 0
 //	0x1D    resemblance group | goods key                      the goods' product name (raw): new goods are compared with these
+//	0x1E    goods key                                          GoodsLink: customs' link of this goods into another
+//	0x1F    goods key (into) | goods key (linked)              (empty): the goods an active link joins into it
 //	0xFF    "schema"                                           schema version (raw uint32, big-endian)
 //
 // Parts:
@@ -93,9 +95,10 @@
 // inspection package builds the entries, the store refuses one that does
 // not follow the head or does not cover exactly the records written since
 // the transaction's last entry (PutAuditEntry). Records (covered): 0x01,
-// 0x02, 0x03, 0x05, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0D, 0x11, 0x12, 0x16.
+// 0x02, 0x03, 0x05, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0D, 0x11, 0x12, 0x16,
+// 0x1E.
 // Derived (not covered): 0x04, 0x06, 0x0C, 0x13, 0x17, 0x18, 0x19, 0x1A,
-// 0x1B, 0x1C, 0x1D.
+// 0x1B, 0x1C, 0x1D, 0x1F.
 // A record digest (RecordDigest) is SHA-256 over the record's stored value
 // without its version byte: the JSON of a record, the document of a policy
 // (docs/audit.md).

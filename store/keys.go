@@ -43,6 +43,8 @@ const (
 	prefixImporterSeen prefix = 0x1B // an importer has declared (derived from declarations)
 	prefixIdentity     prefix = 0x1C // whether the store holds history under identity version 1
 	prefixResemblance  prefix = 0x1D // goods by resemblance group (manufacturer, heading, origin)
+	prefixGoodsLink    prefix = 0x1E // customs' link of one goods identity into another
+	prefixLinkedInto   prefix = 0x1F // the goods linked into a goods (derived from 0x1E)
 	prefixMeta         prefix = 0xFF
 )
 
@@ -102,6 +104,10 @@ func (p prefix) String() string {
 		return "identity version"
 	case prefixResemblance:
 		return "resemblance index"
+	case prefixGoodsLink:
+		return "goods link"
+	case prefixLinkedInto:
+		return "linked-into index"
 	case prefixMeta:
 		return "meta"
 	}

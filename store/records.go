@@ -61,6 +61,8 @@ func (p prefix) recordKind() (audit.RecordKind, bool) {
 		return audit.RecordQuotaPeriod, true
 	case prefixOverride:
 		return audit.RecordOverride, true
+	case prefixGoodsLink:
+		return audit.RecordGoodsLink, true
 	}
 	return "", false
 }
@@ -73,7 +75,7 @@ func (p prefix) recordKind() (audit.RecordKind, bool) {
 func (p prefix) derived() bool {
 	switch p {
 	case prefixOpenIndex, prefixEventByID, prefixImporterLog, prefixQuotaDraw, prefixRisk, prefixRiskPrior, prefixInputVersion,
-		prefixActivePolicy, prefixImporterSeen, prefixIdentity, prefixResemblance:
+		prefixActivePolicy, prefixImporterSeen, prefixIdentity, prefixResemblance, prefixLinkedInto:
 		return true
 	}
 	return false

@@ -788,3 +788,57 @@ func (t *writeTx) IndexResemblance(group, goods identity.Key, productName string
 	key := append(append([]byte{byte(prefixResemblance)}, group[:]...), goods[:]...)
 	return t.setDerived(key, encodeRaw([]byte(productName)), func() string { return "resemblance index of " + goods.String() })
 }
+
+// GoodsLink is the link of goods k into another, if customs made one.
+func (t *readTx) GoodsLink(k identity.Key) (inspection.GoodsLink, error) {
+	var l inspection.GoodsLink
+	err := t.loadF(prefixGoodsLink, hashKey(prefixGoodsLink, k), func() string { return "goods link of " + k.String() }, &l)
+	return l, err
+}
+
+// LinkedInto lists the goods an active link joins into k.
+func (t *readTx) LinkedInto(k identity.Key) ([]identity.Key, error) {
+	var out []identity.Key
+	pfx := append([]byte{byte(prefixLinkedInto)}, k[:]...)
+	err := t.iterate(pfx, func(key, _ []byte) error {
+		var from identity.Key
+		if len(key) != len(pfx)+identity.KeySize {
+			return fmt.Errorf("store: linked-into entry %x", key)
+		}
+		copy(from[:], key[len(pfx):])
+		out = append(out, from)
+		return nil
+	})
+	return out, err
+}
+
+// PutGoodsLink writes a link and keeps the linked-into index in step: an
+// entry under the target exactly while the link is active. Both goods'
+// input versions move, so a decision prepared before reads again.
+func (t *writeTx) PutGoodsLink(l inspection.GoodsLink) error {
+	if l.From == (identity.Key{}) || l.To == (identity.Key{}) || l.From == l.To {
+		return fmt.Errorf("store: put goods link %s → %s", l.From, l.To)
+	}
+	prev, err := t.GoodsLink(l.From)
+	switch {
+	case err == nil && prev.Active:
+		if err := t.delete(append(append([]byte{byte(prefixLinkedInto)}, prev.To[:]...), l.From[:]...), "linked-into entry"); err != nil {
+			return err
+		}
+	case err != nil && !errors.Is(err, fault.ErrNotFound):
+		return err
+	}
+	for _, k := range []identity.Key{l.From, l.To} {
+		if err := t.bumpInput(inspection.Subject{Kind: inspection.SubjectGoods, Key: k}.InputSubject()); err != nil {
+			return err
+		}
+	}
+	if err := t.putRecord(prefixGoodsLink, hashKey(prefixGoodsLink, l.From), l.From.String(), l); err != nil {
+		return err
+	}
+	if !l.Active {
+		return nil
+	}
+	idx := append(append([]byte{byte(prefixLinkedInto)}, l.To[:]...), l.From[:]...)
+	return t.setDerived(idx, encodeRaw(nil), func() string { return "linked-into entry of " + l.From.String() })
+}

@@ -129,6 +129,8 @@ const (
 	// ActRegisterCertificate puts a checked certificate on a manufacturer's
 	// record (the agency's documents check, or customs).
 	ActRegisterCertificate Action = "register_certificate"
+	// ActLinkGoods links two goods identities into one, or unlinks them.
+	ActLinkGoods Action = "link_goods"
 )
 
 // rolesFor is who may take each action. The choices:
@@ -151,7 +153,7 @@ func rolesFor(a Action) []Role {
 		return []Role{RoleNSW, RoleCustoms}
 	case ActReadDecisions, ActReadAssignments:
 		return []Role{RoleAgency, RoleCustoms, RoleAuditor}
-	case ActOverride, ActRaiseAlert:
+	case ActOverride, ActRaiseAlert, ActLinkGoods:
 		return []Role{RoleCustoms}
 	case ActRecordResult:
 		return []Role{RoleAgency}

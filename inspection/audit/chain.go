@@ -64,6 +64,10 @@ const (
 	// CertificateRegistered covers a certificate put on a manufacturer's
 	// record by the body that checked it.
 	CertificateRegistered Kind = "certificate.registered"
+	// GoodsLinked and GoodsUnlinked cover customs joining two goods
+	// identities (one carries the other's history) and parting them.
+	GoodsLinked   Kind = "goods.linked"
+	GoodsUnlinked Kind = "goods.unlinked"
 )
 
 // RecordKind names a kind of stored record for audit digests.
@@ -75,6 +79,7 @@ const (
 	RecordAssignment   RecordKind = "assignment"    // ID: assignment ID
 	RecordEvent        RecordKind = "event"         // ID: event ID (results, alerts)
 	RecordGoodsState   RecordKind = "goods_state"   // ID: goods key (hex)
+	RecordGoodsLink    RecordKind = "goods_link"    // ID: the linked goods' key (hex)
 	RecordQuotaCounter RecordKind = "quota_counter" // ID: period "/" scope
 	RecordQuotaPeriod  RecordKind = "quota_period"  // ID: period
 	RecordPolicy       RecordKind = "policy"        // ID: policy version
@@ -94,7 +99,7 @@ const (
 // them uncovered.
 func CoveredKinds() []RecordKind {
 	return []RecordKind{
-		RecordDeclaration, RecordDecision, RecordAssignment, RecordEvent, RecordGoodsState,
+		RecordDeclaration, RecordDecision, RecordAssignment, RecordEvent, RecordGoodsState, RecordGoodsLink,
 		RecordQuotaCounter, RecordQuotaPeriod, RecordPolicy, RecordAPIKey, RecordOverride,
 	}
 }
