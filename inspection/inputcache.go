@@ -25,6 +25,10 @@ type inputCache struct {
 	mfrs   map[versioned]cachedRecord[reference.Manufacturer]
 	risks  map[versioned]cachedRecord[scoring.Record]
 	priors map[priorKey]cachedRecord[risk.Prior]
+	// links and linked hold a goods' link and the goods linked into it:
+	// a link moves both goods' versions.
+	links  map[versioned]cachedRecord[GoodsLink]
+	linked map[versioned][]identity.Key
 }
 
 type versioned struct {
@@ -136,4 +140,30 @@ func (t cachedReadTx) RiskPrior(group string) (risk.Prior, error) {
 		return t.ReadTx.RiskPrior(group)
 	}
 	return cachedRead(t.c, &t.c.priors, priorKey{group, v}, func() (risk.Prior, error) { return t.ReadTx.RiskPrior(group) })
+}
+
+func (t cachedReadTx) GoodsLink(k identity.Key) (GoodsLink, error) {
+	sub := Subject{SubjectGoods, k}.InputSubject()
+	v, ok := t.versions[sub]
+	if !ok {
+		return t.ReadTx.GoodsLink(k)
+	}
+	return cachedRead(t.c, &t.c.links, versioned{sub, v}, func() (GoodsLink, error) { return t.ReadTx.GoodsLink(k) })
+}
+
+func (t cachedReadTx) LinkedInto(k identity.Key) ([]identity.Key, error) {
+	sub := Subject{SubjectGoods, k}.InputSubject()
+	v, ok := t.versions[sub]
+	if !ok {
+		return t.ReadTx.LinkedInto(k)
+	}
+	if ks, ok := cacheGet(t.c, &t.c.linked, versioned{sub, v}); ok {
+		return ks, nil
+	}
+	ks, err := t.ReadTx.LinkedInto(k)
+	if err != nil {
+		return nil, err
+	}
+	cachePut(t.c, &t.c.linked, versioned{sub, v}, ks)
+	return ks, nil
 }
