@@ -26,7 +26,7 @@ type HistoryWriter interface {
 	AddEvent(e Event) error
 	PutGoodsState(GoodsState) error
 	MarkIdentity(legacy bool) error
-	IndexResemblance(group, goods identity.Key, productName string) error
+	IndexResemblance(group, goods identity.Key, productName, match string) error
 }
 
 // SubjectKind says what an event is about.

@@ -10,10 +10,8 @@ import (
 	"github.com/ktcn/ktcn/risk"
 )
 
-// Resemblance errs toward caution. Goods with no history of their own (no
-// result, no alert on the goods itself; whether decided before or not, so
-// that a decision does not depend on the order of a declaration's lines)
-// are
+// Resemblance errs toward caution. New goods (no goods state before the
+// declaration, no result or alert of their own) are
 // compared with the known goods of the same manufacturer, HS heading and
 // origin (identity.ResemblanceGroup); if the product names share enough
 // words (identity.Similarity, threshold in the policy) and the known goods
@@ -26,6 +24,7 @@ import (
 type Resembling struct {
 	Goods       identity.Key
 	ProductName string
+	Match       string // the name in match form
 }
 
 // Resemblance is what a decision records when resemblance made it strict.
@@ -55,8 +54,9 @@ func resemble(tx ReadTx, pol *policy.Policy, g identity.Goods, gk identity.Key, 
 		read []risk.Subject
 		best *Resemblance
 	)
+	name := identity.MatchText(g.ProductName)
 	for _, k := range known {
-		sim := identity.Similarity(g.ProductName, k.ProductName)
+		sim := identity.MatchSimilarity(name, k.Match)
 		if k.Goods == gk || sim < threshold || best != nil && sim <= best.Similarity {
 			continue
 		}

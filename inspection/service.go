@@ -299,21 +299,20 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 		} else {
 			s.prep.recomputed.Add(1)
 		}
-		for i, l := range dd.Lines {
-			var (
-				e     lotEval
-				state *GoodsState
-			)
-			if lots != nil {
-				e = lots[i]
-			} else {
-				st := GoodsState{}
-				if e, st, err = s.evalLot(tx, p, dd, l, ks[i], now); err != nil {
+		if lots == nil {
+			// Every line is evaluated before any is written, as the
+			// preparation does on its snapshot: what a line's goods were
+			// before this declaration decides it, not its place in it.
+			lots = make([]lotEval, len(dd.Lines))
+			for i, l := range dd.Lines {
+				if lots[i], _, err = s.evalLot(tx, p, dd, l, ks[i], now); err != nil {
 					return fmt.Errorf("line %d: %w", l.LineNo, err)
 				}
-				state = &st
 			}
-			dec, err := s.commitLot(tx, p, dd, l, now, e, state, &opened)
+		}
+		for i, l := range dd.Lines {
+			e := lots[i]
+			dec, err := s.commitLot(tx, p, dd, l, now, e, nil, &opened)
 			if err != nil {
 				return fmt.Errorf("line %d: %w", l.LineNo, err)
 			}
@@ -521,7 +520,7 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d Declaration, l Line, 
 		snap = Evaluate(pol, history, Lot{}, now)
 	}
 	var resembled []risk.Subject
-	if !hasGoodsEvents(history) {
+	if state.Key == (identity.Key{}) && !hasGoodsEvents(history) {
 		if resembled, err = resemble(tx, pol, l.Goods, k.Goods, &ev, now); err != nil {
 			return lotEval{}, GoodsState{}, err
 		}
@@ -785,7 +784,7 @@ func writeGoodsState(tx HistoryWriter, pol *policy.Policy, st GoodsState, g iden
 	if st.Key == (identity.Key{}) {
 		// New goods: later new goods of its maker, heading and origin are
 		// compared with it (resemble.go).
-		if err := tx.IndexResemblance(identity.ResemblanceGroup(g), gk, g.ProductName); err != nil {
+		if err := tx.IndexResemblance(identity.ResemblanceGroup(g), gk, g.ProductName, identity.MatchText(g.ProductName)); err != nil {
 			return err
 		}
 	}

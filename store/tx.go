@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -771,22 +772,24 @@ func (t *readTx) Resembling(group identity.Key) ([]inspection.Resembling, error)
 	var out []inspection.Resembling
 	pfx := append([]byte{byte(prefixResemblance)}, group[:]...)
 	err := t.iterate(pfx, func(key, val []byte) error {
-		name, err := unwrap(prefixResemblance, val)
-		if err != nil || len(key) != len(pfx)+identity.KeySize {
+		body, err := unwrap(prefixResemblance, val)
+		name, match, ok := strings.Cut(string(body), "\x00")
+		if err != nil || !ok || len(key) != len(pfx)+identity.KeySize {
 			return fmt.Errorf("store: resemblance index entry %x: %v", key, err)
 		}
 		var k identity.Key
 		copy(k[:], key[len(pfx):])
-		out = append(out, inspection.Resembling{Goods: k, ProductName: string(name)})
+		out = append(out, inspection.Resembling{Goods: k, ProductName: name, Match: match})
 		return nil
 	})
 	return out, err
 }
 
-// IndexResemblance puts goods under its resemblance group.
-func (t *writeTx) IndexResemblance(group, goods identity.Key, productName string) error {
+// IndexResemblance puts goods under its resemblance group, with its
+// product name as shown and in match form.
+func (t *writeTx) IndexResemblance(group, goods identity.Key, productName, match string) error {
 	key := append(append([]byte{byte(prefixResemblance)}, group[:]...), goods[:]...)
-	return t.setDerived(key, encodeRaw([]byte(productName)), func() string { return "resemblance index of " + goods.String() })
+	return t.setDerived(key, encodeRaw([]byte(productName+"\x00"+match)), func() string { return "resemblance index of " + goods.String() })
 }
 
 // GoodsLink is the link of goods k into another, if customs made one.

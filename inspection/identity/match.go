@@ -147,8 +147,11 @@ func keyText(match string) string { return strings.ReplaceAll(match, " ", "") }
 // Similarity is the share of words two names have in common, in match
 // form (Jaccard over word sets): word order and an added word move it
 // little, another product of the same maker a lot. 1 for two empty names.
-func Similarity(a, b string) float64 {
-	wa, wb := strings.Fields(MatchText(a)), strings.Fields(MatchText(b))
+func Similarity(a, b string) float64 { return MatchSimilarity(MatchText(a), MatchText(b)) }
+
+// MatchSimilarity is Similarity of two names already in match form.
+func MatchSimilarity(a, b string) float64 {
+	wa, wb := strings.Fields(a), strings.Fields(b)
 	if len(wa) == 0 && len(wb) == 0 {
 		return 1
 	}
