@@ -14,6 +14,8 @@ import (
 	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
+
+	"github.com/ktcn/ktcn/inspection"
 )
 
 // Request bodies are read by one strict, streaming JSON decoder: the
@@ -22,7 +24,75 @@ import (
 // be made strict: it matches keys case-insensitively, lets the last
 // duplicate win, and turns invalid UTF-8 and escaped lone surrogates into
 // U+FFFD before any caller sees the text. v2 refuses all of these by
-// default, and reports every error with the JSON pointer of the value.
+// default, reports every error with the JSON pointer of the value, and
+// lets a type-specific unmarshaler read an array element by element from
+// the token stream, which is how no list is ever materialised past its
+// bound.
+
+// maxListLen bounds every JSON array of a request body but the
+// declaration's lines, which stop at inspection.MaxLines. The domain's
+// own limits are lower (10 certificates, 50 findings) and answer with
+// their own message; this bound only stops a list of empty objects from
+// costing memory in proportion to the body before the domain sees it.
+const maxListLen = 100
+
+// listLimits are the arrays with a bound of their own. Lines stop at the
+// line limit itself, so a declaration over it costs MaxLines+1 line
+// structs, never one per line sent.
+var listLimits = map[reflect.Type]int{
+	reflect.TypeFor[[]inspection.LineInput](): inspection.MaxLines,
+}
+
+// decodeOptions: unknown members refused; names matched exactly and
+// duplicates, invalid UTF-8 and lone surrogates refused (v2's defaults,
+// which these options leave on); arrays read element by element.
+var decodeOptions = json.JoinOptions(
+	json.RejectUnknownMembers(true),
+	json.WithUnmarshalers(json.UnmarshalFromFunc(boundedList)),
+)
+
+// tooLong is a list cut off at its bound.
+type tooLong struct{ limit int }
+
+func (e *tooLong) Error() string { return fmt.Sprintf("more than %d elements", e.limit) }
+
+// boundedList reads a JSON array into a slice one element at a time and
+// stops at the element after the slice's bound, without reading further.
+// Every other value is left to the default unmarshaler.
+func boundedList(dec *jsontext.Decoder, v any) error {
+	rv := reflect.ValueOf(v).Elem()
+	if rv.Kind() != reflect.Slice || dec.PeekKind() != '[' {
+		return errors.ErrUnsupported
+	}
+	limit, ok := listLimits[rv.Type()]
+	if !ok {
+		limit = maxListLen
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	list := reflect.MakeSlice(rv.Type(), 0, 0)
+	for n := 0; ; n++ {
+		switch dec.PeekKind() {
+		case ']':
+			if _, err := dec.ReadToken(); err != nil {
+				return err
+			}
+			rv.Set(list)
+			return nil
+		case 0: // a syntax error or the end of input: ReadToken reports it
+			_, err := dec.ReadToken()
+			return err
+		}
+		if n == limit {
+			return &tooLong{limit: limit}
+		}
+		list = reflect.Append(list, reflect.Zero(rv.Type().Elem()))
+		if err := json.UnmarshalDecode(dec, list.Index(n).Addr().Interface()); err != nil {
+			return err
+		}
+	}
+}
 
 // decodeJSON reads exactly one JSON object into v from a request sent as
 // application/json.
@@ -65,9 +135,7 @@ func jsonMediaType(values []string) error {
 // array within its bound, nothing after the value. Errors name the field
 // as a path with indexes (lines[3].line_no).
 func DecodeStrict(r io.Reader, v any) error {
-	// Unknown members refused; names matched exactly and duplicates,
-	// invalid UTF-8 and lone surrogates refused (v2's defaults).
-	dec := jsontext.NewDecoder(r, json.RejectUnknownMembers(true))
+	dec := jsontext.NewDecoder(r, decodeOptions)
 	if err := json.UnmarshalDecode(dec, v); err != nil {
 		return jsonError(reflect.TypeOf(v), err)
 	}
@@ -87,6 +155,7 @@ func jsonError(t reflect.Type, err error) error {
 		sem *json.SemanticError
 		syn *jsontext.SyntacticError
 		mbe *http.MaxBytesError
+		tl  *tooLong
 	)
 	switch {
 	case errors.As(err, &mbe):
@@ -95,6 +164,14 @@ func jsonError(t reflect.Type, err error) error {
 		return badRequest("body", "empty body: send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("body", "truncated JSON")
+	case errors.As(err, &tl) && errors.As(err, &sem):
+		field := fieldPath(t, sem.JSONPointer)
+		if field == "lines" && t == reflect.TypeFor[*inspection.DeclarationInput]() {
+			// The domain's words, so the answer is the same whether the
+			// decoder or ParseDeclaration counted.
+			return inspection.Invalid("lines", "at most %d lines per declaration, got more", tl.limit)
+		}
+		return inspection.Invalid(field, "at most %d elements, got more", tl.limit)
 	case errors.As(err, &syn):
 		field := fieldPath(t, syn.JSONPointer)
 		switch {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,6 +21,20 @@ func lineJSON(n int) string {
 // declJSON is a declaration with the given lines (raw JSON objects).
 func declJSON(id string, lines ...string) string {
 	return `{"declaration_id":"` + id + `","importer_tax_code":"0101234567","lines":[` + strings.Join(lines, ",") + `]}`
+}
+
+// emptyLinesBody is a body of exactly size bytes whose lines are all {}:
+// issue 15's 349,501 empty lines in 1 MiB.
+func emptyLinesBody(size int) []byte {
+	head, tail := `{"declaration_id":"EMPTY1","importer_tax_code":"0101234567","lines":[{}`, `]}`
+	var b bytes.Buffer
+	b.WriteString(head)
+	for b.Len()+3+len(tail) <= size {
+		b.WriteString(",{}")
+	}
+	b.WriteString(strings.Repeat(" ", size-b.Len()-len(tail)))
+	b.WriteString(tail)
+	return b.Bytes()
 }
 
 // TestStrictJSONRefused: keys are matched exactly, duplicates, invalid
@@ -65,6 +80,9 @@ func TestStrictJSONRefused(t *testing.T) {
 		{"result finding code not a string", "POST", result, "", `{"outcome":"fail","inspected_at":"2026-01-05T09:00:00+07:00","findings":[{"code":"A","text":"x"},{"code":7,"text":"y"}]}`, 400, "findings[1].code"},
 		{"override inspect not a boolean", "POST", "/v1/decisions/" + ld.DecisionID + "/override", "", `{"reason_code":"DOC","inspect":"yes"}`, 400, "inspect"},
 		{"lines not an array", "POST", "/v1/declarations", "", `{"declaration_id":"STRICT1","importer_tax_code":"0101234567","lines":{"line_no":1}}`, 400, "lines"},
+		// Lists stop at their bound.
+		{"more lines than the limit", "POST", "/v1/declarations", "", declJSON("STRICT1", strings.Split(strings.Repeat("{},", inspection.MaxLines+1)+"{}", ",")...), 422, "lines"},
+		{"certificates without end", "POST", "/v1/declarations", "", withLine(strings.Replace(good, `"unit":"kg"`, `"unit":"kg","certificates":[`+strings.Repeat("{},", 5000)+`{}]`, 1)), 422, "lines[0].certificates"},
 		// Only application/json.
 		{"application/jsonp", "POST", "/v1/declarations", "application/jsonp", withLine(good), 415, "Content-Type"},
 		{"application/json-patch+json", "POST", "/v1/declarations", "application/json-patch+json", withLine(good), 415, "Content-Type"},
@@ -127,6 +145,62 @@ func TestJSONMediaTypeAccepted(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnsupportedMediaType {
 		t.Errorf("two content types: status %d, want 415", resp.StatusCode)
+	}
+}
+
+// TestEmptyLinesBodyRefusedAtTheLimit: issue 15's body of 349,501 empty
+// lines in 1 MiB gets 422 naming lines, and the store is unchanged.
+func TestEmptyLinesBodyRefusedAtTheLimit(t *testing.T) {
+	e := newEnv(t, start)
+	before := digest(t, e)
+	body := emptyLinesBody(api.DefaultBodyLimit)
+	var p api.Problem
+	status, hdr := e.send("POST", "/v1/declarations", "application/json", bytes.NewReader(body), &p)
+	if status != http.StatusUnprocessableEntity || p.Field != "lines" || hdr.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("status %d %+v, want 422 naming lines", status, p)
+	}
+	if !strings.Contains(p.Detail, fmt.Sprint(inspection.MaxLines)) {
+		t.Errorf("detail %q does not say the limit", p.Detail)
+	}
+	if digest(t, e) != before {
+		t.Fatal("the store changed")
+	}
+}
+
+// countingReader counts the bytes the decoder took.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestDeclarationDecoderStopsAtLineLimit: the decoder stops reading at the
+// line after the limit, wherever lines are in the object, so the rest of
+// a 1 MiB body of empty lines is never read, let alone held in memory.
+func TestDeclarationDecoderStopsAtLineLimit(t *testing.T) {
+	body := emptyLinesBody(api.DefaultBodyLimit)
+	// The same lines before the other members.
+	first := append([]byte(`{"lines":[{}`), body[bytes.Index(body, []byte(`,{}`)):bytes.LastIndexByte(body, ']')+1]...)
+	first = append(first, `,"declaration_id":"E","importer_tax_code":"0101234567"}`...)
+	for name, b := range map[string][]byte{"lines last": body, "lines first": first} {
+		r := &countingReader{r: bytes.NewReader(b)}
+		var in inspection.DeclarationInput
+		err := api.DecodeStrict(r, &in)
+		if err == nil || !strings.Contains(err.Error(), "at most") {
+			t.Fatalf("%s: %v, want the line limit", name, err)
+		}
+		// The decoder reads ahead a few KiB at most; the whole body is 256 times that.
+		if r.n > 16<<10 {
+			t.Errorf("%s: read %d of %d bytes before refusing", name, r.n, len(b))
+		}
+		if len(in.Lines) > inspection.MaxLines {
+			t.Errorf("%s: %d lines materialised", name, len(in.Lines))
+		}
 	}
 }
 
