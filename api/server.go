@@ -207,13 +207,9 @@ type AssignmentList struct {
 }
 
 func (h *handlers) listAssignments(c echo.Context, p access.Principal) error {
-	limit := 100
-	if s := c.QueryParam("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			return inspection.Invalid("limit", "must be a whole number from 1 to 1000, got %q", s)
-		}
-		limit = n
+	limit, err := pageLimit(c, 100)
+	if err != nil {
+		return err
 	}
 	// An agency's own list needs no agency parameter; another agency's is
 	// not found, whether or not that agency exists (the domain decides).
