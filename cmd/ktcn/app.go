@@ -52,6 +52,8 @@ Flags (each also an environment variable):
   -key-max-ttl KTCN_KEY_MAX_TTL    longest API key lifetime, e.g. 366d (default 366d)
   -rate-limit  KTCN_RATE_LIMIT     requests per second per principal (default 5000)
   -rate-burst  KTCN_RATE_BURST     requests a principal may send at once (default 10000)
+  -auth-fail-limit  KTCN_AUTH_FAIL_LIMIT   failed authentications from one address before 429 (default 20)
+  -auth-fail-window KTCN_AUTH_FAIL_WINDOW  the window they are counted in (default 1m)
 `
 
 // Config is the service configuration, from flags over environment.
@@ -74,6 +76,10 @@ type Config struct {
 	KeyMaxTTL string
 	RateLimit string
 	RateBurst string
+	// AuthFailLimit and AuthFailWindow are read by parseClientLimits
+	// (limits.go); empty means api's defaults.
+	AuthFailLimit  string
+	AuthFailWindow string
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
@@ -98,6 +104,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.KeyMaxTTL, "key-max-ttl", env("KTCN_KEY_MAX_TTL", ""), "longest API key lifetime (e.g. 366d)")
 	fs.StringVar(&c.RateLimit, "rate-limit", env("KTCN_RATE_LIMIT", ""), "requests per second per principal")
 	fs.StringVar(&c.RateBurst, "rate-burst", env("KTCN_RATE_BURST", ""), "burst of requests per principal")
+	fs.StringVar(&c.AuthFailLimit, "auth-fail-limit", env("KTCN_AUTH_FAIL_LIMIT", ""), "failed authentications from one address before 429 (default 20)")
+	fs.StringVar(&c.AuthFailWindow, "auth-fail-window", env("KTCN_AUTH_FAIL_WINDOW", ""), "window failed authentications are counted in (default 1m)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -312,6 +320,10 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
+	limits, err := parseClientLimits(a.cfg)
+	if err != nil {
+		return err
+	}
 	stopHistory, err := a.loadFixturesWithHistory(ctx) // generate.go: a new store also gets a year of history
 	if err != nil {
 		return err
@@ -330,7 +342,7 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	}
 	srv := &http.Server{
 		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Logger: a.log,
-			RateLimit: perSecond, RateBurst: burst}),
+			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
