@@ -54,6 +54,7 @@ Flags (each also an environment variable):
   -rate-burst  KTCN_RATE_BURST     requests a principal may send at once (default 10000)
   -auth-fail-limit  KTCN_AUTH_FAIL_LIMIT   failed authentications from one address before 429 (default 20)
   -auth-fail-window KTCN_AUTH_FAIL_WINDOW  the window they are counted in (default 1m)
+  -max-conns   KTCN_MAX_CONNS      connections held open at once (default 1024)
 `
 
 // Config is the service configuration, from flags over environment.
@@ -80,6 +81,9 @@ type Config struct {
 	// (limits.go); empty means api's defaults.
 	AuthFailLimit  string
 	AuthFailWindow string
+	// MaxConns bounds open connections (connlimit.go); empty means
+	// DefaultMaxConns.
+	MaxConns string
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
@@ -106,6 +110,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.RateBurst, "rate-burst", env("KTCN_RATE_BURST", ""), "burst of requests per principal")
 	fs.StringVar(&c.AuthFailLimit, "auth-fail-limit", env("KTCN_AUTH_FAIL_LIMIT", ""), "failed authentications from one address before 429 (default 20)")
 	fs.StringVar(&c.AuthFailWindow, "auth-fail-window", env("KTCN_AUTH_FAIL_WINDOW", ""), "window failed authentications are counted in (default 1m)")
+	fs.StringVar(&c.MaxConns, "max-conns", env("KTCN_MAX_CONNS", ""), "connections held open at once (default 1024)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -205,6 +210,9 @@ type app struct {
 	svc   *inspection.Service
 	// access authenticates API requests and manages keys (keys.go).
 	access *inspection.Access
+	// timeouts of serve's connections; zero means defaultTimeouts (tests
+	// shorten them).
+	timeouts serverTimeouts
 }
 
 func withApp(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer, fn func(*app) error) error {
@@ -340,13 +348,23 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", a.cfg.Addr, err)
 	}
+	// At most maxConns connections at once, the longest idle given up
+	// when a new one needs its slot; every state has a timeout, so none
+	// holds a slot for ever (connlimit.go).
+	conns := newConnLimiter(ln, limits.maxConns)
+	timeouts := a.timeouts
+	if timeouts == (serverTimeouts{}) {
+		timeouts = defaultTimeouts()
+	}
 	srv := &http.Server{
 		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Logger: a.log,
 			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: timeouts.readHeader,
+		ReadTimeout:       timeouts.read,
+		WriteTimeout:      timeouts.write,
+		IdleTimeout:       timeouts.idle,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         conns.connState,
 	}
 	a.log.Info().Str("addr", ln.Addr().String()).Str("data_dir", a.cfg.DataDir).
 		Str("policy_version", a.svc.Configured().Version).Msg("ktcn listening")
@@ -356,7 +374,7 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	stopJobs := a.startJobs(ctx)
 	defer stopJobs()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(conns) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

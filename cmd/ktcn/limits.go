@@ -13,10 +13,20 @@ type clientLimits struct {
 	// authFailWindow get it 429 until the window ends.
 	authFailures   int
 	authFailWindow time.Duration
+	// maxConns is how many connections serve holds open at once
+	// (connlimit.go).
+	maxConns int
 }
 
 func parseClientLimits(cfg Config) (clientLimits, error) {
-	var l clientLimits
+	l := clientLimits{maxConns: DefaultMaxConns}
+	if cfg.MaxConns != "" {
+		n, err := strconv.Atoi(cfg.MaxConns)
+		if err != nil || n < 1 || n > 1_000_000 {
+			return l, fmt.Errorf("-max-conns %q: want a whole number from 1 to 1000000", cfg.MaxConns)
+		}
+		l.maxConns = n
+	}
 	if cfg.AuthFailLimit != "" {
 		n, err := strconv.Atoi(cfg.AuthFailLimit)
 		if err != nil || n <= 0 {
