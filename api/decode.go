@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -205,7 +206,16 @@ func jsonError(t reflect.Type, err error) error {
 		}
 		return badRequest(field, "%s must be %s, got %s", field, want, got)
 	}
-	return badRequest("body", "invalid JSON: %v", err)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &requestError{status: http.StatusRequestTimeout, field: "body", msg: "the body did not arrive within the read timeout"}
+	}
+	// Reading failed (a malformed chunk, a connection cut): say why, not
+	// the decoder's wrapping nor the connection's addresses.
+	for next := errors.Unwrap(err); next != nil; next = errors.Unwrap(err) {
+		err = next
+	}
+	return badRequest("body", "the body could not be read: %.200v", err)
 }
 
 // fieldPath turns a JSON pointer into the path problems name fields by:

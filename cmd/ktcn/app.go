@@ -365,6 +365,9 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 		IdleTimeout:       timeouts.idle,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnState:         conns.connState,
+		// OPTIONS * goes to the API like any request (and gets its
+		// problem+json), not to net/http's own empty 200.
+		DisableGeneralOptionsHandler: true,
 	}
 	a.log.Info().Str("addr", ln.Addr().String()).Str("data_dir", a.cfg.DataDir).
 		Str("policy_version", a.svc.Configured().Version).Msg("ktcn listening")
