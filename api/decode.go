@@ -236,6 +236,9 @@ func fieldPath(t reflect.Type, ptr jsontext.Pointer) string {
 		if b.Len() > 0 {
 			b.WriteByte('.')
 		}
+		if tok == "" {
+			tok = `""` // a member with an empty name still has a place
+		}
 		b.WriteString(clip(tok))
 		t = memberType(t, tok)
 	}

@@ -64,6 +64,7 @@ func TestStrictJSONRefused(t *testing.T) {
 		{"case variant after the key", "POST", "/v1/declarations", "", withLine(strings.Replace(good, `"unit":"kg"`, `"unit":"kg","Unit":"t"`, 1)), 400, "lines[0].Unit"},
 		{"duplicate key in an alert target", "POST", "/v1/alerts", "", alert(`"issued_at":"2026-01-05T08:00:00+07:00","target":{"kind":"goods","kind":"manufacturer","manufacturer":"Dairy One","origin":"NZ"}`), 400, "target.kind"},
 		{"unknown field in a line", "POST", "/v1/declarations", "", withLine(strings.Replace(good, `"unit":"kg"`, `"unit":"kg","colour":"red"`, 1)), 400, "lines[0].colour"},
+		{"member with an empty name", "POST", "/v1/declarations", "", `{"":1}`, 400, `""`},
 		{"admin key field in another case", "POST", "/v1/admin/keys", "", `{"Principal":"nsw"}`, 400, "Principal"},
 		// Text that is not valid Unicode.
 		{"invalid UTF-8", "POST", "/v1/declarations", "", withLine(strings.Replace(good, "Sữa bột", "S\xffa", 1)), 400, "lines[0].product_name"},
