@@ -37,19 +37,23 @@ import (
 // costing memory in proportion to the body before the domain sees it.
 const maxListLen = 100
 
-// listLimits are the arrays with a bound of their own. Lines stop at the
-// line limit itself, so a declaration over it costs MaxLines+1 line
-// structs, never one per line sent.
-var listLimits = map[reflect.Type]int{
-	reflect.TypeFor[[]inspection.LineInput](): inspection.MaxLines,
-}
-
 // decodeOptions: unknown members refused; names matched exactly and
 // duplicates, invalid UTF-8 and lone surrogates refused (v2's defaults,
-// which these options leave on); arrays read element by element.
+// which these options leave on); every list read element by element and
+// cut at its bound. Lines stop at the line limit itself, so a declaration
+// over it costs MaxLines+1 line structs, never one per line sent.
+//
+// Every list type of a request body is here: a body with another must add
+// it (TestEveryBodyListBounded walks the bodies the handlers read). The
+// lists are named one by one rather than by a hook on every value, which
+// costs twice the decoding time.
 var decodeOptions = json.JoinOptions(
 	json.RejectUnknownMembers(true),
-	json.WithUnmarshalers(json.UnmarshalFromFunc(boundedList)),
+	json.WithUnmarshalers(json.JoinUnmarshalers(
+		boundedList[inspection.LineInput](inspection.MaxLines),
+		boundedList[inspection.CertificateInput](maxListLen),
+		boundedList[inspection.Finding](maxListLen),
+	)),
 )
 
 // tooLong is a list cut off at its bound.
@@ -57,42 +61,40 @@ type tooLong struct{ limit int }
 
 func (e *tooLong) Error() string { return fmt.Sprintf("more than %d elements", e.limit) }
 
-// boundedList reads a JSON array into a slice one element at a time and
-// stops at the element after the slice's bound, without reading further.
-// Every other value is left to the default unmarshaler.
-func boundedList(dec *jsontext.Decoder, v any) error {
-	rv := reflect.ValueOf(v).Elem()
-	if rv.Kind() != reflect.Slice || dec.PeekKind() != '[' {
-		return errors.ErrUnsupported
-	}
-	limit, ok := listLimits[rv.Type()]
-	if !ok {
-		limit = maxListLen
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return err
-	}
-	list := reflect.MakeSlice(rv.Type(), 0, 0)
-	for n := 0; ; n++ {
-		switch dec.PeekKind() {
-		case ']':
-			if _, err := dec.ReadToken(); err != nil {
+// boundedList reads a JSON array of T one element at a time and stops at
+// the element after limit, without reading further. null, and anything
+// that is not an array, is left to the default unmarshaler.
+func boundedList[T any](limit int) *json.Unmarshalers {
+	return json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *[]T) error {
+		if dec.PeekKind() != '[' {
+			return errors.ErrUnsupported
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return err
+		}
+		list := []T{}
+		for {
+			switch dec.PeekKind() {
+			case ']':
+				if _, err := dec.ReadToken(); err != nil {
+					return err
+				}
+				*v = list
+				return nil
+			case 0: // a syntax error or the end of input: ReadToken reports it
+				_, err := dec.ReadToken()
 				return err
 			}
-			rv.Set(list)
-			return nil
-		case 0: // a syntax error or the end of input: ReadToken reports it
-			_, err := dec.ReadToken()
-			return err
+			if len(list) == limit {
+				return &tooLong{limit: limit}
+			}
+			var elem T
+			if err := json.UnmarshalDecode(dec, &elem); err != nil {
+				return err
+			}
+			list = append(list, elem)
 		}
-		if n == limit {
-			return &tooLong{limit: limit}
-		}
-		list = reflect.Append(list, reflect.Zero(rv.Type().Elem()))
-		if err := json.UnmarshalDecode(dec, list.Index(n).Addr().Interface()); err != nil {
-			return err
-		}
-	}
+	})
 }
 
 // decodeJSON reads exactly one JSON object into v from a request sent as
