@@ -16,13 +16,15 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/fault"
 )
 
 // Who may call what: this file is the one place the API decides it.
 //
 // Every request passes three middlewares in order: authenticate (the
-// bearer key, read from the store on every request), rate limit (per
-// principal), authorize (the route table below). A route missing from the
+// bearer key, read from the store on every request, unless the client's
+// address has failed too often), rate limit (per principal), authorize
+// (the route table below). A route missing from the
 // table is refused to everyone, so a new endpoint is closed until someone
 // writes down who may use it; TestAuthorizationMatrix enumerates the
 // router, so it also fails until the new route has a row there.
@@ -99,12 +101,19 @@ func principal(c echo.Context) (access.Principal, error) {
 
 // authenticate resolves the bearer key of every request to a non-public
 // route. Unknown paths need a key too, so an anonymous caller learns
-// nothing about which routes exist.
-func authenticate(access *inspection.Access) echo.MiddlewareFunc {
+// nothing about which routes exist. An address that has failed too often
+// is answered 429 before the store is read (authfail.go).
+func authenticate(access *inspection.Access, fails *authFailures) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if r, ok := routeRules[routeKey(c.Request().Method, c.Path())]; ok && r.public {
 				return next(c)
+			}
+			addr := clientAddr(c.RealIP())
+			if wait, blocked := fails.blocked(addr); blocked {
+				c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+				return echo.NewHTTPError(http.StatusTooManyRequests,
+					fmt.Sprintf("%d failed authentications from this address within %v: try again later", fails.limit, fails.window))
 			}
 			token, err := bearer(c.Request())
 			if err != nil {
@@ -112,6 +121,9 @@ func authenticate(access *inspection.Access) echo.MiddlewareFunc {
 			}
 			k, err := access.Authenticate(c.Request().Context(), token)
 			if err != nil {
+				if fault.CodeOf(err) == fault.Unauthenticated {
+					fails.fail(addr)
+				}
 				return err
 			}
 			c.Set(ctxPrincipal, k.Acting())

@@ -42,7 +42,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"empty body", "POST", "/v1/declarations", ``, 400, "body"},
 		{"trailing data", "POST", "/v1/declarations", `{"declaration_id":"X"} {}`, 400, "body"},
 		{"unknown field", "POST", "/v1/declarations", declarationWith(func(d, l map[string]any) { d["importer"] = "x" }), 400, "importer"},
-		{"wrong type", "POST", "/v1/declarations", declarationWith(func(d, l map[string]any) { l["quantity"] = "ten" }), 400, "lines.quantity"},
+		{"wrong type", "POST", "/v1/declarations", declarationWith(func(d, l map[string]any) { l["quantity"] = "ten" }), 400, "lines[0].quantity"},
 		{"missing declaration_id", "POST", "/v1/declarations", declarationWith(func(d, l map[string]any) { delete(d, "declaration_id") }), 422, "declaration_id"},
 		{"bad tax code", "POST", "/v1/declarations", declarationWith(func(d, l map[string]any) { d["importer_tax_code"] = "12ab" }), 422, "importer_tax_code"},
 		{"missing lines", "POST", "/v1/declarations", declarationWith(func(d, l map[string]any) { delete(d, "lines") }), 422, "lines"},

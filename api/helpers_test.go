@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +50,18 @@ type env struct {
 	// who sends the requests: a principal name, anonymous for none, or ""
 	// for the principal a well-behaved client uses on the route (routeUser).
 	who string
+	// client sends the requests; nil is the test server's own client.
+	client *http.Client
+}
+
+// from returns the env sending from another loopback address (all of
+// 127/8 is the loopback on Linux), as another client machine would.
+func (e *env) from(ip string) *env {
+	c := *e
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c.client = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	e.t.Cleanup(c.client.CloseIdleConnections)
+	return &c
 }
 
 // anonymous sends no Authorization header.
@@ -64,6 +78,23 @@ type envOptions struct {
 	routes func(*echo.Echo)
 	// policy replaces the default policy.
 	policy *policy.Policy
+	// authFailures and authFailWindow set the failed-authentication limit
+	// per address (0: the defaults).
+	authFailures   int
+	authFailWindow time.Duration
+	// keyReads, when not nil, counts the store reads authentication makes.
+	keyReads *atomic.Int64
+}
+
+// countingStore counts the read transactions opened through it.
+type countingStore struct {
+	inspection.Store
+	views *atomic.Int64
+}
+
+func (s countingStore) View(ctx context.Context, fn func(inspection.ReadTx) error) error {
+	s.views.Add(1)
+	return s.Store.View(ctx, fn)
 }
 
 // keyTTL outlives every scenario's clock (some jump years ahead).
@@ -104,7 +135,11 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	if missing, err := svc.Start(ctx); err != nil || len(missing) > 0 {
 		t.Fatalf("start: %v, missing agencies %v", err, missing)
 	}
-	acc, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: clock, Logger: log, MaxKeyTTL: keyTTL})
+	var accessStore inspection.Store = db
+	if o.keyReads != nil {
+		accessStore = countingStore{Store: db, views: o.keyReads}
+	}
+	acc, err := inspection.NewAccess(inspection.AccessConfig{Store: accessStore, Clock: clock, Logger: log, MaxKeyTTL: keyTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +157,8 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	for _, k := range keys {
 		e.tokens[k.Key.Principal.Name] = k.Token
 	}
-	e.echo = api.New(api.Config{Service: svc, Access: acc, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst})
+	e.echo = api.New(api.Config{Service: svc, Access: acc, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
+		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock})
 	if o.routes != nil {
 		o.routes(e.echo)
 	}
@@ -223,7 +259,11 @@ func (e *env) send(method, path, contentType string, r io.Reader, out any) (int,
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := e.srv.Client().Do(req)
+	client := e.client
+	if client == nil {
+		client = e.srv.Client()
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

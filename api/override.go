@@ -53,21 +53,13 @@ type AuditPage struct {
 
 // listAudit pages through the chain: GET /v1/audit?after=<seq>&limit=<n>.
 func (h *handlers) listAudit(c echo.Context, p access.Principal) error {
-	var after uint64
-	if s := c.QueryParam("after"); s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return inspection.Invalid("after", "must be an entry sequence number, got %q", s)
-		}
-		after = n
+	after, err := auditAfter(c)
+	if err != nil {
+		return err
 	}
-	limit := 100
-	if s := c.QueryParam("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			return inspection.Invalid("limit", "must be a whole number from 1 to 1000, got %q", s)
-		}
-		limit = n
+	limit, err := pageLimit(c, 100)
+	if err != nil {
+		return err
 	}
 	entries, head, err := h.svc.AuditLog(c.Request().Context(), p, after, limit)
 	if err != nil {

@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/labstack/echo/v4"
@@ -132,72 +130,4 @@ func codeForStatus(status int) string {
 		return string(fault.Invalid)
 	}
 	return string(fault.Internal)
-}
-
-// decodeJSON reads exactly one JSON object into v, rejecting unknown
-// fields, trailing data and media types other than JSON.
-func decodeJSON(c echo.Context, v any) error {
-	ct := c.Request().Header.Get(echo.HeaderContentType)
-	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), echo.MIMEApplicationJSON) {
-		return &requestError{status: http.StatusUnsupportedMediaType, field: "Content-Type", msg: "send application/json"}
-	}
-	return DecodeStrict(c.Request().Body, v)
-}
-
-// DecodeStrict decodes one JSON value from r into v with unknown fields
-// rejected; errors name the field where the decoder can tell.
-func DecodeStrict(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("body", "unexpected data after the JSON object")
-	}
-	return nil
-}
-
-func jsonError(err error) error {
-	var (
-		syn *json.SyntaxError
-		typ *json.UnmarshalTypeError
-		mbe *http.MaxBytesError
-	)
-	switch {
-	case errors.As(err, &mbe):
-		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", mbe.Limit))
-	case errors.As(err, &syn):
-		return badRequest("body", "malformed JSON at byte %d: %v", syn.Offset, err)
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "body"
-		}
-		return badRequest(field, "%s must be %s, got %s", field, jsonKind(typ.Type.Kind().String()), typ.Value)
-	case errors.Is(err, io.EOF):
-		return badRequest("body", "empty body: send a JSON object")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return badRequest("body", "truncated JSON")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return badRequest(name, "unknown field %q", name)
-	}
-	return badRequest("body", "invalid JSON: %v", err)
-}
-
-func jsonKind(k string) string {
-	switch k {
-	case "int", "int64", "float64":
-		return "a number"
-	case "string":
-		return "a string"
-	case "slice":
-		return "an array"
-	case "struct", "map", "ptr":
-		return "an object"
-	case "bool":
-		return "true or false"
-	}
-	return k
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -46,13 +45,9 @@ func (h *handlers) listScores(c echo.Context, p access.Principal) error {
 	if kind == "" {
 		kind = risk.KindGoods
 	}
-	limit := 20
-	if s := c.QueryParam("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			return inspection.Invalid("limit", "must be a whole number from 1 to 1000, got %q", s)
-		}
-		limit = n
+	limit, err := pageLimit(c, 20)
+	if err != nil {
+		return err
 	}
 	scores, recs, err := h.svc.RankedScores(c.Request().Context(), p, kind, limit)
 	if err != nil {

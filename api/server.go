@@ -11,6 +11,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/identity"
 )
 
@@ -28,6 +29,13 @@ type Config struct {
 	// DefaultRateLimit and DefaultRateBurst.
 	RateLimit float64
 	RateBurst int
+	// AuthFailures failed authentications from one client address within
+	// AuthFailWindow get it 429 until the window ends (authfail.go); 0
+	// means DefaultAuthFailures and DefaultAuthFailWindow.
+	AuthFailures   int
+	AuthFailWindow time.Duration
+	// Clock times the failure windows; nil is the system clock.
+	Clock calendar.Clock
 }
 
 // DefaultBodyLimit fits a 50-line declaration with certificates many
@@ -54,11 +62,24 @@ func New(cfg Config) *echo.Echo {
 	if burst <= 0 {
 		burst = DefaultRateBurst
 	}
+	failures, window, clock := cfg.AuthFailures, cfg.AuthFailWindow, cfg.Clock
+	if failures <= 0 {
+		failures = DefaultAuthFailures
+	}
+	if window <= 0 {
+		window = DefaultAuthFailWindow
+	}
+	if clock == nil {
+		clock = calendar.SystemClock{}
+	}
+	// The peer's address, never a forwarding header a client can write:
+	// failed authentications are counted against it.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(middleware.Recover())
 	e.Use(requestLog(cfg.Logger))
 	// Who, how often, whether allowed: see auth.go. Before the body limit,
 	// so an anonymous caller gets 401 whatever it sends.
-	e.Use(authenticate(cfg.Access))
+	e.Use(authenticate(cfg.Access, newAuthFailures(failures, window, clock)))
 	e.Use(rateLimit(perSecond, burst))
 	e.Use(authorize(cfg.Logger))
 	e.Use(bodyLimit(limit))
@@ -210,13 +231,9 @@ type AssignmentList struct {
 }
 
 func (h *handlers) listAssignments(c echo.Context, p access.Principal) error {
-	limit := 100
-	if s := c.QueryParam("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			return inspection.Invalid("limit", "must be a whole number from 1 to 1000, got %q", s)
-		}
-		limit = n
+	limit, err := pageLimit(c, 100)
+	if err != nil {
+		return err
 	}
 	// An agency's own list needs no agency parameter; another agency's is
 	// not found, whether or not that agency exists (the domain decides).

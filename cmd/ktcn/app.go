@@ -52,6 +52,9 @@ Flags (each also an environment variable):
   -key-max-ttl KTCN_KEY_MAX_TTL    longest API key lifetime, e.g. 366d (default 366d)
   -rate-limit  KTCN_RATE_LIMIT     requests per second per principal (default 5000)
   -rate-burst  KTCN_RATE_BURST     requests a principal may send at once (default 10000)
+  -auth-fail-limit  KTCN_AUTH_FAIL_LIMIT   failed authentications from one address before 429 (default 20)
+  -auth-fail-window KTCN_AUTH_FAIL_WINDOW  the window they are counted in (default 1m)
+  -max-conns   KTCN_MAX_CONNS      connections held open at once (default 1024)
 `
 
 // Config is the service configuration, from flags over environment.
@@ -74,6 +77,13 @@ type Config struct {
 	KeyMaxTTL string
 	RateLimit string
 	RateBurst string
+	// AuthFailLimit and AuthFailWindow are read by parseClientLimits
+	// (limits.go); empty means api's defaults.
+	AuthFailLimit  string
+	AuthFailWindow string
+	// MaxConns bounds open connections (connlimit.go); empty means
+	// DefaultMaxConns.
+	MaxConns string
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
@@ -98,6 +108,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.KeyMaxTTL, "key-max-ttl", env("KTCN_KEY_MAX_TTL", ""), "longest API key lifetime (e.g. 366d)")
 	fs.StringVar(&c.RateLimit, "rate-limit", env("KTCN_RATE_LIMIT", ""), "requests per second per principal")
 	fs.StringVar(&c.RateBurst, "rate-burst", env("KTCN_RATE_BURST", ""), "burst of requests per principal")
+	fs.StringVar(&c.AuthFailLimit, "auth-fail-limit", env("KTCN_AUTH_FAIL_LIMIT", ""), "failed authentications from one address before 429 (default 20)")
+	fs.StringVar(&c.AuthFailWindow, "auth-fail-window", env("KTCN_AUTH_FAIL_WINDOW", ""), "window failed authentications are counted in (default 1m)")
+	fs.StringVar(&c.MaxConns, "max-conns", env("KTCN_MAX_CONNS", ""), "connections held open at once (default 1024)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -197,6 +210,9 @@ type app struct {
 	svc   *inspection.Service
 	// access authenticates API requests and manages keys (keys.go).
 	access *inspection.Access
+	// timeouts of serve's connections; zero means defaultTimeouts (tests
+	// shorten them).
+	timeouts serverTimeouts
 }
 
 func withApp(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer, fn func(*app) error) error {
@@ -312,6 +328,10 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
+	limits, err := parseClientLimits(a.cfg)
+	if err != nil {
+		return err
+	}
 	stopHistory, err := a.loadFixturesWithHistory(ctx) // generate.go: a new store also gets a year of history
 	if err != nil {
 		return err
@@ -328,13 +348,26 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", a.cfg.Addr, err)
 	}
+	// At most maxConns connections at once, the longest idle given up
+	// when a new one needs its slot; every state has a timeout, so none
+	// holds a slot for ever (connlimit.go).
+	conns := newConnLimiter(ln, limits.maxConns)
+	timeouts := a.timeouts
+	if timeouts == (serverTimeouts{}) {
+		timeouts = defaultTimeouts()
+	}
 	srv := &http.Server{
 		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Logger: a.log,
-			RateLimit: perSecond, RateBurst: burst}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow}),
+		ReadHeaderTimeout: timeouts.readHeader,
+		ReadTimeout:       timeouts.read,
+		WriteTimeout:      timeouts.write,
+		IdleTimeout:       timeouts.idle,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         conns.connState,
+		// OPTIONS * goes to the API like any request (and gets its
+		// problem+json), not to net/http's own empty 200.
+		DisableGeneralOptionsHandler: true,
 	}
 	a.log.Info().Str("addr", ln.Addr().String()).Str("data_dir", a.cfg.DataDir).
 		Str("policy_version", a.svc.Configured().Version).Msg("ktcn listening")
@@ -344,7 +377,7 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	stopJobs := a.startJobs(ctx)
 	defer stopJobs()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(conns) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

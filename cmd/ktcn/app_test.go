@@ -196,6 +196,11 @@ func TestRunCommandLine(t *testing.T) {
 		{[]string{"serve", "-log-level", "loud", "-data-dir", t.TempDir()}, 1, "log level"},
 		{[]string{"serve", "-policy", "/nonexistent.json", "-data-dir", t.TempDir()}, 1, "read policy"},
 		{[]string{"serve", "extra"}, 1, "unexpected arguments"},
+		{[]string{"serve", "-auth-fail-limit", "0", "-data-dir", t.TempDir()}, 1, "-auth-fail-limit"},
+		{[]string{"serve", "-auth-fail-window", "1ms", "-data-dir", t.TempDir()}, 1, "-auth-fail-window"},
+		{[]string{"help"}, 0, "KTCN_AUTH_FAIL_LIMIT"},
+		{[]string{"help"}, 0, "KTCN_MAX_CONNS"},
+		{[]string{"serve", "-max-conns", "0", "-data-dir", t.TempDir()}, 1, "-max-conns"},
 	}
 	for _, tc := range tests {
 		var out, errw bytes.Buffer

@@ -137,10 +137,17 @@ type serverProc struct {
 // benchmarks measure the decision path, not the limiter's refusal.
 func startServer(t testing.TB, bin, dataDir, logPath string, wrapper ...string) *serverProc {
 	t.Helper()
+	return startServerWith(t, bin, dataDir, logPath, nil, wrapper...)
+}
+
+// startServerWith is startServer with more serve flags.
+func startServerWith(t testing.TB, bin, dataDir, logPath string, flags []string, wrapper ...string) *serverProc {
+	t.Helper()
 	for attempt := 0; ; attempt++ {
 		s := &serverProc{t: t, addr: freeLoopbackAddr(t), logPath: logPath, exited: make(chan struct{})}
 		args := append(slices.Clone(wrapper), bin, "serve", "-data-dir", dataDir, "-addr", s.addr, "-log-level", "warn",
 			"-rate-limit", "1000000", "-rate-burst", "1000000")
+		args = append(args, flags...)
 		logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			t.Fatal(err)
