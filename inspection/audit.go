@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
@@ -15,6 +16,10 @@ import (
 func (s *Service) AuditLog(ctx context.Context, by access.Principal, after uint64, limit int) ([]audit.Entry, audit.Head, error) {
 	if err := by.Require(access.ActReadAudit); err != nil {
 		return nil, audit.Head{}, err
+	}
+	if after > math.MaxInt64 {
+		// No chain gets that long; after+1 would wrap to the start.
+		return nil, audit.Head{}, Invalid("after", "must be an entry sequence number up to %d, got %d", uint64(math.MaxInt64), after)
 	}
 	if limit < 1 || limit > 1000 {
 		return nil, audit.Head{}, Invalid("limit", "must be between 1 and 1000, got %d", limit)

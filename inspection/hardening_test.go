@@ -181,3 +181,12 @@ func TestHistoryUnderIdentityVersion1IsRead(t *testing.T) {
 		t.Fatalf("goods that failed under identity version 1: %s (%s), want strict", d.Mode, d.Reason)
 	}
 }
+
+// TestAuditLogAfterCannotWrap: a cursor past any sequence is refused in the
+// domain too, not wrapped to the start of the chain.
+func TestAuditLogAfterCannotWrap(t *testing.T) {
+	r := startedRig(t)
+	if _, _, err := r.svc.AuditLog(ctx, as("auditor"), ^uint64(0), 10); !hasField(err, "after") {
+		t.Fatalf("after=max uint64: %v", err)
+	}
+}
