@@ -18,7 +18,9 @@ import (
 //     origin, as inspection.Subject) and, for a result, its importer;
 //   - PutRiskRecord: the record's subject;
 //   - PutManufacturer: the manufacturer (its certificates);
-//   - PutRiskPrior: inspection.PriorsSubject, one counter for every prior.
+//   - PutRiskPrior: inspection.PriorsSubject, one counter for every prior;
+//   - IndexResemblance: the goods (its first state ends it being new);
+//   - PutGoodsLink: both goods.
 //
 // inspection prepares a decision outside the committer on a snapshot and
 // lets the committer use it only if every version it read is unchanged

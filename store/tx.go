@@ -786,8 +786,13 @@ func (t *readTx) Resembling(group identity.Key) ([]inspection.Resembling, error)
 }
 
 // IndexResemblance puts goods under its resemblance group, with its
-// product name as shown and in match form.
+// product name as shown and in match form. It is written with the goods'
+// first state, which ends the goods being new: a decision input, so the
+// goods' input version moves too.
 func (t *writeTx) IndexResemblance(group, goods identity.Key, productName, match string) error {
+	if err := t.bumpInput(inspection.Subject{Kind: inspection.SubjectGoods, Key: goods}.InputSubject()); err != nil {
+		return err
+	}
 	key := append(append([]byte{byte(prefixResemblance)}, group[:]...), goods[:]...)
 	return t.setDerived(key, encodeRaw([]byte(productName+"\x00"+match)), func() string { return "resemblance index of " + goods.String() })
 }
