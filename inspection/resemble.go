@@ -35,6 +35,13 @@ type Resemblance struct {
 	Why         string       `json:"why"`
 }
 
+// ResemblanceSubject names the input version of a resemblance group, which
+// moves whenever goods join it: a decision comparing new goods with the
+// group's depends on it.
+func ResemblanceSubject(group identity.Key) risk.Subject {
+	return risk.Subject{Kind: "resemblance_group", ID: group.String()}
+}
+
 // RuleStrictResemblance is the rule resemblance fires.
 const RuleStrictResemblance = "strict.resemblance"
 
@@ -43,17 +50,16 @@ const RuleStrictResemblance = "strict.resemblance"
 // whose input versions the decision then depends on.
 func resemble(tx ReadTx, pol *policy.Policy, g identity.Goods, gk identity.Key, ev *Evaluation, now time.Time) ([]risk.Subject, error) {
 	if ev.Mode == ModeStrict {
-		return nil, nil // nothing more cautious to inherit
+		return nil, nil // nothing more cautious to inherit, whatever the group holds
 	}
 	threshold, window := pol.Resemblance()
-	known, err := tx.Resembling(identity.ResemblanceGroup(g))
+	group := identity.ResemblanceGroup(g)
+	known, err := tx.Resembling(group)
 	if err != nil {
 		return nil, fmt.Errorf("resemblance of %s: %w", gk, err)
 	}
-	var (
-		read []risk.Subject
-		best *Resemblance
-	)
+	var best *Resemblance
+	read := []risk.Subject{ResemblanceSubject(group)}
 	name := identity.MatchText(g.ProductName)
 	for _, k := range known {
 		sim := identity.MatchSimilarity(name, k.Match)

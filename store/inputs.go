@@ -19,7 +19,8 @@ import (
 //   - PutRiskRecord: the record's subject;
 //   - PutManufacturer: the manufacturer (its certificates);
 //   - PutRiskPrior: inspection.PriorsSubject, one counter for every prior;
-//   - IndexResemblance: the goods (its first state ends it being new);
+//   - IndexResemblance: the goods (its first state ends it being new) and
+//     its resemblance group (inspection.ResemblanceSubject);
 //   - PutGoodsLink: both goods.
 //
 // inspection prepares a decision outside the committer on a snapshot and

@@ -787,10 +787,14 @@ func (t *readTx) Resembling(group identity.Key) ([]inspection.Resembling, error)
 
 // IndexResemblance puts goods under its resemblance group, with its
 // product name as shown and in match form. It is written with the goods'
-// first state, which ends the goods being new: a decision input, so the
-// goods' input version moves too.
+// first state, which ends the goods being new, and adds a goods new goods
+// of the group are compared with: both decision inputs, so the goods' and
+// the group's input versions move too.
 func (t *writeTx) IndexResemblance(group, goods identity.Key, productName, match string) error {
 	if err := t.bumpInput(inspection.Subject{Kind: inspection.SubjectGoods, Key: goods}.InputSubject()); err != nil {
+		return err
+	}
+	if err := t.bumpInput(inspection.ResemblanceSubject(group)); err != nil {
 		return err
 	}
 	key := append(append([]byte{byte(prefixResemblance)}, group[:]...), goods[:]...)
