@@ -302,12 +302,9 @@ func (h *handlers) getPolicy(c echo.Context, p access.Principal) error {
 // postCertificate registers a certificate a designated agency (or customs)
 // checked, on the record of manufacturer :key.
 func (h *handlers) postCertificate(c echo.Context, p access.Principal) error {
-	k, err := identity.ParseKey(c.Param("key"))
-	if err != nil {
-		return err
-	}
 	var in inspection.CertificateRegistration
-	if err := decodeJSON(c, &in); err != nil {
+	k, err := pathKeyAndBody(c, &in)
+	if err != nil {
 		return err
 	}
 	m, err := h.svc.RegisterCertificate(c.Request().Context(), p, k, in)
@@ -325,12 +322,9 @@ type GoodsLinkRequest struct {
 }
 
 func (h *handlers) postGoodsLink(c echo.Context, p access.Principal) error {
-	from, err := identity.ParseKey(c.Param("key"))
-	if err != nil {
-		return err
-	}
 	var in GoodsLinkRequest
-	if err := decodeJSON(c, &in); err != nil {
+	from, err := pathKeyAndBody(c, &in)
+	if err != nil {
 		return err
 	}
 	to, err := identity.ParseKey(in.To)
@@ -345,12 +339,9 @@ func (h *handlers) postGoodsLink(c echo.Context, p access.Principal) error {
 }
 
 func (h *handlers) postGoodsUnlink(c echo.Context, p access.Principal) error {
-	from, err := identity.ParseKey(c.Param("key"))
-	if err != nil {
-		return err
-	}
 	var in GoodsLinkRequest
-	if err := decodeJSON(c, &in); err != nil {
+	from, err := pathKeyAndBody(c, &in)
+	if err != nil {
 		return err
 	}
 	l, err := h.svc.UnlinkGoods(c.Request().Context(), p, from, in.Reason)
@@ -358,4 +349,14 @@ func (h *handlers) postGoodsUnlink(c echo.Context, p access.Principal) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, l)
+}
+
+// pathKeyAndBody reads the goods or manufacturer key in the path, then the
+// JSON body into v.
+func pathKeyAndBody(c echo.Context, v any) (identity.Key, error) {
+	k, err := identity.ParseKey(c.Param("key"))
+	if err != nil {
+		return k, err
+	}
+	return k, decodeJSON(c, v)
 }
