@@ -169,6 +169,9 @@ func TestHistoryUnderIdentityVersion1IsRead(t *testing.T) {
 			ImporterTaxCode: "0101234567", Source: "agency:moit-firi"}); err != nil {
 			return err
 		}
+		if err := tx.PutGoodsState(inspection.GoodsState{Key: goods.LegacyKey(), Goods: goods, Mode: inspection.ModeStrict, Lots: 5}); err != nil {
+			return err
+		}
 		return tx.(inspection.AuditedTx).PutAuditEntry(audit.Entry{Seq: 1, Prev: strings.Repeat("0", 64), Hash: strings.Repeat("1", 64)})
 	})
 	if err != nil {
@@ -177,8 +180,12 @@ func TestHistoryUnderIdentityVersion1IsRead(t *testing.T) {
 	if _, err := r.svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d := r.decideLine(t, "V1-1", l); d.Mode != inspection.ModeStrict {
+	d := r.decideLine(t, "V1-1", l)
+	if d.Mode != inspection.ModeStrict {
 		t.Fatalf("goods that failed under identity version 1: %s (%s), want strict", d.Mode, d.Reason)
+	}
+	if st, err := r.svc.GoodsState(ctx, as("customs"), d.GoodsKey); err != nil || st.Lots != 6 {
+		t.Fatalf("the goods' lot count under version 2: %d (%v), want 6 (5 under version 1, then this one)", st.Lots, err)
 	}
 }
 

@@ -622,6 +622,13 @@ func (s *Service) commitLot(tx Tx, pol *policy.Policy, d Declaration, l Line, no
 		if err != nil {
 			return Decision{}, err
 		}
+		if st.Key == (identity.Key{}) && s.legacy.Load() {
+			// The goods' first lot under identity version 2 carries on the
+			// count version 1 kept (legacy.go).
+			if old, err := readGoodsState(tx, l.Goods.LegacyKey()); err == nil {
+				st.Lots = old.Lots
+			}
+		}
 		state = &st
 	}
 	dec, a, decEnc, asgEnc, err := s.lotRecords(tx, pol, d, l, now, e, opened)
