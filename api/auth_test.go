@@ -20,6 +20,7 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
@@ -47,8 +48,8 @@ func (m *matrixFixture) fresh(t *testing.T, product string) inspection.Decision 
 	t.Helper()
 	no, q := 1, 10.0
 	res, err := m.svc.Decide(context.Background(), access.Principal{Name: "nsw", Role: access.RoleNSW},
-		inspection.DeclarationInput{DeclarationID: m.next(), ImporterTaxCode: importerA,
-			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: product + " " + m.next(), Manufacturer: "Matrix Other Maker",
+		declaration.Input{DeclarationID: m.next(), ImporterTaxCode: importerA,
+			Lines: []declaration.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: product + " " + m.next(), Manufacturer: "Matrix Other Maker",
 				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
 	if err != nil {
 		t.Fatalf("setup: %v", err)
@@ -64,7 +65,7 @@ var matrix = map[string]matrixRow{
 	"POST /v1/declarations": {[]string{"nsw", "customs"}, func(_ *testing.T, m *matrixFixture, _ string) (string, any) {
 		l := milk("Matrix Dairy")
 		l.LineNo = 1
-		return "/v1/declarations", declaration{m.next(), importerA, []line{l}}
+		return "/v1/declarations", declarationBody{m.next(), importerA, []line{l}}
 	}},
 	"GET /v1/decisions/:id": {[]string{"agency", "customs", "auditor"}, func(_ *testing.T, m *matrixFixture, _ string) (string, any) {
 		return "/v1/decisions/" + m.decision.ID, nil
@@ -74,8 +75,8 @@ var matrix = map[string]matrixRow{
 		// something to override.
 		no, q := 1, 10.0
 		res, err := m.svc.Decide(context.Background(), access.Principal{Name: "nsw", Role: access.RoleNSW},
-			inspection.DeclarationInput{DeclarationID: m.next(), ImporterTaxCode: importerA,
-				Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Matrix milk", Manufacturer: "Matrix Dairy",
+			declaration.Input{DeclarationID: m.next(), ImporterTaxCode: importerA,
+				Lines: []declaration.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Matrix milk", Manufacturer: "Matrix Dairy",
 					Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
 		if err != nil || !res.Decisions[0].Inspect {
 			t.Fatalf("setup: %v %+v", err, res)

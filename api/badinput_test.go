@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/ktcn/ktcn/api"
-	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/declaration"
 )
 
 func validLine() map[string]any {
@@ -49,7 +49,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"empty lines", "POST", "/v1/declarations", declarationWith(func(d, l map[string]any) { d["lines"] = []any{} }), 422, "lines"},
 		{"too many lines", "POST", "/v1/declarations", declarationWith(func(d, l map[string]any) {
 			var ls []any
-			for i := 1; i <= inspection.MaxLines+1; i++ {
+			for i := 1; i <= declaration.MaxLines+1; i++ {
 				c := validLine()
 				c["line_no"] = i
 				ls = append(ls, c)

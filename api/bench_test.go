@@ -21,6 +21,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/store"
 )
@@ -76,11 +77,11 @@ func benchService(b *testing.B) (*inspection.Service, *inspection.Access) {
 
 // benchDeclaration is a one-line declaration over a few goods, so history
 // grows as it would for popular goods.
-func benchDeclaration(n int64) inspection.DeclarationInput {
+func benchDeclaration(n int64) declaration.Input {
 	no, q := 1, 100.0
-	return inspection.DeclarationInput{
+	return declaration.Input{
 		DeclarationID: fmt.Sprintf("BENCH%012d", n), ImporterTaxCode: "0101234567",
-		Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: fmt.Sprintf("Sữa bột %d", n%64),
+		Lines: []declaration.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: fmt.Sprintf("Sữa bột %d", n%64),
 			Manufacturer: "Dairy One", Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}},
 	}
 }
@@ -168,7 +169,7 @@ func bareEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.POST("/v1/declarations", func(c echo.Context) error {
-		var in inspection.DeclarationInput
+		var in declaration.Input
 		if err := api.DecodeStrict(c.Request().Body, &in); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/declaration"
 )
 
 // Request bodies are read by one strict, streaming JSON decoder: the
@@ -31,7 +32,7 @@ import (
 // bound.
 
 // maxListLen bounds every JSON array of a request body but the
-// declaration's lines, which stop at inspection.MaxLines. The domain's
+// declaration's lines, which stop at declaration.MaxLines. The domain's
 // own limits are lower (10 certificates, 50 findings) and answer with
 // their own message; this bound only stops a list of empty objects from
 // costing memory in proportion to the body before the domain sees it.
@@ -50,8 +51,8 @@ const maxListLen = 100
 var decodeOptions = json.JoinOptions(
 	json.RejectUnknownMembers(true),
 	json.WithUnmarshalers(json.JoinUnmarshalers(
-		boundedList[inspection.LineInput](inspection.MaxLines),
-		boundedList[inspection.CertificateInput](maxListLen),
+		boundedList[declaration.LineInput](declaration.MaxLines),
+		boundedList[declaration.CertificateInput](maxListLen),
 		boundedList[inspection.Finding](maxListLen),
 	)),
 )
@@ -169,7 +170,7 @@ func jsonError(t reflect.Type, err error) error {
 		return badRequest("body", "truncated JSON")
 	case errors.As(err, &tl) && errors.As(err, &sem):
 		field := fieldPath(t, sem.JSONPointer)
-		if field == "lines" && t == reflect.TypeFor[*inspection.DeclarationInput]() {
+		if field == "lines" && t == reflect.TypeFor[*declaration.Input]() {
 			// The domain's words, so the answer is the same whether the
 			// decoder or ParseDeclaration counted.
 			return inspection.Invalid("lines", "at most %d lines per declaration, got more", tl.limit)

@@ -7,12 +7,13 @@ import (
 	"testing"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 )
 
 // requestBodies are the types the handlers decode bodies into.
 var requestBodies = []any{
-	inspection.DeclarationInput{}, inspection.ResultInput{}, inspection.AlertInput{}, inspection.OverrideInput{},
+	declaration.Input{}, inspection.ResultInput{}, inspection.AlertInput{}, inspection.OverrideInput{},
 	KeyCreateRequest{},
 }
 

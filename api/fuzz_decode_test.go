@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 )
 
@@ -91,7 +92,7 @@ func FuzzDeclarationDecoder(f *testing.F) {
 		`{"declaration_id":"105123456780","importer_tax_code":"0101234567","lines":[{"line_no":1,"hs_code":"0402.21.20","product_name":"Sữa bột","manufacturer":"Fonterra","origin":"NZ","procedure":"food_safety","quantity":1200,"unit":"kg"}]}`,
 		`{"declaration_id":"A","lines":[{"line_no":2,"brand":"K","certificates":[{"kind":"ISO 22000","number":"1","valid_until":"2030-01-01"}],"exemption":"personal_luggage","quantity":1e2}]}`,
 		`{"lines":[{},{},{}],"declaration_id":"B"}`,
-		`{"lines":[` + strings.Repeat(`{},`, inspection.MaxLines) + `{}]}`,
+		`{"lines":[` + strings.Repeat(`{},`, declaration.MaxLines) + `{}]}`,
 		`{"declaration_id":"\ud83d\ude00","lines":null}`,
 		`{"declaration_id":"a","Declaration_ID":"b"}`,
 		`{"lines":[{"line_no":1,"line_no":2}]}`,
@@ -101,19 +102,19 @@ func FuzzDeclarationDecoder(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var in inspection.DeclarationInput
+		var in declaration.Input
 		err := DecodeStrict(bytes.NewReader(body), &in)
 		// What encoding/json sees in "lines", key matched exactly.
 		var loose struct {
 			Lines []json.RawMessage `json:"lines"`
 		}
-		overLimit := json.Unmarshal(body, &loose) == nil && len(loose.Lines) > inspection.MaxLines &&
+		overLimit := json.Unmarshal(body, &loose) == nil && len(loose.Lines) > declaration.MaxLines &&
 			bytes.Contains(body, []byte(`"lines"`))
 		if err != nil {
 			refusal(t, err)
 			return
 		}
-		if overLimit || len(in.Lines) > inspection.MaxLines {
+		if overLimit || len(in.Lines) > declaration.MaxLines {
 			t.Fatalf("%d lines accepted: %q", len(in.Lines), body)
 		}
 		checkAccepted(t, body, &in)
@@ -122,7 +123,7 @@ func FuzzDeclarationDecoder(f *testing.F) {
 			i := bytes.Index(canon, []byte(`"lines":[{`)) + len(`"lines":[{`)
 			for _, name := range []string{"line_no", "Line_no"} {
 				mutated := append(append(append([]byte{}, canon[:i]...), `"`+name+`":1,`...), canon[i:]...)
-				err := DecodeStrict(bytes.NewReader(mutated), &inspection.DeclarationInput{})
+				err := DecodeStrict(bytes.NewReader(mutated), &declaration.Input{})
 				if err == nil {
 					t.Fatalf("%s accepted", mutated)
 				}
@@ -160,7 +161,7 @@ func FuzzDeclarationLineLimit(f *testing.F) {
 	f.Fuzz(func(t *testing.T, elem []byte, extra uint32) {
 		// At least one line over the limit, and no more than fit the body
 		// limit (what a client can send).
-		n := max(inspection.MaxLines+1, min(inspection.MaxLines+1+int(extra), DefaultBodyLimit/(len(elem)+1)))
+		n := max(declaration.MaxLines+1, min(declaration.MaxLines+1+int(extra), DefaultBodyLimit/(len(elem)+1)))
 		var b bytes.Buffer
 		b.WriteString(`{"declaration_id":"L","importer_tax_code":"0101234567","lines":[`)
 		for i := range n {
@@ -171,21 +172,21 @@ func FuzzDeclarationLineLimit(f *testing.F) {
 		}
 		b.WriteString(`]}`)
 		r := &countingReader{r: bytes.NewReader(b.Bytes())}
-		var in inspection.DeclarationInput
+		var in declaration.Input
 		err := DecodeStrict(r, &in)
 		if err == nil {
 			t.Fatalf("%d lines of %q accepted", n, elem)
 		}
 		status, field := refusal(t, err)
 		two := append(append(append(append([]byte(`{"lines":[`), elem...), ','), elem...), `]}`...)
-		if DecodeStrict(bytes.NewReader(two), &inspection.DeclarationInput{}) != nil {
+		if DecodeStrict(bytes.NewReader(two), &declaration.Input{}) != nil {
 			return // the element itself is refused: any refusal will do
 		}
 		if status != http.StatusUnprocessableEntity || field != "lines" {
 			t.Fatalf("%d lines of %q: %d naming %q, want 422 naming lines", n, elem, status, field)
 		}
 		head := len(`{"declaration_id":"L","importer_tax_code":"0101234567","lines":[`)
-		if limit := head + (inspection.MaxLines+1)*(len(elem)+1) + len(elem) + 8<<10; r.n > limit {
+		if limit := head + (declaration.MaxLines+1)*(len(elem)+1) + len(elem) + 8<<10; r.n > limit {
 			t.Fatalf("read %d bytes of %d, want at most %d", r.n, b.Len(), limit)
 		}
 	})

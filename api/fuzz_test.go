@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/ktcn/ktcn/api"
-	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/policy"
 )
@@ -29,29 +29,29 @@ func FuzzDeclarationParser(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var in inspection.DeclarationInput
+		var in declaration.Input
 		if err := api.DecodeStrict(bytes.NewReader(body), &in); err != nil {
 			return
 		}
-		d, err := inspection.ParseDeclaration(p, in)
+		d, err := declaration.Parse(p, in)
 		if err != nil {
 			if fault.CodeOf(err) != fault.Invalid {
 				t.Fatalf("parser error is not 'invalid': %v", err)
 			}
 			return
 		}
-		again := inspection.DeclarationInput{DeclarationID: d.ID, ImporterTaxCode: d.ImporterTaxCode}
+		again := declaration.Input{DeclarationID: d.ID, ImporterTaxCode: d.ImporterTaxCode}
 		for _, l := range d.Lines {
 			no, q := l.LineNo, l.Quantity
-			li := inspection.LineInput{LineNo: &no, HSCode: l.Goods.HSCode, ProductName: l.Goods.ProductName, Brand: l.Goods.Brand,
+			li := declaration.LineInput{LineNo: &no, HSCode: l.Goods.HSCode, ProductName: l.Goods.ProductName, Brand: l.Goods.Brand,
 				Manufacturer: l.Goods.Manufacturer, Origin: l.Goods.Origin, Procedure: string(l.Procedure), Quantity: &q, Unit: l.Unit,
 				Exemption: l.Exemption}
 			for _, c := range l.Certificates {
-				li.Certificates = append(li.Certificates, inspection.CertificateInput{Kind: c.Kind, Number: c.Number, ValidUntil: c.ValidUntil.Format("2006-01-02T15:04:05.999999999Z07:00")})
+				li.Certificates = append(li.Certificates, declaration.CertificateInput{Kind: c.Kind, Number: c.Number, ValidUntil: c.ValidUntil.Format("2006-01-02T15:04:05.999999999Z07:00")})
 			}
 			again.Lines = append(again.Lines, li)
 		}
-		d2, err := inspection.ParseDeclaration(p, again)
+		d2, err := declaration.Parse(p, again)
 		if err != nil {
 			t.Fatalf("canonical form rejected: %v", err)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/store"
@@ -281,20 +282,20 @@ func (e *env) send(method, path, contentType string, r io.Reader, out any) (int,
 }
 
 type line struct {
-	LineNo       int                           `json:"line_no"`
-	HSCode       string                        `json:"hs_code"`
-	ProductName  string                        `json:"product_name"`
-	Brand        string                        `json:"brand,omitempty"`
-	Manufacturer string                        `json:"manufacturer"`
-	Origin       string                        `json:"origin"`
-	Procedure    string                        `json:"procedure"`
-	Quantity     float64                       `json:"quantity"`
-	Unit         string                        `json:"unit"`
-	Certificates []inspection.CertificateInput `json:"certificates,omitempty"`
-	Exemption    string                        `json:"exemption,omitempty"`
+	LineNo       int                            `json:"line_no"`
+	HSCode       string                         `json:"hs_code"`
+	ProductName  string                         `json:"product_name"`
+	Brand        string                         `json:"brand,omitempty"`
+	Manufacturer string                         `json:"manufacturer"`
+	Origin       string                         `json:"origin"`
+	Procedure    string                         `json:"procedure"`
+	Quantity     float64                        `json:"quantity"`
+	Unit         string                         `json:"unit"`
+	Certificates []declaration.CertificateInput `json:"certificates,omitempty"`
+	Exemption    string                         `json:"exemption,omitempty"`
 }
 
-type declaration struct {
+type declarationBody struct {
 	DeclarationID   string `json:"declaration_id"`
 	ImporterTaxCode string `json:"importer_tax_code"`
 	Lines           []line `json:"lines"`
@@ -305,7 +306,7 @@ func (e *env) decide(id, importer string, l line) api.LineDecision {
 	e.t.Helper()
 	l.LineNo = 1
 	var resp api.DeclarationResponse
-	status, _ := e.do("POST", "/v1/declarations", declaration{id, importer, []line{l}}, &resp)
+	status, _ := e.do("POST", "/v1/declarations", declarationBody{id, importer, []line{l}}, &resp)
 	if status != http.StatusCreated || len(resp.Lines) != 1 {
 		e.t.Fatalf("declare %s: status %d, %+v", id, status, resp)
 	}
@@ -337,7 +338,7 @@ func (e *env) result(assignmentID string, outcome inspection.Outcome) {
 
 // register has a designated agency put a certificate it checked on the
 // manufacturer's record (its documents check), over HTTP.
-func (e *env) register(manufacturer, origin string, c inspection.CertificateInput) {
+func (e *env) register(manufacturer, origin string, c declaration.CertificateInput) {
 	e.t.Helper()
 	body := map[string]string{"kind": c.Kind, "number": c.Number, "valid_until": c.ValidUntil, "manufacturer": manufacturer, "origin": origin}
 	path := "/v1/manufacturers/" + identity.ManufacturerKey(manufacturer, origin).String() + "/certificates"

@@ -11,6 +11,7 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
@@ -124,7 +125,7 @@ func TestScenarioLegalPaths(t *testing.T) {
 	t.Run("a valid certificate reduces, an expired one does not", func(t *testing.T) {
 		g := milk("Canterbury Creamery")
 		valid := g
-		valid.Certificates = []inspection.CertificateInput{{Kind: "ISO 22000", Number: "ISO22-7781", ValidUntil: "2028-12-31"}}
+		valid.Certificates = []declaration.CertificateInput{{Kind: "ISO 22000", Number: "ISO22-7781", ValidUntil: "2028-12-31"}}
 		// Presented but not on record: pending, the lot is checked.
 		pending := s.lot(importerA, valid, N, inspection.RuleNormalDefault)
 		if !strings.Contains(pending.Reason, "pending verification") {
@@ -138,13 +139,13 @@ func TestScenarioLegalPaths(t *testing.T) {
 		}
 		// (Another maker: a certificate on record counts for all its goods.)
 		expired := milk("Waikato Creamery")
-		expired.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-1", ValidUntil: "2020-01-01"}}
+		expired.Certificates = []declaration.CertificateInput{{Kind: "HACCP", Number: "H-1", ValidUntil: "2020-01-01"}}
 		s.lot(importerA, expired, N, inspection.RuleNormalDefault)
 	})
 
 	t.Run("an alert makes strict despite a certificate", func(t *testing.T) {
 		g := milk("Otago Dairy Exports")
-		g.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-99", ValidUntil: "2028-12-31"}}
+		g.Certificates = []declaration.CertificateInput{{Kind: "HACCP", Number: "H-99", ValidUntil: "2028-12-31"}}
 		s.register("Otago Dairy Exports", "NZ", g.Certificates[0])
 		s.lot(importerA, g, R, inspection.RuleReducedCertificate)
 		alert := map[string]any{"authority": "INFOSAN", "reference": "INF-2026-0042", "reason": "Cronobacter in infant formula",
@@ -196,11 +197,11 @@ func TestScenarioLegalPaths(t *testing.T) {
 func TestQuotaVisibleToCustomsNotToNSW(t *testing.T) {
 	e := newEnv(t, start)
 	l := milk("Certified Dairy")
-	l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-7", ValidUntil: "2028-12-31"}}
+	l.Certificates = []declaration.CertificateInput{{Kind: "HACCP", Number: "H-7", ValidUntil: "2028-12-31"}}
 	e.register("Certified Dairy", "NZ", l.Certificates[0])
 	l.LineNo = 1
 	var raw map[string]any
-	if status, _ := e.do("POST", "/v1/declarations", declaration{"QUOTA-1", importerA, []line{l}}, &raw); status != http.StatusCreated {
+	if status, _ := e.do("POST", "/v1/declarations", declarationBody{"QUOTA-1", importerA, []line{l}}, &raw); status != http.StatusCreated {
 		t.Fatalf("status %d", status)
 	}
 	body, _ := json.Marshal(raw)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/scoring"
 	"github.com/ktcn/ktcn/risk"
@@ -33,7 +34,7 @@ func TestScoreRuleWithholdsReduced(t *testing.T) {
 			e.clock.Advance(day)
 			e.result(st.AssignmentID, inspection.OutcomePass)
 		}
-		g.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-9", ValidUntil: "2028-12-31"}}
+		g.Certificates = []declaration.CertificateInput{{Kind: "HACCP", Number: "H-9", ValidUntil: "2028-12-31"}}
 		e.register(g.Manufacturer, g.Origin, g.Certificates[0])
 		return g
 	}

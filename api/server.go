@@ -12,6 +12,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/identity"
 )
 
@@ -207,7 +208,7 @@ type LineDecision struct {
 }
 
 func (h *handlers) postDeclaration(c echo.Context, p access.Principal) error {
-	var in inspection.DeclarationInput
+	var in declaration.Input
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/ktcn/ktcn/api"
-	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/declaration"
 )
 
 // lineJSON is a valid declaration line with line number n.
@@ -82,7 +82,7 @@ func TestStrictJSONRefused(t *testing.T) {
 		{"override inspect not a boolean", "POST", "/v1/decisions/" + ld.DecisionID + "/override", "", `{"reason_code":"DOC","inspect":"yes"}`, 400, "inspect"},
 		{"lines not an array", "POST", "/v1/declarations", "", `{"declaration_id":"STRICT1","importer_tax_code":"0101234567","lines":{"line_no":1}}`, 400, "lines"},
 		// Lists stop at their bound.
-		{"more lines than the limit", "POST", "/v1/declarations", "", declJSON("STRICT1", strings.Split(strings.Repeat("{},", inspection.MaxLines+1)+"{}", ",")...), 422, "lines"},
+		{"more lines than the limit", "POST", "/v1/declarations", "", declJSON("STRICT1", strings.Split(strings.Repeat("{},", declaration.MaxLines+1)+"{}", ",")...), 422, "lines"},
 		{"certificates without end", "POST", "/v1/declarations", "", withLine(strings.Replace(good, `"unit":"kg"`, `"unit":"kg","certificates":[`+strings.Repeat("{},", 5000)+`{}]`, 1)), 422, "lines[0].certificates"},
 		// Only application/json.
 		{"application/jsonp", "POST", "/v1/declarations", "application/jsonp", withLine(good), 415, "Content-Type"},
@@ -160,7 +160,7 @@ func TestEmptyLinesBodyRefusedAtTheLimit(t *testing.T) {
 	if status != http.StatusUnprocessableEntity || p.Field != "lines" || hdr.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("status %d %+v, want 422 naming lines", status, p)
 	}
-	if !strings.Contains(p.Detail, fmt.Sprint(inspection.MaxLines)) {
+	if !strings.Contains(p.Detail, fmt.Sprint(declaration.MaxLines)) {
 		t.Errorf("detail %q does not say the limit", p.Detail)
 	}
 	if digest(t, e) != before {
@@ -190,7 +190,7 @@ func TestDeclarationDecoderStopsAtLineLimit(t *testing.T) {
 	first = append(first, `,"declaration_id":"E","importer_tax_code":"0101234567"}`...)
 	for name, b := range map[string][]byte{"lines last": body, "lines first": first} {
 		r := &countingReader{r: bytes.NewReader(b)}
-		var in inspection.DeclarationInput
+		var in declaration.Input
 		err := api.DecodeStrict(r, &in)
 		if err == nil || !strings.Contains(err.Error(), "at most") {
 			t.Fatalf("%s: %v, want the line limit", name, err)
@@ -199,7 +199,7 @@ func TestDeclarationDecoderStopsAtLineLimit(t *testing.T) {
 		if r.n > 16<<10 {
 			t.Errorf("%s: read %d of %d bytes before refusing", name, r.n, len(b))
 		}
-		if len(in.Lines) > inspection.MaxLines {
+		if len(in.Lines) > declaration.MaxLines {
 			t.Errorf("%s: %d lines materialised", name, len(in.Lines))
 		}
 	}
@@ -209,7 +209,7 @@ func TestDeclarationDecoderStopsAtLineLimit(t *testing.T) {
 // the same value as encoding/json reads, for bodies both accept.
 func TestStrictDecodeRoundTrip(t *testing.T) {
 	body := declJSON("RT1", lineJSON(1), strings.Replace(lineJSON(2), `"unit":"kg"`, `"unit":"kg","brand":"\u00e9\ud83d\ude00","certificates":[{"kind":"HACCP","number":"1","valid_until":"2030-01-01"}]`, 1))
-	var strict, lax inspection.DeclarationInput
+	var strict, lax declaration.Input
 	if err := api.DecodeStrict(strings.NewReader(body), &strict); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/store"
 )
@@ -72,9 +73,9 @@ func newAuditRig(t testing.TB, obs audit.Observer) *auditRig {
 }
 
 // normalLine is a lot of goods with no history: normal mode, inspected.
-func normalLine(no int, product string) inspection.LineInput {
+func normalLine(no int, product string) declaration.LineInput {
 	q := 100.0
-	return inspection.LineInput{LineNo: &no, HSCode: "0402.21.20", ProductName: product, Manufacturer: "Audit Dairy",
+	return declaration.LineInput{LineNo: &no, HSCode: "0402.21.20", ProductName: product, Manufacturer: "Audit Dairy",
 		Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}
 }
 
@@ -112,8 +113,8 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	decl := inspection.DeclarationInput{DeclarationID: "AUD-1", ImporterTaxCode: "0101234567",
-		Lines: []inspection.LineInput{normalLine(1, "Sữa audit"), reducedLine("1905.31.20", 1)}}
+	decl := declaration.Input{DeclarationID: "AUD-1", ImporterTaxCode: "0101234567",
+		Lines: []declaration.LineInput{normalLine(1, "Sữa audit"), reducedLine("1905.31.20", 1)}}
 	decl.Lines[1].LineNo = ptr(2)
 	res, err := r.svc.Decide(ctx, as("nsw"), decl)
 	if err != nil {
@@ -262,8 +263,8 @@ func TestCheckpoints(t *testing.T) {
 	}
 	r := newAuditRig(t, cp) // entry 1: the policy
 	for i := range 9 {      // entries 2-10
-		in := inspection.DeclarationInput{DeclarationID: fmt.Sprintf("CP-%d", i), ImporterTaxCode: "0101234567",
-			Lines: []inspection.LineInput{normalLine(1, fmt.Sprintf("Sữa %d", i))}}
+		in := declaration.Input{DeclarationID: fmt.Sprintf("CP-%d", i), ImporterTaxCode: "0101234567",
+			Lines: []declaration.LineInput{normalLine(1, fmt.Sprintf("Sữa %d", i))}}
 		if _, err := r.svc.Decide(ctx, as("nsw"), in); err != nil {
 			t.Fatal(err)
 		}
@@ -366,8 +367,8 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := range each {
-						in := inspection.DeclarationInput{DeclarationID: fmt.Sprintf("CC-%d-%d", c, i), ImporterTaxCode: "0101234567",
-							Lines: []inspection.LineInput{normalLine(1, fmt.Sprintf("Sữa %d-%d", c, i)), reducedLine(quotaHeadings[i%3], c*each+i)}}
+						in := declaration.Input{DeclarationID: fmt.Sprintf("CC-%d-%d", c, i), ImporterTaxCode: "0101234567",
+							Lines: []declaration.LineInput{normalLine(1, fmt.Sprintf("Sữa %d-%d", c, i)), reducedLine(quotaHeadings[i%3], c*each+i)}}
 						in.Lines[1].LineNo = ptr(2)
 						res, err := svc.Decide(ctx, as("nsw"), in)
 						if fault.CodeOf(err) == fault.Unavailable {

@@ -17,6 +17,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/store"
 )
@@ -62,19 +63,19 @@ func benchService(b *testing.B, direct, scoring bool) (*inspection.Service, *sto
 
 // benchLine is one of 256 goods over four headings; a quarter carry a
 // certificate, so reduced lots draw on the quota's hot counters.
-func benchDeclaration(n int64) inspection.DeclarationInput {
+func benchDeclaration(n int64) declaration.Input {
 	no, q := 1, 100.0
 	hs := []string{"0402.21.20", "1905.31.20", "2106.90.71", "8516.71.00"}[n%4]
 	pr := "food_safety"
 	if n%4 == 3 {
 		pr = "quality"
 	}
-	l := inspection.LineInput{LineNo: &no, HSCode: hs, ProductName: fmt.Sprintf("Hàng mẫu %d", n%256), Manufacturer: "Bench Foods",
+	l := declaration.LineInput{LineNo: &no, HSCode: hs, ProductName: fmt.Sprintf("Hàng mẫu %d", n%256), Manufacturer: "Bench Foods",
 		Origin: "TH", Procedure: pr, Quantity: &q, Unit: "kg"}
 	if n%4 == 1 {
-		l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-1", ValidUntil: "2028-12-31"}}
+		l.Certificates = []declaration.CertificateInput{{Kind: "HACCP", Number: "H-1", ValidUntil: "2028-12-31"}}
 	}
-	return inspection.DeclarationInput{DeclarationID: fmt.Sprintf("B%012d", n), ImporterTaxCode: "0101234567", Lines: []inspection.LineInput{l}}
+	return declaration.Input{DeclarationID: fmt.Sprintf("B%012d", n), ImporterTaxCode: "0101234567", Lines: []declaration.LineInput{l}}
 }
 
 func BenchmarkDecide64(b *testing.B) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
@@ -26,12 +27,12 @@ import (
 
 // checkCertificateTerms refuses a presented certificate valid for longer
 // than the policy's longest term from now, naming it.
-func checkCertificateTerms(pol *policy.Policy, in DeclarationInput, now time.Time) error {
+func checkCertificateTerms(pol *policy.Policy, in declaration.Input, now time.Time) error {
 	limit := now.AddDate(pol.CertificateMaxTerm(), 0, 0)
 	for i, l := range in.Lines {
 		for j, c := range l.Certificates {
 			field := fmt.Sprintf("lines[%d].certificates[%d].valid_until", i, j)
-			until, err := parseValidUntil(field, c.ValidUntil)
+			until, err := declaration.ParseValidUntil(field, c.ValidUntil)
 			if err == nil && until.After(limit) {
 				return Invalid(field, "%s is more than %d years ahead: no certificate scheme grants that long a term", c.ValidUntil, pol.CertificateMaxTerm())
 			}
@@ -85,10 +86,10 @@ func (s *Service) RegisterCertificate(ctx context.Context, by access.Principal, 
 	if kind == "" || len(in.Kind) > 32 {
 		return reference.Manufacturer{}, Invalid("kind", "is required (e.g. HACCP, ISO 22000)")
 	}
-	if err := checkText("number", in.Number, true); err != nil {
+	if err := declaration.CheckText("number", in.Number, true); err != nil {
 		return reference.Manufacturer{}, err
 	}
-	until, err := parseValidUntil("valid_until", in.ValidUntil)
+	until, err := declaration.ParseValidUntil("valid_until", in.ValidUntil)
 	if err != nil {
 		return reference.Manufacturer{}, err
 	}
@@ -110,7 +111,7 @@ func (s *Service) RegisterCertificate(ctx context.Context, by access.Principal, 
 		m, err := tx.Manufacturer(mk)
 		switch {
 		case errors.Is(err, fault.ErrNotFound):
-			if err := checkText("manufacturer", in.Manufacturer, true); err != nil {
+			if err := declaration.CheckText("manufacturer", in.Manufacturer, true); err != nil {
 				return NotFound("no manufacturer %s on record: name it (manufacturer, origin) to create its record", mk)
 			}
 			m = reference.Manufacturer{Name: strings.TrimSpace(in.Manufacturer), Origin: strings.ToUpper(strings.TrimSpace(in.Origin))}

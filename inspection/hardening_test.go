@@ -11,6 +11,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/reference"
@@ -32,10 +33,10 @@ func startedRig(t *testing.T) *writeRig {
 	return r
 }
 
-func (r *writeRig) decideLine(t *testing.T, id string, l inspection.LineInput) inspection.Decision {
+func (r *writeRig) decideLine(t *testing.T, id string, l declaration.LineInput) inspection.Decision {
 	t.Helper()
-	res, err := r.svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
-		Lines: []inspection.LineInput{l}})
+	res, err := r.svc.Decide(ctx, as("nsw"), declaration.Input{DeclarationID: id, ImporterTaxCode: "0101234567",
+		Lines: []declaration.LineInput{l}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,31 +12,32 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 )
 
 // The product that failed, as first declared.
-func anchorLine() inspection.LineInput {
+func anchorLine() declaration.LineInput {
 	no, q := 1, 100.0
-	return inspection.LineInput{LineNo: &no, HSCode: "0402.21.20", ProductName: "Sữa bột nguyên kem", Brand: "Anchor",
+	return declaration.LineInput{LineNo: &no, HSCode: "0402.21.20", ProductName: "Sữa bột nguyên kem", Brand: "Anchor",
 		Manufacturer: "Fonterra Co-operative Group", Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}
 }
 
 // variant is the product re-declared with one presentation changed.
 type variant struct {
 	name   string
-	change func(*inspection.LineInput)
+	change func(*declaration.LineInput)
 }
 
-func name(s string) func(*inspection.LineInput) {
-	return func(l *inspection.LineInput) { l.ProductName = s }
+func name(s string) func(*declaration.LineInput) {
+	return func(l *declaration.LineInput) { l.ProductName = s }
 }
-func brand(s string) func(*inspection.LineInput) {
-	return func(l *inspection.LineInput) { l.Brand = s }
+func brand(s string) func(*declaration.LineInput) {
+	return func(l *declaration.LineInput) { l.Brand = s }
 }
-func maker(s string) func(*inspection.LineInput) {
-	return func(l *inspection.LineInput) { l.Manufacturer = s }
+func maker(s string) func(*declaration.LineInput) {
+	return func(l *declaration.LineInput) { l.Manufacturer = s }
 }
 
 // presentationVariants are ways an importer can write the same goods.
@@ -83,11 +84,11 @@ func presentationVariants() []variant {
 		{"maker as Công ty TNHH", maker("Công ty TNHH Fonterra Co-operative Group")},
 		{"maker with zero-width space", maker("Fonterra\u200b Co-operative Group")},
 		{"maker with fullwidth letters", maker("Ｆonterra Co-operative Group")},
-		{"HS code without dots", func(l *inspection.LineInput) { l.HSCode = "04022120" }},
-		{"HS code dotted otherwise", func(l *inspection.LineInput) { l.HSCode = "0402.2120" }},
-		{"origin lower case", func(l *inspection.LineInput) { l.Origin = "nz" }},
-		{"another importer", func(*inspection.LineInput) {}}, // declared by 0309876543 below
-		{"everything at once", func(l *inspection.LineInput) {
+		{"HS code without dots", func(l *declaration.LineInput) { l.HSCode = "04022120" }},
+		{"HS code dotted otherwise", func(l *declaration.LineInput) { l.HSCode = "0402.2120" }},
+		{"origin lower case", func(l *declaration.LineInput) { l.Origin = "nz" }},
+		{"another importer", func(*declaration.LineInput) {}}, // declared by 0309876543 below
+		{"everything at once", func(l *declaration.LineInput) {
 			l.ProductName, l.Brand, l.Manufacturer = "ＳＵＡ\u200b BOT nguyen kem.", "Anch0r™", "FONTERRA Cooperative Group, Ltd"
 		}},
 	}
@@ -113,13 +114,13 @@ func TestPresentationCannotEscapeStrict(t *testing.T) {
 		l := anchorLine()
 		v.change(&l)
 		// A self-declared certificate rides along: it must not reduce.
-		l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "SELF-1", ValidUntil: r.clock.Now().AddDate(2, 0, 0).Format(time.DateOnly)}}
+		l.Certificates = []declaration.CertificateInput{{Kind: "HACCP", Number: "SELF-1", ValidUntil: r.clock.Now().AddDate(2, 0, 0).Format(time.DateOnly)}}
 		importer := "0101234567"
 		if v.name == "another importer" {
 			importer = "0309876543"
 		}
-		res, err := r.svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: fmt.Sprintf("ANCHOR-%d", i+1),
-			ImporterTaxCode: importer, Lines: []inspection.LineInput{l}})
+		res, err := r.svc.Decide(ctx, as("nsw"), declaration.Input{DeclarationID: fmt.Sprintf("ANCHOR-%d", i+1),
+			ImporterTaxCode: importer, Lines: []declaration.LineInput{l}})
 		if err != nil {
 			t.Errorf("%s: %v", v.name, err)
 			continue
@@ -133,8 +134,8 @@ func TestPresentationCannotEscapeStrict(t *testing.T) {
 	for _, hs := range []string{"0402.21", "0402.21.20.00"} {
 		l := anchorLine()
 		l.HSCode = hs
-		_, err := r.svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: "ANCHOR-HS-" + strings.ReplaceAll(hs, ".", ""),
-			ImporterTaxCode: "0101234567", Lines: []inspection.LineInput{l}})
+		_, err := r.svc.Decide(ctx, as("nsw"), declaration.Input{DeclarationID: "ANCHOR-HS-" + strings.ReplaceAll(hs, ".", ""),
+			ImporterTaxCode: "0101234567", Lines: []declaration.LineInput{l}})
 		if fault.CodeOf(err) != fault.Invalid || !hasField(err, "lines[0].hs_code") {
 			t.Errorf("HS code %s: %v, want invalid lines[0].hs_code", hs, err)
 		}
@@ -143,14 +144,14 @@ func TestPresentationCannotEscapeStrict(t *testing.T) {
 	// valid "until 9999-12-31".
 	bad := anchorLine()
 	bad.ProductName = "Sữa bột nguyên k\ufffdm"
-	if _, err := r.svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: "ANCHOR-FFFD", ImporterTaxCode: "0101234567",
-		Lines: []inspection.LineInput{bad}}); !hasField(err, "lines[0].product_name") {
+	if _, err := r.svc.Decide(ctx, as("nsw"), declaration.Input{DeclarationID: "ANCHOR-FFFD", ImporterTaxCode: "0101234567",
+		Lines: []declaration.LineInput{bad}}); !hasField(err, "lines[0].product_name") {
 		t.Errorf("U+FFFD in a name: %v", err)
 	}
 	forever := anchorLine()
-	forever.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "SELF-9", ValidUntil: "9999-12-31"}}
-	if _, err := r.svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: "ANCHOR-9999", ImporterTaxCode: "0101234567",
-		Lines: []inspection.LineInput{forever}}); !hasField(err, "lines[0].certificates[0].valid_until") {
+	forever.Certificates = []declaration.CertificateInput{{Kind: "HACCP", Number: "SELF-9", ValidUntil: "9999-12-31"}}
+	if _, err := r.svc.Decide(ctx, as("nsw"), declaration.Input{DeclarationID: "ANCHOR-9999", ImporterTaxCode: "0101234567",
+		Lines: []declaration.LineInput{forever}}); !hasField(err, "lines[0].certificates[0].valid_until") {
 		t.Errorf("a certificate valid until 9999: %v", err)
 	}
 }
@@ -181,20 +182,20 @@ func TestDifferentGoodsAreNotMerged(t *testing.T) {
 		// Another tariff line is other goods, described as such. (The
 		// same name under another subheading of the heading inherits the
 		// failed product's caution through resemblance, by design.)
-		{"code 0402.21.90: cream powder", func(l *inspection.LineInput) { l.HSCode, l.ProductName = "0402.21.90", "Kem bột" }},
-		{"code 0402.29.20: sweetened milk powder", func(l *inspection.LineInput) { l.HSCode, l.ProductName = "0402.29.20", "Sữa bột có đường" }},
-		{"code 0402.10.41: skim milk powder", func(l *inspection.LineInput) { l.HSCode, l.ProductName = "0402.10.41", "Sữa gầy dạng bột" }},
-		{"code 0402.91.00: evaporated milk", func(l *inspection.LineInput) {
+		{"code 0402.21.90: cream powder", func(l *declaration.LineInput) { l.HSCode, l.ProductName = "0402.21.90", "Kem bột" }},
+		{"code 0402.29.20: sweetened milk powder", func(l *declaration.LineInput) { l.HSCode, l.ProductName = "0402.29.20", "Sữa bột có đường" }},
+		{"code 0402.10.41: skim milk powder", func(l *declaration.LineInput) { l.HSCode, l.ProductName = "0402.10.41", "Sữa gầy dạng bột" }},
+		{"code 0402.91.00: evaporated milk", func(l *declaration.LineInput) {
 			l.HSCode, l.ProductName = "0402.91.00", "Sữa cô đặc không đường"
 		}},
-		{"code 0402.99.00: condensed milk", func(l *inspection.LineInput) { l.HSCode, l.ProductName = "0402.99.00", "Sữa đặc có đường" }},
+		{"code 0402.99.00: condensed milk", func(l *declaration.LineInput) { l.HSCode, l.ProductName = "0402.99.00", "Sữa đặc có đường" }},
 		{"maker Goodman Fielder", maker("Goodman Fielder")},
 		{"same maker: skim milk powder", name("Sữa bột tách béo")},
 		{"same maker: butter milk powder", name("Bột sữa bơ")},
 		{"same maker: whey protein", name("Đạm whey cô đặc")},
 		{"same maker: infant formula", name("Sữa công thức cho trẻ em")},
-		{"origin Australia", func(l *inspection.LineInput) { l.Origin = "AU" }},
-		{"origin Ireland", func(l *inspection.LineInput) { l.Origin = "IE" }},
+		{"origin Australia", func(l *declaration.LineInput) { l.Origin = "AU" }},
+		{"origin Ireland", func(l *declaration.LineInput) { l.Origin = "IE" }},
 	}
 	for i, v := range others {
 		l := anchorLine()
@@ -252,7 +253,7 @@ func TestCertificatesAreEvidence(t *testing.T) {
 	r := startedRig(t)
 	l := anchorLine()
 	l.Manufacturer = "Waikato Dairy"
-	l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "NZ-HACCP-41", ValidUntil: r.clock.Now().AddDate(2, 0, 0).Format(time.DateOnly)}}
+	l.Certificates = []declaration.CertificateInput{{Kind: "HACCP", Number: "NZ-HACCP-41", ValidUntil: r.clock.Now().AddDate(2, 0, 0).Format(time.DateOnly)}}
 	d := r.decideLine(t, "CERT-1", l)
 	if d.Mode != inspection.ModeNormal || len(d.Explanation.Pending) != 1 || !strings.Contains(d.Reason, "NZ-HACCP-41 pending verification") {
 		t.Fatalf("an unregistered certificate: %s (%s), pending %v", d.Mode, d.Reason, d.Explanation.Pending)

@@ -14,6 +14,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/rs/zerolog"
 )
@@ -185,7 +186,7 @@ func (a *Access) CreateKeys(ctx context.Context, by access.Principal, reqs []Key
 		if exp.After(now.Add(a.maxTTL)) {
 			return nil, Invalid("expires_at", "%s is more than %s ahead (the longest a key may live)", exp.Format(time.RFC3339), a.maxTTL)
 		}
-		if err := checkTextMax("note", r.Note, false, maxKeyNote); err != nil {
+		if err := declaration.CheckTextMax("note", r.Note, false, maxKeyNote); err != nil {
 			return nil, err
 		}
 		// IDs and secrets are drawn before the transaction: a retried

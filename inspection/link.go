@@ -9,6 +9,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/risk"
@@ -57,7 +58,7 @@ func (s *Service) link(ctx context.Context, by access.Principal, from, to identi
 	if err := by.Require(access.ActLinkGoods); err != nil {
 		return GoodsLink{}, err
 	}
-	if err := checkTextMax("reason", reason, true, maxReasonText); err != nil {
+	if err := declaration.CheckTextMax("reason", reason, true, maxReasonText); err != nil {
 		return GoodsLink{}, err
 	}
 	if active && from == to {

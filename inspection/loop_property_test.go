@@ -16,6 +16,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
@@ -32,7 +33,7 @@ import (
 // machine.
 
 type refGoods struct {
-	line  inspection.LineInput
+	line  declaration.LineInput
 	canon identity.Goods
 }
 
@@ -179,10 +180,10 @@ type loopModel struct {
 	svc      *inspection.Service
 	goods    []refGoods
 	events   []refEvent
-	sent     map[string]inspection.DeclarationInput // declaration ID → what was accepted
-	decided  map[string]inspection.Decision         // decision ID → as returned
-	open     []inspection.Decision                  // inspected, no result yet
-	results  map[string]inspection.ResultInput      // assignment ID → result posted
+	sent     map[string]declaration.Input      // declaration ID → what was accepted
+	decided  map[string]inspection.Decision    // decision ID → as returned
+	open     []inspection.Decision             // inspected, no result yet
+	results  map[string]inspection.ResultInput // assignment ID → result posted
 	alerts   []inspection.AlertInput
 	nextDecl int
 	known    map[identity.Goods]bool // goods with a goods state: decided, or alerted on
@@ -207,7 +208,7 @@ func (m *loopModel) declare(t *rapid.T) {
 	id := fmt.Sprintf("D%06d", m.nextDecl)
 	importer := rapid.SampledFrom([]string{"0101234567", "0309876543"}).Draw(t, "importer")
 	n := rapid.IntRange(1, 3).Draw(t, "lines")
-	in := inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: importer}
+	in := declaration.Input{DeclarationID: id, ImporterTaxCode: importer}
 	var lots []refLot
 	for i := 1; i <= n; i++ {
 		g := rapid.SampledFrom(m.goods).Draw(t, "goods")
@@ -220,7 +221,7 @@ func (m *loopModel) declare(t *rapid.T) {
 		case 0:
 			// Presented, not on record: pending, it does not count.
 			until := m.clock.now.AddDate(0, 0, rapid.IntRange(-30, 30).Draw(t, "cert days"))
-			l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H1", ValidUntil: until.Format(time.RFC3339)}}
+			l.Certificates = []declaration.CertificateInput{{Kind: "HACCP", Number: "H1", ValidUntil: until.Format(time.RFC3339)}}
 		case 1:
 			l.Exemption, lot.exemption = "personal_luggage", "personal_luggage"
 		}
@@ -271,7 +272,7 @@ func (m *loopModel) resend(t *rapid.T) {
 	in := m.sent[id]
 	if rapid.Bool().Draw(t, "altered") {
 		alt := in
-		alt.Lines = append([]inspection.LineInput{}, in.Lines...)
+		alt.Lines = append([]declaration.LineInput{}, in.Lines...)
 		l := alt.Lines[0]
 		l.ProductName += " (khác)"
 		alt.Lines[0] = l
@@ -426,7 +427,7 @@ func (m *loopModel) check(t *rapid.T) {
 
 func TestPropertyCoreLoop(t *testing.T) {
 	p := mustPolicy(t)
-	base := []inspection.LineInput{
+	base := []declaration.LineInput{
 		{HSCode: "0402.21.20", ProductName: "Sữa bột", Manufacturer: "Dairy One", Origin: "NZ", Procedure: "food_safety", Unit: "kg"},
 		{HSCode: "0402.10.41", ProductName: "Sữa bột gầy", Manufacturer: "Dairy One", Origin: "NZ", Procedure: "food_safety", Unit: "kg"},
 		{HSCode: "1905.31.20", ProductName: "Bánh quy bơ", Brand: "Crisp", Manufacturer: "Biscuit Works", Origin: "DK", Procedure: "food_safety", Unit: "kg"},
@@ -434,7 +435,7 @@ func TestPropertyCoreLoop(t *testing.T) {
 	}
 	rapid.Check(t, func(t *rapid.T) {
 		m := &loopModel{t: t, policy: p, clock: &stepClock{now: time.Date(2026, 1, 5, 9, 0, 0, 0, calendar.Vietnam())},
-			dir: tempDir(t), sent: map[string]inspection.DeclarationInput{}, decided: map[string]inspection.Decision{},
+			dir: tempDir(t), sent: map[string]declaration.Input{}, decided: map[string]inspection.Decision{},
 			results: map[string]inspection.ResultInput{}}
 		for _, l := range base {
 			c := identity.Goods{HSCode: l.HSCode, ProductName: l.ProductName, Brand: l.Brand, Manufacturer: l.Manufacturer, Origin: l.Origin}.Canonical()

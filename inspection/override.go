@@ -12,6 +12,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
@@ -248,7 +249,7 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 	if !code.Valid() {
 		return OverrideOutcome{}, Invalid("reason_code", "must be one of %s, got %q", reasonList(), in.ReasonCode)
 	}
-	if err := checkTextMax("reason_text", in.ReasonText, true, maxReasonText); err != nil {
+	if err := declaration.CheckTextMax("reason_text", in.ReasonText, true, maxReasonText); err != nil {
 		return OverrideOutcome{}, err
 	}
 	text := strings.TrimSpace(in.ReasonText)

@@ -12,6 +12,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
@@ -19,10 +20,10 @@ import (
 
 var officer = access.Principal{Name: "customs:nguyen.van.a", Role: access.RoleCustoms}
 
-func decideOne(t *testing.T, r *auditRig, id string, l inspection.LineInput) inspection.Decision {
+func decideOne(t *testing.T, r *auditRig, id string, l declaration.LineInput) inspection.Decision {
 	t.Helper()
-	res, err := r.svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
-		Lines: []inspection.LineInput{l}})
+	res, err := r.svc.Decide(ctx, as("nsw"), declaration.Input{DeclarationID: id, ImporterTaxCode: "0101234567",
+		Lines: []declaration.LineInput{l}})
 	if err != nil {
 		t.Fatal(err)
 	}

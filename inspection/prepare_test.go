@@ -11,6 +11,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
 )
@@ -54,12 +55,12 @@ func (s *interleaving) Update(ctx context.Context, fn func(inspection.Tx) error)
 	return s.DB.Update(ctx, func(tx inspection.Tx) error { return fn(plainTx{tx, tx.(inspection.AuditedTx)}) })
 }
 
-func prepLine(product string, certs bool) inspection.LineInput {
+func prepLine(product string, certs bool) declaration.LineInput {
 	no, q := 1, 5.0
-	l := inspection.LineInput{LineNo: &no, HSCode: "0402.21.20", ProductName: product, Manufacturer: "Prep Dairy",
+	l := declaration.LineInput{LineNo: &no, HSCode: "0402.21.20", ProductName: product, Manufacturer: "Prep Dairy",
 		Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}
 	if certs {
-		l.Certificates = []inspection.CertificateInput{{Kind: "HACCP", Number: "H-9", ValidUntil: "2028-12-31"}}
+		l.Certificates = []declaration.CertificateInput{{Kind: "HACCP", Number: "H-9", ValidUntil: "2028-12-31"}}
 	}
 	return l
 }
@@ -87,10 +88,10 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 		}
 		return rig{st, svc, clock}
 	}
-	decide := func(t *testing.T, r rig, id string, l inspection.LineInput) inspection.Decision {
+	decide := func(t *testing.T, r rig, id string, l declaration.LineInput) inspection.Decision {
 		t.Helper()
-		res, err := r.svc.Decide(ctx, access.SystemPrincipal(), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
-			Lines: []inspection.LineInput{l}})
+		res, err := r.svc.Decide(ctx, access.SystemPrincipal(), declaration.Input{DeclarationID: id, ImporterTaxCode: "0101234567",
+			Lines: []declaration.LineInput{l}})
 		if err != nil {
 			t.Fatal(err)
 		}

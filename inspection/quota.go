@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
@@ -37,7 +38,7 @@ type QuotaWriter interface {
 // the decision commit together or not at all. goodsRisk is the goods'
 // posterior violation rate from the decision's scores (0 when it was not
 // scored), for weight_by goods_score.
-func (s *Service) sample(tx Tx, pol *policy.Policy, d Declaration, l Line, gk identity.Key, goodsRisk float64, now time.Time, opened *[]quota.Period) (quota.Record, error) {
+func (s *Service) sample(tx Tx, pol *policy.Policy, d declaration.Declaration, l declaration.Line, gk identity.Key, goodsRisk float64, now time.Time, opened *[]quota.Period) (quota.Record, error) {
 	r := pol.Reduced.Sampling
 	lot := quota.Lot{DeclarationID: d.ID, LineNo: l.LineNo, ImporterTaxCode: d.ImporterTaxCode, HSCode: identity.HSDigits(l.Goods.HSCode),
 		GoodsKey: gk.String(), At: now, GoodsRisk: goodsRisk}

@@ -14,6 +14,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
@@ -28,11 +29,11 @@ func (c *fixedClock) Set(t time.Time) { c.now.Store(&t) }
 
 // reducedLine is a lot that is reduced from its first import: the goods
 // have no history and carry a valid HACCP certificate.
-func reducedLine(hs string, n int) inspection.LineInput {
+func reducedLine(hs string, n int) declaration.LineInput {
 	no, q := 1, 10.0
-	return inspection.LineInput{LineNo: &no, HSCode: hs, ProductName: fmt.Sprintf("Hàng %d", n%7), Manufacturer: "Certified Foods",
+	return declaration.LineInput{LineNo: &no, HSCode: hs, ProductName: fmt.Sprintf("Hàng %d", n%7), Manufacturer: "Certified Foods",
 		Origin: "TH", Procedure: "food_safety", Quantity: &q, Unit: "kg",
-		Certificates: []inspection.CertificateInput{{Kind: "HACCP", Number: "H-1", ValidUntil: "2028-12-31"}}}
+		Certificates: []declaration.CertificateInput{{Kind: "HACCP", Number: "H-1", ValidUntil: "2028-12-31"}}}
 }
 
 var quotaHeadings = []string{"0402.21.20", "1905.31.20", "2106.90.71"}
@@ -78,7 +79,7 @@ func (r *quotaRig) restart(tb interface{ Fatal(...any) }) {
 
 // decide submits a declaration until it is acknowledged; a retry after an
 // error is exactly what NSW does, and must be safe.
-func (r *quotaRig) decide(in inspection.DeclarationInput) (inspection.Decision, error) {
+func (r *quotaRig) decide(in declaration.Input) (inspection.Decision, error) {
 	for attempt := 0; ; attempt++ {
 		r.mu.RLock()
 		res, err := r.svc.Decide(ctx, access.SystemPrincipal(), in)
@@ -112,10 +113,10 @@ func TestPropertyQuotaCapHolds(t *testing.T) {
 		retryEvery := rapid.IntRange(2, 10).Draw(t, "retry every")
 		restarts := rapid.IntRange(0, 3).Draw(t, "restarts")
 
-		inputs := make([]inspection.DeclarationInput, lots)
+		inputs := make([]declaration.Input, lots)
 		for i := range inputs {
-			inputs[i] = inspection.DeclarationInput{DeclarationID: fmt.Sprintf("Q%05d", i), ImporterTaxCode: "0101234567",
-				Lines: []inspection.LineInput{reducedLine(quotaHeadings[headingOf[i]], i)}}
+			inputs[i] = declaration.Input{DeclarationID: fmt.Sprintf("Q%05d", i), ImporterTaxCode: "0101234567",
+				Lines: []declaration.LineInput{reducedLine(quotaHeadings[headingOf[i]], i)}}
 		}
 		decided := make([]inspection.Decision, lots)
 		var (

@@ -14,6 +14,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/risk"
@@ -150,8 +151,8 @@ func TestGoodsScoreWeighsTheDraw(t *testing.T) {
 	svc, clock := rig.svc, rig.clock
 	decide := func(id string) inspection.Decision {
 		no, q := 1, 5.0
-		res, err := svc.Decide(ctx, access.SystemPrincipal(), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
-			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Weighted milk", Manufacturer: "Weight Dairy",
+		res, err := svc.Decide(ctx, access.SystemPrincipal(), declaration.Input{DeclarationID: id, ImporterTaxCode: "0101234567",
+			Lines: []declaration.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Weighted milk", Manufacturer: "Weight Dairy",
 				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
 		if err != nil {
 			t.Fatal(err)

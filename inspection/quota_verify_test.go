@@ -11,6 +11,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
@@ -30,8 +31,8 @@ func closedPeriodUnder(t *testing.T, p *policy.Policy, lots int, headings []stri
 	rig.open(t)
 	t.Cleanup(func() { _ = rig.db.Close() })
 	for i := 0; i < lots; i++ {
-		in := inspection.DeclarationInput{DeclarationID: fmt.Sprintf("V%05d", i), ImporterTaxCode: "0101234567",
-			Lines: []inspection.LineInput{reducedLine(headings[i%len(headings)], i)}}
+		in := declaration.Input{DeclarationID: fmt.Sprintf("V%05d", i), ImporterTaxCode: "0101234567",
+			Lines: []declaration.LineInput{reducedLine(headings[i%len(headings)], i)}}
 		if _, err := rig.decide(in); err != nil {
 			t.Fatal(err)
 		}

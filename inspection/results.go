@@ -10,6 +10,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/risk"
@@ -71,15 +72,15 @@ func parseResult(in ResultInput, now time.Time, skew time.Duration) (Result, err
 	}
 	for i, f := range in.Findings {
 		ff := fmt.Sprintf("findings[%d]", i)
-		if err := checkText(ff+".code", f.Code, true); err != nil {
+		if err := declaration.CheckText(ff+".code", f.Code, true); err != nil {
 			return r, err
 		}
-		if err := checkTextMax(ff+".text", f.Text, false, 4*maxTextLen); err != nil {
+		if err := declaration.CheckTextMax(ff+".text", f.Text, false, 4*declaration.MaxText); err != nil {
 			return r, err
 		}
 		r.Findings = append(r.Findings, Finding{Code: strings.TrimSpace(f.Code), Text: f.Text})
 	}
-	if err := checkText("lab_report", in.LabReport, false); err != nil {
+	if err := declaration.CheckText("lab_report", in.LabReport, false); err != nil {
 		return r, err
 	}
 	r.LabReport = strings.TrimSpace(in.LabReport)
@@ -221,7 +222,7 @@ func parseAlert(in AlertInput, now time.Time, skew time.Duration) (Event, *ident
 	for _, t := range []struct{ field, value string }{
 		{"authority", in.Authority}, {"reference", in.Reference}, {"reason", in.Reason},
 	} {
-		if err := checkText(t.field, t.value, true); err != nil {
+		if err := declaration.CheckText(t.field, t.value, true); err != nil {
 			return e, nil, err
 		}
 	}
@@ -242,7 +243,7 @@ func parseAlert(in AlertInput, now time.Time, skew time.Duration) (Event, *ident
 	}
 	hs := identity.HSDigits(t.HSCode)
 	validHS := func(minLen int) error {
-		if !hsInputRe.MatchString(t.HSCode) || len(hs) < minLen || len(hs) > 10 {
+		if !declaration.HSInput(t.HSCode) || len(hs) < minLen || len(hs) > 10 {
 			return Invalid("target.hs_code", "must be %d-10 digits, dots allowed, got %q", minLen, t.HSCode)
 		}
 		return nil
@@ -257,7 +258,7 @@ func parseAlert(in AlertInput, now time.Time, skew time.Duration) (Event, *ident
 			field, value string
 			required     bool
 		}{{"target.product_name", t.ProductName, true}, {"target.brand", t.Brand, false}, {"target.manufacturer", t.Manufacturer, true}} {
-			if err := checkText(f.field, f.value, f.required); err != nil {
+			if err := declaration.CheckText(f.field, f.value, f.required); err != nil {
 				return e, nil, err
 			}
 		}
@@ -265,7 +266,7 @@ func parseAlert(in AlertInput, now time.Time, skew time.Duration) (Event, *ident
 		goods = &g
 		e.Subject = Subject{SubjectGoods, g.Key()}
 	case SubjectManufacturer:
-		if err := checkText("target.manufacturer", t.Manufacturer, true); err != nil {
+		if err := declaration.CheckText("target.manufacturer", t.Manufacturer, true); err != nil {
 			return e, nil, err
 		}
 		e.Subject = Subject{SubjectManufacturer, identity.ManufacturerKey(t.Manufacturer, origin)}

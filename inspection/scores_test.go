@@ -10,6 +10,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/inspection/scoring"
@@ -38,8 +39,8 @@ func TestScoresFollowResultsAndRescoring(t *testing.T) {
 	}
 	lot := func(id, product string) inspection.Decision {
 		no, q := 1, 5.0
-		res, err := svc.Decide(ctx, access.SystemPrincipal(), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
-			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: product, Manufacturer: "Score Dairy",
+		res, err := svc.Decide(ctx, access.SystemPrincipal(), declaration.Input{DeclarationID: id, ImporterTaxCode: "0101234567",
+			Lines: []declaration.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: product, Manufacturer: "Score Dairy",
 				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
 		if err != nil {
 			t.Fatal(err)

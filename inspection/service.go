@@ -14,6 +14,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
@@ -26,7 +27,7 @@ import (
 // LotReader reads lots: their declaration, decision, assignment and
 // overrides.
 type LotReader interface {
-	Declaration(id string) (DeclarationRecord, error)
+	Declaration(id string) (declaration.Record, error)
 	Decision(id string) (Decision, error)
 	Assignment(id string) (Assignment, error)
 	// OpenAssignments lists an agency's open assignments in the order they
@@ -39,7 +40,7 @@ type LotReader interface {
 
 // LotWriter writes them.
 type LotWriter interface {
-	PutDeclaration(DeclarationRecord) error
+	PutDeclaration(declaration.Record) error
 	PutDecision(Decision) error
 	// PutAssignment writes a and keeps the agency's open-assignment index
 	// in step with a.Status.
@@ -213,7 +214,7 @@ type DecideResult struct {
 // cannot tell, every line is evaluated again inside the transaction, as if
 // nothing had been prepared. Either way the same code computes the same
 // decision from the same inputs.
-func (s *Service) Decide(ctx context.Context, by access.Principal, in DeclarationInput) (DecideResult, error) {
+func (s *Service) Decide(ctx context.Context, by access.Principal, in declaration.Input) (DecideResult, error) {
 	if err := by.Require(access.ActDecide); err != nil {
 		return DecideResult{}, err
 	}
@@ -222,7 +223,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 	// the transaction checks it is still in force. A refusal is made only
 	// under the policy in force now.
 	pol := s.inForce.Load()
-	d, err := ParseDeclaration(pol, in)
+	d, err := declaration.Parse(pol, in)
 	if err == nil {
 		err = checkCertificateTerms(pol, in, s.clock.Now())
 	}
@@ -232,7 +233,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 			return DecideResult{}, err
 		}
 		pol = current
-		if d, err = ParseDeclaration(pol, in); err == nil {
+		if d, err = declaration.Parse(pol, in); err == nil {
 			err = checkCertificateTerms(pol, in, s.clock.Now())
 		}
 		if err != nil {
@@ -281,7 +282,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 		}
 		ks := keys
 		if p.Version != pol.Version {
-			if dd, err = ParseDeclaration(p, in); err != nil {
+			if dd, err = declaration.Parse(p, in); err != nil {
 				return err
 			}
 			lp, ks = nil, make([]identity.Keys, len(dd.Lines))
@@ -293,7 +294,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in Declaratio
 		if err != nil {
 			return err
 		}
-		rec = DeclarationRecord{ID: dd.ID, ImporterTaxCode: dd.ImporterTaxCode, Digest: dd.Digest, DecidedAt: now}
+		rec = declaration.Record{ID: dd.ID, ImporterTaxCode: dd.ImporterTaxCode, Digest: dd.Digest, DecidedAt: now}
 		if lots != nil {
 			s.prep.used.Add(1)
 		} else {
@@ -402,7 +403,7 @@ func (s *Service) lotInputs(k identity.Keys, hsCode, importer string) []risk.Sub
 // input versions, or a read failed): the write transaction then does all
 // the work, and reports any error. A declaration already stored also
 // returns nil: the transaction replays it.
-func (s *Service) prepareDecision(ctx context.Context, pol *policy.Policy, d Declaration, keys []identity.Keys, now time.Time) *preparedDecision {
+func (s *Service) prepareDecision(ctx context.Context, pol *policy.Policy, d declaration.Declaration, keys []identity.Keys, now time.Time) *preparedDecision {
 	var p *preparedDecision
 	prepare := func(tx ReadTx) error {
 		iv, ok := tx.(InputVersioner)
@@ -493,7 +494,7 @@ func (p *preparedDecision) current(tx Tx) ([]lotEval, error) {
 // scores, and the goods' history-only snapshot. It also returns the stored
 // goods state, which the commit needs (on a prepared snapshot the read is
 // made for the commit to reuse).
-func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d Declaration, l Line, k identity.Keys, now time.Time) (lotEval, GoodsState, error) {
+func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d declaration.Declaration, l declaration.Line, k identity.Keys, now time.Time) (lotEval, GoodsState, error) {
 	k, linked, err := resolveGoods(tx, k)
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
@@ -543,7 +544,7 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d Declaration, l Line, 
 // assignment, as far as they go without a quota draw. drawn reports a
 // reduced lot under a sampling policy: its decision is completed by the
 // draw inside the write transaction.
-func draft(pol *policy.Policy, d Declaration, l Line, now time.Time, e lotEval) (dec Decision, a *Assignment, drawn bool, err error) {
+func draft(pol *policy.Policy, d declaration.Declaration, l declaration.Line, now time.Time, e lotEval) (dec Decision, a *Assignment, drawn bool, err error) {
 	ev := e.ev
 	dec = Decision{
 		ID: identity.DecisionID(d.ID, l.LineNo), DeclarationID: d.ID, LineNo: l.LineNo, ImporterTaxCode: d.ImporterTaxCode,
@@ -565,7 +566,7 @@ func draft(pol *policy.Policy, d Declaration, l Line, now time.Time, e lotEval) 
 
 // assign routes an inspected lot to its agency: the assignment, and the
 // decision's agency and assignment ID (nil for a lot not inspected).
-func assign(pol *policy.Policy, dec *Decision, d Declaration, l Line, now time.Time, e lotEval) (*Assignment, error) {
+func assign(pol *policy.Policy, dec *Decision, d declaration.Declaration, l declaration.Line, now time.Time, e lotEval) (*Assignment, error) {
 	if !dec.Inspect {
 		return nil, nil
 	}
@@ -591,7 +592,7 @@ func assign(pol *policy.Policy, dec *Decision, d Declaration, l Line, now time.T
 // encodeDraft has the store encode a lot's decision and assignment ahead
 // of the write transaction when no quota draw can change them
 // (prepareDecision), if the store can (RecordEncoder).
-func (s *Service) encodeDraft(pol *policy.Policy, d Declaration, l Line, now time.Time, e *lotEval) {
+func (s *Service) encodeDraft(pol *policy.Policy, d declaration.Declaration, l declaration.Line, now time.Time, e *lotEval) {
 	if s.encoder == nil {
 		return
 	}
@@ -616,7 +617,7 @@ func (s *Service) encodeDraft(pol *policy.Policy, d Declaration, l Line, now tim
 // the quota draw for a reduced lot, the assignment, the decision and the
 // goods state. state is the goods state already read in this transaction,
 // or nil to read it here.
-func (s *Service) commitLot(tx Tx, pol *policy.Policy, d Declaration, l Line, now time.Time, e lotEval, state *GoodsState, opened *[]quota.Period) (Decision, error) {
+func (s *Service) commitLot(tx Tx, pol *policy.Policy, d declaration.Declaration, l declaration.Line, now time.Time, e lotEval, state *GoodsState, opened *[]quota.Period) (Decision, error) {
 	if state == nil {
 		st, err := readGoodsState(tx, e.gk)
 		if err != nil {
@@ -663,7 +664,7 @@ func (s *Service) commitLot(tx Tx, pol *policy.Policy, d Declaration, l Line, no
 // ahead when they were (the same inputs give the same records), else
 // drafted here, with the quota draw for a reduced lot (no encodings: the
 // store encodes them).
-func (s *Service) lotRecords(tx Tx, pol *policy.Policy, d Declaration, l Line, now time.Time, e lotEval, opened *[]quota.Period) (Decision, *Assignment, Encoded, Encoded, error) {
+func (s *Service) lotRecords(tx Tx, pol *policy.Policy, d declaration.Declaration, l declaration.Line, now time.Time, e lotEval, opened *[]quota.Period) (Decision, *Assignment, Encoded, Encoded, error) {
 	if p := e.drafted; p != nil {
 		return p.dec, p.asg, p.decEnc, p.asgEnc, nil
 	}

@@ -20,37 +20,6 @@ const (
 	ModeExempt  Mode = "exempt"  // nothing, unless a warning exists
 )
 
-// Line is one validated, canonical declaration line: one lot.
-type Line struct {
-	LineNo       int                     `json:"line_no"`
-	Goods        identity.Goods          `json:"goods"` // canonical
-	Procedure    policy.Procedure        `json:"procedure"`
-	Quantity     float64                 `json:"quantity"`
-	Unit         string                  `json:"unit"`
-	Certificates []reference.Certificate `json:"certificates,omitempty"`
-	Exemption    string                  `json:"exemption,omitempty"`
-}
-
-// Declaration is a validated import declaration as NSW submits it.
-type Declaration struct {
-	ID              string `json:"declaration_id"`
-	ImporterTaxCode string `json:"importer_tax_code"`
-	Lines           []Line `json:"lines"`
-	// Digest is SHA-256 over the canonical content; a resubmission with the
-	// same ID must carry the same digest.
-	Digest string `json:"digest"`
-}
-
-// DeclarationRecord is what the store keeps per declaration ID: the digest
-// that makes resubmission idempotent and the decisions it produced.
-type DeclarationRecord struct {
-	ID              string    `json:"declaration_id"`
-	ImporterTaxCode string    `json:"importer_tax_code"`
-	Digest          string    `json:"digest"`
-	DecidedAt       time.Time `json:"decided_at"`
-	DecisionIDs     []string  `json:"decision_ids"`
-}
-
 // EventKind is the kind of a history event.
 type EventKind string
 

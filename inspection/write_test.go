@@ -16,6 +16,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
@@ -174,9 +175,9 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 		_, err := r.access.CreateKey(ctx, admin, inspection.KeyRequest{Principal: "auditor"})
 		return err
 	})
-	decide := func(id string, l inspection.LineInput) (d inspection.Decision, err error) {
-		res, err := r.svc.Decide(ctx, nsw, inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
-			Lines: []inspection.LineInput{l}})
+	decide := func(id string, l declaration.LineInput) (d inspection.Decision, err error) {
+		res, err := r.svc.Decide(ctx, nsw, declaration.Input{DeclarationID: id, ImporterTaxCode: "0101234567",
+			Lines: []declaration.LineInput{l}})
 		if err == nil {
 			d = res.Decisions[0]
 		}
@@ -288,8 +289,8 @@ func TestAgencyVisibilityInTheDomain(t *testing.T) {
 	if err := r.svc.LoadReference(ctx, access.SystemPrincipal(), reference.Data{Agencies: agencies}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := r.svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: "VIS-1", ImporterTaxCode: "0101234567",
-		Lines: []inspection.LineInput{normalLine(1, "Sữa thấy")}})
+	res, err := r.svc.Decide(ctx, as("nsw"), declaration.Input{DeclarationID: "VIS-1", ImporterTaxCode: "0101234567",
+		Lines: []declaration.LineInput{normalLine(1, "Sữa thấy")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,8 +383,8 @@ func TestDecisionFollowsThePolicyInForceAtCommit(t *testing.T) {
 	}
 	decide := func(id string) inspection.Decision {
 		t.Helper()
-		res, err := svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: id, ImporterTaxCode: "0101234567",
-			Lines: []inspection.LineInput{reducedLine("0402.21.20", 3)}})
+		res, err := svc.Decide(ctx, as("nsw"), declaration.Input{DeclarationID: id, ImporterTaxCode: "0101234567",
+			Lines: []declaration.LineInput{reducedLine("0402.21.20", 3)}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
@@ -64,8 +65,8 @@ func newAuditRig(t *testing.T) *auditRig {
 	r := &auditRig{db: db, svc: svc}
 	for i := range 4 {
 		no, q := 1, 50.0
-		res, err := svc.Decide(ctx, as("nsw"), inspection.DeclarationInput{DeclarationID: fmt.Sprintf("T-%d", i), ImporterTaxCode: "0101234567",
-			Lines: []inspection.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: fmt.Sprintf("Sữa %d", i), Manufacturer: "Tamper Dairy",
+		res, err := svc.Decide(ctx, as("nsw"), declaration.Input{DeclarationID: fmt.Sprintf("T-%d", i), ImporterTaxCode: "0101234567",
+			Lines: []declaration.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: fmt.Sprintf("Sữa %d", i), Manufacturer: "Tamper Dairy",
 				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
@@ -85,8 +86,8 @@ var goods = identity.Goods{
 	Manufacturer: "acme dairy", Origin: "NZ",
 }
 
-func sampleDeclaration() inspection.DeclarationRecord {
-	return inspection.DeclarationRecord{
+func sampleDeclaration() declaration.Record {
+	return declaration.Record{
 		ID: "DECL-1", ImporterTaxCode: "0101234567", Digest: "abc123",
 		DecidedAt: t0, DecisionIDs: []string{"DECL-1/1", "DECL-1/2"},
 	}
@@ -352,7 +353,7 @@ func TestPutRejectsRecordsWithoutIdentity(t *testing.T) {
 		name string
 		put  func(inspection.Tx) error
 	}{
-		{"declaration", func(tx inspection.Tx) error { return tx.PutDeclaration(inspection.DeclarationRecord{}) }},
+		{"declaration", func(tx inspection.Tx) error { return tx.PutDeclaration(declaration.Record{}) }},
 		{"decision", func(tx inspection.Tx) error { return tx.PutDecision(inspection.Decision{}) }},
 		{"assignment", func(tx inspection.Tx) error { return tx.PutAssignment(inspection.Assignment{}) }},
 		{"open assignment without agency", func(tx inspection.Tx) error {

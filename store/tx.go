@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/reference"
@@ -171,8 +172,8 @@ func loadID[T any](t *readTx, p prefix, id string, idOf func(*T) string) (T, err
 	return v, nil
 }
 
-func (t *readTx) Declaration(id string) (inspection.DeclarationRecord, error) {
-	return loadID(t, prefixDeclaration, id, func(r *inspection.DeclarationRecord) string { return r.ID })
+func (t *readTx) Declaration(id string) (declaration.Record, error) {
+	return loadID(t, prefixDeclaration, id, func(r *declaration.Record) string { return r.ID })
 }
 
 func (t *readTx) Decision(id string) (inspection.Decision, error) {
@@ -494,7 +495,7 @@ func (t *writeTx) putID(p prefix, id string, v any) error {
 	return t.putRecord(p, idKey(p, id), id, v)
 }
 
-func (t *writeTx) PutDeclaration(r inspection.DeclarationRecord) error {
+func (t *writeTx) PutDeclaration(r declaration.Record) error {
 	return t.putID(prefixDeclaration, r.ID, r)
 }
 

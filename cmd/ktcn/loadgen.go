@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/fixtures"
-	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/policy"
 )
 
@@ -146,7 +146,7 @@ func newDeclSource(kind string, seed uint64, maxLines int, prefix string) (*decl
 	if !prefixRe.MatchString(prefix) {
 		return nil, fmt.Errorf("-prefix %q: want 1-40 letters, digits or ._:- starting with a letter or digit", prefix)
 	}
-	var decls []inspection.DeclarationInput
+	var decls []declaration.Input
 	var err error
 	switch kind {
 	case "history":
@@ -168,7 +168,7 @@ func newDeclSource(kind string, seed uint64, maxLines int, prefix string) (*decl
 	s := &declSource{kind: kind, prefix: prefix, head: []byte(`{"declaration_id":"`)}
 	for _, d := range decls {
 		d.DeclarationID = "X"
-		if _, err := inspection.ParseDeclaration(p, d); err != nil {
+		if _, err := declaration.Parse(p, d); err != nil {
 			continue
 		}
 		d.DeclarationID = ""
@@ -192,12 +192,12 @@ func newDeclSource(kind string, seed uint64, maxLines int, prefix string) (*decl
 // historyDeclarations are the declarations of the generated history that
 // serve loads on first start (generate.go): the same seed and volume give
 // the same universe, so replayed lots meet goods with history.
-func historyDeclarations(seed uint64, maxLines int) ([]inspection.DeclarationInput, error) {
+func historyDeclarations(seed uint64, maxLines int) ([]declaration.Input, error) {
 	g, err := fixtures.New(fixtures.Config{Seed: seed, Lots: firstStartLots, Years: firstStartYears, End: time.Now()})
 	if err != nil {
 		return nil, fmt.Errorf("history generator: %w", err)
 	}
-	var out []inspection.DeclarationInput
+	var out []declaration.Input
 	for r, err := range g.Records() {
 		if err != nil {
 			return nil, fmt.Errorf("history generator: %w", err)
@@ -205,7 +205,7 @@ func historyDeclarations(seed uint64, maxLines int) ([]inspection.DeclarationInp
 		if r.Type != fixtures.RecordDeclaration || r.Declaration == nil {
 			continue
 		}
-		d := r.Declaration.DeclarationInput
+		d := r.Declaration.Input
 		d.Lines = slices.Clone(d.Lines[:min(len(d.Lines), maxLines)])
 		out = append(out, d)
 	}
@@ -214,16 +214,16 @@ func historyDeclarations(seed uint64, maxLines int) ([]inspection.DeclarationInp
 
 // catalogueDeclarations pair fixture importers with 1 to maxLines distinct
 // catalogue goods, seeded.
-func catalogueDeclarations(seed uint64, maxLines int) []inspection.DeclarationInput {
+func catalogueDeclarations(seed uint64, maxLines int) []declaration.Input {
 	rng := rand.New(rand.NewPCG(seed, 0x6b74636e))
 	cat, imps := fixtures.Catalogue(), fixtures.Importers()
-	out := make([]inspection.DeclarationInput, 0, 2000)
+	out := make([]declaration.Input, 0, 2000)
 	for range 2000 {
-		d := inspection.DeclarationInput{ImporterTaxCode: imps[rng.IntN(len(imps))].TaxCode}
+		d := declaration.Input{ImporterTaxCode: imps[rng.IntN(len(imps))].TaxCode}
 		for no, i := range rng.Perm(len(cat))[:min(1+rng.IntN(maxLines), len(cat))] {
 			it := cat[i]
 			lineNo, qty := no+1, float64(1+rng.IntN(5000))
-			d.Lines = append(d.Lines, inspection.LineInput{LineNo: &lineNo, HSCode: it.Goods.HSCode,
+			d.Lines = append(d.Lines, declaration.LineInput{LineNo: &lineNo, HSCode: it.Goods.HSCode,
 				ProductName: it.Goods.ProductName, Brand: it.Goods.Brand, Manufacturer: it.Goods.Manufacturer,
 				Origin: it.Goods.Origin, Procedure: string(it.Procedure), Quantity: &qty, Unit: it.Unit})
 		}

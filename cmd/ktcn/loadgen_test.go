@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/policy"
 )
 
@@ -93,13 +93,13 @@ func TestDeclSource(t *testing.T) {
 		hist := map[int]int{}
 		for n := int64(1); n <= int64(2*len(src.tails)); n++ {
 			body, lines := src.body(n)
-			var d inspection.DeclarationInput
+			var d declaration.Input
 			dec := json.NewDecoder(bytes.NewReader(body))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&d); err != nil {
 				t.Fatalf("%s %d: %v: %s", kind, n, err, body)
 			}
-			if _, err := inspection.ParseDeclaration(p, d); err != nil {
+			if _, err := declaration.Parse(p, d); err != nil {
 				t.Fatalf("%s %d: %v", kind, n, err)
 			}
 			if !strings.HasPrefix(d.DeclarationID, "T-1-") || seen[d.DeclarationID] || d.DeclarationID != src.id(n) {

@@ -1,4 +1,10 @@
-package inspection
+// Package declaration reads what NSW submits: the declaration and its
+// lines, validated against the policy in force and put in canonical form,
+// with the digest that makes a resubmission idempotent, and the record the
+// store keeps of it. It owns the limits on outside input (lines per
+// declaration, text fields) and the text checks every use case applies to
+// what callers type. It decides nothing.
+package declaration
 
 import (
 	"crypto/sha256"
@@ -15,14 +21,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/reference"
 )
 
-// DeclarationInput is a declaration as NSW sends it, before validation.
+// Input is a declaration as NSW sends it, before validation.
 // Pointers distinguish "absent" from zero where zero is itself invalid.
-type DeclarationInput struct {
+type Input struct {
 	DeclarationID   string      `json:"declaration_id"`
 	ImporterTaxCode string      `json:"importer_tax_code"`
 	Lines           []LineInput `json:"lines"`
@@ -53,8 +60,9 @@ type CertificateInput struct {
 // Limits on outside input. MaxLines is VNACCS's limit on lines per
 // declaration.
 const (
-	MaxLines        = 50
-	maxTextLen      = 256
+	MaxLines = 50
+	// MaxText is the longest text field, in bytes.
+	MaxText         = 256
 	maxCertificates = 10
 )
 
@@ -64,22 +72,22 @@ var (
 	hsInputRe       = regexp.MustCompile(`^[0-9][0-9.]*[0-9]$`)
 )
 
-// ParseDeclaration validates a declaration against the policy and returns
+// Parse validates a declaration against the policy and returns
 // it in canonical form, or an Invalid error naming the first bad field.
 // It is the one parser of NSW's declarations; it never panics.
-func ParseDeclaration(p *policy.Policy, in DeclarationInput) (Declaration, error) {
+func Parse(p *policy.Policy, in Input) (Declaration, error) {
 	var d Declaration
 	if !declarationIDRe.MatchString(in.DeclarationID) {
-		return d, Invalid("declaration_id", "must be 1-64 letters, digits or ._:/- starting with a letter or digit")
+		return d, fault.Of(fault.Invalid, "declaration_id", "must be 1-64 letters, digits or ._:/- starting with a letter or digit")
 	}
 	if !taxCodeRe.MatchString(in.ImporterTaxCode) {
-		return d, Invalid("importer_tax_code", "must be a 10-digit tax code, optionally with a -NNN branch suffix")
+		return d, fault.Of(fault.Invalid, "importer_tax_code", "must be a 10-digit tax code, optionally with a -NNN branch suffix")
 	}
 	if len(in.Lines) == 0 {
-		return d, Invalid("lines", "must contain at least one line")
+		return d, fault.Of(fault.Invalid, "lines", "must contain at least one line")
 	}
 	if len(in.Lines) > MaxLines {
-		return d, Invalid("lines", "at most %d lines per declaration, got %d", MaxLines, len(in.Lines))
+		return d, fault.Of(fault.Invalid, "lines", "at most %d lines per declaration, got %d", MaxLines, len(in.Lines))
 	}
 	d.ID, d.ImporterTaxCode = in.DeclarationID, in.ImporterTaxCode
 	seen := map[int]bool{}
@@ -89,7 +97,7 @@ func ParseDeclaration(p *policy.Policy, in DeclarationInput) (Declaration, error
 			return Declaration{}, err
 		}
 		if seen[l.LineNo] {
-			return Declaration{}, Invalid(fmt.Sprintf("lines[%d].line_no", i), "line %d appears twice", l.LineNo)
+			return Declaration{}, fault.Of(fault.Invalid, fmt.Sprintf("lines[%d].line_no", i), "line %d appears twice", l.LineNo)
 		}
 		seen[l.LineNo] = true
 		d.Lines = append(d.Lines, l)
@@ -110,10 +118,10 @@ func ParseDeclaration(p *policy.Policy, in DeclarationInput) (Declaration, error
 func parseLine(p *policy.Policy, f string, in LineInput) (Line, error) {
 	var l Line
 	if in.LineNo == nil {
-		return l, Invalid(f+".line_no", "is required")
+		return l, fault.Of(fault.Invalid, f+".line_no", "is required")
 	}
 	if *in.LineNo < 1 || *in.LineNo > 999 {
-		return l, Invalid(f+".line_no", "must be between 1 and 999, got %d", *in.LineNo)
+		return l, fault.Of(fault.Invalid, f+".line_no", "must be between 1 and 999, got %d", *in.LineNo)
 	}
 	l.LineNo = *in.LineNo
 	hs := identity.HSDigits(in.HSCode)
@@ -121,7 +129,7 @@ func parseLine(p *policy.Policy, f string, in LineInput) (Line, error) {
 		// The tariff line of a VNACCS declaration is the 8-digit AHTN
 		// subheading, always: a shorter or longer code is another
 		// presentation of the same goods, not other goods.
-		return l, Invalid(f+".hs_code", "must be the 8-digit AHTN code (dots allowed), got %q", in.HSCode)
+		return l, fault.Of(fault.Invalid, f+".hs_code", "must be the 8-digit AHTN code (dots allowed), got %q", in.HSCode)
 	}
 	for _, t := range []struct {
 		field, value string
@@ -133,45 +141,45 @@ func parseLine(p *policy.Policy, f string, in LineInput) (Line, error) {
 		{"unit", in.Unit, true},
 		{"exemption", in.Exemption, false},
 	} {
-		if err := checkText(f+"."+t.field, t.value, t.required); err != nil {
+		if err := CheckText(f+"."+t.field, t.value, t.required); err != nil {
 			return l, err
 		}
 	}
 	origin := strings.ToUpper(strings.TrimSpace(in.Origin))
 	if !identity.ValidCountry(origin) {
-		return l, Invalid(f+".origin", "must be an ISO 3166-1 alpha-2 country code, got %q", in.Origin)
+		return l, fault.Of(fault.Invalid, f+".origin", "must be an ISO 3166-1 alpha-2 country code, got %q", in.Origin)
 	}
 	l.Procedure = policy.Procedure(in.Procedure)
 	if !l.Procedure.Valid() {
-		return l, Invalid(f+".procedure", "must be food_safety or quality, got %q", in.Procedure)
+		return l, fault.Of(fault.Invalid, f+".procedure", "must be food_safety or quality, got %q", in.Procedure)
 	}
 	if _, ok := p.Lookup(l.Procedure, hs); !ok {
 		if listed := p.ListedProcedures(hs); len(listed) > 0 {
-			return l, Invalid(f+".procedure", "HS code %s is listed under %v, not %s", hs, listed, l.Procedure)
+			return l, fault.Of(fault.Invalid, f+".procedure", "HS code %s is listed under %v, not %s", hs, listed, l.Procedure)
 		}
-		return l, Invalid(f+".hs_code", "HS code %s is under no specialized-inspection list of policy %s", hs, p.Version)
+		return l, fault.Of(fault.Invalid, f+".hs_code", "HS code %s is under no specialized-inspection list of policy %s", hs, p.Version)
 	}
 	if in.Quantity == nil {
-		return l, Invalid(f+".quantity", "is required")
+		return l, fault.Of(fault.Invalid, f+".quantity", "is required")
 	}
 	if q := *in.Quantity; q <= 0 || math.IsInf(q, 0) || math.IsNaN(q) || q > 1e12 {
-		return l, Invalid(f+".quantity", "must be a positive number, got %v", q)
+		return l, fault.Of(fault.Invalid, f+".quantity", "must be a positive number, got %v", q)
 	}
 	l.Quantity = *in.Quantity
 	l.Unit = identity.CanonicalText(in.Unit)
 	if len(in.Certificates) > maxCertificates {
-		return l, Invalid(f+".certificates", "at most %d certificates", maxCertificates)
+		return l, fault.Of(fault.Invalid, f+".certificates", "at most %d certificates", maxCertificates)
 	}
 	for j, ci := range in.Certificates {
 		cf := fmt.Sprintf("%s.certificates[%d]", f, j)
 		kind := policy.CertificateKind(ci.Kind)
 		if kind == "" || len(ci.Kind) > 32 {
-			return l, Invalid(cf+".kind", "is required (e.g. HACCP, ISO 22000)")
+			return l, fault.Of(fault.Invalid, cf+".kind", "is required (e.g. HACCP, ISO 22000)")
 		}
-		if err := checkText(cf+".number", ci.Number, true); err != nil {
+		if err := CheckText(cf+".number", ci.Number, true); err != nil {
 			return l, err
 		}
-		until, err := parseValidUntil(cf+".valid_until", ci.ValidUntil)
+		until, err := ParseValidUntil(cf+".valid_until", ci.ValidUntil)
 		if err != nil {
 			return l, err
 		}
@@ -180,10 +188,10 @@ func parseLine(p *policy.Policy, f string, in LineInput) (Line, error) {
 	if in.Exemption != "" {
 		cat, ok := p.Exemption(in.Exemption)
 		if !ok {
-			return l, Invalid(f+".exemption", "unknown exemption category %q", in.Exemption)
+			return l, fault.Of(fault.Invalid, f+".exemption", "unknown exemption category %q", in.Exemption)
 		}
 		if !slices.Contains(cat.Procedures, l.Procedure) {
-			return l, Invalid(f+".exemption", "category %s does not apply to %s", cat.Code, l.Procedure)
+			return l, fault.Of(fault.Invalid, f+".exemption", "category %s does not apply to %s", cat.Code, l.Procedure)
 		}
 		l.Exemption = cat.Code
 	}
@@ -191,40 +199,75 @@ func parseLine(p *policy.Policy, f string, in LineInput) (Line, error) {
 	return l, nil
 }
 
-// parseValidUntil takes a date as valid through the end of that day in
+// ParseValidUntil takes a date as valid through the end of that day in
 // Vietnam, the way a certificate's "valid until" is read.
-func parseValidUntil(field, s string) (time.Time, error) {
+func ParseValidUntil(field, s string) (time.Time, error) {
 	if t, err := time.ParseInLocation("2006-01-02", s, calendar.Vietnam()); err == nil {
 		return t.AddDate(0, 0, 1).Add(-time.Nanosecond), nil
 	}
 	return calendar.ParseTime(field, s)
 }
 
-func checkText(field, s string, required bool) error {
-	return checkTextMax(field, s, required, maxTextLen)
+func CheckText(field, s string, required bool) error {
+	return CheckTextMax(field, s, required, MaxText)
 }
 
-// checkTextMax accepts printable UTF-8 (white space allowed) of at most
+// CheckTextMax accepts printable UTF-8 (white space allowed) of at most
 // max bytes.
-func checkTextMax(field, s string, required bool, max int) error {
+func CheckTextMax(field, s string, required bool, max int) error {
 	if required && strings.TrimSpace(s) == "" {
-		return Invalid(field, "is required")
+		return fault.Of(fault.Invalid, field, "is required")
 	}
 	if len(s) > max {
-		return Invalid(field, "at most %d bytes", max)
+		return fault.Of(fault.Invalid, field, "at most %d bytes", max)
 	}
 	if !utf8.ValidString(s) {
-		return Invalid(field, "is not valid UTF-8")
+		return fault.Of(fault.Invalid, field, "is not valid UTF-8")
 	}
 	for _, r := range s {
 		switch {
 		case unicode.IsControl(r) && !unicode.IsSpace(r):
-			return Invalid(field, "contains a control character")
+			return fault.Of(fault.Invalid, field, "contains a control character")
 		case r == utf8.RuneError:
 			// What a decoder leaves of invalid UTF-8: the text as sent is
 			// lost, so it cannot be matched to anything.
-			return Invalid(field, "contains U+FFFD, the replacement for bytes that were not UTF-8")
+			return fault.Of(fault.Invalid, field, "contains U+FFFD, the replacement for bytes that were not UTF-8")
 		}
 	}
 	return nil
 }
+
+// Line is one validated, canonical declaration line: one lot.
+type Line struct {
+	LineNo       int                     `json:"line_no"`
+	Goods        identity.Goods          `json:"goods"` // canonical
+	Procedure    policy.Procedure        `json:"procedure"`
+	Quantity     float64                 `json:"quantity"`
+	Unit         string                  `json:"unit"`
+	Certificates []reference.Certificate `json:"certificates,omitempty"`
+	Exemption    string                  `json:"exemption,omitempty"`
+}
+
+// Declaration is a validated import declaration as NSW submits it.
+type Declaration struct {
+	ID              string `json:"declaration_id"`
+	ImporterTaxCode string `json:"importer_tax_code"`
+	Lines           []Line `json:"lines"`
+	// Digest is SHA-256 over the canonical content; a resubmission with the
+	// same ID must carry the same digest.
+	Digest string `json:"digest"`
+}
+
+// Record is what the store keeps per declaration ID: the digest
+// that makes resubmission idempotent and the decisions it produced.
+type Record struct {
+	ID              string    `json:"declaration_id"`
+	ImporterTaxCode string    `json:"importer_tax_code"`
+	Digest          string    `json:"digest"`
+	DecidedAt       time.Time `json:"decided_at"`
+	DecisionIDs     []string  `json:"decision_ids"`
+}
+
+// HSInput reports whether s is written as an HS code may be: digits, dots
+// between them.
+func HSInput(s string) bool { return hsInputRe.MatchString(s) }
