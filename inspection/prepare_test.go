@@ -162,11 +162,13 @@ func TestPreparedDecisionsFollowInterleavedWrites(t *testing.T) {
 				if tc.between != nil {
 					r.st.between = func() { tc.between(t, r, first) }
 				}
+				waitReadAhead(t, r.st.DB)
 				u0, _ := inspection.PreparedStats(r.svc)
 				got[i] = decide(t, r, "P-2", prepLine("Prep milk", tc.certs))
 				u1, _ := inspection.PreparedStats(r.svc)
 				used[i] = u1 - u0
 				r.clock.Set(r.clock.Now().Add(time.Minute))
+				waitReadAhead(t, r.st.DB)
 				after[i] = decide(t, r, "P-3", prepLine("Prep milk", tc.certs))
 				u2, _ := inspection.PreparedStats(r.svc)
 				usedAft[i] = u2 - u1
@@ -209,4 +211,18 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// waitReadAhead waits until the snapshot decisions prepare on holds every
+// committed write: the lot before was answered as its batch synced, and a
+// preparation on the snapshot without it is rightly thrown away, which is
+// not what these tests count.
+func waitReadAhead(t *testing.T, db *store.DB) {
+	t.Helper()
+	for i := 0; !db.ReadAheadCurrent(); i++ {
+		if i == 10000 {
+			t.Fatal("the shared snapshot never caught up with the committed batches")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

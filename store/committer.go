@@ -86,7 +86,10 @@ type committer struct {
 	// the keys the last recentBatches of them wrote, by sequence modulo
 	// its length (committer goroutine only; readahead.go).
 	committed atomic.Uint64
-	recent    [recentBatches]map[string]struct{}
+	// launched counts the batches whose commit has started: a batch is
+	// launched, its callers answered as it syncs, then landed (committed).
+	launched atomic.Uint64
+	recent   [recentBatches]map[string]struct{}
 	// snap is the snapshot ViewAhead shares (readahead.go).
 	snapMu sync.Mutex
 	snap   *sharedSnapshot
@@ -398,6 +401,7 @@ func (c *committer) launch(txn *badger.Txn, bv *batchView, reqs []*commitRequest
 		bv.overlay = nil // landed: only this batch's writes overlay the next
 	}
 	f := &flight{reqs: reqs, bv: bv, done: make(chan landing, 1)}
+	c.launched.Add(1)
 	go func() {
 		err := txn.Commit()
 		txn.Discard()

@@ -205,3 +205,19 @@ func (c *committer) release(sh *sharedSnapshot) {
 		sh.txn.Discard()
 	}
 }
+
+// ReadAheadCurrent reports whether the snapshot ViewAhead shares holds every
+// batch launched so far. A batch's callers are answered as it syncs, before
+// the committer hears of its landing and shares a snapshot with it (see
+// launch), so a caller that prepares right after its own write may prepare
+// on a snapshot without it, and its write transaction evaluates again.
+// Tests that count prepared evaluations wait for it.
+func (d *DB) ReadAheadCurrent() bool {
+	c := d.committer
+	if c == nil {
+		return true
+	}
+	c.snapMu.Lock()
+	defer c.snapMu.Unlock()
+	return c.snap == nil || c.snap.through == c.launched.Load() // none shared: ViewAhead opens its own
+}
