@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,18 +26,39 @@ import (
 // gets verified and registered (RegisterCertificate). A validity longer
 // than any scheme grants is refused outright.
 
+// readDeclaration reads in under pol: the declaration as parsed, and no
+// presented certificate with a term no scheme grants (which needs the
+// clock, so the parser cannot check it). Every policy a declaration is read
+// under checks both.
+func readDeclaration(pol *policy.Policy, in declaration.Input, now time.Time) (declaration.Declaration, error) {
+	d, err := declaration.Parse(pol, in)
+	if err != nil {
+		return d, err
+	}
+	return d, checkCertificateTerms(pol, in, now)
+}
+
 // checkCertificateTerms refuses a presented certificate valid for longer
 // than the policy's longest term from now, naming it.
 func checkCertificateTerms(pol *policy.Policy, in declaration.Input, now time.Time) error {
-	limit := now.AddDate(pol.CertificateMaxTerm(), 0, 0)
 	for i, l := range in.Lines {
 		for j, c := range l.Certificates {
 			field := fmt.Sprintf("lines[%d].certificates[%d].valid_until", i, j)
-			until, err := declaration.ParseValidUntil(field, c.ValidUntil)
-			if err == nil && until.After(limit) {
-				return Invalid(field, "%s is more than %d years ahead: no certificate scheme grants that long a term", c.ValidUntil, pol.CertificateMaxTerm())
+			if until, err := declaration.ParseValidUntil(field, c.ValidUntil); err == nil {
+				if err := checkTerm(pol, field, c.ValidUntil, until, now); err != nil {
+					return err
+				}
 			}
 		}
+	}
+	return nil
+}
+
+// checkTerm refuses a validity (given as raw, read as until) that ends
+// beyond the policy's longest certificate term from now.
+func checkTerm(pol *policy.Policy, field, raw string, until, now time.Time) error {
+	if years := pol.CertificateMaxTerm(); until.After(now.AddDate(years, 0, 0)) {
+		return Invalid(field, "%s is more than %d years ahead: no certificate scheme grants that long a term", raw, years)
 	}
 	return nil
 }
@@ -46,20 +68,17 @@ func checkCertificateTerms(pol *policy.Policy, in declaration.Input, now time.Ti
 func pendingCertificates(presented, onRecord []reference.Certificate, now time.Time) []string {
 	var out []string
 	for _, c := range presented {
-		if !onRecordInForce(c, onRecord, now) {
+		if !slices.ContainsFunc(onRecord, func(r reference.Certificate) bool { return sameCertificate(r, c) && !r.ValidUntil.Before(now) }) {
 			out = append(out, fmt.Sprintf("%s %s", c.Kind, c.Number))
 		}
 	}
 	return out
 }
 
-func onRecordInForce(c reference.Certificate, onRecord []reference.Certificate, now time.Time) bool {
-	for _, r := range onRecord {
-		if policy.CertificateKind(r.Kind) == policy.CertificateKind(c.Kind) && strings.EqualFold(r.Number, c.Number) && !r.ValidUntil.Before(now) {
-			return true
-		}
-	}
-	return false
+// sameCertificate says whether a and b are one certificate: the same kind
+// (in the policy's spelling) and number (case aside), whatever their term.
+func sameCertificate(a, b reference.Certificate) bool {
+	return policy.CertificateKind(a.Kind) == policy.CertificateKind(b.Kind) && strings.EqualFold(a.Number, b.Number)
 }
 
 // CertificateRegistration is a designated agency's (or customs') word that
@@ -105,8 +124,9 @@ func (s *Service) RegisterCertificate(ctx context.Context, by access.Principal, 
 			return Invalid("kind", "%s is not a certificate kind policy %s accepts", kind, pol.Version)
 		case until.Before(now):
 			return Invalid("valid_until", "%s has passed", in.ValidUntil)
-		case until.After(now.AddDate(pol.CertificateMaxTerm(), 0, 0)):
-			return Invalid("valid_until", "%s is more than %d years ahead: no scheme grants that long a term", in.ValidUntil, pol.CertificateMaxTerm())
+		}
+		if err := checkTerm(pol, "valid_until", in.ValidUntil, until, now); err != nil {
+			return err
 		}
 		m, err := tx.Manufacturer(mk)
 		switch {
@@ -125,10 +145,8 @@ func (s *Service) RegisterCertificate(ctx context.Context, by access.Principal, 
 			return err
 		}
 		out = m
-		for _, r := range m.Certificates {
-			if policy.CertificateKind(r.Kind) == kind && strings.EqualFold(r.Number, cert.Number) && r.ValidUntil.Equal(until) {
-				return nil // on record already: nothing changes
-			}
+		if slices.ContainsFunc(m.Certificates, func(r reference.Certificate) bool { return sameCertificate(r, cert) && r.ValidUntil.Equal(until) }) {
+			return nil // on record already: nothing changes
 		}
 		m.Certificates = append(m.Certificates, cert)
 		out = m

@@ -2,7 +2,6 @@ package inspection
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/ktcn/ktcn/inspection/identity"
@@ -96,9 +95,8 @@ func caution(tx ReadTx, pol *policy.Policy, sub Subject, window time.Duration, n
 	if err != nil {
 		return "", err
 	}
-	evs := slices.Clone(own)
-	slices.Reverse(evs) // latest first
-	for _, e := range evs {
+	for i := len(own) - 1; i >= 0; i-- { // latest first
+		e := own[i]
 		if e.At.After(now) || now.Sub(e.At) > window {
 			continue
 		}

@@ -222,25 +222,19 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in declaratio
 	// its own (a transaction opened during a commit waits for its sync);
 	// the transaction checks it is still in force. A refusal is made only
 	// under the policy in force now.
+	now := s.clock.Now() // once, so a retried transaction decides at the same instant
 	pol := s.inForce.Load()
-	d, err := declaration.Parse(pol, in)
-	if err == nil {
-		err = checkCertificateTerms(pol, in, s.clock.Now())
-	}
+	d, err := readDeclaration(pol, in, now)
 	if err != nil {
 		current, cerr := s.PolicyInForce(ctx)
 		if cerr != nil || current.Version == pol.Version {
 			return DecideResult{}, err
 		}
 		pol = current
-		if d, err = declaration.Parse(pol, in); err == nil {
-			err = checkCertificateTerms(pol, in, s.clock.Now())
-		}
-		if err != nil {
+		if d, err = readDeclaration(pol, in, now); err != nil {
 			return DecideResult{}, err
 		}
 	}
-	now := s.clock.Now() // once, so a retried transaction decides at the same instant
 	keys := make([]identity.Keys, len(d.Lines))
 	for i, l := range d.Lines {
 		keys[i] = s.keysOf(l.Goods)
@@ -282,7 +276,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in declaratio
 		}
 		ks := keys
 		if p.Version != pol.Version {
-			if dd, err = declaration.Parse(p, in); err != nil {
+			if dd, err = readDeclaration(p, in, now); err != nil {
 				return err
 			}
 			lp, ks = nil, make([]identity.Keys, len(dd.Lines))
