@@ -85,26 +85,8 @@ func (s *Service) link(ctx context.Context, by access.Principal, from, to identi
 			to = prev.To
 		}
 		if active {
-			for _, k := range []struct {
-				key   identity.Key
-				field string
-			}{{from, "from"}, {to, "to"}} {
-				if _, err := tx.GoodsState(k.key); errors.Is(err, fault.ErrNotFound) {
-					return NotFound("no goods %s", k.key)
-				} else if err != nil {
-					return err
-				}
-			}
-			// One hop: a goods others are linked into is not linked on,
-			// and goods linked elsewhere do not take links.
-			if into, err := tx.LinkedInto(from); err != nil || len(into) > 0 {
-				if err != nil {
-					return err
-				}
-				return Conflict("from", "goods %s has goods linked into it: unlink them first", from)
-			}
-			if l, err := tx.GoodsLink(to); err == nil && l.Active {
-				return Conflict("to", "goods %s is itself linked into %s: link into that one", to, l.To)
+			if err := linkable(tx, from, to); err != nil {
+				return err
 			}
 		}
 		out = GoodsLink{From: from, To: to, Active: active, By: by.Name, At: now, Reason: strings.TrimSpace(reason)}
@@ -112,6 +94,34 @@ func (s *Service) link(ctx context.Context, by access.Principal, from, to identi
 		return tx.PutGoodsLink(out)
 	})
 	return out, err
+}
+
+// linkable refuses a link of from into to unless both are known goods and
+// the link stays one hop: a goods others are linked into is not linked on,
+// and goods linked elsewhere do not take links.
+func linkable(tx ReadTx, from, to identity.Key) error {
+	for _, k := range []identity.Key{from, to} {
+		if _, err := tx.GoodsState(k); errors.Is(err, fault.ErrNotFound) {
+			return NotFound("no goods %s", k)
+		} else if err != nil {
+			return err
+		}
+	}
+	into, err := tx.LinkedInto(from)
+	if err != nil {
+		return err
+	}
+	if len(into) > 0 {
+		return Conflict("from", "goods %s has goods linked into it: unlink them first", from)
+	}
+	l, err := tx.GoodsLink(to)
+	switch {
+	case err == nil && l.Active:
+		return Conflict("to", "goods %s is itself linked into %s: link into that one", to, l.To)
+	case err != nil && !errors.Is(err, fault.ErrNotFound):
+		return err
+	}
+	return nil
 }
 
 // resolveGoods follows a goods' active link, if any: the key its lots are
