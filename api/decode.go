@@ -172,7 +172,7 @@ func jsonError(t reflect.Type, err error) error {
 		field := fieldPath(t, sem.JSONPointer)
 		if field == "lines" && t == reflect.TypeFor[*declaration.Input]() {
 			// The domain's words, so the answer is the same whether the
-			// decoder or ParseDeclaration counted.
+			// decoder or declaration.Parse counted.
 			return inspection.Invalid("lines", "at most %d lines per declaration, got more", tl.limit)
 		}
 		return inspection.Invalid(field, "at most %d elements, got more", tl.limit)

@@ -351,11 +351,11 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in declaratio
 type lotEval struct {
 	gk identity.Key
 	ev Evaluation // the lot's mode, score rules applied
-	// resembled are the goods subjects resemblance and a link read: their
+	// moreInputs are the goods subjects resemblance and a link read: their
 	// input versions too must hold at the commit.
-	resembled []risk.Subject
-	snap      Evaluation // the goods' mode from history alone (goods state)
-	results   int        // results in the goods' own history
+	moreInputs []risk.Subject
+	snap       Evaluation // the goods' mode from history alone (goods state)
+	results    int        // results in the goods' own history
 	// drafted is the decision and assignment made and encoded ahead, when
 	// no quota draw can change them (nil otherwise: the committer drafts
 	// them, and the store encodes them).
@@ -435,7 +435,7 @@ func (s *Service) prepareDecision(ctx context.Context, pol *policy.Policy, d dec
 			if err != nil {
 				return nil
 			}
-			for _, sub := range e.resembled {
+			for _, sub := range e.moreInputs {
 				if _, seen := prep.versions[sub]; !seen {
 					v, err := iv.InputVersion(sub)
 					if err != nil {
@@ -531,7 +531,7 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d declaration.Declarati
 		applyScoreRules(pol, &ev, scores)
 		ev.Explanation.Scores = scores
 	}
-	return lotEval{gk: k.Goods, ev: ev, snap: snap, results: goodsResults(history), resembled: append(resembled, linked...)}, state, nil
+	return lotEval{gk: k.Goods, ev: ev, snap: snap, results: goodsResults(history), moreInputs: append(resembled, linked...)}, state, nil
 }
 
 // draft builds a lot's decision and, when it is inspected, its
@@ -565,7 +565,7 @@ func assign(pol *policy.Policy, dec *Decision, d declaration.Declaration, l decl
 		return nil, nil
 	}
 	mode := e.ev.Mode
-	listing, _ := pol.Lookup(l.Procedure, l.Goods.HSCode) // ParseDeclaration checked it is listed
+	listing, _ := pol.Lookup(l.Procedure, l.Goods.HSCode) // declaration.Parse checked it is listed
 	agency, ok := pol.Route(listing, l.Goods.HSCode)
 	if !ok {
 		return nil, fmt.Errorf("no route for %s %s: %w", l.Procedure, l.Goods.HSCode, errors.New("policy routing incomplete"))
