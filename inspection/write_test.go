@@ -281,14 +281,7 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 // no HTTP in between. Another agency's decision, assignment and result are
 // not found, word for word as a missing one; the agency's own are there.
 func TestAgencyVisibilityInTheDomain(t *testing.T) {
-	r := newWriteRig(t)
-	if _, err := r.svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	agencies := []reference.Agency{{ID: "moit-firi", Name: "FIRI", Ministry: "MOIT"}, {ID: "moh-nifc", Name: "NIFC", Ministry: "MOH"}}
-	if err := r.svc.LoadReference(ctx, access.SystemPrincipal(), reference.Data{Agencies: agencies}); err != nil {
-		t.Fatal(err)
-	}
+	r := startedRig(t)
 	res, err := r.svc.Decide(ctx, as("nsw"), declaration.Input{DeclarationID: "VIS-1", ImporterTaxCode: "0101234567",
 		Lines: []declaration.LineInput{normalLine(1, "Sữa thấy")}})
 	if err != nil {
