@@ -412,3 +412,48 @@ func TestDecisionFollowsThePolicyInForceAtCommit(t *testing.T) {
 		t.Errorf("in force: %v %v", p, err)
 	}
 }
+
+// TestCertificateTermsUnderThePolicyInForceAtCommit: a declaration read
+// under one policy and committed under another is held to the other's
+// longest certificate term, like every other rule of it.
+func TestCertificateTermsUnderThePolicyInForceAtCommit(t *testing.T) {
+	db, err := store.Open(store.Options{InMemory: true, Small: true, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	onRecord(t, db)
+	st := &interleaving{DB: db}
+	clock := &fixedClock{}
+	clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))
+	svc, err := inspection.NewService(inspection.Config{Store: st, Policy: mustPolicy(t), Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The line's certificate runs to 2028-12-31: within the default's 3
+	// years, beyond version B's 1.
+	b := mustPolicy(t)
+	b.Version, b.Certificates = "term-b", &policy.CertificateRules{MaxTermYears: 1}
+	st.between = func() {
+		other, err := inspection.NewService(inspection.Config{Store: db, Policy: b, Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
+		if err == nil {
+			_, err = other.Start(ctx) // puts B in force
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	in := declaration.Input{DeclarationID: "TERM-1", ImporterTaxCode: "0101234567",
+		Lines: []declaration.LineInput{reducedLine("0402.21.20", 3)}}
+	_, err = svc.Decide(ctx, as("nsw"), in)
+	var fe *fault.Error
+	if !errors.As(err, &fe) || fe.Code != fault.Invalid || fe.Field != "lines[0].certificates[0].valid_until" {
+		t.Fatalf("decided under B with a certificate beyond its term: %v", err)
+	}
+	if _, err := svc.DecisionView(ctx, access.SystemPrincipal(), identity.DecisionID("TERM-1", 1)); fault.CodeOf(err) != fault.NotFound {
+		t.Fatalf("a refused declaration left a decision: %v", err)
+	}
+}
