@@ -78,6 +78,16 @@ var routeRules = map[string]rule{
 	"POST /v1/admin/keys":       to(access.ActManageKeys),
 	"GET /v1/admin/keys":        to(access.ActReadKeys),
 	"DELETE /v1/admin/keys/:id": to(access.ActManageKeys),
+
+	// The NSW feed: nsw, customs, auditors, and agencies (their lots'
+	// events only, filtered in the domain). Webhook receivers are admin's.
+	"GET /v1/events":                      to(access.ActReadEvents),
+	"POST /v1/webhooks":                   to(access.ActManageWebhooks),
+	"GET /v1/webhooks":                    to(access.ActManageWebhooks),
+	"GET /v1/webhooks/:id":                to(access.ActManageWebhooks),
+	"POST /v1/webhooks/:id/rotate-secret": to(access.ActManageWebhooks),
+	"POST /v1/webhooks/:id/redeliver":     to(access.ActManageWebhooks),
+	"DELETE /v1/webhooks/:id":             to(access.ActManageWebhooks),
 }
 
 func routeKey(method, path string) string { return method + " " + path }

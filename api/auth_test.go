@@ -57,6 +57,18 @@ func (m *matrixFixture) fresh(t *testing.T, product string) inspection.Decision 
 	return res.Decisions[0]
 }
 
+// webhook registers a receiver (on a port nothing listens on) and returns
+// its ID.
+func (m *matrixFixture) webhook(t *testing.T) string {
+	t.Helper()
+	w, err := m.feed.CreateWebhook(context.Background(), access.Principal{Name: "admin:test", Role: access.RoleAdmin},
+		inspection.WebhookInput{URL: "http://127.0.0.1:9/nsw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w.ID
+}
+
 // matrix is written out independently of api's route table: the test is
 // the second statement of who may do what, and TestAuthorizationMatrix
 // fails for any route the router has that is not a row here.
@@ -140,6 +152,27 @@ var matrix = map[string]matrixRow{
 	}},
 	"GET /v1/admin/keys": {[]string{"admin", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/admin/keys", nil
+	}},
+	"GET /v1/events": {[]string{"nsw", "customs", "auditor", "agency"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/events?after=0&limit=5", nil
+	}},
+	"POST /v1/webhooks": {[]string{"admin"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/nsw", "event_types": []string{"decision.made"}}
+	}},
+	"GET /v1/webhooks": {[]string{"admin"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/webhooks", nil
+	}},
+	"GET /v1/webhooks/:id": {[]string{"admin"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/webhooks/" + m.webhook(t), nil
+	}},
+	"POST /v1/webhooks/:id/rotate-secret": {[]string{"admin"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/webhooks/" + m.webhook(t) + "/rotate-secret", nil
+	}},
+	"POST /v1/webhooks/:id/redeliver": {[]string{"admin"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/webhooks/" + m.webhook(t) + "/redeliver", map[string]any{"from": 1, "to": 1}
+	}},
+	"DELETE /v1/webhooks/:id": {[]string{"admin"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/webhooks/" + m.webhook(t), nil
 	}},
 	"DELETE /v1/admin/keys/:id": {[]string{"admin"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
 		k, err := m.access.CreateKey(context.Background(), access.Principal{Name: "admin:test", Role: access.RoleAdmin},

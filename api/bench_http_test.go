@@ -83,7 +83,7 @@ func post64(b *testing.B, url, token, unit string) {
 }
 
 func BenchmarkDecideHTTP64(b *testing.B) {
-	svc, keys := benchService(b)
+	svc, keys, fd := benchService(b)
 	k, err := keys.CreateKey(context.Background(), access.Principal{Name: "admin:bench", Role: access.RoleAdmin},
 		inspection.KeyRequest{Principal: "nsw"})
 	if err != nil {
@@ -91,7 +91,7 @@ func BenchmarkDecideHTTP64(b *testing.B) {
 	}
 	// The limiter runs, but at a limit 64 clients cannot reach: refusals
 	// would measure the limit, not the path.
-	srv := httptest.NewServer(api.New(api.Config{Service: svc, Access: keys, Logger: zerolog.Nop(),
+	srv := httptest.NewServer(api.New(api.Config{Service: svc, Access: keys, Feed: fd, Logger: zerolog.Nop(),
 		RateLimit: 1e7, RateBurst: 1e7}))
 	defer srv.Close()
 	post64(b, srv.URL+"/v1/declarations", k.Token, "decisions")

@@ -47,7 +47,7 @@ func benchDir(b *testing.B) string {
 
 // benchService is the service over a fresh store with the fixtures, and
 // the access use cases over the same store.
-func benchService(b *testing.B) (*inspection.Service, *inspection.Access) {
+func benchService(b *testing.B) (*inspection.Service, *inspection.Access, *inspection.Feed) {
 	db, err := store.Open(store.Options{Dir: benchDir(b), Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
@@ -58,7 +58,9 @@ func benchService(b *testing.B) (*inspection.Service, *inspection.Access) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: calendar.SystemClock{}, QuotaKeys: testKeys, Logger: zerolog.Nop()})
+	outbox := inspection.NewOutbox()
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: calendar.SystemClock{}, QuotaKeys: testKeys, Logger: zerolog.Nop(),
+		Hooks: []inspection.Hook{outbox}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,11 +70,16 @@ func benchService(b *testing.B) (*inspection.Service, *inspection.Access) {
 	if _, err := svc.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
-	access, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: calendar.SystemClock{}, Logger: zerolog.Nop()})
+	access, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: calendar.SystemClock{}, Logger: zerolog.Nop(),
+		Hooks: []inspection.Hook{outbox}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return svc, access
+	fd, err := inspection.NewFeed(inspection.FeedConfig{Store: db, States: db, Outbox: outbox, Clock: calendar.SystemClock{}, Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return svc, access, fd
 }
 
 // benchDeclaration is a one-line declaration over a few goods, so history
@@ -91,7 +98,7 @@ func reportRate(b *testing.B, what string) {
 }
 
 func BenchmarkDecideInProcess(b *testing.B) {
-	svc, _ := benchService(b)
+	svc, _, _ := benchService(b)
 	ctx := context.Background()
 	var seq atomic.Int64
 	b.ResetTimer()
@@ -104,7 +111,7 @@ func BenchmarkDecideInProcess(b *testing.B) {
 }
 
 func BenchmarkDecideInProcessParallel16(b *testing.B) {
-	svc, _ := benchService(b)
+	svc, _, _ := benchService(b)
 	ctx := context.Background()
 	var seq atomic.Int64
 	b.SetParallelism(8) // 8 × GOMAXPROCS(2) = 16 callers
@@ -150,14 +157,14 @@ func postLoop(b *testing.B, url, token string) {
 }
 
 func BenchmarkDecideHTTP(b *testing.B) {
-	svc, keys := benchService(b)
+	svc, keys, fd := benchService(b)
 	k, err := keys.CreateKey(context.Background(), access.Principal{Name: "admin:bench", Role: access.RoleAdmin},
 		inspection.KeyRequest{Principal: "nsw"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	// Default rate limits: they must not throttle this benchmark.
-	srv := httptest.NewServer(api.New(api.Config{Service: svc, Access: keys, Logger: zerolog.Nop()}))
+	srv := httptest.NewServer(api.New(api.Config{Service: svc, Access: keys, Feed: fd, Logger: zerolog.Nop()}))
 	defer srv.Close()
 	postLoop(b, srv.URL+"/v1/declarations", k.Token)
 	reportRate(b, "decisions")
@@ -191,4 +198,61 @@ func BenchmarkBareEchoHTTP(b *testing.B) {
 	// The same header is sent (and ignored), so the floor moves the same bytes.
 	postLoop(b, srv.URL+"/v1/declarations", "ktcn_0000000000000000_"+strings.Repeat("0", 64))
 	reportRate(b, "requests")
+}
+
+// BenchmarkFeedPullHTTP is events/s the pull feed serves NSW over HTTP:
+// pages of 1000 read in turn over an outbox of 4000 decisions' events (a
+// decision and, for inspected lots, its assignment), wrapping round.
+func BenchmarkFeedPullHTTP(b *testing.B) {
+	svc, keys, fd := benchService(b)
+	ctx := context.Background()
+	var seq atomic.Int64
+	done := make(chan error, 16)
+	for range 16 {
+		go func() {
+			for seq.Load() < 4000 {
+				if _, err := svc.Decide(ctx, access.SystemPrincipal(), benchDeclaration(seq.Add(1))); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 16 {
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	}
+	k, err := keys.CreateKey(ctx, access.Principal{Name: "admin:bench", Role: access.RoleAdmin}, inspection.KeyRequest{Principal: "nsw"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Service: svc, Access: keys, Feed: fd, Logger: zerolog.Nop(), RateLimit: 1e7, RateBurst: 1e7}))
+	defer srv.Close()
+	client := srv.Client()
+	var after, events uint64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/events?after=%d&limit=1000", srv.URL, after), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+k.Token)
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var page api.EventPageResponse
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("pull: %d %v", resp.StatusCode, err)
+		}
+		events += uint64(len(page.Events))
+		if after = page.Next; len(page.Events) < 1000 {
+			after = 0
+		}
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }

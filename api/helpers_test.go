@@ -45,6 +45,7 @@ type env struct {
 	dir    string
 	svc    *inspection.Service
 	access *inspection.Access
+	feed   *inspection.Feed
 	clock  *testClock
 	// tokens holds a key for every principal in principals.
 	tokens map[string]string
@@ -126,7 +127,9 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 		p = o.policy
 	}
 	clock := &testClock{now: start}
-	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock, QuotaKeys: testKeys, Logger: log})
+	outbox := inspection.NewOutbox()
+	hooks := []inspection.Hook{outbox}
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock, QuotaKeys: testKeys, Logger: log, Hooks: hooks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,11 +143,15 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	if o.keyReads != nil {
 		accessStore = countingStore{Store: db, views: o.keyReads}
 	}
-	acc, err := inspection.NewAccess(inspection.AccessConfig{Store: accessStore, Clock: clock, Logger: log, MaxKeyTTL: keyTTL})
+	acc, err := inspection.NewAccess(inspection.AccessConfig{Store: accessStore, Clock: clock, Logger: log, MaxKeyTTL: keyTTL, Hooks: hooks})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, dir: dir, svc: svc, access: acc, clock: clock, tokens: map[string]string{}}
+	fd, err := inspection.NewFeed(inspection.FeedConfig{Store: db, States: db, Outbox: outbox, Clock: clock, Logger: log, AllowLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, db: db, dir: dir, svc: svc, access: acc, feed: fd, clock: clock, tokens: map[string]string{}}
 	// Keys come through the same use case as `ktcn keys create` and the
 	// admin endpoint, so tests authenticate exactly as clients do.
 	var reqs []inspection.KeyRequest
@@ -158,7 +165,7 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	for _, k := range keys {
 		e.tokens[k.Key.Principal.Name] = k.Token
 	}
-	e.echo = api.New(api.Config{Service: svc, Access: acc, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
+	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
 		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock})
 	if o.routes != nil {
 		o.routes(e.echo)

@@ -34,6 +34,7 @@ var statusOf = map[fault.Code]int{
 	fault.Forbidden:       http.StatusForbidden,
 	fault.Unavailable:     http.StatusServiceUnavailable,
 	fault.Internal:        http.StatusInternalServerError,
+	fault.Gone:            http.StatusGone,
 }
 
 // requestError is bad HTTP-level input (malformed JSON, wrong media type,

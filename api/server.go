@@ -22,6 +22,8 @@ type Config struct {
 	// Access authenticates every request but GET /healthz and serves the
 	// admin key endpoints.
 	Access *inspection.Access
+	// Feed serves the NSW feed and webhook subscriptions.
+	Feed   *inspection.Feed
 	Logger zerolog.Logger
 	// BodyLimit caps request bodies (bytes); 0 means DefaultBodyLimit.
 	BodyLimit int64
@@ -46,8 +48,8 @@ const DefaultBodyLimit = 1 << 20
 // New builds the echo instance with every route. It panics without a
 // Service or an Access: a server that cannot authenticate must not start.
 func New(cfg Config) *echo.Echo {
-	if cfg.Service == nil || cfg.Access == nil {
-		panic("api.New: Config.Service and Config.Access are required")
+	if cfg.Service == nil || cfg.Access == nil || cfg.Feed == nil {
+		panic("api.New: Config.Service, Config.Access and Config.Feed are required")
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -85,7 +87,7 @@ func New(cfg Config) *echo.Echo {
 	e.Use(authorize(cfg.Logger))
 	e.Use(bodyLimit(limit))
 
-	h := &handlers{svc: cfg.Service, access: cfg.Access}
+	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed}
 	e.GET("/healthz", h.health)
 	v1 := e.Group("/v1")
 	v1.POST("/declarations", as(h.postDeclaration))
@@ -108,6 +110,13 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/admin/keys", as(h.createKey))
 	v1.GET("/admin/keys", as(h.listKeys))
 	v1.DELETE("/admin/keys/:id", as(h.revokeKey))
+	v1.GET("/events", as(h.listEvents)) // feed.go
+	v1.POST("/webhooks", as(h.createWebhook))
+	v1.GET("/webhooks", as(h.listWebhooks))
+	v1.GET("/webhooks/:id", as(h.getWebhook))
+	v1.POST("/webhooks/:id/rotate-secret", as(h.rotateWebhookSecret))
+	v1.POST("/webhooks/:id/redeliver", as(h.redeliverWebhook))
+	v1.DELETE("/webhooks/:id", as(h.deleteWebhook))
 	return e
 }
 
@@ -178,6 +187,7 @@ func requestLog(log zerolog.Logger) echo.MiddlewareFunc {
 type handlers struct {
 	svc    *inspection.Service
 	access *inspection.Access
+	feed   *inspection.Feed
 }
 
 func (h *handlers) health(c echo.Context) error {

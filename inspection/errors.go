@@ -29,3 +29,8 @@ func Forbidden(format string, args ...any) *fault.Error {
 func Unauthenticated(format string, args ...any) *fault.Error {
 	return fault.Of(fault.Unauthenticated, "", format, args...)
 }
+
+// Gone reports something no longer kept (a feed cursor behind retention).
+func Gone(field, format string, args ...any) *fault.Error {
+	return fault.Of(fault.Gone, field, format, args...)
+}

@@ -296,19 +296,22 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 			return Conflict("inspect", "decision %s is already %s", l.d.ID, inspectedWord(want))
 		}
 		o := l.next(by.Name, now, code, text, want)
+		var a Assignment
 		if want {
-			o.Agency, o.AssignmentID, err = openAssignment(tx, pol, l.d, o.ID, now)
+			a, err = openAssignment(tx, pol, l.d, o.ID, now)
 		} else {
-			o.Agency, o.AssignmentID, err = cancelAssignment(tx, l, o.ID, now)
+			a, err = cancelAssignment(tx, l, o.ID, now)
 		}
 		if err != nil {
 			return err
 		}
+		o.Agency, o.AssignmentID = a.Agency, a.ID
 		if err := tx.PutOverride(o); err != nil {
 			return err
 		}
 		c.Subjects = []string{"decision:" + l.d.ID}
 		out.Decision = viewOf(l.d, append(l.ovs, o))
+		emitOverridden(c, l.d, o, a, out.Decision.Agencies())
 		return nil
 	})
 	if err != nil {
@@ -369,12 +372,16 @@ func swap(tx Tx, pol *policy.Policy, c *Change, a decided, otherID string, by ac
 	ro := release.next(by.Name, now, code, text, false)
 	co := check.next(by.Name, now, code, text, true)
 	ro.SwapWith, co.SwapWith = check.d.ID, release.d.ID
-	if ro.Agency, ro.AssignmentID, err = cancelAssignment(tx, release, ro.ID, now); err != nil {
+	ra, err := cancelAssignment(tx, release, ro.ID, now)
+	if err != nil {
 		return err
 	}
-	if co.Agency, co.AssignmentID, err = openAssignment(tx, pol, check.d, co.ID, now); err != nil {
+	ca, err := openAssignment(tx, pol, check.d, co.ID, now)
+	if err != nil {
 		return err
 	}
+	ro.Agency, ro.AssignmentID = ra.Agency, ra.ID
+	co.Agency, co.AssignmentID = ca.Agency, ca.ID
 	for _, o := range []Override{ro, co} {
 		if err := tx.PutOverride(o); err != nil {
 			return err
@@ -387,28 +394,30 @@ func swap(tx Tx, pol *policy.Policy, c *Change, a decided, otherID string, by ac
 	}
 	bv := viewOf(b.d, append(b.ovs, bNew))
 	*out = OverrideOutcome{Decision: viewOf(a.d, append(a.ovs, aNew)), Swapped: &bv}
+	emitOverridden(c, release.d, ro, ra, viewOf(release.d, append(release.ovs, ro)).Agencies())
+	emitOverridden(c, check.d, co, ca, viewOf(check.d, append(check.ovs, co)).Agencies())
 	return nil
 }
 
 // openAssignment gives the lot to its agency: the lot's assignment is
 // reopened if an earlier override cancelled it, or created under the
 // active policy's routing.
-func openAssignment(tx Tx, pol *policy.Policy, d Decision, overrideID string, now time.Time) (agency, id string, err error) {
-	id = identity.AssignmentID(d.DeclarationID, d.LineNo)
+func openAssignment(tx Tx, pol *policy.Policy, d Decision, overrideID string, now time.Time) (Assignment, error) {
+	id := identity.AssignmentID(d.DeclarationID, d.LineNo)
 	a, err := tx.Assignment(id)
 	switch {
 	case err == nil:
 		if a.Result != nil {
-			return "", "", Conflict("inspect", "the lot's assignment %s already has a result", id)
+			return Assignment{}, Conflict("inspect", "the lot's assignment %s already has a result", id)
 		}
 	case errors.Is(err, fault.ErrNotFound):
 		listing, ok := pol.Lookup(d.Procedure, d.Goods.HSCode)
 		if !ok {
-			return "", "", Conflict("inspect", "policy %s does not list %s under %s: no agency to inspect it", pol.Version, d.Goods.HSCode, d.Procedure)
+			return Assignment{}, Conflict("inspect", "policy %s does not list %s under %s: no agency to inspect it", pol.Version, d.Goods.HSCode, d.Procedure)
 		}
 		agency, ok := pol.Route(listing, d.Goods.HSCode)
 		if !ok {
-			return "", "", Conflict("inspect", "policy %s routes %s %s to no agency", pol.Version, d.Procedure, d.Goods.HSCode)
+			return Assignment{}, Conflict("inspect", "policy %s routes %s %s to no agency", pol.Version, d.Procedure, d.Goods.HSCode)
 		}
 		check := "documents"
 		if d.Mode == ModeStrict {
@@ -417,33 +426,27 @@ func openAssignment(tx Tx, pol *policy.Policy, d Decision, overrideID string, no
 		a = Assignment{ID: id, DecisionID: d.ID, DeclarationID: d.DeclarationID, LineNo: d.LineNo, ImporterTaxCode: d.ImporterTaxCode,
 			Agency: agency, Mode: d.Mode, Check: check, Goods: d.Goods, GoodsKey: d.GoodsKey, Procedure: d.Procedure, CreatedAt: now}
 	default:
-		return "", "", err
+		return Assignment{}, err
 	}
 	// The agency's deadline runs from the override, not from the decision.
 	a.Status, a.DueAt, a.OverrideID, a.CancelledAt = AssignmentOpen, Deadline(pol, a.Mode, now), overrideID, nil
-	if err := tx.PutAssignment(a); err != nil {
-		return "", "", err
-	}
-	return a.Agency, a.ID, nil
+	return a, tx.PutAssignment(a)
 }
 
 // cancelAssignment withdraws the lot's open assignment. A lot already
 // inspected keeps its result: an override cannot undo what an agency found.
-func cancelAssignment(tx Tx, l decided, overrideID string, now time.Time) (agency, id string, err error) {
+func cancelAssignment(tx Tx, l decided, overrideID string, now time.Time) (Assignment, error) {
 	a, err := tx.Assignment(l.cur.AssignmentID)
 	if err != nil {
-		return "", "", fmt.Errorf("assignment %s of decision %s: %w", l.cur.AssignmentID, l.d.ID, err)
+		return Assignment{}, fmt.Errorf("assignment %s of decision %s: %w", l.cur.AssignmentID, l.d.ID, err)
 	}
 	if a.Result != nil {
-		return "", "", Conflict("inspect", "decision %s's lot was inspected (%s, recorded %s): a result stands and an override cannot undo it",
+		return Assignment{}, Conflict("inspect", "decision %s's lot was inspected (%s, recorded %s): a result stands and an override cannot undo it",
 			l.d.ID, a.Result.Outcome, a.Result.RecordedAt.Format(time.RFC3339))
 	}
 	at := now
 	a.Status, a.OverrideID, a.CancelledAt = AssignmentCancelled, overrideID, &at
-	if err := tx.PutAssignment(a); err != nil {
-		return "", "", err
-	}
-	return a.Agency, a.ID, nil
+	return a, tx.PutAssignment(a)
 }
 
 func inspectedWord(b bool) string {

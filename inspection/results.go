@@ -176,9 +176,12 @@ func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignm
 			return err
 		}
 		out.Assignment = a
-		if err := putGoodsState(tx, pol, state, a.Goods, keys.Goods, history, now); err != nil {
+		after, err := putGoodsState(tx, pol, state, a.Goods, keys.Goods, history, now)
+		if err != nil {
 			return err
 		}
+		emitResult(c, a, after.Progress)
+		emitModeChange(c, state, after, a.DeclarationID, a.LineNo, []string{a.Agency}, e.ID)
 		c.Subjects = []string{"assignment:" + a.ID, "decision:" + a.DecisionID}
 		return nil
 	})
@@ -335,9 +338,14 @@ func (s *Service) RaiseAlert(ctx context.Context, by access.Principal, in AlertI
 			if err != nil {
 				return err
 			}
-			if err := putGoodsState(tx, pol, state, *goods, gk, history, now); err != nil {
+			after, err := putGoodsState(tx, pol, state, *goods, gk, history, now)
+			if err != nil {
 				return err
 			}
+			emitAlert(c, e)
+			emitModeChange(c, state, after, "", 0, nil, e.ID)
+		} else {
+			emitAlert(c, e)
 		}
 		c.Subjects = []string{"event:" + e.ID}
 		return nil

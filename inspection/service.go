@@ -307,7 +307,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in declaratio
 		}
 		for i, l := range dd.Lines {
 			e := lots[i]
-			dec, err := s.commitLot(tx, p, dd, l, now, e, nil, &opened)
+			dec, err := s.commitLot(tx, c, p, dd, l, now, e, nil, &opened)
 			if err != nil {
 				return fmt.Errorf("line %d: %w", l.LineNo, err)
 			}
@@ -611,7 +611,7 @@ func (s *Service) encodeDraft(pol *policy.Policy, d declaration.Declaration, l d
 // the quota draw for a reduced lot, the assignment, the decision and the
 // goods state. state is the goods state already read in this transaction,
 // or nil to read it here.
-func (s *Service) commitLot(tx Tx, pol *policy.Policy, d declaration.Declaration, l declaration.Line, now time.Time, e lotEval, state *GoodsState, opened *[]quota.Period) (Decision, error) {
+func (s *Service) commitLot(tx Tx, c *Change, pol *policy.Policy, d declaration.Declaration, l declaration.Line, now time.Time, e lotEval, state *GoodsState, opened *[]quota.Period) (Decision, error) {
 	if state == nil {
 		st, err := readGoodsState(tx, e.gk)
 		if err != nil {
@@ -651,7 +651,17 @@ func (s *Service) commitLot(tx Tx, pol *policy.Policy, d declaration.Declaration
 	}
 	st := *state
 	st.Lots++
-	return dec, writeGoodsState(tx, pol, st, l.Goods, e.gk, e.snap, e.results, now)
+	after, err := writeGoodsState(tx, pol, st, l.Goods, e.gk, e.snap, e.results, now)
+	if err != nil {
+		return Decision{}, err
+	}
+	emitDecided(c, dec, a, after.Progress)
+	var agencies []string
+	if dec.Agency != "" {
+		agencies = []string{dec.Agency}
+	}
+	emitModeChange(c, *state, after, dec.DeclarationID, dec.LineNo, agencies, dec.ID)
+	return dec, nil
 }
 
 // lotRecords is a lot's decision and assignment: as drafted and encoded
@@ -758,8 +768,8 @@ func readGoodsState(tx HistoryReader, gk identity.Key) (GoodsState, error) {
 }
 
 // putGoodsState refreshes the goods' snapshot from its history alone (no
-// lot's certificate or exemption).
-func putGoodsState(tx HistoryWriter, pol *policy.Policy, st GoodsState, g identity.Goods, gk identity.Key, history []Event, now time.Time) error {
+// lot's certificate or exemption) and returns it.
+func putGoodsState(tx HistoryWriter, pol *policy.Policy, st GoodsState, g identity.Goods, gk identity.Key, history []Event, now time.Time) (GoodsState, error) {
 	return writeGoodsState(tx, pol, st, g, gk, Evaluate(pol, history, Lot{}, now), goodsResults(history), now)
 }
 
@@ -781,19 +791,19 @@ func goodsResults(history []Event) int {
 }
 
 // writeGoodsState writes the goods' snapshot: its history-only evaluation
-// and result count.
-func writeGoodsState(tx HistoryWriter, pol *policy.Policy, st GoodsState, g identity.Goods, gk identity.Key, snap Evaluation, results int, now time.Time) error {
+// and result count; it returns what it wrote.
+func writeGoodsState(tx HistoryWriter, pol *policy.Policy, st GoodsState, g identity.Goods, gk identity.Key, snap Evaluation, results int, now time.Time) (GoodsState, error) {
 	if st.Key == (identity.Key{}) {
 		// New goods: later new goods of its maker, heading and origin are
 		// compared with it (resemble.go).
 		if err := tx.IndexResemblance(identity.ResemblanceGroup(g), gk, g.ProductName, identity.MatchText(g.ProductName)); err != nil {
-			return err
+			return GoodsState{}, err
 		}
 	}
 	st.Key, st.Goods, st.Mode, st.Rule, st.Progress = gk, g, snap.Mode, snap.Explanation.Rule, snap.Explanation.Progress
 	st.Results = results
 	st.PolicyVersion, st.UpdatedAt = pol.Version, now
-	return tx.PutGoodsState(st)
+	return st, tx.PutGoodsState(st)
 }
 
 // Assignment returns a stored assignment. An agency sees only its own: any

@@ -34,6 +34,8 @@ type ReadTx interface {
 	QuotaReader
 	RiskReader
 	LinkReader
+	OutboxReader
+	SubscriptionReader
 	audit.Reader // the chain and the records it covers, for verification
 }
 
@@ -48,6 +50,8 @@ type Tx interface {
 	QuotaWriter
 	RiskWriter
 	LinkWriter
+	OutboxWriter
+	SubscriptionWriter
 }
 
 // InputVersioner is an optional capability of a ReadTx (the badger store

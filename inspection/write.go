@@ -12,6 +12,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/fault"
+	"github.com/ktcn/ktcn/inspection/feed"
 )
 
 // The one write path. Every use case that changes state hands the write
@@ -35,6 +36,18 @@ type Change struct {
 	Kind     audit.Kind
 	At       time.Time
 	Subjects []string
+	// Events are the outbox events the change emitted (outbox.go), in
+	// the order they happened; the outbox hook numbers and writes them.
+	Events []feed.Event
+	// emitting: an outbox hook runs, so events are worth building.
+	emitting bool
+}
+
+// emit adds an outbox event to the change, when an outbox records them.
+func (c *Change) emit(e feed.Event) {
+	if c.emitting {
+		c.Events = append(c.Events, e)
+	}
 }
 
 // Hook runs inside the transaction of every change, after the use case's
@@ -43,6 +56,13 @@ type Change struct {
 // It runs again whenever the transaction does.
 type Hook interface {
 	InTx(tx Tx, c Change) error
+}
+
+// CommitHook is a Hook that also hears, after the commit is durable, of
+// each change it ran in (the outbox wakes its readers and delivery).
+type CommitHook interface {
+	Hook
+	Committed(c Change)
 }
 
 // AuditedTx is what the write path needs of a store's transaction beyond
@@ -69,14 +89,17 @@ func (w *writePath) write(ctx context.Context, by access.Principal, kind audit.K
 	if by.Name == "" {
 		return errors.New("inspection: a change needs the acting principal")
 	}
-	var head audit.Head
+	var (
+		head audit.Head
+		done Change
+	)
 	err := w.store.Update(ctx, func(tx Tx) error {
-		head = audit.Head{}
+		head, done = audit.Head{}, Change{}
 		atx, ok := tx.(AuditedTx)
 		if !ok {
 			return errors.New("inspection: the store's transactions cannot be audited")
 		}
-		c := Change{By: by, Kind: kind, At: at}
+		c := Change{By: by, Kind: kind, At: at, emitting: w.emitting()}
 		if err := fn(tx, &c); err != nil || len(atx.Written()) == 0 {
 			return err
 		}
@@ -87,12 +110,30 @@ func (w *writePath) write(ctx context.Context, by access.Principal, kind audit.K
 			}
 		}
 		head, err = appendEntry(tx, atx, c)
+		done = c
 		return err
 	})
-	if err == nil && head.Seq > 0 && w.observer != nil {
-		w.observer.AuditCommitted(head)
+	if err == nil && head.Seq > 0 {
+		if w.observer != nil {
+			w.observer.AuditCommitted(head)
+		}
+		for _, h := range w.hooks {
+			if ch, ok := h.(CommitHook); ok {
+				ch.Committed(done)
+			}
+		}
 	}
 	return err
+}
+
+// emitting reports whether an outbox hook records the change's events.
+func (w *writePath) emitting() bool {
+	for _, h := range w.hooks {
+		if _, ok := h.(*Outbox); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // read is a read use case: by must be allowed action a, and fn reads one

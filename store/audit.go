@@ -187,6 +187,8 @@ func recordKey(k audit.RecordKind, id string) ([]byte, prefix, error) {
 		return idKey(prefixAgency, id), prefixAgency, nil
 	case audit.RecordImporter:
 		return idKey(prefixImporter, id), prefixImporter, nil
+	case audit.RecordWebhook:
+		return idKey(prefixWebhook, id), prefixWebhook, nil
 
 	case audit.RecordGoodsState, audit.RecordManufacturer:
 		key, err := identity.ParseKey(id)
@@ -306,6 +308,7 @@ var recordScans = map[audit.RecordKind]recordScan{
 	audit.RecordOverride:     {prefixOverride, jsonID("id")},
 	audit.RecordAgency:       {prefixAgency, jsonID("id")},
 	audit.RecordImporter:     {prefixImporter, jsonID("tax_code")},
+	audit.RecordWebhook:      {prefixWebhook, jsonID("id")},
 	audit.RecordManufacturer: {prefixManufacture, func(body []byte) (string, error) {
 		var m reference.Manufacturer
 		if err := json.Unmarshal(body, &m); err != nil {

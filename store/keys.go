@@ -29,7 +29,7 @@ const (
 	prefixPolicy       prefix = 0x0B
 	prefixImporterLog  prefix = 0x0C // importer's results, by inspection date
 	prefixAPIKey       prefix = 0x0D // API key by key ID (the secret only as a hash)
-	prefixOutbox       prefix = 0x10 // reserved: outbox by event sequence
+	prefixOutbox       prefix = 0x10 // outbox event by sequence (8 bytes, BE)
 	prefixQuota        prefix = 0x11 // quota counter by period and scope
 	prefixQuotaPeriod  prefix = 0x12 // quota period: key commitment, revealed key
 	prefixQuotaDraw    prefix = 0x13 // a scope's reduced lots in eligible order
@@ -45,6 +45,10 @@ const (
 	prefixResemblance  prefix = 0x1D // goods by resemblance group (manufacturer, heading, origin)
 	prefixGoodsLink    prefix = 0x1E // customs' link of one goods identity into another
 	prefixLinkedInto   prefix = 0x1F // the goods linked into a goods (derived from 0x1E)
+	prefixOutboxHead   prefix = 0x20 // the outbox's last sequence and compaction horizon
+	prefixWebhook      prefix = 0x21 // webhook subscription by ID
+	prefixDelivery     prefix = 0x22 // a subscription's delivery state
+	prefixDeadLetter   prefix = 0x23 // a subscription's dead letters by sequence
 	prefixMeta         prefix = 0xFF
 )
 
@@ -108,6 +112,14 @@ func (p prefix) String() string {
 		return "goods link"
 	case prefixLinkedInto:
 		return "linked-into index"
+	case prefixOutboxHead:
+		return "outbox head"
+	case prefixWebhook:
+		return "webhook subscription"
+	case prefixDelivery:
+		return "delivery state"
+	case prefixDeadLetter:
+		return "dead letter"
 	case prefixMeta:
 		return "meta"
 	}

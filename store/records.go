@@ -63,6 +63,8 @@ func (p prefix) recordKind() (audit.RecordKind, bool) {
 		return audit.RecordOverride, true
 	case prefixGoodsLink:
 		return audit.RecordGoodsLink, true
+	case prefixWebhook:
+		return audit.RecordWebhook, true
 	}
 	return "", false
 }
@@ -75,7 +77,12 @@ func (p prefix) recordKind() (audit.RecordKind, bool) {
 func (p prefix) derived() bool {
 	switch p {
 	case prefixOpenIndex, prefixEventByID, prefixImporterLog, prefixQuotaDraw, prefixRisk, prefixRiskPrior, prefixInputVersion,
-		prefixActivePolicy, prefixImporterSeen, prefixIdentity, prefixResemblance, prefixLinkedInto:
+		prefixActivePolicy, prefixImporterSeen, prefixIdentity, prefixResemblance, prefixLinkedInto,
+		// The outbox is a projection of the records its transaction wrote
+		// (written only by inspection's outbox hook, inside the write path,
+		// and compacted after delivery); delivery state and dead letters
+		// are the delivery's own bookkeeping, saved as it goes.
+		prefixOutbox, prefixOutboxHead, prefixDelivery, prefixDeadLetter:
 		return true
 	}
 	return false

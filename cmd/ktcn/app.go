@@ -84,6 +84,15 @@ type Config struct {
 	// MaxConns bounds open connections (connlimit.go); empty means
 	// DefaultMaxConns.
 	MaxConns string
+	// The NSW feed (feed.go): webhook hosts allowed, loopback receivers
+	// ("on", "off", or "" for on when serving on loopback), how long
+	// events are kept, how long a rotated secret keeps signing, and the
+	// retry schedule of deliveries.
+	WebhookAllow    string
+	WebhookLoopback string
+	EventRetention  string
+	SecretOverlap   string
+	WebhookSchedule string
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
@@ -111,6 +120,11 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.AuthFailLimit, "auth-fail-limit", env("KTCN_AUTH_FAIL_LIMIT", ""), "failed authentications from one address before 429 (default 20)")
 	fs.StringVar(&c.AuthFailWindow, "auth-fail-window", env("KTCN_AUTH_FAIL_WINDOW", ""), "window failed authentications are counted in (default 1m)")
 	fs.StringVar(&c.MaxConns, "max-conns", env("KTCN_MAX_CONNS", ""), "connections held open at once (default 1024)")
+	fs.StringVar(&c.WebhookAllow, "webhook-allow", env("KTCN_WEBHOOK_ALLOW", ""), "hosts webhooks may be sent to, comma-separated (*.example.vn for subdomains)")
+	fs.StringVar(&c.WebhookLoopback, "webhook-loopback", env("KTCN_WEBHOOK_LOOPBACK", ""), `"on" to allow loopback receivers (default: on when serving on loopback)`)
+	fs.StringVar(&c.EventRetention, "event-retention", env("KTCN_EVENT_RETENTION", ""), "how long feed events are kept once every webhook has them (default 30d)")
+	fs.StringVar(&c.SecretOverlap, "webhook-secret-overlap", env("KTCN_WEBHOOK_SECRET_OVERLAP", ""), "how long a rotated webhook secret keeps signing (default 24h)")
+	fs.StringVar(&c.WebhookSchedule, "webhook-retries", env("KTCN_WEBHOOK_RETRIES", ""), "delivery retry delays, comma-separated (default 0s,5s,5m,30m,2h,5h,10h,14h,20h,24h)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -210,6 +224,8 @@ type app struct {
 	svc   *inspection.Service
 	// access authenticates API requests and manages keys (keys.go).
 	access *inspection.Access
+	// feed serves the NSW feed and webhooks (feed.go).
+	feed *inspection.Feed
 	// timeouts of serve's connections; zero means defaultTimeouts (tests
 	// shorten them).
 	timeouts serverTimeouts
@@ -256,16 +272,24 @@ func withAppFlags(ctx context.Context, name string, args []string, getenv func(s
 		return err
 	}
 	defer closeAudit()
+	// One outbox hook for every writer over the store: the events of a
+	// change are written in its transaction (feed.go).
+	outbox := inspection.NewOutbox()
+	hooks := []inspection.Hook{outbox}
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: policy, Clock: calendar.SystemClock{},
-		QuotaKeys: secret, Logger: log, AuditObserver: audit})
+		QuotaKeys: secret, Logger: log, AuditObserver: audit, Hooks: hooks})
 	if err != nil {
 		return err
 	}
-	access, err := newAccess(cfg, db, log)
+	access, err := newAccess(cfg, db, log, hooks)
 	if err != nil {
 		return err
 	}
-	return fn(&app{cfg: cfg, log: log, store: db, svc: svc, access: access})
+	fd, err := newFeed(cfg, db, outbox, log, audit)
+	if err != nil {
+		return err
+	}
+	return fn(&app{cfg: cfg, log: log, store: db, svc: svc, access: access, feed: fd})
 }
 
 func newLogger(level string, w io.Writer) (zerolog.Logger, error) {
@@ -357,7 +381,7 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 		timeouts = defaultTimeouts()
 	}
 	srv := &http.Server{
-		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Logger: a.log,
+		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Logger: a.log,
 			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow}),
 		ReadHeaderTimeout: timeouts.readHeader,
 		ReadTimeout:       timeouts.read,

@@ -35,7 +35,7 @@ import (
 const devCredentialsFile = "dev-credentials.json"
 
 // newAccess wires the key use cases from the configuration.
-func newAccess(cfg Config, db *store.DB, log zerolog.Logger) (*inspection.Access, error) {
+func newAccess(cfg Config, db *store.DB, log zerolog.Logger, hooks []inspection.Hook) (*inspection.Access, error) {
 	maxTTL := time.Duration(0)
 	if cfg.KeyMaxTTL != "" {
 		d, err := parseLifetime(cfg.KeyMaxTTL)
@@ -49,7 +49,7 @@ func newAccess(cfg Config, db *store.DB, log zerolog.Logger) (*inspection.Access
 		defaultTTL = maxTTL // a shorter maximum caps the default too
 	}
 	return inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: calendar.SystemClock{}, Logger: log,
-		DefaultKeyTTL: defaultTTL, MaxKeyTTL: maxTTL})
+		DefaultKeyTTL: defaultTTL, MaxKeyTTL: maxTTL, Hooks: hooks})
 }
 
 // rateLimits reads -rate-limit and -rate-burst; zero means api's defaults.

@@ -131,6 +131,10 @@ const (
 	ActRegisterCertificate Action = "register_certificate"
 	// ActLinkGoods links two goods identities into one, or unlinks them.
 	ActLinkGoods Action = "link_goods"
+	// ActReadEvents reads the NSW feed (an agency only its own lots').
+	ActReadEvents Action = "read_events"
+	// ActManageWebhooks registers, rotates and removes webhook receivers.
+	ActManageWebhooks Action = "manage_webhooks"
 )
 
 // rolesFor is who may take each action. The choices:
@@ -143,7 +147,12 @@ const (
 //   - customs may submit declarations too (manual entry when NSW is down);
 //   - the auditor reads everything, including the key list, and writes
 //     nothing (a quota key is revealed by the operator, ActorSystem);
-//   - only customs overrides a lot's inspection.
+//   - only customs overrides a lot's inspection;
+//   - the feed is read by nsw (it is what the feed is for), customs, the
+//     auditor, and an agency (its own lots' events: cancellations reach
+//     it without polling); its payloads carry no quota state;
+//   - admin manages webhook receivers, as it manages keys: the signing
+//     secrets are credentials.
 //
 // ActAdminister, and every other action, is open to the system principal
 // (ktcn acting on its operator's authority: the command line, jobs).
@@ -169,6 +178,10 @@ func rolesFor(a Action) []Role {
 		return []Role{RoleAdmin}
 	case ActReadKeys:
 		return []Role{RoleAdmin, RoleAuditor}
+	case ActReadEvents:
+		return []Role{RoleNSW, RoleCustoms, RoleAuditor, RoleAgency}
+	case ActManageWebhooks:
+		return []Role{RoleAdmin}
 	}
 	return nil
 }

@@ -68,6 +68,11 @@ const (
 	// identities (one carries the other's history) and parting them.
 	GoodsLinked   Kind = "goods.linked"
 	GoodsUnlinked Kind = "goods.unlinked"
+	// Webhook subscriptions: created, their secret rotated, redelivery
+	// asked for, disabled (by an admin, or a receiver's 410 Gone).
+	WebhookCreated  Kind = "webhook.created"
+	WebhookRotated  Kind = "webhook.secret_rotated"
+	WebhookDisabled Kind = "webhook.disabled"
 )
 
 // RecordKind names a kind of stored record for audit digests.
@@ -88,6 +93,7 @@ const (
 	RecordAgency       RecordKind = "agency"        // ID: agency ID
 	RecordImporter     RecordKind = "importer"      // ID: tax code
 	RecordManufacturer RecordKind = "manufacturer"  // ID: manufacturer key (hex)
+	RecordWebhook      RecordKind = "webhook"       // ID: subscription ID
 )
 
 // CoveredKinds are the record kinds VerifyAudit requires an entry to
@@ -100,7 +106,7 @@ const (
 func CoveredKinds() []RecordKind {
 	return []RecordKind{
 		RecordDeclaration, RecordDecision, RecordAssignment, RecordEvent, RecordGoodsState, RecordGoodsLink,
-		RecordQuotaCounter, RecordQuotaPeriod, RecordPolicy, RecordAPIKey, RecordOverride,
+		RecordQuotaCounter, RecordQuotaPeriod, RecordPolicy, RecordAPIKey, RecordOverride, RecordWebhook,
 	}
 }
 

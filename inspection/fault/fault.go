@@ -20,6 +20,7 @@ const (
 	Forbidden   Code = "forbidden"   // the principal may not do this
 	Unavailable Code = "unavailable" // a dependency is down or shutting down; retry later
 	Internal    Code = "internal"    // a bug or an unexpected storage failure
+	Gone        Code = "gone"        // what was asked for existed but is no longer kept
 	// Unauthenticated is a request without a usable credential (missing,
 	// malformed, unknown, expired or revoked key): the api answers 401. It
 	// differs from Forbidden, a known principal asking for something its

@@ -58,18 +58,19 @@ type Event struct {
 	// written (by its decision or an override): the only agencies that may
 	// read it. Not sent: readers learn the lot's agency from the payload.
 	Agencies []string `json:"-"`
-	// Goods orders an event without a declaration (an alert, a goods'
-	// mode change it caused): such events are ordered per goods.
-	Goods string `json:"-"`
+	// Subject is what an event is about besides a lot ("goods:<key>",
+	// "manufacturer:<key>", …): an event without a declaration (an alert,
+	// the mode change it caused) is ordered by it.
+	Subject string `json:"subject,omitempty"`
 }
 
 // OrderKey is what delivery keeps events in order by: the declaration,
-// or the goods for an event about no declaration.
+// or the subject of an event about no declaration.
 func (e Event) OrderKey() string {
 	if e.DeclarationID != "" {
 		return "declaration:" + e.DeclarationID
 	}
-	return "goods:" + e.Goods
+	return e.Subject
 }
 
 // VisibleToAgency reports whether an agency may read e: only events about
@@ -103,10 +104,9 @@ type Payload struct {
 	Outcome     string     `json:"outcome,omitempty"`
 	InspectedAt *time.Time `json:"inspected_at,omitempty"`
 	Findings    []string   `json:"findings,omitempty"`
-	// Override: who, why, and the mode change's from.
+	// Override: which, and its coded reason; a mode change's from.
 	OverrideID string `json:"override_id,omitempty"`
 	ReasonCode string `json:"reason_code,omitempty"`
-	By         string `json:"by,omitempty"`
 	FromMode   string `json:"from_mode,omitempty"`
 	// Alert: the authority and its reference.
 	Authority string `json:"authority,omitempty"`
@@ -114,4 +114,12 @@ type Payload struct {
 	// Progress is the goods' progress toward its next mode, in words
 	// ("2 of 3 passes toward reduced").
 	Progress string `json:"progress,omitempty"`
+}
+
+// Head is where the outbox stands: the last sequence written, and the
+// compaction horizon (every event at or below Compacted was removed after
+// every enabled subscription had it; a reader behind it must resync).
+type Head struct {
+	Seq       uint64 `json:"seq"`
+	Compacted uint64 `json:"compacted"`
 }
