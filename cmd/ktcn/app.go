@@ -36,6 +36,8 @@ Usage:
   ktcn keys list [-json]   every API key, active or not (never a secret)
   ktcn keys revoke <id>    revoke a key at once
   ktcn loadgen [-rate R] [-clients N] [-duration D] [-count N]   load a running server over loopback
+  ktcn nsw-receiver -secret S [-secret S2] [-secret-file F] [-record R.jsonl] [-addr A] [-fail-rate P]
+                           reference receiver of ktcn's webhooks: verifies, dedupes, checks order
   (keys commands open the data dir, so run them with the server stopped;
    while it runs, use the admin endpoints /v1/admin/keys)
 
@@ -194,6 +196,7 @@ var commands = []command{
 	{[]string{"keys", "list"}, runKeysList},
 	{[]string{"keys", "revoke"}, runKeysRevoke},
 	{[]string{"loadgen"}, runLoadgen},
+	{[]string{"nsw-receiver"}, runReceiver},
 }
 
 // findCommand picks the command whose words start args, longest first.
