@@ -227,8 +227,10 @@ type app struct {
 	svc   *inspection.Service
 	// access authenticates API requests and manages keys (keys.go).
 	access *inspection.Access
-	// feed serves the NSW feed and webhooks (feed.go).
-	feed *inspection.Feed
+	// feed serves the NSW feed and webhooks, outbox wakes its readers and
+	// delivery (feed.go).
+	feed   *inspection.Feed
+	outbox *inspection.Outbox
 	// timeouts of serve's connections; zero means defaultTimeouts (tests
 	// shorten them).
 	timeouts serverTimeouts
@@ -292,7 +294,7 @@ func withAppFlags(ctx context.Context, name string, args []string, getenv func(s
 	if err != nil {
 		return err
 	}
-	return fn(&app{cfg: cfg, log: log, store: db, svc: svc, access: access, feed: fd})
+	return fn(&app{cfg: cfg, log: log, store: db, svc: svc, access: access, feed: fd, outbox: outbox})
 }
 
 func newLogger(level string, w io.Writer) (zerolog.Logger, error) {
@@ -401,6 +403,11 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
+	stopDelivery, err := a.startDelivery(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopDelivery()
 	stopJobs := a.startJobs(ctx)
 	defer stopJobs()
 	errc := make(chan error, 1)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/feed"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -59,4 +61,33 @@ func retrySchedule(s string) ([]time.Duration, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// webhookTimeout bounds one delivery attempt: a receiver that takes longer
+// is retried like one that failed.
+const webhookTimeout = 10 * time.Second
+
+// startDelivery runs webhook delivery until the returned stop is called:
+// woken by every commit with events and by subscription changes.
+func (a *app) startDelivery(ctx context.Context) (stop func(), err error) {
+	cfg := feed.DefaultConfig()
+	if a.cfg.WebhookSchedule != "" {
+		if cfg.Schedule, err = retrySchedule(a.cfg.WebhookSchedule); err != nil {
+			return nil, err
+		}
+	}
+	clock := calendar.SystemClock{}
+	d := feed.NewDeliverer(a.store, a.feed, a.store, feed.NewHTTPSender(webhookTimeout, clock), clock,
+		a.log.With().Str("component", "webhooks").Logger(), cfg)
+	a.feed.SetDelivery(d)
+	a.outbox.Listen(d.Notify)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			a.log.Error().Err(err).Msg("webhook delivery")
+		}
+	}, nil
 }

@@ -20,8 +20,9 @@ func (l cronLogger) Error(err error, msg string, kv ...any) {
 
 // startJobs schedules the periodic jobs (in Vietnam's time, so daily jobs
 // run at local hours) and returns a stop function that waits for running
-// jobs. Today: value-log GC; rescoring, SLA escalation, quota rollover and
-// outbox delivery join it as they land.
+// jobs. Today: value-log GC, rescoring and outbox compaction; SLA
+// escalation and quota rollover join them as they land (webhook delivery
+// runs on its own, woken by commits: feed.go).
 func (a *app) startJobs(ctx context.Context) (stop func()) {
 	cl := cronLogger{a.log}
 	c := cron.New(cron.WithLocation(calendar.Vietnam()), cron.WithLogger(cl),
@@ -49,6 +50,20 @@ func (a *app) startJobs(ctx context.Context) (stop func()) {
 	})
 	if err != nil {
 		a.log.Error().Err(err).Msg("schedule rescoring")
+	}
+	// Outbox housekeeping, hourly: events older than the retention that
+	// every enabled webhook has settled are removed; a pull behind them
+	// gets 410 and resyncs.
+	_, err = c.AddFunc("@every 1h", func() {
+		n, err := a.feed.CompactOutbox(ctx)
+		if err != nil {
+			a.log.Error().Err(err).Msg("outbox compaction")
+			return
+		}
+		a.log.Debug().Int("removed", n).Msg("outbox compaction")
+	})
+	if err != nil {
+		a.log.Error().Err(err).Msg("schedule outbox compaction")
 	}
 	c.Start()
 	return func() { <-c.Stop().Done() }
