@@ -55,6 +55,9 @@ bench: build
 	    printf "  in process:     %6.0f decisions/s vs %6.0f bare group-commit writes/s = %5.2f   (target >= 0.50)\n", g, bg, r(g, bg); \
 	    printf "                  a decision commits %.1f keys, %.0f bytes; a bare write %.1f keys, %.0f bytes\n", v["BenchmarkDecide64/group|keys/decision"], v["BenchmarkDecide64/group|bytes/decision"], v["BenchmarkBareGroupCommit64|keys/write"], v["BenchmarkBareGroupCommit64|bytes/write"]; \
 	    printf "  over HTTP:      %6.0f decisions/s vs %6.0f bare echo requests/s       = %5.2f   (target >= 0.25, goal 0.50)\n", h, e, r(h, e); \
+	    o = v["BenchmarkDecide64/group-nooutbox|decisions/s"]; \
+	    printf "  NSW outbox:     %6.0f decisions/s with it vs %6.0f without         = %5.2f   (target >= 0.85: it costs under 15%%)\n", g, o, r(g, o); \
+	    printf "  pull feed:      %6.0f events/s served over HTTP, pages of 1000\n", v["BenchmarkFeedPullHTTP|events/s"]; \
 	    printf "one caller\n"; \
 	    printf "  in process:     %6.0f decisions/s vs %6.0f bare synced badger writes/s = %5.2f\n", v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"], r(v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"]); \
 	    printf "  over HTTP:      %6.0f decisions/s vs %6.0f bare echo requests/s        = %5.2f\n", v["BenchmarkDecideHTTP|decisions/s"], v["BenchmarkBareEchoHTTP|requests/s"], r(v["BenchmarkDecideHTTP|decisions/s"], v["BenchmarkBareEchoHTTP|requests/s"]); \

@@ -41,7 +41,7 @@ func benchDir(b *testing.B) string {
 	return dir
 }
 
-func benchService(b *testing.B, direct, scoring bool) (*inspection.Service, *store.DB) {
+func benchService(b *testing.B, direct, scoring, outbox bool) (*inspection.Service, *store.DB) {
 	db, err := store.Open(store.Options{Dir: benchDir(b), DirectCommit: direct, Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
@@ -50,8 +50,12 @@ func benchService(b *testing.B, direct, scoring bool) (*inspection.Service, *sto
 	onRecord(b, db)
 	p := mustPolicy(b)
 	p.Risk.ScoreDecisions = scoring
+	var hooks []inspection.Hook
+	if outbox {
+		hooks = append(hooks, inspection.NewOutbox())
+	}
 	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: calendar.SystemClock{},
-		QuotaKeys: testKeys, Logger: zerolog.Nop()})
+		QuotaKeys: testKeys, Logger: zerolog.Nop(), Hooks: hooks})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -79,14 +83,16 @@ func benchDeclaration(n int64) declaration.Input {
 }
 
 func BenchmarkDecide64(b *testing.B) {
-	// group-noscore is the same path without decision-time risk scoring
-	// (the counts are still kept), for the scoring on/off ratio.
+	// group is the path as served (scoring on, the NSW outbox written
+	// with every decision); group-noscore is it without decision-time risk
+	// scoring (the counts are still kept), group-nooutbox without the
+	// outbox, for the on/off ratios of each.
 	for _, mode := range []struct {
-		name            string
-		direct, scoring bool
-	}{{"group", false, true}, {"group-noscore", false, false}, {"direct", true, true}} {
+		name                    string
+		direct, scoring, outbox bool
+	}{{"group", false, true, true}, {"group-noscore", false, false, true}, {"group-nooutbox", false, true, false}, {"direct", true, true, true}} {
 		b.Run(mode.name, func(b *testing.B) {
-			svc, db := benchService(b, mode.direct, mode.scoring)
+			svc, db := benchService(b, mode.direct, mode.scoring, mode.outbox)
 			ctx := context.Background()
 			var (
 				seq    atomic.Int64
