@@ -67,7 +67,9 @@ bench: build
 	rm -rf $(BENCH_DIR)
 
 # kill -9 under load, CRASH_CYCLES times, checking every acknowledged
-# decision and the quota cap after each (cmd/ktcn/crash_test.go), then the
+# decision and the quota cap after each (cmd/ktcn/crash_test.go), the same
+# kills during webhook delivery, after which the receiver must hold exactly
+# the outbox (feed_crash_test.go), then the
 # strace count of syncs against synced batches (loadgen_bench_test.go;
 # skipped where strace cannot trace), then the resident memory of the
 # binary under 32 parallel 1 MiB bodies of empty lines (memory_test.go, a
@@ -75,7 +77,7 @@ bench: build
 CRASH_CYCLES ?= 5
 crash-test: build
 	KTCN_BIN=$(CURDIR)/$(BIN) KTCN_CRASH_CYCLES=$(CRASH_CYCLES) KTCN_SYNC_PROOF=1 \
-	  $(GO) test -count=1 -v -timeout 60m -run '^(TestCrashKill9|TestAckFollowsSync|TestEmptyLinesMemory)$$' ./cmd/ktcn/
+	  $(GO) test -count=1 -v -timeout 60m -run '^(TestCrashKill9|TestCrashKill9Delivery|TestAckFollowsSync|TestEmptyLinesMemory)$$' ./cmd/ktcn/
 
 # Long runs CI does not do.
 # 2000 property checks (20x CI) keep the race-detected run near half an
