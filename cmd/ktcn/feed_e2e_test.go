@@ -12,12 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/ktcn/ktcn/inspection/feed"
 )
@@ -81,46 +83,8 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	rsrv := httptest.NewServer(nsw)
 	defer rsrv.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() {
-		done <- withApp(ctx, "serve", nil, func(k string) string { return env[k] }, &logs, func(a *app) error { return a.serve(ctx, ready) })
-	}()
-	var base string
-	select {
-	case addr := <-ready:
-		base = "http://" + addr
-	case err := <-done:
-		t.Fatalf("serve ended early: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("serve did not start")
-	}
-	creds := readDevCredentials(t, filepath.Join(dir, devCredentialsFile))
-	call := func(who, method, path string, body any, out any) int {
-		t.Helper()
-		var raw []byte
-		if body != nil {
-			raw, _ = json.Marshal(body)
-		}
-		resp, err := send(base, creds[who], method, path, string(raw))
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if out != nil && resp.StatusCode < 300 {
-			if err := json.Unmarshal(b, out); err != nil {
-				t.Fatalf("%s %s: %v: %s", method, path, err, b)
-			}
-		}
-		if resp.StatusCode >= 300 {
-			t.Logf("%s %s as %s: %d %s", method, path, who, resp.StatusCode, b)
-		}
-		return resp.StatusCode
-	}
+	base, stop := serveInProcess(t, env)
+	call := caller(t, base, readDevCredentials(t, filepath.Join(dir, devCredentialsFile)))
 
 	var wh struct {
 		ID     string `json:"id"`
@@ -283,8 +247,145 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	if w.Delivery.LagEvents != 0 || w.Delivery.DeadLetters != 0 || w.Delivery.Failures == 0 {
 		t.Fatalf("delivery status %+v: want no lag, no dead letter, and the failures counted", w.Delivery)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("shutdown: %v", err)
+	stop()
+}
+
+// serveInProcess runs the real wiring in this process (so -race sees it)
+// with env as its environment, and returns its base URL and a stop that
+// shuts it down as SIGTERM does.
+func serveInProcess(t *testing.T, env map[string]string) (base string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- withApp(ctx, "serve", nil, func(k string) string { return env[k] }, &logs, func(a *app) error { return a.serve(ctx, ready) })
+	}()
+	select {
+	case addr := <-ready:
+		base = "http://" + addr
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve ended early: %v\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("serve did not start")
+	}
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return base, stop
+}
+
+// caller sends requests as the named principals and decodes 2xx answers.
+func caller(t *testing.T, base string, creds map[string]string) func(who, method, path string, body, out any) int {
+	return func(who, method, path string, body, out any) int {
+		t.Helper()
+		var raw []byte
+		if body != nil {
+			raw, _ = json.Marshal(body)
+		}
+		resp, err := send(base, creds[who], method, path, string(raw))
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if out != nil && resp.StatusCode < 300 {
+			if err := json.Unmarshal(b, out); err != nil {
+				t.Fatalf("%s %s: %v: %s", method, path, err, b)
+			}
+		}
+		if resp.StatusCode >= 300 {
+			t.Logf("%s %s as %s: %d %s", method, path, who, resp.StatusCode, b)
+		}
+		return resp.StatusCode
+	}
+}
+
+// TestWebhookSecretRotation: after POST /v1/webhooks/{id}/rotate-secret,
+// deliveries carry signatures under both secrets for the overlap, so a
+// receiver still on the old secret and one already on the new both verify
+// them with the library; the subscription shows both secrets' dates and
+// never a secret's value.
+func TestWebhookSecretRotation(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	env := map[string]string{"KTCN_DATA_DIR": dir, "KTCN_ADDR": "127.0.0.1:0", "KTCN_LOG_LEVEL": "warn"}
+	type delivery struct {
+		body   []byte
+		header http.Header
+	}
+	got := make(chan delivery, 64)
+	rsrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- delivery{b, r.Header.Clone()}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer rsrv.Close()
+	base, _ := serveInProcess(t, env)
+	call := caller(t, base, readDevCredentials(t, filepath.Join(dir, devCredentialsFile)))
+	var created, rotated struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}
+	if status := call("admin", "POST", "/v1/webhooks", map[string]any{"url": rsrv.URL, "event_types": []string{"decision.made"}}, &created); status != http.StatusCreated {
+		t.Fatalf("create: %d", status)
+	}
+	verifies := func(secret string, d delivery) bool {
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wh.Verify(d.body, d.header) == nil
+	}
+	declare := func(id string) delivery {
+		body := map[string]any{"declaration_id": id, "importer_tax_code": "0101234567", "lines": []map[string]any{{"line_no": 1,
+			"hs_code": "1905.31.20", "product_name": "Bánh quy", "manufacturer": "Rotation Biscuits", "origin": "DK",
+			"procedure": "food_safety", "quantity": 5, "unit": "kg"}}}
+		if status := call("nsw", "POST", "/v1/declarations", body, nil); status != http.StatusCreated {
+			t.Fatalf("declare: %d", status)
+		}
+		select {
+		case d := <-got:
+			return d
+		case <-time.After(30 * time.Second):
+			t.Fatal("no delivery")
+		}
+		return delivery{}
+	}
+	before := declare("ROT-1")
+	if !verifies(created.Secret, before) || strings.Count(before.header.Get("webhook-signature"), "v1,") != 1 {
+		t.Fatalf("before rotation: signature %q", before.header.Get("webhook-signature"))
+	}
+	if status := call("admin", "POST", "/v1/webhooks/"+created.ID+"/rotate-secret", nil, &rotated); status != http.StatusOK || rotated.Secret == created.Secret {
+		t.Fatalf("rotate: %d", status)
+	}
+	after := declare("ROT-2")
+	if !verifies(created.Secret, after) || !verifies(rotated.Secret, after) {
+		t.Fatalf("during the overlap both secrets must verify: %q", after.header.Get("webhook-signature"))
+	}
+	if verifies(rotated.Secret, before) {
+		t.Fatal("the new secret verified a delivery signed before it existed")
+	}
+	var view map[string]any
+	if status := call("admin", "GET", "/v1/webhooks/"+created.ID, nil, &view); status != http.StatusOK {
+		t.Fatalf("get: %d", status)
+	}
+	raw, _ := json.Marshal(view)
+	if strings.Contains(string(raw), created.Secret) || strings.Contains(string(raw), rotated.Secret) || strings.Contains(string(raw), "whsec_") {
+		t.Fatalf("a secret is shown again: %s", raw)
+	}
+	if secrets, _ := view["secrets"].([]any); len(secrets) != 2 {
+		t.Fatalf("secrets %v, want the new and the old (until the overlap ends)", view["secrets"])
 	}
 }
