@@ -87,6 +87,7 @@ var routeRules = map[string]rule{
 	"GET /v1/webhooks/:id":                to(access.ActManageWebhooks),
 	"POST /v1/webhooks/:id/rotate-secret": to(access.ActManageWebhooks),
 	"POST /v1/webhooks/:id/redeliver":     to(access.ActManageWebhooks),
+	"GET /v1/webhooks/:id/dead-letters":   to(access.ActManageWebhooks),
 	"DELETE /v1/webhooks/:id":             to(access.ActManageWebhooks),
 }
 

@@ -171,6 +171,9 @@ var matrix = map[string]matrixRow{
 	"POST /v1/webhooks/:id/redeliver": {[]string{"admin"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
 		return "/v1/webhooks/" + m.webhook(t) + "/redeliver", map[string]any{"from": 1, "to": 1}
 	}},
+	"GET /v1/webhooks/:id/dead-letters": {[]string{"admin"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/webhooks/" + m.webhook(t) + "/dead-letters?limit=10", nil
+	}},
 	"DELETE /v1/webhooks/:id": {[]string{"admin"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
 		return "/v1/webhooks/" + m.webhook(t), nil
 	}},

@@ -18,20 +18,18 @@ import (
 
 // eventQuery reads after=, limit=, types= and wait= of a pull.
 func eventQuery(c echo.Context) (inspection.EventQuery, error) {
-	var q inspection.EventQuery
-	s, err := queryOnce(c, "after")
-	if err != nil {
+	var (
+		q   inspection.EventQuery
+		err error
+	)
+	if q.After, err = afterSeq(c); err != nil {
 		return q, err
-	}
-	if s != "" {
-		if q.After, err = strconv.ParseUint(s, 10, 63); err != nil {
-			return q, inspection.Invalid("after", "must be an event sequence number from 0, got %.40q", s)
-		}
 	}
 	if q.Limit, err = pageLimit(c, inspection.DefaultEventLimit); err != nil {
 		return q, err
 	}
-	if s, err = queryOnce(c, "types"); err != nil {
+	s, err := queryOnce(c, "types")
+	if err != nil {
 		return q, err
 	}
 	for t := range strings.SplitSeq(s, ",") {
@@ -145,4 +143,20 @@ func (h *handlers) deleteWebhook(c echo.Context, p access.Principal) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, w)
+}
+
+func (h *handlers) listDeadLetters(c echo.Context, p access.Principal) error {
+	after, err := afterSeq(c)
+	if err != nil {
+		return err
+	}
+	limit, err := pageLimit(c, inspection.DefaultEventLimit)
+	if err != nil {
+		return err
+	}
+	page, err := h.feed.DeadLetters(c.Request().Context(), p, c.Param("id"), after, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
 }

@@ -9,9 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/declaration"
@@ -205,6 +210,10 @@ func FuzzStrictObject(f *testing.F) {
 		"o" + `{"reason_code":"DOC","reason_text":"t","inspect":true,"swap_with":"dec_1"}`,
 		"o" + `{"inspect":null,"Inspect":false}`,
 		"k" + `{"principal":"agency:moh-nifc","expires_at":"2026-06-30","note":"n"}`,
+		"\x04" + `{"url":"https://nsw.gov.vn/hooks","event_types":["decision.made"],"note":"n"}`,
+		"\x04" + `{"event_types":"decision.made"}`,
+		"\x05" + `{"from":1,"to":18446744073709551615}`,
+		"\x05" + `{"from":-1}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -213,13 +222,17 @@ func FuzzStrictObject(f *testing.F) {
 			return
 		}
 		var v any
-		switch data[0] % 4 {
+		switch data[0] % 6 {
 		case 0:
 			v = &inspection.AlertInput{}
 		case 1:
 			v = &inspection.ResultInput{}
 		case 2:
 			v = &inspection.OverrideInput{}
+		case 4:
+			v = &inspection.WebhookInput{}
+		case 5:
+			v = &RedeliverRequest{}
 		default:
 			v = &KeyCreateRequest{}
 		}
@@ -232,5 +245,28 @@ func FuzzStrictObject(f *testing.F) {
 			t.Fatalf("%d findings accepted", len(r.Findings))
 		}
 		checkAccepted(t, body, v)
+	})
+}
+
+// FuzzEventQuery: any query string of a pull is read or refused with a
+// 422 naming after, limit, types or wait; what is read is in bounds.
+func FuzzEventQuery(f *testing.F) {
+	for _, seed := range []string{"after=10&limit=100&types=decision.made,result.recorded&wait=30s", "wait=30", "after=-1",
+		"limit=0", "types=,,", "wait=1h", "after=9223372036854775808", "after=1&after=2", "%zz", "wait=-5s"} {
+		f.Add(seed)
+	}
+	e := echo.New()
+	f.Fuzz(func(t *testing.T, raw string) {
+		req := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/v1/events", RawQuery: raw}, Header: http.Header{}}
+		q, err := eventQuery(e.NewContext(req, httptest.NewRecorder()))
+		if err != nil {
+			if _, field := refusal(t, err); !slices.Contains([]string{"after", "limit", "types", "wait"}, field) {
+				t.Fatalf("%q refused naming %q", raw, field)
+			}
+			return
+		}
+		if q.Limit < 1 || q.Limit > maxPage || q.After >= 1<<63 {
+			t.Fatalf("%q read as %+v", raw, q)
+		}
 	})
 }

@@ -53,7 +53,7 @@ type AuditPage struct {
 
 // listAudit pages through the chain: GET /v1/audit?after=<seq>&limit=<n>.
 func (h *handlers) listAudit(c echo.Context, p access.Principal) error {
-	after, err := auditAfter(c)
+	after, err := afterSeq(c)
 	if err != nil {
 		return err
 	}

@@ -43,18 +43,18 @@ func pageLimit(c echo.Context, def int) (int, error) {
 	return int(n), nil
 }
 
-// auditAfter reads after= of the audit log: an entry sequence number,
-// 0 (the default) for the start. Sequences are counted from 1 and stay
-// below 2^63; the store asks for after+1, which a larger value would
-// wrap to the start of the chain.
-func auditAfter(c echo.Context) (uint64, error) {
+// afterSeq reads after= of a log read by sequence (the audit chain, the
+// feed, dead letters): 0 (the default) for the start. Sequences are
+// counted from 1 and stay below 2^63; the stores ask for after+1, which a
+// larger value would wrap to the start.
+func afterSeq(c echo.Context) (uint64, error) {
 	s, err := queryOnce(c, "after")
 	if err != nil || s == "" {
 		return 0, err
 	}
 	n, err := strconv.ParseUint(s, 10, 63)
 	if err != nil {
-		return 0, inspection.Invalid("after", "must be an entry sequence number from 0 to %d, got %.40q", uint64(1<<63-1), s)
+		return 0, inspection.Invalid("after", "must be a sequence number from 0 to %d, got %.40q", uint64(1<<63-1), s)
 	}
 	return n, nil
 }

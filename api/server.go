@@ -116,6 +116,7 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/webhooks/:id", as(h.getWebhook))
 	v1.POST("/webhooks/:id/rotate-secret", as(h.rotateWebhookSecret))
 	v1.POST("/webhooks/:id/redeliver", as(h.redeliverWebhook))
+	v1.GET("/webhooks/:id/dead-letters", as(h.listDeadLetters))
 	v1.DELETE("/webhooks/:id", as(h.deleteWebhook))
 	return e
 }

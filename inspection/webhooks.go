@@ -343,6 +343,35 @@ func (f *Feed) withStatus(ctx context.Context, s feed.Subscription) (Webhook, er
 	return w, err
 }
 
+// DeadLetterPage is a page of a subscription's dead letters.
+type DeadLetterPage struct {
+	DeadLetters []feed.DeadLetter `json:"dead_letters"`
+	Next        uint64            `json:"next"`
+}
+
+// DeadLetters lists the events delivery gave up on for a subscription,
+// by sequence after after; redeliver a range to send them again.
+func (f *Feed) DeadLetters(ctx context.Context, by access.Principal, id string, after uint64, limit int) (DeadLetterPage, error) {
+	if _, err := f.Webhook(ctx, by, id); err != nil {
+		return DeadLetterPage{}, err
+	}
+	if limit <= 0 || limit > MaxEventLimit {
+		return DeadLetterPage{}, Invalid("limit", "must be between 1 and %d, got %d", MaxEventLimit, limit)
+	}
+	dls, err := f.states.DeadLetters(ctx, id, after, limit)
+	if err != nil {
+		return DeadLetterPage{}, err
+	}
+	page := DeadLetterPage{DeadLetters: dls, Next: after}
+	if page.DeadLetters == nil {
+		page.DeadLetters = []feed.DeadLetter{}
+	}
+	if len(dls) > 0 {
+		page.Next = dls[len(dls)-1].Seq
+	}
+	return page, nil
+}
+
 // RotateWebhookSecret adds a new secret; the previous ones keep signing
 // for the configured overlap, so the receiver can switch without refusing
 // a request. The new secret is in the answer and nowhere else.
