@@ -56,7 +56,7 @@
 //	0x0B    h16(policy version)                                policy document (raw)
 //	0x0C    h16(tax_code) | at | h16(event_id)                 0x05 history key (raw): the importer's results
 //	0x0D    h16(key_id)                                        APIKey (the secret only as SHA-256; never the token)
-//	0x10    reserved: outbox, by event sequence (assigned in the commit)
+//	0x10    event sequence (8, BE)                             feed.Event: an outbox event (with the agencies that may read it)
 //	0x11    h16(period) | h16(scope)                           QuotaCounter
 //	0x12    h16(period)                                        QuotaPeriod
 //	0x13    h16(period) | h16(scope) | eligible (8, BE)        decision_id (raw)
@@ -72,6 +72,10 @@
 //	0x1D    resemblance group | goods key                      the goods' product name (raw): new goods are compared with these
 //	0x1E    goods key                                          GoodsLink: customs' link of this goods into another
 //	0x1F    goods key (into) | goods key (linked)              (empty): the goods an active link joins into it
+//	0x20    (nothing)                                          feed.Head: the last sequence and the compaction horizon
+//	0x21    h16(subscription id)                               feed.Subscription: a webhook receiver, its secrets
+//	0x22    h16(subscription id)                               feed.State: its delivery progress
+//	0x23    h16(subscription id) | event sequence (8, BE)      feed.DeadLetter: an event delivery gave up on
 //	0xFF    "schema"                                           schema version (raw uint32, big-endian)
 //
 // Parts:
@@ -96,9 +100,11 @@
 // not follow the head or does not cover exactly the records written since
 // the transaction's last entry (PutAuditEntry). Records (covered): 0x01,
 // 0x02, 0x03, 0x05, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0D, 0x11, 0x12, 0x16,
-// 0x1E.
+// 0x1E, 0x21.
 // Derived (not covered): 0x04, 0x06, 0x0C, 0x13, 0x17, 0x18, 0x19, 0x1A,
-// 0x1B, 0x1C, 0x1D, 0x1F.
+// 0x1B, 0x1C, 0x1D, 0x1F, 0x10 and 0x20 (the outbox: a projection of the
+// records its transaction wrote, compacted after delivery), 0x22, 0x23
+// (delivery's bookkeeping).
 // A record digest (RecordDigest) is SHA-256 over the record's stored value
 // without its version byte: the JSON of a record, the document of a policy
 // (docs/audit.md).
