@@ -294,6 +294,7 @@ func TestFeedRefusesBadPulls(t *testing.T) {
 		{"wait=2h", "wait"},
 		{"wait=soon", "wait"},
 		{"after=1&after=2", "after"},
+		{"after=1000000", "after"},
 	} {
 		var p api.Problem
 		status, hdr := e.as("nsw").do("GET", "/v1/events?"+tc.query, nil, &p)

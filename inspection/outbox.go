@@ -189,6 +189,11 @@ func (f *Feed) Events(ctx context.Context, by access.Principal, q EventQuery) (E
 			if err != nil {
 				return err
 			}
+			if q.After > h.Seq {
+				// Not a cursor this feed gave (or the store was restored
+				// from before it): answering nothing would skip events.
+				return Invalid("after", "is past the last event, %d: pull after a cursor the feed gave", h.Seq)
+			}
 			if q.After < h.Compacted {
 				return Gone("after", "the events after %d are no longer kept (the feed keeps those after %d): resync from the decisions, then pull after %d",
 					q.After, h.Compacted, h.Seq)
