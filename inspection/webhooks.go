@@ -147,7 +147,8 @@ type WebhookStatus struct {
 	LastSuccess *time.Time `json:"last_success,omitempty"`
 	LastFailure *time.Time `json:"last_failure,omitempty"`
 	LastError   string     `json:"last_error,omitempty"`
-	// LagEvents is how many events it wants are not yet settled; LagSeconds
+	// LagEvents is how many events it wants are not yet settled (beyond
+	// the first 10,000 after the cursor, every event counts); LagSeconds
 	// how old the oldest of them is.
 	LagEvents  uint64  `json:"lag_events"`
 	LagSeconds float64 `json:"lag_seconds"`
@@ -327,17 +328,28 @@ func (f *Feed) withStatus(ctx context.Context, s feed.Subscription) (Webhook, er
 		Retrying: len(st.Retrying), LastSuccess: st.LastSuccess, LastFailure: st.LastFailure, LastError: st.LastError}
 	now := f.clock.Now()
 	err = f.reads.View(ctx, func(tx ReadTx) error {
-		scanned := 0
-		return tx.OutboxEvents(cursor, func(e feed.Event) (bool, error) {
-			scanned++
+		h, err := tx.OutboxHead()
+		if err != nil {
+			return err
+		}
+		// Counted exactly over the first maxEventScan events after the
+		// cursor; a lag longer than that adds the rest whatever their
+		// type (a bound, so a console's list stays cheap).
+		scanned, last := 0, cursor
+		err = tx.OutboxEvents(cursor, func(e feed.Event) (bool, error) {
+			scanned, last = scanned+1, e.Seq
 			if s.Wants(e.Type) && !slices.Contains(st.Ahead, e.Seq) {
 				if ws.LagEvents == 0 {
 					ws.LagSeconds = max(0, now.Sub(e.OccurredAt).Seconds())
 				}
 				ws.LagEvents++
 			}
-			return scanned < 100*maxEventScan, nil
+			return scanned < maxEventScan, nil
 		})
+		if scanned == maxEventScan && h.Seq > last {
+			ws.LagEvents += h.Seq - last
+		}
+		return err
 	})
 	w.Delivery = ws
 	return w, err
