@@ -79,6 +79,23 @@ var routeRules = map[string]rule{
 	"GET /v1/admin/keys":        to(access.ActReadKeys),
 	"DELETE /v1/admin/keys/:id": to(access.ActManageKeys),
 
+	// The policy lifecycle: authors draft, edit and submit; approvers
+	// approve, reject, activate, retire and shadow; whoever reads the
+	// policy reads versions, validations, diffs and shadow reports.
+	"GET /v1/policies":                    to(access.ActReadPolicy),
+	"POST /v1/policies":                   to(access.ActDraftPolicy),
+	"GET /v1/policies/:version":           to(access.ActReadPolicy),
+	"PUT /v1/policies/:version":           to(access.ActDraftPolicy),
+	"POST /v1/policies/:version/validate": to(access.ActReadPolicy),
+	"POST /v1/policies/:version/submit":   to(access.ActDraftPolicy),
+	"POST /v1/policies/:version/approve":  to(access.ActApprovePolicy),
+	"POST /v1/policies/:version/reject":   to(access.ActApprovePolicy),
+	"POST /v1/policies/:version/activate": to(access.ActApprovePolicy),
+	"POST /v1/policies/:version/retire":   to(access.ActApprovePolicy),
+	"GET /v1/policies/:version/diff":      to(access.ActReadPolicy),
+	"POST /v1/policies/:version/shadow":   to(access.ActApprovePolicy),
+	"GET /v1/policies/:version/shadow":    to(access.ActReadPolicy),
+
 	// The NSW feed: nsw, customs, auditors, and agencies (their lots'
 	// events only, filtered in the domain). Webhook receivers are admin's.
 	"GET /v1/events":                      to(access.ActReadEvents),

@@ -69,6 +69,33 @@ func (m *matrixFixture) webhook(t *testing.T) string {
 	return w.ID
 }
 
+// policyAt takes a fresh copy of the default policy to state ("draft",
+// "submitted" or "approved") through the lifecycle, as an author other
+// than the matrix's and approved by an approver other than the matrix's,
+// and returns its version and document hash.
+func (m *matrixFixture) policyAt(t *testing.T, state inspection.PolicyState) (string, string) {
+	t.Helper()
+	ctx := context.Background()
+	author := access.Principal{Name: "policy-author:fixture", Role: access.RolePolicyAuthor}
+	v, err := m.svc.CreatePolicy(ctx, author, inspection.PolicyDraftInput{From: "2026.1-default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state == inspection.PolicyDraft {
+		return v.Version, v.SHA256
+	}
+	if v, err = m.svc.SubmitPolicy(ctx, author, v.Version); err != nil {
+		t.Fatal(err)
+	}
+	if state == inspection.PolicySubmitted {
+		return v.Version, v.SHA256
+	}
+	if v, err = m.svc.ApprovePolicy(ctx, access.Principal{Name: "policy-approver:other", Role: access.RolePolicyApprover}, v.Version, v.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	return v.Version, v.SHA256
+}
+
 // matrix is written out independently of api's route table: the test is
 // the second statement of who may do what, and TestAuthorizationMatrix
 // fails for any route the router has that is not a row here.
@@ -152,6 +179,53 @@ var matrix = map[string]matrixRow{
 	}},
 	"GET /v1/admin/keys": {[]string{"admin", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/admin/keys", nil
+	}},
+	"GET /v1/policies": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/policies", nil
+	}},
+	"POST /v1/policies": {[]string{"policy-author"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/policies", map[string]any{"from": "2026.1-default"}
+	}},
+	"GET /v1/policies/:version": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/policies/2026.1-default", nil
+	}},
+	"PUT /v1/policies/:version": {[]string{"policy-author"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		v, _ := m.policyAt(t, inspection.PolicyDraft)
+		return "/v1/policies/" + v, map[string]any{"version": v, "description": "edited in the matrix"}
+	}},
+	"POST /v1/policies/:version/validate": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/policies/2026.1-default/validate", nil
+	}},
+	"POST /v1/policies/:version/submit": {[]string{"policy-author"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		v, _ := m.policyAt(t, inspection.PolicyDraft)
+		return "/v1/policies/" + v + "/submit", nil
+	}},
+	"POST /v1/policies/:version/approve": {[]string{"policy-approver"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		v, sha := m.policyAt(t, inspection.PolicySubmitted)
+		return "/v1/policies/" + v + "/approve", map[string]any{"sha256": sha}
+	}},
+	"POST /v1/policies/:version/reject": {[]string{"policy-approver"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		v, _ := m.policyAt(t, inspection.PolicySubmitted)
+		return "/v1/policies/" + v + "/reject", map[string]any{"reason": "not now"}
+	}},
+	"POST /v1/policies/:version/activate": {[]string{"policy-approver"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		v, _ := m.policyAt(t, inspection.PolicyApproved)
+		return "/v1/policies/" + v + "/activate", map[string]any{}
+	}},
+	"POST /v1/policies/:version/retire": {[]string{"policy-approver"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		v, _ := m.policyAt(t, inspection.PolicyDraft)
+		return "/v1/policies/" + v + "/retire", map[string]any{"reason": "abandoned"}
+	}},
+	"GET /v1/policies/:version/diff": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		v, _ := m.policyAt(t, inspection.PolicyDraft)
+		return "/v1/policies/2026.1-default/diff?to=" + v, nil
+	}},
+	"POST /v1/policies/:version/shadow": {[]string{"policy-approver"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		v, _ := m.policyAt(t, inspection.PolicyApproved)
+		return "/v1/policies/" + v + "/shadow", map[string]any{"enabled": true}
+	}},
+	"GET /v1/policies/:version/shadow": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/policies/2026.1-default/shadow", nil
 	}},
 	"GET /v1/events": {[]string{"nsw", "customs", "auditor", "agency"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/events?after=0&limit=5", nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/feed"
 )
 
@@ -104,6 +105,23 @@ func TestFeedCarriesEveryChangeAndNoQuota(t *testing.T) {
 		"target": map[string]string{"kind": "manufacturer", "manufacturer": "Feed Dairy", "origin": "NZ"}}
 	if status, _ := s.as("customs").do("POST", "/v1/alerts", alert, nil); status != http.StatusCreated {
 		t.Fatalf("alert: %d", status)
+	}
+
+	// Policy staff put a copy of the rules in force.
+	author, approver := access.Principal{Name: "policy-author:a", Role: access.RolePolicyAuthor}, access.Principal{Name: "policy-approver:b", Role: access.RolePolicyApprover}
+	ctx := context.Background()
+	if _, err := s.svc.CreatePolicy(ctx, author, inspection.PolicyDraftInput{From: "2026.1-default", Version: "feed-copy"}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := s.svc.SubmitPolicy(ctx, author, "feed-copy")
+	if err == nil {
+		_, err = s.svc.ApprovePolicy(ctx, approver, "feed-copy", sub.SHA256)
+	}
+	if err == nil {
+		_, err = s.svc.ActivatePolicy(ctx, approver, "feed-copy", nil)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	all := pullAll(t, s.env, "nsw", "")

@@ -160,7 +160,7 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 		records  []audit.RecordKind
 	}
 	wants := []want{
-		{audit.PolicyStored, access.ActorSystem, []string{"policy:" + mustPolicy(t).Version}, []audit.RecordKind{"policy"}},
+		{audit.PolicyStored, access.ActorSystem, []string{"policy:" + mustPolicy(t).Version}, []audit.RecordKind{"policy", "policy_version"}},
 		{audit.KeyCreated, "admin:ops", []string{"api_key:" + keys[0].Key.ID, "api_key:" + keys[1].Key.ID}, []audit.RecordKind{"api_key", "api_key"}},
 		{audit.DeclarationDecided, "nsw", []string{"declaration:AUD-1", "quota_period:2026"},
 			[]audit.RecordKind{"assignment", "decision", "goods_state", "quota_period", "quota_counter", "decision", "goods_state", "declaration"}},

@@ -115,7 +115,7 @@ func (s *Service) RegisterCertificate(ctx context.Context, by access.Principal, 
 	cert := reference.Certificate{Kind: kind, Number: strings.TrimSpace(in.Number), ValidUntil: until}
 	var out reference.Manufacturer
 	err = s.w.write(ctx, by, audit.CertificateRegistered, now, func(tx Tx, c *Change) error {
-		pol, err := s.policyIn(tx)
+		pol, err := s.policyIn(tx, now)
 		if err != nil {
 			return err
 		}

@@ -16,12 +16,14 @@ import (
 type PolicyReader interface {
 	Policy(version string) ([]byte, error)
 	ActivePolicy() (ActivePolicy, error)
+	PolicyVersionReader
 }
 
 // PolicyWriter stores a document and puts a stored version in force.
 type PolicyWriter interface {
 	PutPolicy(version string, doc []byte) error
 	PutActivePolicy(ActivePolicy) error
+	PolicyVersionWriter
 }
 
 // The policy in force. Decisions read it from the store in their own
@@ -35,6 +37,11 @@ type ActivePolicy struct {
 	Digest      string    `json:"digest"`
 	ActivatedAt time.Time `json:"activated_at"`
 	ActivatedBy string    `json:"activated_by"`
+	// Next is the version scheduled to take over, at its At.
+	Next *ScheduledPolicy `json:"next,omitempty"`
+	// Shadow lists the versions evaluated in shadow beside every decision
+	// (shadow.go).
+	Shadow []string `json:"shadow,omitempty"`
 }
 
 // policyCache holds parsed policy documents by version: a stored version
@@ -60,10 +67,11 @@ func (c *policyCache) put(p *policy.Policy) {
 	c.m[p.Version] = p
 }
 
-// policyIn is the policy in force as tx sees it: the version the store
-// says, or the configured policy in a store that has none in force yet
-// (Start has not run on it).
-func (s *Service) policyIn(tx PolicyReader) (*policy.Policy, error) {
+// policyIn is the policy in force at now as tx sees it: the version the
+// store's pointer says (or the one scheduled to take over, once its time
+// has come), or the configured policy in a store that has none in force
+// yet (Start has not run on it).
+func (s *Service) policyIn(tx PolicyReader, now time.Time) (*policy.Policy, error) {
 	a, err := tx.ActivePolicy()
 	if errors.Is(err, fault.ErrNotFound) {
 		s.seen(s.configured)
@@ -72,23 +80,32 @@ func (s *Service) policyIn(tx PolicyReader) (*policy.Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy in force: %w", err)
 	}
-	if p := s.policies.get(a.Version); p != nil {
-		s.seen(p)
+	version, _ := a.effective(now)
+	p, err := s.storedPolicy(tx, version)
+	if err != nil {
+		return nil, fmt.Errorf("policy in force %s: %w", version, err)
+	}
+	s.seen(p)
+	return p, nil
+}
+
+// storedPolicy is a stored version's document, parsed once per process.
+func (s *Service) storedPolicy(tx PolicyReader, version string) (*policy.Policy, error) {
+	if p := s.policies.get(version); p != nil {
 		return p, nil
 	}
-	doc, err := tx.Policy(a.Version)
+	doc, err := tx.Policy(version)
 	if err != nil {
-		return nil, fmt.Errorf("policy in force %s: %w", a.Version, err)
+		return nil, err
 	}
 	p, err := policy.ParsePolicy(doc)
 	if err != nil {
-		return nil, fmt.Errorf("policy in force %s: %w", a.Version, err)
+		return nil, err
 	}
-	if p.Version != a.Version {
-		return nil, fmt.Errorf("policy in force %s: the stored document is version %s", a.Version, p.Version)
+	if p.Version != version {
+		return nil, fmt.Errorf("the stored document is version %s", p.Version)
 	}
 	s.policies.put(p)
-	s.seen(p)
 	return p, nil
 }
 
@@ -106,7 +123,7 @@ func (s *Service) seen(p *policy.Policy) {
 func (s *Service) PolicyInForce(ctx context.Context) (*policy.Policy, error) {
 	var p *policy.Policy
 	err := s.reads.View(ctx, func(tx ReadTx) (err error) {
-		p, err = s.policyIn(tx)
+		p, err = s.policyIn(tx, s.clock.Now())
 		return err
 	})
 	return p, err

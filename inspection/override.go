@@ -273,7 +273,7 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 		if err != nil {
 			return err
 		}
-		pol, err := s.policyIn(tx)
+		pol, err := s.policyIn(tx, now)
 		if err != nil {
 			return err
 		}

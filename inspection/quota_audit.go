@@ -233,7 +233,7 @@ func (s *Service) QuotaUsage(ctx context.Context, by access.Principal, period st
 	}
 	var out quota.Usage
 	err := s.reads.View(ctx, func(tx ReadTx) error {
-		pol, err := s.policyIn(tx)
+		pol, err := s.policyIn(tx, s.clock.Now())
 		if err != nil {
 			return err
 		}

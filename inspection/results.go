@@ -146,7 +146,7 @@ func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignm
 		if r.InspectedAt.Before(a.CreatedAt) {
 			return Invalid("inspected_at", "is before the lot was decided (%s)", a.CreatedAt.Format(time.RFC3339))
 		}
-		pol, err := s.policyIn(tx)
+		pol, err := s.policyIn(tx, now)
 		if err != nil {
 			return err
 		}
@@ -321,7 +321,7 @@ func (s *Service) RaiseAlert(ctx context.Context, by access.Principal, in AlertI
 		if !errors.Is(err, fault.ErrNotFound) {
 			return err
 		}
-		pol, err := s.policyIn(tx)
+		pol, err := s.policyIn(tx, now)
 		if err != nil {
 			return err
 		}

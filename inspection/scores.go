@@ -279,7 +279,7 @@ func (s *Service) Score(ctx context.Context, by access.Principal, sub risk.Subje
 	)
 	now := s.clock.Now()
 	err := s.reads.View(ctx, func(tx ReadTx) error {
-		pol, err := s.policyIn(tx)
+		pol, err := s.policyIn(tx, now)
 		if err != nil {
 			return err
 		}
@@ -330,7 +330,7 @@ func (s *Service) RankedScores(ctx context.Context, by access.Principal, kind st
 		recs   []scoring.Record
 	)
 	err := s.reads.View(ctx, func(tx ReadTx) error {
-		pol, err := s.policyIn(tx)
+		pol, err := s.policyIn(tx, now)
 		if err != nil {
 			return err
 		}

@@ -111,9 +111,13 @@ func NewService(c Config) (*Service, error) {
 	return s, nil
 }
 
-// Start stores the configured policy beside the decisions that will cite
-// it and puts it in force, and reports routed agencies that the store does
-// not know.
+// Start stores the configured policy and, on a store with no policy in
+// force (a first install), puts it in force, recorded as a version
+// approved by the system on its operator's authority. On a store with a
+// policy in force the lifecycle decides what is in force: a configured
+// version the store does not know is recorded as a draft for policy staff
+// to submit, and changes nothing. It reports routed agencies of the policy
+// in force that the store does not know.
 func (s *Service) Start(ctx context.Context) (missingAgencies []string, err error) {
 	pol := s.configured
 	doc, err := pol.Document()
@@ -121,20 +125,16 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 		return nil, fmt.Errorf("encode policy %s: %w", pol.Version, err)
 	}
 	now := s.clock.Now()
+	var other string
 	err = s.w.write(ctx, access.SystemPrincipal(), audit.PolicyStored, now, func(tx Tx, c *Change) error {
-		missingAgencies = nil
+		missingAgencies, other = nil, ""
 		if err := s.markIdentity(tx); err != nil {
 			return err
 		}
 		old, err := tx.Policy(pol.Version)
 		switch {
 		case errors.Is(err, fault.ErrNotFound):
-			// ktcn stores the policy it was configured with on its own
-			// authority; activation by a second person is the policy
-			// lifecycle's entry when it lands.
-			if err := tx.PutPolicy(pol.Version, doc); err != nil {
-				return err
-			}
+			old = nil
 		case err != nil:
 			return err
 		default:
@@ -145,38 +145,74 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 					pol.Version, prev.Digest(), pol.Digest())
 			}
 		}
-		active, err := tx.ActivePolicy()
-		switch {
-		case errors.Is(err, fault.ErrNotFound):
-		case err != nil:
+		rec, err := tx.PolicyVersion(pol.Version)
+		recorded := err == nil
+		if err != nil && !errors.Is(err, fault.ErrNotFound) {
 			return err
-		case active.Version == pol.Version:
-			return s.startChecks(tx, pol, &missingAgencies)
-		default:
-			if old != nil {
-				// Back to a version already stored: the entry covers the
-				// document put in force again.
-				c.Kind = audit.PolicyActivated
-				if err := tx.PutPolicy(pol.Version, old); err != nil {
+		}
+		active, err := tx.ActivePolicy()
+		inForce := err == nil
+		if err != nil && !errors.Is(err, fault.ErrNotFound) {
+			return err
+		}
+		if inForce && active.Version != pol.Version {
+			other = active.Version
+			if !recorded && old == nil {
+				// Policy staff take it from here: submit, approve, activate.
+				if err := tx.PutPolicyVersion(PolicyVersion{Version: pol.Version, State: PolicyDraft, Document: doc, SHA256: DocumentSHA256(doc),
+					Source: "configured at start (KTCN_POLICY) while " + active.Version + " was in force", Authors: []string{access.ActorSystem},
+					CreatedAt: now, UpdatedAt: now}); err != nil {
 					return err
 				}
+				c.Kind, c.Subjects = audit.PolicyDrafted, []string{"policy:" + pol.Version}
+			}
+			return s.startChecks(tx, now, &missingAgencies)
+		}
+		if old == nil {
+			if err := tx.PutPolicy(pol.Version, doc); err != nil {
+				return err
 			}
 		}
-		if err := tx.PutActivePolicy(ActivePolicy{Version: pol.Version, Digest: pol.Digest(), ActivatedAt: now, ActivatedBy: access.ActorSystem}); err != nil {
-			return err
+		if !recorded {
+			source := "configured at first start"
+			if inForce {
+				source = "in force before the policy lifecycle"
+			}
+			at := now
+			if inForce {
+				at = active.ActivatedAt
+			}
+			sha := DocumentSHA256(doc)
+			if err := tx.PutPolicyVersion(PolicyVersion{Version: pol.Version, State: PolicyActive, Document: doc, SHA256: sha, Source: source,
+				Authors: []string{}, CreatedAt: now, UpdatedAt: now, ApprovedBy: access.ActorSystem, ApprovedAt: &at, ApprovedSHA256: sha,
+				ActivatedBy: access.ActorSystem, ActivateAt: &at}); err != nil {
+				return err
+			}
+		} else if rec.State != PolicyActive && !inForce {
+			return Conflict("version", "policy %s is recorded as %s but nothing is in force", pol.Version, rec.State)
+		}
+		if !inForce {
+			if err := tx.PutActivePolicy(ActivePolicy{Version: pol.Version, Digest: pol.Digest(), ActivatedAt: now, ActivatedBy: access.ActorSystem}); err != nil {
+				return err
+			}
 		}
 		c.Subjects = []string{"policy:" + pol.Version}
-		return s.startChecks(tx, pol, &missingAgencies)
+		return s.startChecks(tx, now, &missingAgencies)
 	})
+	if err == nil && other != "" {
+		s.log.Warn().Str("configured", pol.Version).Str("in_force", other).
+			Msg("the configured policy is not the one in force: policy staff activate versions (POST /v1/policies/{version}/activate)")
+	}
 	return missingAgencies, err
 }
 
 // startChecks refuses a quota secret the stored periods did not commit to
 // and lists the routed agencies the store does not know.
-func (s *Service) startChecks(tx interface {
-	QuotaReader
-	ReferenceReader
-}, pol *policy.Policy, missing *[]string) error {
+func (s *Service) startChecks(tx ReadTx, now time.Time, missing *[]string) error {
+	pol, err := s.policyIn(tx, now)
+	if err != nil {
+		return err
+	}
 	if pol.Reduced.Sampling.Enabled {
 		if err := checkQuotaKeys(tx, s.keys); err != nil {
 			return err
@@ -271,7 +307,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in declaratio
 		// since the declaration was read and prepared, read it again under
 		// that one and evaluate every line here.
 		dd, lp, p := d, prep, pol
-		if p, err = s.policyIn(tx); err != nil {
+		if p, err = s.policyIn(tx, now); err != nil {
 			return err
 		}
 		ks := keys
@@ -298,9 +334,13 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in declaratio
 			// Every line is evaluated before any is written, as the
 			// preparation does on its snapshot: what a line's goods were
 			// before this declaration decides it, not its place in it.
+			shadows, err := s.shadowsAt(tx, p)
+			if err != nil {
+				return err
+			}
 			lots = make([]lotEval, len(dd.Lines))
 			for i, l := range dd.Lines {
-				if lots[i], _, err = s.evalLot(tx, p, dd, l, ks[i], now); err != nil {
+				if lots[i], _, err = s.evalLot(tx, p, shadows, dd, l, ks[i], now); err != nil {
 					return fmt.Errorf("line %d: %w", l.LineNo, err)
 				}
 			}
@@ -360,6 +400,9 @@ type lotEval struct {
 	// no quota draw can change them (nil otherwise: the committer drafts
 	// them, and the store encodes them).
 	drafted *draftedLot
+	// shadows are what the versions in shadow would have decided
+	// (shadow.go).
+	shadows []shadowEval
 }
 
 // draftedLot is a lot's decision and assignment (nil when not inspected)
@@ -416,7 +459,11 @@ func (s *Service) prepareDecision(ctx context.Context, pol *policy.Policy, d dec
 		}
 		// Prepared under another policy than the snapshot's in force, it
 		// could not commit: leave the lots to the transaction.
-		if cur, err := s.policyIn(tx); err != nil || cur.Version != pol.Version {
+		if cur, err := s.policyIn(tx, now); err != nil || cur.Version != pol.Version {
+			return nil
+		}
+		shadows, err := s.shadowsAt(tx, pol)
+		if err != nil {
 			return nil
 		}
 		prep := &preparedDecision{lots: make([]lotEval, 0, len(d.Lines)), versions: map[risk.Subject]uint64{}}
@@ -431,7 +478,7 @@ func (s *Service) prepareDecision(ctx context.Context, pol *policy.Policy, d dec
 				}
 				prep.versions[sub] = v
 			}
-			e, _, err := s.evalLot(cachedReadTx{ReadTx: tx, c: &s.inputs, versions: prep.versions}, pol, d, l, keys[i], now)
+			e, _, err := s.evalLot(cachedReadTx{ReadTx: tx, c: &s.inputs, versions: prep.versions}, pol, shadows, d, l, keys[i], now)
 			if err != nil {
 				return nil
 			}
@@ -488,7 +535,7 @@ func (p *preparedDecision) current(tx Tx) ([]lotEval, error) {
 // scores, and the goods' history-only snapshot. It also returns the stored
 // goods state, which the commit needs (on a prepared snapshot the read is
 // made for the commit to reuse).
-func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d declaration.Declaration, l declaration.Line, k identity.Keys, now time.Time) (lotEval, GoodsState, error) {
+func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, shadows []*policy.Policy, d declaration.Declaration, l declaration.Line, k identity.Keys, now time.Time) (lotEval, GoodsState, error) {
 	k, linked, err := resolveGoods(tx, k)
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
@@ -531,7 +578,17 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, d declaration.Declarati
 		applyScoreRules(pol, &ev, scores)
 		ev.Explanation.Scores = scores
 	}
-	return lotEval{gk: k.Goods, ev: ev, snap: snap, results: goodsResults(history), moreInputs: append(resembled, linked...)}, state, nil
+	e := lotEval{gk: k.Goods, ev: ev, snap: snap, results: goodsResults(history), moreInputs: append(resembled, linked...)}
+	for _, sp := range shadows {
+		// The same history and lot under the version in shadow, with its
+		// score rules over the same scores; no draw.
+		sev := Evaluate(sp, history, lot, now)
+		if sp.Risk.ScoreDecisions && ev.Explanation.Scores != nil {
+			applyScoreRules(sp, &sev, ev.Explanation.Scores)
+		}
+		e.shadows = append(e.shadows, shadowEval{version: sp.Version, mode: sev.Mode, rule: sev.Explanation.Rule, reason: sev.Explanation.Reason})
+	}
+	return e, state, nil
 }
 
 // draft builds a lot's decision and, when it is inspected, its
@@ -656,6 +713,13 @@ func (s *Service) commitLot(tx Tx, c *Change, pol *policy.Policy, d declaration.
 		return Decision{}, err
 	}
 	emitDecided(c, dec, a, after.Progress)
+	for _, sh := range e.shadows {
+		if err := tx.PutShadowOutcome(ShadowOutcome{Version: sh.version, DecisionID: dec.ID, DeclarationID: dec.DeclarationID, LineNo: dec.LineNo,
+			DecidedAt: now, LiveVersion: pol.Version, LiveMode: dec.Mode, LiveRule: dec.Explanation.Rule,
+			ShadowMode: sh.mode, ShadowRule: sh.rule, ShadowReason: sh.reason}); err != nil {
+			return Decision{}, err
+		}
+	}
 	var agencies []string
 	if dec.Agency != "" {
 		agencies = []string{dec.Agency}

@@ -36,6 +36,7 @@ type ReadTx interface {
 	LinkReader
 	OutboxReader
 	SubscriptionReader
+	ShadowReader
 	audit.Reader // the chain and the records it covers, for verification
 }
 
@@ -52,6 +53,7 @@ type Tx interface {
 	LinkWriter
 	OutboxWriter
 	SubscriptionWriter
+	ShadowWriter
 }
 
 // InputVersioner is an optional capability of a ReadTx (the badger store

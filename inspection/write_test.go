@@ -1,6 +1,7 @@
 package inspection_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -137,11 +138,14 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 		"Service.RaiseAlert": false, "Service.Override": false, "Service.RevealQuotaKey": false, "Service.Rescore": false,
 		"Access.CreateKey": false, "Access.CreateKeys": false, "Access.RevokeKey": false, "Service.RegisterCertificate": false,
 		"Service.LinkGoods": false, "Service.UnlinkGoods": false,
+		"Service.CreatePolicy": false, "Service.EditPolicy": false, "Service.SubmitPolicy": false, "Service.ApprovePolicy": false,
+		"Service.RejectPolicy": false, "Service.ActivatePolicy": false, "Service.RetirePolicy": false, "Service.ShadowPolicy": false,
 	}
 	reads := []string{"Service.AuditLog", "Service.VerifyAudit", "Service.PolicyInForce", "Service.Policy", "Service.DecisionView",
 		"Service.QuotaPeriods", "Service.VerifyQuota", "Service.VerifyOpenQuota", "Service.QuotaUsage", "Service.Configured",
 		"Service.Score", "Service.RankedScores", "Service.Assignment", "Service.OpenAssignments", "Service.GoodsState",
-		"Access.MaxKeyTTL", "Access.KeyStatus", "Access.Authenticate", "Access.Keys"}
+		"Access.MaxKeyTTL", "Access.KeyStatus", "Access.Authenticate", "Access.Keys",
+		"Service.Policies", "Service.PolicyVersionOf", "Service.ValidatePolicy", "Service.ShadowReportOf", "Service.DiffPolicies"}
 	for _, v := range []any{&inspection.Service{}, &inspection.Access{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumMethod() {
@@ -228,6 +232,53 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 		return err
 	})
 	step("Access.RevokeKey", audit.KeyRevoked, admin.Name, func() error { _, err := r.access.RevokeKey(ctx, admin, keys[1].Key.ID); return err })
+	author, approver := as("policy-author:lan"), as("policy-approver:minh")
+	base := mustPolicy(t).Version
+	step("Service.CreatePolicy", audit.PolicyDrafted, author.Name, func() error {
+		_, err := r.svc.CreatePolicy(ctx, author, inspection.PolicyDraftInput{From: base, Version: "wp-2"})
+		return err
+	})
+	var submitted inspection.PolicyVersion
+	step("Service.EditPolicy", audit.PolicyEdited, author.Name, func() error {
+		v, err := r.svc.PolicyVersionOf(ctx, author, "wp-2")
+		if err == nil {
+			_, err = r.svc.EditPolicy(ctx, author, "wp-2", bytes.Replace(v.Document, []byte(`"description":"`), []byte(`"description":"edited: `), 1))
+		}
+		return err
+	})
+	step("Service.SubmitPolicy", audit.PolicySubmitted, author.Name, func() (err error) {
+		submitted, err = r.svc.SubmitPolicy(ctx, author, "wp-2")
+		return err
+	})
+	step("Service.ApprovePolicy", audit.PolicyApproved, approver.Name, func() error {
+		_, err := r.svc.ApprovePolicy(ctx, approver, "wp-2", submitted.SHA256)
+		return err
+	})
+	step("Service.ShadowPolicy", audit.PolicyShadowStarted, approver.Name, func() error {
+		_, err := r.svc.ShadowPolicy(ctx, approver, "wp-2", true)
+		return err
+	})
+	step("Service.ActivatePolicy", audit.PolicyActivated, approver.Name, func() error {
+		_, err := r.svc.ActivatePolicy(ctx, approver, "wp-2", nil)
+		return err
+	})
+	if _, err := r.svc.CreatePolicy(ctx, author, inspection.PolicyDraftInput{From: base, Version: "wp-4"}); err != nil {
+		t.Fatal(err)
+	}
+	step("Service.RetirePolicy", audit.PolicyRetired, approver.Name, func() error {
+		_, err := r.svc.RetirePolicy(ctx, approver, "wp-4", "abandoned")
+		return err
+	})
+	if _, err := r.svc.CreatePolicy(ctx, author, inspection.PolicyDraftInput{From: "wp-2", Version: "wp-3"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.SubmitPolicy(ctx, author, "wp-3"); err != nil {
+		t.Fatal(err)
+	}
+	step("Service.RejectPolicy", audit.PolicyRejected, approver.Name, func() error {
+		_, err := r.svc.RejectPolicy(ctx, approver, "wp-3", "no change worth a version")
+		return err
+	})
 	r.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, calendar.Vietnam()))
 	step("Service.RevealQuotaKey", audit.QuotaKeyRevealed, auditor.Name, func() error { _, err := r.svc.RevealQuotaKey(ctx, auditor, "2026"); return err })
 	// Rescoring writes only derived data (risk counts and priors, folds of
@@ -388,12 +439,9 @@ func TestDecisionFollowsThePolicyInForceAtCommit(t *testing.T) {
 		t.Fatalf("control under %s: %+v", a.Version, before)
 	}
 	used0, re0 := inspection.PreparedStats(svc)
+	approveVersion(t, svc, b)
 	st.between = func() {
-		other, err := inspection.NewService(inspection.Config{Store: db, Policy: b, Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
-		if err == nil {
-			_, err = other.Start(ctx) // puts B in force
-		}
-		if err != nil {
+		if _, err := svc.ActivatePolicy(ctx, as("policy-approver:minh"), b.Version, nil); err != nil { // puts B in force
 			t.Error(err)
 		}
 	}
@@ -437,12 +485,9 @@ func TestCertificateTermsUnderThePolicyInForceAtCommit(t *testing.T) {
 	// years, beyond version B's 1.
 	b := mustPolicy(t)
 	b.Version, b.Certificates = "term-b", &policy.CertificateRules{MaxTermYears: 1}
+	approveVersion(t, svc, b)
 	st.between = func() {
-		other, err := inspection.NewService(inspection.Config{Store: db, Policy: b, Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
-		if err == nil {
-			_, err = other.Start(ctx) // puts B in force
-		}
-		if err != nil {
+		if _, err := svc.ActivatePolicy(ctx, as("policy-approver:minh"), b.Version, nil); err != nil { // puts B in force
 			t.Error(err)
 		}
 	}
@@ -455,5 +500,26 @@ func TestCertificateTermsUnderThePolicyInForceAtCommit(t *testing.T) {
 	}
 	if _, err := svc.DecisionView(ctx, access.SystemPrincipal(), identity.DecisionID("TERM-1", 1)); fault.CodeOf(err) != fault.NotFound {
 		t.Fatalf("a refused declaration left a decision: %v", err)
+	}
+}
+
+// approveVersion takes p through the policy lifecycle to approved: sent
+// and submitted by an author, approved by an approver.
+func approveVersion(t *testing.T, svc *inspection.Service, p *policy.Policy) {
+	t.Helper()
+	doc, err := p.Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	author, approver := as("policy-author:lan"), as("policy-approver:minh")
+	if _, err := svc.CreatePolicy(ctx, author, inspection.PolicyDraftInput{Document: doc}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := svc.SubmitPolicy(ctx, author, p.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.ApprovePolicy(ctx, approver, p.Version, v.SHA256); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -189,6 +189,8 @@ func recordKey(k audit.RecordKind, id string) ([]byte, prefix, error) {
 		return idKey(prefixImporter, id), prefixImporter, nil
 	case audit.RecordWebhook:
 		return idKey(prefixWebhook, id), prefixWebhook, nil
+	case audit.RecordPolicyVersion:
+		return idKey(prefixPolicyVer, id), prefixPolicyVer, nil
 
 	case audit.RecordGoodsState, audit.RecordManufacturer:
 		key, err := identity.ParseKey(id)
@@ -295,20 +297,21 @@ func jsonID(fields ...string) func([]byte) (string, error) {
 }
 
 var recordScans = map[audit.RecordKind]recordScan{
-	audit.RecordDeclaration:  {prefixDeclaration, jsonID("declaration_id")},
-	audit.RecordGoodsLink:    {prefixGoodsLink, jsonID("from")},
-	audit.RecordDecision:     {prefixDecision, jsonID("id")},
-	audit.RecordAssignment:   {prefixAssignment, jsonID("id")},
-	audit.RecordEvent:        {prefixEvent, jsonID("id")},
-	audit.RecordGoodsState:   {prefixGoodsState, jsonID("key")},
-	audit.RecordQuotaCounter: {prefixQuota, jsonID("period", "scope")},
-	audit.RecordQuotaPeriod:  {prefixQuotaPeriod, jsonID("period")},
-	audit.RecordPolicy:       {prefixPolicy, jsonID("version")},
-	audit.RecordAPIKey:       {prefixAPIKey, jsonID("id")},
-	audit.RecordOverride:     {prefixOverride, jsonID("id")},
-	audit.RecordAgency:       {prefixAgency, jsonID("id")},
-	audit.RecordImporter:     {prefixImporter, jsonID("tax_code")},
-	audit.RecordWebhook:      {prefixWebhook, jsonID("id")},
+	audit.RecordDeclaration:   {prefixDeclaration, jsonID("declaration_id")},
+	audit.RecordGoodsLink:     {prefixGoodsLink, jsonID("from")},
+	audit.RecordDecision:      {prefixDecision, jsonID("id")},
+	audit.RecordAssignment:    {prefixAssignment, jsonID("id")},
+	audit.RecordEvent:         {prefixEvent, jsonID("id")},
+	audit.RecordGoodsState:    {prefixGoodsState, jsonID("key")},
+	audit.RecordQuotaCounter:  {prefixQuota, jsonID("period", "scope")},
+	audit.RecordQuotaPeriod:   {prefixQuotaPeriod, jsonID("period")},
+	audit.RecordPolicy:        {prefixPolicy, jsonID("version")},
+	audit.RecordAPIKey:        {prefixAPIKey, jsonID("id")},
+	audit.RecordOverride:      {prefixOverride, jsonID("id")},
+	audit.RecordAgency:        {prefixAgency, jsonID("id")},
+	audit.RecordImporter:      {prefixImporter, jsonID("tax_code")},
+	audit.RecordWebhook:       {prefixWebhook, jsonID("id")},
+	audit.RecordPolicyVersion: {prefixPolicyVer, jsonID("version")},
 	audit.RecordManufacturer: {prefixManufacture, func(body []byte) (string, error) {
 		var m reference.Manufacturer
 		if err := json.Unmarshal(body, &m); err != nil {

@@ -49,6 +49,8 @@ const (
 	prefixWebhook      prefix = 0x21 // webhook subscription by ID
 	prefixDelivery     prefix = 0x22 // a subscription's delivery state
 	prefixDeadLetter   prefix = 0x23 // a subscription's dead letters by sequence
+	prefixPolicyVer    prefix = 0x24 // a policy version's record (document and lifecycle)
+	prefixShadow       prefix = 0x25 // shadow outcomes by version, decision time and decision
 	prefixMeta         prefix = 0xFF
 )
 
@@ -120,6 +122,10 @@ func (p prefix) String() string {
 		return "delivery state"
 	case prefixDeadLetter:
 		return "dead letter"
+	case prefixPolicyVer:
+		return "policy version"
+	case prefixShadow:
+		return "shadow outcome"
 	case prefixMeta:
 		return "meta"
 	}

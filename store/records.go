@@ -65,6 +65,8 @@ func (p prefix) recordKind() (audit.RecordKind, bool) {
 		return audit.RecordGoodsLink, true
 	case prefixWebhook:
 		return audit.RecordWebhook, true
+	case prefixPolicyVer:
+		return audit.RecordPolicyVersion, true
 	}
 	return "", false
 }
@@ -82,7 +84,9 @@ func (p prefix) derived() bool {
 		// (written only by inspection's outbox hook, inside the write path,
 		// and compacted after delivery); delivery state and dead letters
 		// are the delivery's own bookkeeping, saved as it goes.
-		prefixOutbox, prefixOutboxHead, prefixDelivery, prefixDeadLetter:
+		prefixOutbox, prefixOutboxHead, prefixDelivery, prefixDeadLetter,
+		// What a version in shadow would have decided: it decides nothing.
+		prefixShadow:
 		return true
 	}
 	return false

@@ -135,6 +135,11 @@ const (
 	ActReadEvents Action = "read_events"
 	// ActManageWebhooks registers, rotates and removes webhook receivers.
 	ActManageWebhooks Action = "manage_webhooks"
+	// ActDraftPolicy drafts, edits and submits policy versions.
+	ActDraftPolicy Action = "draft_policy"
+	// ActApprovePolicy approves, rejects, activates, retires and shadows
+	// them: the second pair of eyes.
+	ActApprovePolicy Action = "approve_policy"
 )
 
 // rolesFor is who may take each action. The choices:
@@ -182,6 +187,10 @@ func rolesFor(a Action) []Role {
 		return []Role{RoleNSW, RoleCustoms, RoleAuditor, RoleAgency}
 	case ActManageWebhooks:
 		return []Role{RoleAdmin}
+	case ActDraftPolicy:
+		return []Role{RolePolicyAuthor}
+	case ActApprovePolicy:
+		return []Role{RolePolicyApprover}
 	}
 	return nil
 }

@@ -55,6 +55,15 @@ const (
 	// PolicyActivated covers the switch of the policy in force to a
 	// version already stored.
 	PolicyActivated Kind = "policy.activated"
+	// The policy lifecycle's other steps (inspection/policies.go).
+	PolicyDrafted       Kind = "policy.drafted"
+	PolicyEdited        Kind = "policy.edited"
+	PolicySubmitted     Kind = "policy.submitted"
+	PolicyApproved      Kind = "policy.approved"
+	PolicyRejected      Kind = "policy.rejected"
+	PolicyRetired       Kind = "policy.retired"
+	PolicyShadowStarted Kind = "policy.shadow_started"
+	PolicyShadowStopped Kind = "policy.shadow_stopped"
 	// ReferenceLoaded covers reference data (agencies, importers,
 	// manufacturers) loaded in bulk.
 	ReferenceLoaded Kind = "reference.loaded"
@@ -79,21 +88,22 @@ const (
 type RecordKind string
 
 const (
-	RecordDeclaration  RecordKind = "declaration"   // ID: declaration ID
-	RecordDecision     RecordKind = "decision"      // ID: decision ID
-	RecordAssignment   RecordKind = "assignment"    // ID: assignment ID
-	RecordEvent        RecordKind = "event"         // ID: event ID (results, alerts)
-	RecordGoodsState   RecordKind = "goods_state"   // ID: goods key (hex)
-	RecordGoodsLink    RecordKind = "goods_link"    // ID: the linked goods' key (hex)
-	RecordQuotaCounter RecordKind = "quota_counter" // ID: period "/" scope
-	RecordQuotaPeriod  RecordKind = "quota_period"  // ID: period
-	RecordPolicy       RecordKind = "policy"        // ID: policy version
-	RecordAPIKey       RecordKind = "api_key"       // ID: key ID
-	RecordOverride     RecordKind = "override"      // ID: decision ID "/" n
-	RecordAgency       RecordKind = "agency"        // ID: agency ID
-	RecordImporter     RecordKind = "importer"      // ID: tax code
-	RecordManufacturer RecordKind = "manufacturer"  // ID: manufacturer key (hex)
-	RecordWebhook      RecordKind = "webhook"       // ID: subscription ID
+	RecordDeclaration   RecordKind = "declaration"    // ID: declaration ID
+	RecordDecision      RecordKind = "decision"       // ID: decision ID
+	RecordAssignment    RecordKind = "assignment"     // ID: assignment ID
+	RecordEvent         RecordKind = "event"          // ID: event ID (results, alerts)
+	RecordGoodsState    RecordKind = "goods_state"    // ID: goods key (hex)
+	RecordGoodsLink     RecordKind = "goods_link"     // ID: the linked goods' key (hex)
+	RecordQuotaCounter  RecordKind = "quota_counter"  // ID: period "/" scope
+	RecordQuotaPeriod   RecordKind = "quota_period"   // ID: period
+	RecordPolicy        RecordKind = "policy"         // ID: policy version
+	RecordAPIKey        RecordKind = "api_key"        // ID: key ID
+	RecordOverride      RecordKind = "override"       // ID: decision ID "/" n
+	RecordAgency        RecordKind = "agency"         // ID: agency ID
+	RecordImporter      RecordKind = "importer"       // ID: tax code
+	RecordManufacturer  RecordKind = "manufacturer"   // ID: manufacturer key (hex)
+	RecordWebhook       RecordKind = "webhook"        // ID: subscription ID
+	RecordPolicyVersion RecordKind = "policy_version" // ID: policy version
 )
 
 // CoveredKinds are the record kinds VerifyAudit requires an entry to
@@ -106,7 +116,7 @@ const (
 func CoveredKinds() []RecordKind {
 	return []RecordKind{
 		RecordDeclaration, RecordDecision, RecordAssignment, RecordEvent, RecordGoodsState, RecordGoodsLink,
-		RecordQuotaCounter, RecordQuotaPeriod, RecordPolicy, RecordAPIKey, RecordOverride, RecordWebhook,
+		RecordQuotaCounter, RecordQuotaPeriod, RecordPolicy, RecordAPIKey, RecordOverride, RecordWebhook, RecordPolicyVersion,
 	}
 }
 

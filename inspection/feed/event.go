@@ -27,12 +27,15 @@ const (
 	AssignmentAccepted  Type = "assignment.accepted"
 	AssignmentEscalated Type = "assignment.escalated"
 	ResultCorrected     Type = "result.corrected"
+	// PolicyActivated: a policy version comes into force (now, or at
+	// effective_at).
+	PolicyActivated Type = "policy.activated"
 )
 
 // Types lists every event type, in a stable order.
 func Types() []Type {
 	return []Type{DecisionMade, DecisionOverridden, AssignmentOpened, AssignmentCancelled, ResultRecorded, AlertRaised,
-		GoodsModeChanged, AssignmentAccepted, AssignmentEscalated, ResultCorrected}
+		GoodsModeChanged, AssignmentAccepted, AssignmentEscalated, ResultCorrected, PolicyActivated}
 }
 
 // Valid reports whether t is a known event type.
@@ -114,6 +117,9 @@ type Payload struct {
 	// Progress is the goods' progress toward its next mode, in words
 	// ("2 of 3 passes toward reduced").
 	Progress string `json:"progress,omitempty"`
+	// PolicyVersion comes into force at EffectiveAt.
+	PolicyVersion string     `json:"policy_version,omitempty"`
+	EffectiveAt   *time.Time `json:"effective_at,omitempty"`
 }
 
 // Head is where the outbox stands: the last sequence written, and the
