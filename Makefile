@@ -57,6 +57,8 @@ bench: build
 	    printf "  over HTTP:      %6.0f decisions/s vs %6.0f bare echo requests/s       = %5.2f   (target >= 0.25, goal 0.50)\n", h, e, r(h, e); \
 	    o = v["BenchmarkDecide64/group-nooutbox|decisions/s"]; \
 	    printf "  NSW outbox:     %6.0f decisions/s with it vs %6.0f without         = %5.2f   (target >= 0.85: it costs under 15%%)\n", g, o, r(g, o); \
+	    sh = v["BenchmarkDecide64/group-shadow|decisions/s"]; \
+	    printf "  policy shadow:  %6.0f decisions/s with a version in shadow vs %6.0f without = %5.2f (target >= 0.75: under 25%% slower)\n", sh, g, r(sh, g); \
 	    printf "  pull feed:      %6.0f events/s served over HTTP, pages of 1000\n", v["BenchmarkFeedPullHTTP|events/s"]; \
 	    printf "one caller\n"; \
 	    printf "  in process:     %6.0f decisions/s vs %6.0f bare synced badger writes/s = %5.2f\n", v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"], r(v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"]); \

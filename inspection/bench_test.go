@@ -41,7 +41,7 @@ func benchDir(b *testing.B) string {
 	return dir
 }
 
-func benchService(b *testing.B, direct, scoring, outbox bool) (*inspection.Service, *store.DB) {
+func benchService(b *testing.B, direct, scoring, outbox, shadow bool) (*inspection.Service, *store.DB) {
 	db, err := store.Open(store.Options{Dir: benchDir(b), DirectCommit: direct, Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
@@ -61,6 +61,34 @@ func benchService(b *testing.B, direct, scoring, outbox bool) (*inspection.Servi
 	}
 	if err := fixtures.Load(context.Background(), svc); err != nil {
 		b.Fatal(err)
+	}
+	if shadow {
+		// A looser version (two passes to reduced) in shadow beside every
+		// decision.
+		if _, err := svc.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		looser := mustPolicy(b)
+		looser.Version, looser.Reduced.ConsecutivePasses = "bench-looser", 2
+		doc, err := looser.Document()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		author, approver := as("policy-author:a"), as("policy-approver:b")
+		if _, err := svc.CreatePolicy(ctx, author, inspection.PolicyDraftInput{Document: doc}); err != nil {
+			b.Fatal(err)
+		}
+		sub, err := svc.SubmitPolicy(ctx, author, looser.Version)
+		if err == nil {
+			_, err = svc.ApprovePolicy(ctx, approver, looser.Version, sub.SHA256)
+		}
+		if err == nil {
+			_, err = svc.ShadowPolicy(ctx, approver, looser.Version, true)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 	return svc, db
 }
@@ -86,13 +114,15 @@ func BenchmarkDecide64(b *testing.B) {
 	// group is the path as served (scoring on, the NSW outbox written
 	// with every decision); group-noscore is it without decision-time risk
 	// scoring (the counts are still kept), group-nooutbox without the
-	// outbox, for the on/off ratios of each.
+	// outbox, group-shadow with a policy version in shadow, for the on/off
+	// ratios of each.
 	for _, mode := range []struct {
-		name                    string
-		direct, scoring, outbox bool
-	}{{"group", false, true, true}, {"group-noscore", false, false, true}, {"group-nooutbox", false, true, false}, {"direct", true, true, true}} {
+		name                            string
+		direct, scoring, outbox, shadow bool
+	}{{"group", false, true, true, false}, {"group-noscore", false, false, true, false}, {"group-nooutbox", false, true, false, false},
+		{"group-shadow", false, true, true, true}, {"direct", true, true, true, false}} {
 		b.Run(mode.name, func(b *testing.B) {
-			svc, db := benchService(b, mode.direct, mode.scoring, mode.outbox)
+			svc, db := benchService(b, mode.direct, mode.scoring, mode.outbox, mode.shadow)
 			ctx := context.Background()
 			var (
 				seq    atomic.Int64

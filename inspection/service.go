@@ -581,8 +581,13 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, shadows []*policy.Polic
 	e := lotEval{gk: k.Goods, ev: ev, snap: snap, results: goodsResults(history), moreInputs: append(resembled, linked...)}
 	for _, sp := range shadows {
 		// The same history and lot under the version in shadow, with its
-		// score rules over the same scores; no draw.
+		// resemblance and its score rules over the same scores; no draw.
 		sev := Evaluate(sp, history, lot, now)
+		if state.Key == (identity.Key{}) && !hasGoodsEvents(history) {
+			if _, err := resemble(tx, sp, l.Goods, k.Goods, &sev, now); err != nil {
+				return lotEval{}, GoodsState{}, err
+			}
+		}
 		if sp.Risk.ScoreDecisions && ev.Explanation.Scores != nil {
 			applyScoreRules(sp, &sev, ev.Explanation.Scores)
 		}
