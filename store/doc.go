@@ -76,6 +76,8 @@
 //	0x21    h16(subscription id)                               feed.Subscription: a webhook receiver, its secrets
 //	0x22    h16(subscription id)                               feed.State: its delivery progress
 //	0x23    h16(subscription id) | event sequence (8, BE)      feed.DeadLetter: an event delivery gave up on
+//	0x24    h16(version)                                       PolicyVersion: a policy version's document and lifecycle
+//	0x25    h16(version) | decided at | h16(decision id)       ShadowOutcome: what a version in shadow would have decided
 //	0xFF    "schema"                                           schema version (raw uint32, big-endian)
 //
 // Parts:
@@ -100,11 +102,11 @@
 // not follow the head or does not cover exactly the records written since
 // the transaction's last entry (PutAuditEntry). Records (covered): 0x01,
 // 0x02, 0x03, 0x05, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0D, 0x11, 0x12, 0x16,
-// 0x1E, 0x21.
+// 0x1E, 0x21, 0x24.
 // Derived (not covered): 0x04, 0x06, 0x0C, 0x13, 0x17, 0x18, 0x19, 0x1A,
 // 0x1B, 0x1C, 0x1D, 0x1F, 0x10 and 0x20 (the outbox: a projection of the
 // records its transaction wrote, compacted after delivery), 0x22, 0x23
-// (delivery's bookkeeping).
+// (delivery's bookkeeping), 0x25 (shadow outcomes: they decide nothing).
 // A record digest (RecordDigest) is SHA-256 over the record's stored value
 // without its version byte: the JSON of a record, the document of a policy
 // (docs/audit.md).
