@@ -55,8 +55,12 @@ var routeRules = map[string]rule{
 	"GET /v1/assignments":             to(access.ActReadAssignments),
 	"GET /v1/assignments/:id":         to(access.ActReadAssignments),
 	"POST /v1/assignments/:id/result": to(access.ActRecordResult),
-	"POST /v1/alerts":                 to(access.ActRaiseAlert),
-	"GET /v1/goods/:key":              to(access.ActReadGoods),
+	// The agency's own transitions of an assignment.
+	"POST /v1/assignments/:id/accept":      to(access.ActRecordResult),
+	"POST /v1/assignments/:id/sample":      to(access.ActRecordResult),
+	"POST /v1/assignments/:id/corrections": to(access.ActRecordResult),
+	"POST /v1/alerts":                      to(access.ActRaiseAlert),
+	"GET /v1/goods/:key":                   to(access.ActReadGoods),
 	// The designated agency's documents check verifies a certificate;
 	// customs may register one it checked.
 	"POST /v1/manufacturers/:key/certificates": to(access.ActRegisterCertificate),

@@ -96,6 +96,36 @@ func (m *matrixFixture) policyAt(t *testing.T, state inspection.PolicyState) (st
 	return v.Version, v.SHA256
 }
 
+// accepted decides a fresh lot (strict when strict: its maker has an
+// alert) and has its agency accept it; it returns the assignment ID.
+func (m *matrixFixture) accepted(t *testing.T, strict bool) string {
+	t.Helper()
+	ctx := context.Background()
+	maker := "Matrix Other Maker"
+	if strict {
+		maker = "Matrix Strict Maker"
+		if _, err := m.svc.RaiseAlert(ctx, access.Principal{Name: "customs", Role: access.RoleCustoms}, inspection.AlertInput{Authority: "RASFF",
+			Reference: m.next(), Reason: "Salmonella", IssuedAt: m.clock.Now().Add(-time.Hour).Format(time.RFC3339),
+			Target: inspection.AlertTarget{Kind: "manufacturer", Manufacturer: maker, Origin: "NZ"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	no, q := 1, 10.0
+	res, err := m.svc.Decide(ctx, access.Principal{Name: "nsw", Role: access.RoleNSW},
+		declaration.Input{DeclarationID: m.next(), ImporterTaxCode: importerA,
+			Lines: []declaration.LineInput{{LineNo: &no, HSCode: "0402.21.20", ProductName: "Sữa " + m.next(), Manufacturer: maker,
+				Origin: "NZ", Procedure: "food_safety", Quantity: &q, Unit: "kg"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := res.Decisions[0]
+	agency := access.Principal{Name: "agency:" + d.Agency, Role: access.RoleAgency, Agency: d.Agency}
+	if _, _, err := m.svc.AcceptAssignment(ctx, agency, d.AssignmentID, "Officer Matrix"); err != nil {
+		t.Fatal(err)
+	}
+	return d.AssignmentID
+}
+
 // matrix is written out independently of api's route table: the test is
 // the second statement of who may do what, and TestAuthorizationMatrix
 // fails for any route the router has that is not a row here.
@@ -179,6 +209,25 @@ var matrix = map[string]matrixRow{
 	}},
 	"GET /v1/admin/keys": {[]string{"admin", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/admin/keys", nil
+	}},
+	"POST /v1/assignments/:id/accept": {[]string{"agency"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/assignments/" + m.fresh(t, "Matrix Accept").AssignmentID + "/accept", map[string]any{"officer": "Officer Nguyen"}
+	}},
+	"POST /v1/assignments/:id/sample": {[]string{"agency"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/assignments/" + m.accepted(t, true) + "/sample", map[string]any{"laboratory": "Lab 1", "reference": "S-" + m.next()}
+	}},
+	"POST /v1/assignments/:id/corrections": {[]string{"agency"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		id := m.accepted(t, false)
+		a, err := m.svc.Assignment(context.Background(), access.SystemPrincipal(), id)
+		if err == nil {
+			_, err = m.svc.RecordResult(context.Background(), access.Principal{Name: "agency:" + a.Agency, Role: access.RoleAgency, Agency: a.Agency}, id,
+				inspection.ResultInput{Outcome: "pass", InspectedAt: m.clock.Now().Format(time.RFC3339)})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "/v1/assignments/" + id + "/corrections", map[string]any{"outcome": "fail", "reason": "lab report misread",
+			"findings": []map[string]string{{"code": "MICRO", "text": "above limit"}}}
 	}},
 	"GET /v1/policies": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/policies", nil

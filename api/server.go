@@ -96,6 +96,9 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/assignments", as(h.listAssignments))
 	v1.GET("/assignments/:id", as(h.getAssignment))
 	v1.POST("/assignments/:id/result", as(h.postResult))
+	v1.POST("/assignments/:id/accept", as(h.acceptAssignment)) // assignments.go
+	v1.POST("/assignments/:id/sample", as(h.sampleAssignment))
+	v1.POST("/assignments/:id/corrections", as(h.correctResult))
 	v1.POST("/alerts", as(h.postAlert))
 	v1.GET("/goods/:key", as(h.getGoods))
 	v1.POST("/manufacturers/:key/certificates", as(h.postCertificate))
@@ -253,23 +256,6 @@ func (h *handlers) postDeclaration(c echo.Context, p access.Principal) error {
 type AssignmentList struct {
 	Assignments []inspection.Assignment `json:"assignments"`
 	Next        string                  `json:"next,omitempty"`
-}
-
-func (h *handlers) listAssignments(c echo.Context, p access.Principal) error {
-	limit, err := pageLimit(c, 100)
-	if err != nil {
-		return err
-	}
-	// An agency's own list needs no agency parameter; another agency's is
-	// not found, whether or not that agency exists (the domain decides).
-	list, next, err := h.svc.OpenAssignments(c.Request().Context(), p, c.QueryParam("agency"), c.QueryParam("after"), limit)
-	if err != nil {
-		return err
-	}
-	if list == nil {
-		list = []inspection.Assignment{}
-	}
-	return c.JSON(http.StatusOK, AssignmentList{Assignments: list, Next: next})
 }
 
 func (h *handlers) getAssignment(c echo.Context, p access.Principal) error {

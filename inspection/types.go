@@ -66,6 +66,9 @@ type Event struct {
 	// Source is who recorded it (the authenticated principal once
 	// authentication exists).
 	Source string `json:"source"`
+	// Supersedes names the result this one corrects: history keeps both,
+	// and readers see only the latest (Current).
+	Supersedes string `json:"supersedes,omitempty"`
 }
 
 // Finding is one observation in an inspection result.
@@ -85,6 +88,9 @@ type Result struct {
 	Partial    bool      `json:"partial,omitempty"`
 	RecordedAt time.Time `json:"recorded_at"`
 	Source     string    `json:"source"`
+	// CorrectionReason says why this result replaced the one before
+	// (Assignment.Corrected keeps that one).
+	CorrectionReason string `json:"correction_reason,omitempty"`
 }
 
 // Same reports whether r and o carry the same content (ignoring when and
@@ -111,7 +117,17 @@ const (
 	// AssignmentCancelled: a customs override withdrew the inspection
 	// before a result; no result is accepted for it.
 	AssignmentCancelled AssignmentStatus = "cancelled"
+	// AssignmentAccepted: a named officer of the agency took it on.
+	AssignmentAccepted AssignmentStatus = "accepted"
+	// AssignmentSampled: the sample of a strict lot is taken.
+	AssignmentSampled AssignmentStatus = "sampled"
 )
+
+// Active reports whether the inspection is still to be done: open,
+// accepted or sampled.
+func (s AssignmentStatus) Active() bool {
+	return s == AssignmentOpen || s == AssignmentAccepted || s == AssignmentSampled
+}
 
 // Assignment is an inspection given to an agency.
 type Assignment struct {
@@ -135,6 +151,34 @@ type Assignment struct {
 	// swap checked are told apart from the draw's by it.
 	OverrideID  string     `json:"override_id,omitempty"`
 	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
+	// AcceptedBy is the agency officer who took it on.
+	AcceptedBy string     `json:"accepted_by,omitempty"`
+	AcceptedAt *time.Time `json:"accepted_at,omitempty"`
+	// Sample is the sample of a strict lot, once taken.
+	Sample *Sample `json:"sample,omitempty"`
+	// Escalation is set, once, when the inspection ran past its deadline.
+	Escalation *Escalation `json:"escalation,omitempty"`
+	// Corrected are the results this one's agency replaced, oldest first.
+	Corrected []Result `json:"corrected,omitempty"`
+}
+
+// Sample is a strict lot's sample: where it went and its reference.
+type Sample struct {
+	Laboratory string    `json:"laboratory"`
+	Reference  string    `json:"reference"`
+	TakenAt    time.Time `json:"taken_at"`
+	TakenBy    string    `json:"taken_by"`
+}
+
+// Escalation records an inspection past its deadline: reassigned to
+// another designated agency, or flagged to customs.
+type Escalation struct {
+	At         time.Time `json:"at"`
+	FromAgency string    `json:"from_agency"`
+	// ToAgency is set when it was reassigned; otherwise customs was told.
+	ToAgency string    `json:"to_agency,omitempty"`
+	Reason   string    `json:"reason"`
+	WasDue   time.Time `json:"was_due"`
 }
 
 // EventRef is the short form of an event a decision saw.

@@ -140,12 +140,13 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 		"Service.LinkGoods": false, "Service.UnlinkGoods": false,
 		"Service.CreatePolicy": false, "Service.EditPolicy": false, "Service.SubmitPolicy": false, "Service.ApprovePolicy": false,
 		"Service.RejectPolicy": false, "Service.ActivatePolicy": false, "Service.RetirePolicy": false, "Service.ShadowPolicy": false,
+		"Service.AcceptAssignment": false, "Service.SampleAssignment": false, "Service.CorrectResult": false, "Service.EscalateOverdue": false,
 	}
 	reads := []string{"Service.AuditLog", "Service.VerifyAudit", "Service.PolicyInForce", "Service.Policy", "Service.DecisionView",
 		"Service.QuotaPeriods", "Service.VerifyQuota", "Service.VerifyOpenQuota", "Service.QuotaUsage", "Service.Configured",
 		"Service.Score", "Service.RankedScores", "Service.Assignment", "Service.OpenAssignments", "Service.GoodsState",
 		"Access.MaxKeyTTL", "Access.KeyStatus", "Access.Authenticate", "Access.Keys",
-		"Service.Policies", "Service.PolicyVersionOf", "Service.ValidatePolicy", "Service.ShadowReportOf", "Service.DiffPolicies"}
+		"Service.Queue", "Service.Policies", "Service.PolicyVersionOf", "Service.ValidatePolicy", "Service.ShadowReportOf", "Service.DiffPolicies"}
 	for _, v := range []any{&inspection.Service{}, &inspection.Access{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumMethod() {
@@ -212,6 +213,29 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 	step("Service.RaiseAlert", audit.AlertRaised, customs.Name, func() error {
 		_, err := r.svc.RaiseAlert(ctx, customs, inspection.AlertInput{Authority: "RASFF", Reference: "WP-A", IssuedAt: r.clock.Now().Format(time.RFC3339),
 			Reason: "Listeria", Target: inspection.AlertTarget{Kind: "manufacturer", Manufacturer: "Other Dairy", Origin: "NZ"}})
+		return err
+	})
+	step("Service.CorrectResult", audit.ResultCorrected, agency.Name, func() error {
+		_, _, err := r.svc.CorrectResult(ctx, agency, inspected.AssignmentID, inspection.CorrectionInput{Outcome: "fail", Reason: "lab report misread",
+			Findings: []inspection.Finding{{Code: "MICRO", Text: "above limit"}}})
+		return err
+	})
+	// A strict lot (its maker has the alert above): accepted, sampled.
+	var strict inspection.Decision
+	if err := r.change(t, audit.DeclarationDecided, nsw.Name, func() (err error) {
+		l := normalLine(1, "Sữa Other")
+		l.Manufacturer = "Other Dairy"
+		strict, err = decide("WP-S", l)
+		return err
+	}); err != nil || strict.Mode != inspection.ModeStrict {
+		t.Fatalf("a strict lot: %v (%s)", err, strict.Mode)
+	}
+	step("Service.AcceptAssignment", audit.AssignmentAccepted, agency.Name, func() error {
+		_, _, err := r.svc.AcceptAssignment(ctx, agency, strict.AssignmentID, "Officer Tran")
+		return err
+	})
+	step("Service.SampleAssignment", audit.AssignmentSampled, agency.Name, func() error {
+		_, _, err := r.svc.SampleAssignment(ctx, agency, strict.AssignmentID, inspection.SampleInput{Laboratory: "Lab 1", Reference: "S-1"})
 		return err
 	})
 	step("Service.Override", audit.DecisionOverridden, customs.Name, func() error {
@@ -281,6 +305,23 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 	})
 	r.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, calendar.Vietnam()))
 	step("Service.RevealQuotaKey", audit.QuotaKeyRevealed, auditor.Name, func() error { _, err := r.svc.RevealQuotaKey(ctx, auditor, "2026"); return err })
+	// A year on every inspection still to do is overdue: each escalated
+	// once, by the job's run, and a second run escalates nothing.
+	before := len(r.entries(t))
+	n, err := r.svc.EscalateOverdue(ctx, sys)
+	if es := r.entries(t); err != nil || n == 0 || len(es) != before+n {
+		t.Errorf("escalation: %d escalated, %d entries (%v)", n, len(es)-before, err)
+	} else {
+		for _, e := range es[before:] {
+			if e.Kind != audit.AssignmentEscalated || e.Actor != access.ActorSystem {
+				t.Errorf("escalation entry %s by %s", e.Kind, e.Actor)
+			}
+		}
+	}
+	if err := r.unchanged(t, func() error { _, err := r.svc.EscalateOverdue(ctx, sys); return err }); err != nil {
+		t.Errorf("the job run again: %v", err)
+	}
+	changes["Service.EscalateOverdue"] = true
 	// Rescoring writes only derived data (risk counts and priors, folds of
 	// the audited events): it goes through the write path but covers no
 	// record, so it appends no entry.

@@ -292,3 +292,35 @@ func PriorGroup(kind, hsCode string) string {
 	}
 	return "hs_chapter:" + string(d)
 }
+
+// Reclassify moves one result already in the counts from passed to failed
+// (failed true) or back, as a corrected result does: its decayed weight
+// leaves one side for the other, and the counts of results are unchanged.
+// o is the result as first observed (its date and weight).
+func (c Counts) Reclassify(o Observation, failed bool, halfLife time.Duration) (Counts, error) {
+	if err := c.validate("Counts"); err != nil {
+		return c, err
+	}
+	if err := c.compatible("Counts", halfLife); err != nil {
+		return c, err
+	}
+	if err := o.validate("Observation"); err != nil {
+		return c, err
+	}
+	if o.Alert || o.Failed == failed || c.N == 0 {
+		return c, nil
+	}
+	w := o.multiplier() * Decay(c.AsOf.Sub(o.At), halfLife)
+	if failed {
+		if c.NFailed >= c.N {
+			return c, invalid("Counts", "no passing result to reclassify")
+		}
+		c.Passes, c.Failures, c.NFailed = math.Max(0, c.Passes-w), c.Failures+w, c.NFailed+1
+	} else {
+		if c.NFailed == 0 {
+			return c, invalid("Counts", "no failing result to reclassify")
+		}
+		c.Failures, c.Passes, c.NFailed = math.Max(0, c.Failures-w), c.Passes+w, c.NFailed-1
+	}
+	return c, c.validate("Counts")
+}

@@ -51,6 +51,8 @@ const (
 	prefixDeadLetter   prefix = 0x23 // a subscription's dead letters by sequence
 	prefixPolicyVer    prefix = 0x24 // a policy version's record (document and lifecycle)
 	prefixShadow       prefix = 0x25 // shadow outcomes by version, decision time and decision
+	prefixQueueDue     prefix = 0x30 // an agency's active assignments by due time
+	prefixDueIndex     prefix = 0x31 // every active assignment by due time (escalation)
 	prefixMeta         prefix = 0xFF
 )
 
@@ -126,6 +128,10 @@ func (p prefix) String() string {
 		return "policy version"
 	case prefixShadow:
 		return "shadow outcome"
+	case prefixQueueDue:
+		return "queue-by-due index"
+	case prefixDueIndex:
+		return "due index"
 	case prefixMeta:
 		return "meta"
 	}
@@ -194,6 +200,42 @@ func openIndexKey(a inspection.Assignment) ([]byte, error) {
 	}
 	h := h16(a.ID)
 	return append(k, h[:]...), nil
+}
+
+// queueDueKey is 0x30 | h16(agency) | due_at | h16(assignment id): an
+// agency's active assignments in deadline order.
+func queueDueKey(a inspection.Assignment) ([]byte, error) {
+	k, err := appendTime(idKey(prefixQueueDue, a.Agency), "due_at", a.DueAt)
+	if err != nil {
+		return nil, err
+	}
+	h := h16(a.ID)
+	return append(k, h[:]...), nil
+}
+
+// dueIndexKey is 0x31 | due_at | h16(assignment id): every active
+// assignment in deadline order, so the escalation job reads only the
+// overdue ones.
+func dueIndexKey(a inspection.Assignment) ([]byte, error) {
+	k, err := appendTime([]byte{byte(prefixDueIndex)}, "due_at", a.DueAt)
+	if err != nil {
+		return nil, err
+	}
+	h := h16(a.ID)
+	return append(k, h[:]...), nil
+}
+
+// activeIndexKeys are the index entries an active assignment has.
+func activeIndexKeys(a inspection.Assignment) ([][]byte, error) {
+	var out [][]byte
+	for _, f := range []func(inspection.Assignment) ([]byte, error){openIndexKey, queueDueKey, dueIndexKey} {
+		k, err := f(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
 }
 
 // Subject kinds are one byte in event keys; part of the on-disk format.

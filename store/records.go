@@ -86,7 +86,9 @@ func (p prefix) derived() bool {
 		// are the delivery's own bookkeeping, saved as it goes.
 		prefixOutbox, prefixOutboxHead, prefixDelivery, prefixDeadLetter,
 		// What a version in shadow would have decided: it decides nothing.
-		prefixShadow:
+		prefixShadow,
+		// The assignment queues' indexes, kept in step by putAssignment.
+		prefixQueueDue, prefixDueIndex:
 		return true
 	}
 	return false

@@ -296,7 +296,7 @@ func (t *readTx) Events(s inspection.Subject) ([]inspection.Event, error) {
 		return nil, err
 	}
 	sortHistory(out)
-	return out, nil
+	return inspection.Current(out), nil
 }
 
 // sortHistory orders events by At, then ID: keys order equal instants by
@@ -330,7 +330,7 @@ func (t *readTx) ImporterEvents(taxCode string) ([]inspection.Event, error) {
 		return nil, err
 	}
 	sortHistory(out)
-	return out, nil
+	return inspection.Current(out), nil
 }
 
 func (t *readTx) Event(id string) (inspection.Event, error) {
@@ -433,7 +433,7 @@ func (t *readTx) OpenAssignments(agency, after string, limit int) ([]inspection.
 		if err != nil {
 			return nil, "", err
 		}
-		if a.Status != inspection.AssignmentOpen || a.Agency != agency {
+		if !a.Status.Active() || a.Agency != agency {
 			return nil, "", fmt.Errorf("store: open-assignment index of %q out of step with assignment %q (status %q, agency %q)",
 				agency, id, a.Status, a.Agency)
 		}
@@ -596,8 +596,8 @@ func (t *writeTx) PutPolicy(version string, doc []byte) error {
 	return t.setRecord(prefixPolicy, idKey(prefixPolicy, version), version, encodeRaw(doc), "")
 }
 
-// PutAssignment writes a and keeps the open-assignment index in step: the
-// index entry exists exactly while a.Status is open. The previous record is
+// PutAssignment writes a and keeps the queue indexes in step: their
+// entries exist exactly while a.Status is active. The previous record is
 // read so that an entry whose agency or created_at changed is removed.
 // Everything is validated before anything is written.
 func (t *writeTx) PutAssignment(a inspection.Assignment) error {
@@ -619,31 +619,34 @@ func (t *writeTx) PutAssignmentEncoded(a inspection.Assignment, e inspection.Enc
 
 // putAssignment writes a, encoding it, or, when enc is given, as enc: the
 // encoding made ahead for a lot decided in this transaction, which has no
-// previous version to unindex.
+// previous version to unindex. An active assignment (open, accepted,
+// sampled) has its entries in the agency's queues (by creation and by
+// deadline) and in the due index; they go when it closes or is cancelled,
+// and move when its agency or deadline does.
 func (t *writeTx) putAssignment(a inspection.Assignment, enc *encoded) error {
 	if a.ID == "" {
 		return errors.New("store: put assignment: empty id")
 	}
-	var oldIdx, newIdx []byte
+	var oldIdx, newIdx [][]byte
 	prev, err := inspection.Assignment{}, fault.ErrNotFound
 	if enc == nil {
 		prev, err = t.Assignment(a.ID)
 	}
 	switch {
 	case err == nil:
-		if prev.Status == inspection.AssignmentOpen {
-			if oldIdx, err = openIndexKey(prev); err != nil {
+		if prev.Status.Active() {
+			if oldIdx, err = activeIndexKeys(prev); err != nil {
 				return fmt.Errorf("store: put assignment %q: previous record: %w", a.ID, err)
 			}
 		}
 	case !errors.Is(err, fault.ErrNotFound):
 		return err
 	}
-	if a.Status == inspection.AssignmentOpen {
+	if a.Status.Active() {
 		if a.Agency == "" {
 			return fmt.Errorf("store: put assignment %q: open without an agency", a.ID)
 		}
-		if newIdx, err = openIndexKey(a); err != nil {
+		if newIdx, err = activeIndexKeys(a); err != nil {
 			return fmt.Errorf("store: put assignment %q: %w", a.ID, err)
 		}
 	}
@@ -656,14 +659,18 @@ func (t *writeTx) putAssignment(a inspection.Assignment, enc *encoded) error {
 	if err != nil {
 		return err
 	}
-	what := func() string { return fmt.Sprintf("open-assignment index entry of %q", a.ID) }
-	if oldIdx != nil && !bytes.Equal(oldIdx, newIdx) {
-		if err := t.delete(oldIdx, what()); err != nil {
-			return err
+	what := func() string { return fmt.Sprintf("index entry of assignment %q", a.ID) }
+	for _, k := range oldIdx {
+		if !slices.ContainsFunc(newIdx, func(n []byte) bool { return bytes.Equal(n, k) }) {
+			if err := t.delete(k, what()); err != nil {
+				return err
+			}
 		}
 	}
-	if newIdx != nil {
-		return t.setDerived(newIdx, encodeRaw([]byte(a.ID)), what)
+	for _, k := range newIdx {
+		if err := t.setDerived(k, encodeRaw([]byte(a.ID)), what); err != nil {
+			return err
+		}
 	}
 	return nil
 }

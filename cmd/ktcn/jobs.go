@@ -20,8 +20,8 @@ func (l cronLogger) Error(err error, msg string, kv ...any) {
 
 // startJobs schedules the periodic jobs (in Vietnam's time, so daily jobs
 // run at local hours) and returns a stop function that waits for running
-// jobs. Today: value-log GC, rescoring and outbox compaction; SLA
-// escalation and quota rollover join them as they land (webhook delivery
+// jobs. Today: value-log GC, rescoring, escalation of overdue inspections
+// and outbox compaction; quota rollover joins them when it lands (webhook delivery
 // runs on its own, woken by commits: feed.go).
 func (a *app) startJobs(ctx context.Context) (stop func()) {
 	cl := cronLogger{a.log}
@@ -50,6 +50,22 @@ func (a *app) startJobs(ctx context.Context) (stop func()) {
 	})
 	if err != nil {
 		a.log.Error().Err(err).Msg("schedule rescoring")
+	}
+	// Escalation, every 5 minutes: each inspection past its deadline is
+	// escalated once (the record says so; a run after a restart, or two
+	// runs, escalate nothing twice).
+	_, err = c.AddFunc("@every 5m", func() {
+		n, err := a.svc.EscalateOverdue(ctx, access.SystemPrincipal())
+		if err != nil {
+			a.log.Error().Err(err).Msg("escalation")
+			return
+		}
+		if n > 0 {
+			a.log.Info().Int("escalated", n).Msg("overdue inspections escalated")
+		}
+	})
+	if err != nil {
+		a.log.Error().Err(err).Msg("schedule escalation")
 	}
 	// Outbox housekeeping, hourly: events older than the retention that
 	// every enabled webhook has settled are removed; a pull behind them

@@ -64,6 +64,11 @@ const (
 	PolicyRetired       Kind = "policy.retired"
 	PolicyShadowStarted Kind = "policy.shadow_started"
 	PolicyShadowStopped Kind = "policy.shadow_stopped"
+	// The assignment lifecycle (inspection/assignments.go).
+	AssignmentAccepted  Kind = "assignment.accepted"
+	AssignmentSampled   Kind = "assignment.sampled"
+	AssignmentEscalated Kind = "assignment.escalated"
+	ResultCorrected     Kind = "result.corrected"
 	// ReferenceLoaded covers reference data (agencies, importers,
 	// manufacturers) loaded in bulk.
 	ReferenceLoaded Kind = "reference.loaded"

@@ -66,6 +66,8 @@ type Policy struct {
 	// them takes the defaults (and keeps the digest it always had).
 	Identity     *IdentityRules    `json:"identity,omitempty"`
 	Certificates *CertificateRules `json:"certificates,omitempty"`
+	// WorkflowRules: result corrections and escalation (workflow.go).
+	WorkflowRules *WorkflowRules `json:"workflow,omitempty"`
 
 	digest string
 	cal    *calendar.Working
@@ -457,5 +459,5 @@ func (p *Policy) validateOptional() error {
 	if r := p.Certificates; r != nil && (r.MaxTermYears < 1 || r.MaxTermYears > 10) {
 		return fault.Of(fault.Invalid, "certificates.max_term_years", "must be 1 to 10 years, got %d", r.MaxTermYears)
 	}
-	return nil
+	return p.WorkflowRules.validate()
 }

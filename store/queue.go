@@ -1,0 +1,143 @@
+package store
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/fault"
+)
+
+// The agencies' queues, read from their indexes: by deadline (0x30) or by
+// creation (0x04) per agency, and every active assignment by deadline
+// (0x31) for the escalation job. A page reads the index entries from its
+// cursor (bounded below and above by the due range when sorting by
+// deadline) and the assignments they name; filters that the index does
+// not order by (status, mode, check) are checked on each assignment read.
+
+const queueCursorSize = 1 + hashSize + timeSize + hashSize
+
+// Queue pages an agency's active assignments.
+func (t *readTx) Queue(q inspection.QueueQuery) ([]inspection.Assignment, string, error) {
+	var pfx, start, stop []byte
+	switch q.Sort {
+	case "created":
+		pfx = openIndexPrefix(q.Agency)
+		start = pfx
+	default:
+		pfx = idKey(prefixQueueDue, q.Agency)
+		start = pfx
+		if !q.DueAfter.IsZero() {
+			k, err := appendTime(bytes.Clone(pfx), "due_after", q.DueAfter)
+			if err != nil {
+				return nil, "", inspection.Invalid("due_after", "%v", err)
+			}
+			start = k
+		}
+		upper := q.DueBefore
+		if q.Overdue && (upper.IsZero() || q.Now.Before(upper)) {
+			upper = q.Now
+		}
+		if !upper.IsZero() {
+			k, err := appendTime(bytes.Clone(pfx), "due_before", upper)
+			if err != nil {
+				return nil, "", inspection.Invalid("due_before", "%v", err)
+			}
+			stop = k
+		}
+	}
+	var cursor []byte
+	if q.After != "" {
+		c, err := hex.DecodeString(q.After)
+		if err != nil || len(c) != queueCursorSize || !bytes.HasPrefix(c, pfx) {
+			return nil, "", inspection.Invalid("after", "%q is not a cursor of this queue", q.After)
+		}
+		if bytes.Compare(c, start) > 0 {
+			start = c
+		}
+		cursor = c
+	}
+	return t.pageIndex(pfx, start, stop, cursor, q.Limit, q.Matches)
+}
+
+// DueBefore lists active assignments due before due, earliest first.
+func (t *readTx) DueBefore(due time.Time, after string, limit int) ([]inspection.Assignment, string, error) {
+	pfx := []byte{byte(prefixDueIndex)}
+	stop, err := appendTime(bytes.Clone(pfx), "due", due)
+	if err != nil {
+		return nil, "", err
+	}
+	start := pfx
+	var cursor []byte
+	if after != "" {
+		c, err := hex.DecodeString(after)
+		if err != nil || len(c) != 1+timeSize+hashSize || !bytes.HasPrefix(c, pfx) {
+			return nil, "", inspection.Invalid("after", "%q is not a cursor of the due index", after)
+		}
+		start, cursor = c, c
+	}
+	return t.pageIndex(pfx, start, stop, cursor, limit, func(inspection.Assignment) bool { return true })
+}
+
+// pageIndex walks index entries under pfx from start (skipping cursor)
+// up to stop (exclusive, nil for none), reading each named assignment and
+// keeping those that match, until limit are kept. The next cursor is the
+// last entry kept, empty when the walk ended.
+func (t *readTx) pageIndex(pfx, start, stop, cursor []byte, limit int, match func(inspection.Assignment) bool) ([]inspection.Assignment, string, error) {
+	if t.done {
+		return nil, "", errTxDone
+	}
+	if err := t.bareScan(); err != nil {
+		return nil, "", err
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = pfx
+	opts.PrefetchSize = min(limit+1, opts.PrefetchSize)
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	var (
+		list []inspection.Assignment
+		last []byte
+	)
+	for it.Seek(start); it.Valid(); it.Next() {
+		item := it.Item()
+		key := item.Key()
+		if stop != nil && bytes.Compare(key, stop) >= 0 {
+			return list, "", nil
+		}
+		if cursor != nil && bytes.Equal(key, cursor) {
+			continue
+		}
+		if len(list) == limit {
+			return list, hex.EncodeToString(last), nil
+		}
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: read %s: %w", prefix(pfx[0]), err)
+		}
+		id, err := unwrap(prefix(pfx[0]), val)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: %w", err)
+		}
+		a, err := t.Assignment(string(id))
+		if errors.Is(err, fault.ErrNotFound) {
+			return nil, "", fmt.Errorf("store: %s names missing assignment %q", prefix(pfx[0]), id)
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if !a.Status.Active() {
+			return nil, "", fmt.Errorf("store: %s out of step with assignment %q (status %q)", prefix(pfx[0]), id, a.Status)
+		}
+		if match(a) {
+			list = append(list, a)
+			last = item.KeyCopy(last)
+		}
+	}
+	return list, "", nil
+}
