@@ -8,14 +8,39 @@ import (
 	"github.com/ktcn/ktcn/inspection/fault"
 )
 
-// Calendar of working time in Vietnam.
+// Calendar of working time in Vietnam, as a policy document states it.
+//
+// A day is a working day when it is a make-up day, or else when it is
+// neither a weekend day nor a holiday. Every working day has the same
+// working intervals; time outside them (before opening, the lunch break
+// between two intervals, after closing) and every non-working day do not
+// count towards a deadline. Dates are calendar dates in Vietnam's time.
+//
+// Holidays are listed as the dates they are actually taken in each year,
+// not as rules: Tết Nguyên Đán is its run of consecutive dates (e.g.
+// 2026-02-16 … 2026-02-20), a holiday falling on a weekend is listed on
+// the weekday it is moved to, and a working day the government bridges
+// into a holiday is listed as a holiday too. A year whose dates are not
+// listed simply has no holidays; the calendar computes no lunar dates.
+//
+// MakeUpDays (ngày làm bù) are weekend days the government declares
+// working days, usually to make up for a bridged holiday: each is worked
+// with the normal working hours. A date cannot be both a holiday and a
+// make-up day, and a make-up day must fall on a weekend day (on any other
+// day it would change nothing, so it is taken for a typo). The field is
+// optional and omitted from the document when empty, so documents written
+// before it existed keep their bytes and their digests.
 type Calendar struct {
-	// WorkingHours are the day's working intervals, "HH:MM-HH:MM".
+	// WorkingHours are the day's working intervals, "HH:MM-HH:MM",
+	// increasing and not overlapping; a gap between two is a break.
 	WorkingHours []string `json:"working_hours"`
 	// Weekend days off, by English name.
 	Weekend []string `json:"weekend"`
-	// Holidays are public holidays, "YYYY-MM-DD".
+	// Holidays are the days off of public holidays, "YYYY-MM-DD",
+	// including Tết and moved or bridged days.
 	Holidays []string `json:"holidays"`
+	// MakeUpDays are weekend days worked, "YYYY-MM-DD".
+	MakeUpDays []string `json:"make_up_days,omitempty"`
 }
 
 // Working is a Calendar compiled: working intervals as offsets from
@@ -24,6 +49,7 @@ type Working struct {
 	intervals [][2]time.Duration
 	weekend   map[time.Weekday]bool
 	holidays  map[string]bool // "YYYY-MM-DD"
+	makeUp    map[string]bool // "YYYY-MM-DD", weekend days worked
 	loc       *time.Location
 }
 
@@ -38,7 +64,7 @@ var hhmmRange = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[
 // Compile checks c and makes it usable; an error names the field under
 // "calendar." that is wrong.
 func (c Calendar) Compile() (*Working, error) {
-	wc := &Working{weekend: map[time.Weekday]bool{}, holidays: map[string]bool{}, loc: Vietnam()}
+	wc := &Working{weekend: map[time.Weekday]bool{}, holidays: map[string]bool{}, makeUp: map[string]bool{}, loc: Vietnam()}
 	if len(c.WorkingHours) == 0 {
 		return nil, fault.Of(fault.Invalid, "calendar.working_hours", "must list at least one interval")
 	}
@@ -71,6 +97,20 @@ func (c Calendar) Compile() (*Working, error) {
 		}
 		wc.holidays[h] = true
 	}
+	for i, m := range c.MakeUpDays {
+		f := fmt.Sprintf("calendar.make_up_days[%d]", i)
+		day, err := time.Parse("2006-01-02", m)
+		if err != nil {
+			return nil, fault.Of(fault.Invalid, f, "must be YYYY-MM-DD, got %q", m)
+		}
+		if wc.holidays[m] {
+			return nil, fault.Of(fault.Invalid, f, "%s is also listed in calendar.holidays; a day cannot be both worked and off", m)
+		}
+		if !wc.weekend[day.Weekday()] {
+			return nil, fault.Of(fault.Invalid, f, "%s is a %s, not a weekend day; only a weekend day can be made up", m, day.Weekday())
+		}
+		wc.makeUp[m] = true
+	}
 	return wc, nil
 }
 
@@ -79,9 +119,15 @@ func clockOffset(hhmm string) time.Duration {
 	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute
 }
 
-// WorkingDay reports whether day is neither a weekend day nor a holiday.
+// WorkingDay reports whether the Vietnam date of day is a working day: a
+// make-up day, or neither a weekend day nor a holiday.
 func (wc *Working) WorkingDay(day time.Time) bool {
-	return !wc.weekend[day.Weekday()] && !wc.holidays[day.Format("2006-01-02")]
+	day = day.In(wc.loc)
+	date := day.Format("2006-01-02")
+	if wc.makeUp[date] {
+		return true
+	}
+	return !wc.weekend[day.Weekday()] && !wc.holidays[date]
 }
 
 // DayLength is the working time in one working day.
@@ -94,7 +140,10 @@ func (wc *Working) DayLength() time.Duration {
 }
 
 // Add returns the instant when d of working time has elapsed after t.
-// Time outside working intervals does not count.
+// Time outside working intervals does not count. A deadline that uses up
+// an interval exactly falls at its end (closing, or the start of the
+// lunch break), not at the next opening; d = 0 from outside working time
+// is the next opening.
 func (wc *Working) Add(t time.Time, d time.Duration) time.Time {
 	t = t.In(wc.loc)
 	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, wc.loc)
@@ -120,4 +169,13 @@ func (wc *Working) Add(t time.Time, d time.Duration) time.Time {
 		day = time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, wc.loc)
 	}
 	return t.Add(d)
+}
+
+// AddWorkingDays returns the instant when n working days of working time
+// (n × DayLength) have elapsed after t: from a working instant, the same
+// clock time n working days later; from outside working time, counted
+// from the next opening, so from before opening it is closing on the n-th
+// working day.
+func (wc *Working) AddWorkingDays(t time.Time, n int) time.Time {
+	return wc.Add(t, time.Duration(n)*wc.DayLength())
 }

@@ -399,7 +399,7 @@ func (p *Policy) Deadline(sampling bool, t time.Time) time.Time {
 		}
 	}
 	if sampling {
-		return wc.Add(t, time.Duration(p.Deadlines.StrictWorkingDays)*wc.DayLength())
+		return wc.AddWorkingDays(t, p.Deadlines.StrictWorkingDays)
 	}
 	return wc.Add(t, time.Duration(p.Deadlines.DocumentsWorkingHours)*time.Hour)
 }
