@@ -59,5 +59,5 @@ func (p *Policy) AddWorkingDays(t time.Time, days int) time.Time {
 			return t
 		}
 	}
-	return wc.Add(t, time.Duration(days)*wc.DayLength())
+	return wc.AddWorkingDays(t, days)
 }
