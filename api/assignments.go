@@ -144,3 +144,34 @@ func (h *handlers) correctResult(c echo.Context, p access.Principal) error {
 	}
 	return answer(c, !changed, a)
 }
+
+// WorkloadResponse is every agency's work on a day.
+type WorkloadResponse struct {
+	Date     string                      `json:"date"`
+	Agencies []inspection.AgencyWorkload `json:"agencies"`
+}
+
+// workload: GET /v1/workload?date=YYYY-MM-DD (default today).
+func (h *handlers) workload(c echo.Context, p access.Principal) error {
+	if err := onlyParams(c, []string{"date"}); err != nil {
+		return err
+	}
+	s, err := queryOnce(c, "date")
+	if err != nil {
+		return err
+	}
+	day := time.Now()
+	if s != "" {
+		if day, err = calendar.ParseTime("date", s); err != nil {
+			return err
+		}
+	}
+	ws, err := h.svc.Workload(c.Request().Context(), p, day)
+	if err != nil {
+		return err
+	}
+	if ws == nil {
+		ws = []inspection.AgencyWorkload{}
+	}
+	return c.JSON(http.StatusOK, WorkloadResponse{Date: day.In(calendar.Vietnam()).Format("2006-01-02"), Agencies: ws})
+}

@@ -71,6 +71,23 @@ func TestAssignmentLifecycleOverHTTP(t *testing.T) {
 	// The result, then its correction within the window; past it, refused.
 	e.clock.Advance(day)
 	e.result(strict.AssignmentID, inspection.OutcomePass)
+	var wl api.WorkloadResponse
+	if status, _ := e.as("customs").do("GET", "/v1/workload?date="+e.clock.Now().Format("2006-01-02"), nil, &wl); status != http.StatusOK {
+		t.Fatalf("workload: %d", status)
+	}
+	found := false
+	for _, w := range wl.Agencies {
+		if w.Agency == strict.Agency {
+			found = true
+			if w.Results != 1 || w.AvgTurnaroundWorkingH <= 0 || w.Backlog != 1 {
+				t.Errorf("workload of %s: %+v", w.Agency, w)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no workload for %s: %+v", strict.Agency, wl)
+	}
+	refused(t, e, agency, "GET", "/v1/workload?day=today", nil, http.StatusBadRequest, "day")
 	corr := map[string]any{"outcome": "fail", "reason": "the laboratory's report was misread",
 		"findings": []map[string]string{{"code": "MICRO", "text": "Salmonella detected"}}}
 	if status, _ := e.as(agency).do("POST", path+"/corrections", corr, &a); status != http.StatusCreated || a.Result.Outcome != inspection.OutcomeFail ||

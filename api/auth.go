@@ -59,8 +59,10 @@ var routeRules = map[string]rule{
 	"POST /v1/assignments/:id/accept":      to(access.ActRecordResult),
 	"POST /v1/assignments/:id/sample":      to(access.ActRecordResult),
 	"POST /v1/assignments/:id/corrections": to(access.ActRecordResult),
-	"POST /v1/alerts":                      to(access.ActRaiseAlert),
-	"GET /v1/goods/:key":                   to(access.ActReadGoods),
+	// Each agency's backlog, due and overdue work (an agency: its own).
+	"GET /v1/workload":   to(access.ActReadAssignments),
+	"POST /v1/alerts":    to(access.ActRaiseAlert),
+	"GET /v1/goods/:key": to(access.ActReadGoods),
 	// The designated agency's documents check verifies a certificate;
 	// customs may register one it checked.
 	"POST /v1/manufacturers/:key/certificates": to(access.ActRegisterCertificate),

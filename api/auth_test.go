@@ -210,6 +210,9 @@ var matrix = map[string]matrixRow{
 	"GET /v1/admin/keys": {[]string{"admin", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/admin/keys", nil
 	}},
+	"GET /v1/workload": {[]string{"agency", "customs", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/workload?date=2026-01-05", nil
+	}},
 	"POST /v1/assignments/:id/accept": {[]string{"agency"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
 		return "/v1/assignments/" + m.fresh(t, "Matrix Accept").AssignmentID + "/accept", map[string]any{"officer": "Officer Nguyen"}
 	}},

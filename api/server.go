@@ -99,6 +99,7 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/assignments/:id/accept", as(h.acceptAssignment)) // assignments.go
 	v1.POST("/assignments/:id/sample", as(h.sampleAssignment))
 	v1.POST("/assignments/:id/corrections", as(h.correctResult))
+	v1.GET("/workload", as(h.workload))
 	v1.POST("/alerts", as(h.postAlert))
 	v1.GET("/goods/:key", as(h.getGoods))
 	v1.POST("/manufacturers/:key/certificates", as(h.postCertificate))

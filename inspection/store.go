@@ -38,6 +38,7 @@ type ReadTx interface {
 	SubscriptionReader
 	ShadowReader
 	AssignmentQueueReader
+	WorkloadReader
 	audit.Reader // the chain and the records it covers, for verification
 }
 

@@ -53,6 +53,7 @@ const (
 	prefixShadow       prefix = 0x25 // shadow outcomes by version, decision time and decision
 	prefixQueueDue     prefix = 0x30 // an agency's active assignments by due time
 	prefixDueIndex     prefix = 0x31 // every active assignment by due time (escalation)
+	prefixClosedIndex  prefix = 0x32 // an agency's results by the time recorded (workload)
 	prefixMeta         prefix = 0xFF
 )
 
@@ -132,6 +133,8 @@ func (p prefix) String() string {
 		return "queue-by-due index"
 	case prefixDueIndex:
 		return "due index"
+	case prefixClosedIndex:
+		return "results-by-time index"
 	case prefixMeta:
 		return "meta"
 	}
@@ -223,6 +226,33 @@ func dueIndexKey(a inspection.Assignment) ([]byte, error) {
 	}
 	h := h16(a.ID)
 	return append(k, h[:]...), nil
+}
+
+// closedIndexKey is 0x32 | h16(agency) | result recorded at | h16(id):
+// an agency's results in the order recorded, for its workload.
+func closedIndexKey(a inspection.Assignment) ([]byte, error) {
+	k, err := appendTime(idKey(prefixClosedIndex, a.Agency), "recorded_at", a.Result.RecordedAt)
+	if err != nil {
+		return nil, err
+	}
+	h := h16(a.ID)
+	return append(k, h[:]...), nil
+}
+
+// indexKeys are the index entries an assignment has: the queues' while
+// active, the results' once closed with a result.
+func indexKeys(a inspection.Assignment) ([][]byte, error) {
+	if a.Status == inspection.AssignmentClosed && a.Result != nil {
+		k, err := closedIndexKey(a)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{k}, nil
+	}
+	if !a.Status.Active() {
+		return nil, nil
+	}
+	return activeIndexKeys(a)
 }
 
 // activeIndexKeys are the index entries an active assignment has.

@@ -141,3 +141,66 @@ func (t *readTx) pageIndex(pfx, start, stop, cursor []byte, limit int, match fun
 	}
 	return list, "", nil
 }
+
+// EachActive calls fn with every active assignment of an agency, by
+// deadline.
+func (t *readTx) EachActive(agency string, fn func(inspection.Assignment) error) error {
+	return t.eachIndexed(idKey(prefixQueueDue, agency), nil, nil, fn)
+}
+
+// EachResult calls fn with the assignments whose result an agency
+// recorded in [from, to), in the order recorded.
+func (t *readTx) EachResult(agency string, from, to time.Time) func(fn func(inspection.Assignment) error) error {
+	return func(fn func(inspection.Assignment) error) error {
+		pfx := idKey(prefixClosedIndex, agency)
+		start, err := appendTime(bytes.Clone(pfx), "from", from)
+		if err != nil {
+			return err
+		}
+		stop, err := appendTime(bytes.Clone(pfx), "to", to)
+		if err != nil {
+			return err
+		}
+		return t.eachIndexed(pfx, start, stop, fn)
+	}
+}
+
+// eachIndexed calls fn with the assignment each index entry under pfx
+// names, from start (nil: the beginning) up to stop (nil: the end).
+func (t *readTx) eachIndexed(pfx, start, stop []byte, fn func(inspection.Assignment) error) error {
+	if t.done {
+		return errTxDone
+	}
+	if err := t.bareScan(); err != nil {
+		return err
+	}
+	if start == nil {
+		start = pfx
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = pfx
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(start); it.Valid(); it.Next() {
+		item := it.Item()
+		if stop != nil && bytes.Compare(item.Key(), stop) >= 0 {
+			return nil
+		}
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("store: read %s: %w", prefix(pfx[0]), err)
+		}
+		id, err := unwrap(prefix(pfx[0]), val)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		a, err := t.Assignment(string(id))
+		if err != nil {
+			return fmt.Errorf("store: %s names assignment %q: %w", prefix(pfx[0]), id, err)
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -88,7 +88,7 @@ func (p prefix) derived() bool {
 		// What a version in shadow would have decided: it decides nothing.
 		prefixShadow,
 		// The assignment queues' indexes, kept in step by putAssignment.
-		prefixQueueDue, prefixDueIndex:
+		prefixQueueDue, prefixDueIndex, prefixClosedIndex:
 		return true
 	}
 	return false

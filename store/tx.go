@@ -634,21 +634,17 @@ func (t *writeTx) putAssignment(a inspection.Assignment, enc *encoded) error {
 	}
 	switch {
 	case err == nil:
-		if prev.Status.Active() {
-			if oldIdx, err = activeIndexKeys(prev); err != nil {
-				return fmt.Errorf("store: put assignment %q: previous record: %w", a.ID, err)
-			}
+		if oldIdx, err = indexKeys(prev); err != nil {
+			return fmt.Errorf("store: put assignment %q: previous record: %w", a.ID, err)
 		}
 	case !errors.Is(err, fault.ErrNotFound):
 		return err
 	}
-	if a.Status.Active() {
-		if a.Agency == "" {
-			return fmt.Errorf("store: put assignment %q: open without an agency", a.ID)
-		}
-		if newIdx, err = activeIndexKeys(a); err != nil {
-			return fmt.Errorf("store: put assignment %q: %w", a.ID, err)
-		}
+	if a.Status.Active() && a.Agency == "" {
+		return fmt.Errorf("store: put assignment %q: open without an agency", a.ID)
+	}
+	if newIdx, err = indexKeys(a); err != nil {
+		return fmt.Errorf("store: put assignment %q: %w", a.ID, err)
 	}
 
 	if enc != nil {

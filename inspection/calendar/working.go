@@ -179,3 +179,33 @@ func (wc *Working) Add(t time.Time, d time.Duration) time.Time {
 func (wc *Working) AddWorkingDays(t time.Time, n int) time.Time {
 	return wc.Add(t, time.Duration(n)*wc.DayLength())
 }
+
+// Between is the working time from a to b (zero when b is not after a):
+// the time within working intervals of working days, so a turnaround
+// reads in working hours. Bounded like Add.
+func (wc *Working) Between(a, b time.Time) time.Duration {
+	if !b.After(a) {
+		return 0
+	}
+	a, b = a.In(wc.loc), b.In(wc.loc)
+	var total time.Duration
+	day := time.Date(a.Year(), a.Month(), a.Day(), 0, 0, 0, 0, wc.loc)
+	for guard := 0; guard < 3660 && day.Before(b); guard++ {
+		if wc.WorkingDay(day) {
+			for _, iv := range wc.intervals {
+				start, end := day.Add(iv[0]), day.Add(iv[1])
+				if start.Before(a) {
+					start = a
+				}
+				if end.After(b) {
+					end = b
+				}
+				if end.After(start) {
+					total += end.Sub(start)
+				}
+			}
+		}
+		day = time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, wc.loc)
+	}
+	return total
+}

@@ -61,3 +61,15 @@ func (p *Policy) AddWorkingDays(t time.Time, days int) time.Time {
 	}
 	return wc.AddWorkingDays(t, days)
 }
+
+// WorkingBetween is the working time from a to b in the policy's calendar.
+func (p *Policy) WorkingBetween(a, b time.Time) time.Duration {
+	wc := p.cal
+	if wc == nil {
+		var err error
+		if wc, err = p.Calendar.Compile(); err != nil {
+			return b.Sub(a)
+		}
+	}
+	return wc.Between(a, b)
+}
