@@ -52,11 +52,15 @@ var routeRules = map[string]rule{
 	"POST /v1/declarations":           to(access.ActDecide),
 	"GET /v1/decisions/:id":           to(access.ActReadDecisions),
 	"POST /v1/decisions/:id/override": to(access.ActOverride),
-	"GET /v1/assignments":             to(access.ActReadAssignments),
-	"GET /v1/assignments/:id":         to(access.ActReadAssignments),
-	"POST /v1/assignments/:id/result": to(access.ActRecordResult),
-	"POST /v1/alerts":                 to(access.ActRaiseAlert),
-	"GET /v1/goods/:key":              to(access.ActReadGoods),
+	// A relaxing override's second pair of eyes is another customs
+	// officer (the use case refuses its author).
+	"POST /v1/decisions/:id/overrides/:n/confirm": to(access.ActOverride),
+	"POST /v1/decisions/:id/overrides/:n/reject":  to(access.ActOverride),
+	"GET /v1/assignments":                         to(access.ActReadAssignments),
+	"GET /v1/assignments/:id":                     to(access.ActReadAssignments),
+	"POST /v1/assignments/:id/result":             to(access.ActRecordResult),
+	"POST /v1/alerts":                             to(access.ActRaiseAlert),
+	"GET /v1/goods/:key":                          to(access.ActReadGoods),
 	// The designated agency's documents check verifies a certificate;
 	// customs may register one it checked.
 	"POST /v1/manufacturers/:key/certificates": to(access.ActRegisterCertificate),
