@@ -52,9 +52,13 @@ var routeRules = map[string]rule{
 	"POST /v1/declarations":           to(access.ActDecide),
 	"GET /v1/decisions/:id":           to(access.ActReadDecisions),
 	"POST /v1/decisions/:id/override": to(access.ActOverride),
-	"GET /v1/assignments":             to(access.ActReadAssignments),
-	"GET /v1/assignments/:id":         to(access.ActReadAssignments),
-	"POST /v1/assignments/:id/result": to(access.ActRecordResult),
+	// A relaxing override's second pair of eyes is another customs
+	// officer (the use case refuses its author).
+	"POST /v1/decisions/:id/overrides/:n/confirm": to(access.ActOverride),
+	"POST /v1/decisions/:id/overrides/:n/reject":  to(access.ActOverride),
+	"GET /v1/assignments":                         to(access.ActReadAssignments),
+	"GET /v1/assignments/:id":                     to(access.ActReadAssignments),
+	"POST /v1/assignments/:id/result":             to(access.ActRecordResult),
 	// The agency's own transitions of an assignment.
 	"POST /v1/assignments/:id/accept":      to(access.ActRecordResult),
 	"POST /v1/assignments/:id/sample":      to(access.ActRecordResult),

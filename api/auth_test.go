@@ -57,6 +57,20 @@ func (m *matrixFixture) fresh(t *testing.T, product string) inspection.Decision 
 	return res.Decisions[0]
 }
 
+// pendingOverride decides a fresh lot and has another customs officer
+// than the matrix's ask to release it for an exemption, which waits for a
+// second officer; it returns the override's path under its decision.
+func (m *matrixFixture) pendingOverride(t *testing.T) string {
+	t.Helper()
+	d := m.fresh(t, "Matrix Exempt Milk")
+	out, err := m.svc.Override(context.Background(), access.Principal{Name: "customs:matrix-author", Role: access.RoleCustoms}, d.ID,
+		inspection.OverrideInput{ReasonCode: "exemption_established", ReasonText: "diplomatic consignment", Inspect: new(bool)})
+	if err != nil || out.Decision.Overrides[0].Status != inspection.OverridePending {
+		t.Fatalf("setup: %v %+v", err, out.Decision.Overrides)
+	}
+	return "/v1/decisions/" + d.ID + "/overrides/1"
+}
+
 // webhook registers a receiver (on a port nothing listens on) and returns
 // its ID.
 func (m *matrixFixture) webhook(t *testing.T) string {
@@ -152,6 +166,12 @@ var matrix = map[string]matrixRow{
 		}
 		return "/v1/decisions/" + res.Decisions[0].ID + "/override",
 			map[string]any{"reason_code": "duplicate_declaration", "reason_text": "declared twice", "inspect": false}
+	}},
+	"POST /v1/decisions/:id/overrides/:n/confirm": {[]string{"customs"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return m.pendingOverride(t) + "/confirm", nil
+	}},
+	"POST /v1/decisions/:id/overrides/:n/reject": {[]string{"customs"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return m.pendingOverride(t) + "/reject", map[string]any{"reason": "no diplomatic note on file"}
 	}},
 	"POST /v1/manufacturers/:key/certificates": {[]string{"agency", "customs"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/manufacturers/" + identity.ManufacturerKey("Matrix Registry", "NZ").String() + "/certificates",

@@ -93,6 +93,8 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/declarations", as(h.postDeclaration))
 	v1.GET("/decisions/:id", as(h.getDecision)) // override.go
 	v1.POST("/decisions/:id/override", as(h.postOverride))
+	v1.POST("/decisions/:id/overrides/:n/confirm", as(h.confirmOverride))
+	v1.POST("/decisions/:id/overrides/:n/reject", as(h.rejectOverride))
 	v1.GET("/assignments", as(h.listAssignments))
 	v1.GET("/assignments/:id", as(h.getAssignment))
 	v1.POST("/assignments/:id/result", as(h.postResult))

@@ -30,6 +30,26 @@ import (
 // (the EU's like-for-like rule), which un-checks one and checks the other
 // and leaves the scope's count as the draws made it. Any other lot
 // (strict, normal, exempt) may be switched between inspected and not.
+//
+// Four eyes on relaxing overrides. An override that relaxes control is
+// only requested by the officer who makes it: it is stored pending and
+// changes nothing else (the assignment stays open, the agency may still
+// report, the decision in force is as before, no event is sent) until a
+// second customs officer, another person than its author (person, as for
+// policy approvals: "customs:lan" and a second key of "customs:lan" are
+// one pair of eyes), confirms it, and it takes effect then; or until any
+// customs officer rejects it (its author too: withdrawing a request needs
+// no second pair of eyes), and nothing changes at all. An override is
+// relaxing when it releases a lot (inspect false) and either
+//   - the lot was decided strict (its goods failed, or are under an
+//     alert): removing the inspection of a strict lot; or
+//   - its reason is exemption_established, whatever the mode: granting an
+//     exemption the declaration did not claim.
+// An override that adds inspection, releases a normal or exempt lot for
+// another reason, or swaps a random check like for like (the quota stays
+// as drawn) takes effect at once, as before. A decision has at most one
+// pending override: any other override of it waits until that one is
+// confirmed or rejected (409).
 
 // OverrideReason is a coded reason for an override.
 type OverrideReason string
@@ -64,6 +84,34 @@ func (r OverrideReason) Valid() bool { return slices.Contains(OverrideReasons(),
 
 const maxReasonText = 2000
 
+// reasonExemption is the reason that grants an exemption: relaxing, so
+// under four eyes, whatever the lot's mode.
+const reasonExemption OverrideReason = "exemption_established"
+
+// OverrideStatus is where an override stands under four eyes.
+type OverrideStatus string
+
+const (
+	// OverrideInEffect (no status) took effect when it was made: every
+	// override that is not relaxing, and every one stored before four
+	// eyes.
+	OverrideInEffect OverrideStatus = ""
+	// OverridePending waits for a second customs officer; it changes
+	// nothing meanwhile.
+	OverridePending OverrideStatus = "pending"
+	// OverrideConfirmed took effect when a second officer confirmed it.
+	OverrideConfirmed OverrideStatus = "confirmed"
+	// OverrideRejected never took effect.
+	OverrideRejected OverrideStatus = "rejected"
+)
+
+// relaxing reports whether releasing or inspecting d (inspect) for code
+// relaxes control, and so waits for a second customs officer: see the
+// rule at the top of this file.
+func relaxing(d Decision, inspect bool, code OverrideReason) bool {
+	return !inspect && (d.Mode == ModeStrict || code == reasonExemption)
+}
+
 // Override is one customs override of one lot's decision.
 type Override struct {
 	ID         string         `json:"id"` // decision ID "/" N
@@ -84,13 +132,28 @@ type Override struct {
 	// (Inspect) or cancelled (not Inspect).
 	Agency       string `json:"agency,omitempty"`
 	AssignmentID string `json:"assignment_id,omitempty"`
+	// Status is where a relaxing override stands under four eyes; empty
+	// for one that took effect when made. A pending override names no
+	// assignment yet: its confirmation cancels it.
+	Status       OverrideStatus `json:"status,omitempty"`
+	ConfirmedBy  string         `json:"confirmed_by,omitempty"`
+	ConfirmedAt  *time.Time     `json:"confirmed_at,omitempty"`
+	RejectedBy   string         `json:"rejected_by,omitempty"`
+	RejectedAt   *time.Time     `json:"rejected_at,omitempty"`
+	RejectReason string         `json:"reject_reason,omitempty"`
+}
+
+// InEffect reports whether the override took effect: at once, or when a
+// second officer confirmed it. Pending and rejected ones change nothing.
+func (o Override) InEffect() bool {
+	return o.Status == OverrideInEffect || o.Status == OverrideConfirmed
 }
 
 // OverrideID names a decision's n-th override.
 func OverrideID(decisionID string, n int) string { return decisionID + "/" + strconv.Itoa(n) }
 
 // CurrentDecision is the decision in force: the decision's own, or the
-// last override's.
+// last override's that took effect (pending and rejected ones aside).
 type CurrentDecision struct {
 	Inspect      bool   `json:"inspect"`
 	Agency       string `json:"agency,omitempty"`
@@ -126,10 +189,14 @@ func (v DecisionView) Agencies() []string {
 func viewOf(d Decision, ovs []Override) DecisionView {
 	v := DecisionView{Decision: d, Overrides: ovs,
 		Current: CurrentDecision{Inspect: d.Inspect, Agency: d.Agency, AssignmentID: d.AssignmentID, Reason: d.Reason}}
-	if len(ovs) == 0 {
+	i := len(ovs) - 1
+	for i >= 0 && !ovs[i].InEffect() {
+		i--
+	}
+	if i < 0 {
 		return v
 	}
-	o := ovs[len(ovs)-1]
+	o := ovs[i]
 	v.Current = CurrentDecision{Inspect: o.Inspect, OverrideID: o.ID}
 	if o.Inspect {
 		v.Current.Agency, v.Current.AssignmentID = o.Agency, o.AssignmentID
@@ -146,7 +213,11 @@ func viewOf(d Decision, ovs []Override) DecisionView {
 	default:
 		v.Current.Reason = fmt.Sprintf("%s by override of %s", what, o.By)
 	}
-	v.Current.Reason += fmt.Sprintf(" on %s: %s — %s", o.At.In(calendar.Vietnam()).Format(time.RFC3339), o.ReasonCode, o.ReasonText)
+	v.Current.Reason += " on " + o.At.In(calendar.Vietnam()).Format(time.RFC3339)
+	if o.Status == OverrideConfirmed && o.ConfirmedAt != nil {
+		v.Current.Reason += fmt.Sprintf(", confirmed by %s on %s", o.ConfirmedBy, o.ConfirmedAt.In(calendar.Vietnam()).Format(time.RFC3339))
+	}
+	v.Current.Reason += fmt.Sprintf(": %s — %s", o.ReasonCode, o.ReasonText)
 	return v
 }
 
@@ -194,12 +265,13 @@ type OverrideInput struct {
 	SwapWith   string `json:"swap_with"`
 }
 
-// OverrideOutcome is what Override returns: the decision, and the other
-// lot of a swap.
+// OverrideOutcome is what Override, ConfirmOverride and RejectOverride
+// return: the decision, and the other lot of a swap.
 type OverrideOutcome struct {
 	Decision DecisionView
 	Swapped  *DecisionView
-	// Replayed: the same override was the last one made; nothing changed.
+	// Replayed: the same override (confirmation, rejection) was the last
+	// one made; nothing changed.
 	Replayed bool
 }
 
@@ -229,6 +301,26 @@ func (l decided) last() *Override {
 	return &l.ovs[len(l.ovs)-1]
 }
 
+// pending is the decision's override waiting for a second officer, if any.
+func (l decided) pending() *Override {
+	for i := range l.ovs {
+		if l.ovs[i].Status == OverridePending {
+			return &l.ovs[i]
+		}
+	}
+	return nil
+}
+
+// refusePending refuses any other override of a decision while one waits
+// for its second officer: the pending one was asked of the lot as it is.
+func (l decided) refusePending(field string) error {
+	if p := l.pending(); p != nil {
+		return Conflict(field, "decision %s has override %s by %s pending a second customs officer's confirmation: confirm or reject it first",
+			l.d.ID, p.ID, p.By)
+	}
+	return nil
+}
+
 func (l decided) next(by string, at time.Time, code OverrideReason, text string, inspect bool) Override {
 	n := len(l.ovs) + 1
 	return Override{ID: OverrideID(l.d.ID, n), DecisionID: l.d.ID, N: n, By: by, At: at, ReasonCode: code, ReasonText: text,
@@ -236,9 +328,11 @@ func (l decided) next(by string, at time.Time, code OverrideReason, text string,
 }
 
 // Override changes a lot's inspection on a customs officer's authority, in
-// one atomic write with its audit entry. The same override sent again
-// (same officer, reason and change, and still the last one) changes
-// nothing and is returned as Replayed.
+// one atomic write with its audit entry; a relaxing override is only
+// requested (pending, see the top of this file) and takes effect when a
+// second officer confirms it (ConfirmOverride). The same override sent
+// again (same officer, reason and change, and still the last one, not
+// rejected) changes nothing and is returned as Replayed.
 func (s *Service) Override(ctx context.Context, by access.Principal, decisionID string, in OverrideInput) (OverrideOutcome, error) {
 	// The api's route table already admits customs only; the use case
 	// says so too, so no other caller can reach around it.
@@ -281,9 +375,13 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 			return swap(tx, pol, c, l, swapWith, by, now, code, text, &out)
 		}
 		want := *in.Inspect
-		if o := l.last(); o != nil && o.SwapWith == "" && o.Inspect == want && o.By == by.Name && o.ReasonCode == code && o.ReasonText == text {
+		if o := l.last(); o != nil && o.SwapWith == "" && o.Status != OverrideRejected && o.Inspect == want && o.By == by.Name &&
+			o.ReasonCode == code && o.ReasonText == text {
 			out = OverrideOutcome{Decision: viewOf(l.d, l.ovs), Replayed: true}
 			return nil
+		}
+		if err := l.refusePending("inspect"); err != nil {
+			return err
 		}
 		if l.d.Mode == ModeReduced {
 			if l.d.Quota == nil {
@@ -296,6 +394,18 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 			return Conflict("inspect", "decision %s is already %s", l.d.ID, inspectedWord(want))
 		}
 		o := l.next(by.Name, now, code, text, want)
+		c.Subjects = []string{"decision:" + l.d.ID}
+		if relaxing(l.d, want, code) {
+			// Requested only. Refused now if it could never be confirmed:
+			// a result stands.
+			if _, err := cancellable(tx, l); err != nil {
+				return err
+			}
+			o.Status = OverridePending
+			c.Kind = audit.OverrideRequested
+			out.Decision = viewOf(l.d, append(l.ovs, o))
+			return tx.PutOverride(o)
+		}
 		var a Assignment
 		if want {
 			a, err = openAssignment(tx, pol, l.d, o.ID, now)
@@ -309,7 +419,6 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 		if err := tx.PutOverride(o); err != nil {
 			return err
 		}
-		c.Subjects = []string{"decision:" + l.d.ID}
 		out.Decision = viewOf(l.d, append(l.ovs, o))
 		emitOverridden(c, l.d, o, a, out.Decision.Agencies())
 		return nil
@@ -320,12 +429,165 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 	if !out.Replayed {
 		ev := s.log.Info().Str("decision_id", decisionID).Str("by", by.Name).Str("reason_code", string(code)).
 			Bool("inspect", out.Decision.Current.Inspect)
+		if o := out.Decision.Overrides; len(o) > 0 && o[len(o)-1].Status == OverridePending {
+			ev = ev.Bool("pending", true)
+		}
 		if out.Swapped != nil {
 			ev = ev.Str("swap_with", out.Swapped.ID)
 		}
 		ev.Msg("decision overridden")
 	}
 	return out, nil
+}
+
+// loadOverride reads the decision of an override named by its ID
+// (decision ID "/" n) and the override.
+func loadOverride(tx LotReader, overrideID string) (decided, int, error) {
+	decisionID, num, ok := strings.Cut(overrideID, "/")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil || n < 1 || strconv.Itoa(n) != num {
+		return decided{}, 0, NotFound("no override %q", overrideID)
+	}
+	l, err := loadDecided(tx, decisionID)
+	if errors.Is(err, fault.ErrNotFound) || err == nil && n > len(l.ovs) {
+		return decided{}, 0, NotFound("no override %q", overrideID)
+	}
+	return l, n - 1, err
+}
+
+// ConfirmOverride is the second customs officer's confirmation of a
+// pending (relaxing) override: it takes effect now, cancelling the lot's
+// assignment and telling NSW and the agency, in one write with its audit
+// entry. The person who made the override cannot confirm it (whatever key
+// they use), and a lot with a result cannot be released (409). The same
+// person's confirmation again changes nothing and is Replayed.
+func (s *Service) ConfirmOverride(ctx context.Context, by access.Principal, overrideID string) (OverrideOutcome, error) {
+	if by.Role != access.RoleCustoms {
+		return OverrideOutcome{}, Forbidden("only customs may confirm an override, not %s", by.Role)
+	}
+	now := s.clock.Now()
+	var out OverrideOutcome
+	err := s.w.write(ctx, by, audit.OverrideConfirmed, now, func(tx Tx, c *Change) error {
+		out = OverrideOutcome{}
+		l, i, err := loadOverride(tx, overrideID)
+		if err != nil {
+			return err
+		}
+		o := l.ovs[i]
+		if err := settled(o, by, "confirm"); err != nil {
+			return err
+		}
+		if o.Status == OverrideConfirmed { // this person's confirmation, again
+			out = OverrideOutcome{Decision: viewOf(l.d, l.ovs), Replayed: true}
+			return nil
+		}
+		if person(o.By) == person(by.Name) {
+			return Forbidden("%s made override %s: a second customs officer confirms it", person(by.Name), o.ID)
+		}
+		if l.cur.Inspect != o.WasInspected || o.Inspect {
+			// Never so: nothing else changes the lot while one waits.
+			return Conflict("status", "override %s found decision %s %s, but it is %s now", o.ID, l.d.ID,
+				inspectedWord(o.WasInspected), inspectedWord(l.cur.Inspect))
+		}
+		a, err := cancelAssignment(tx, l, o.ID, now)
+		if err != nil {
+			return err
+		}
+		at := now
+		o.Status, o.ConfirmedBy, o.ConfirmedAt = OverrideConfirmed, by.Name, &at
+		o.Agency, o.AssignmentID = a.Agency, a.ID
+		if err := tx.ResolveOverride(o); err != nil {
+			return err
+		}
+		ovs := slices.Clone(l.ovs)
+		ovs[i] = o
+		c.Subjects = []string{"decision:" + l.d.ID}
+		out.Decision = viewOf(l.d, ovs)
+		emitOverridden(c, l.d, o, a, out.Decision.Agencies())
+		return nil
+	})
+	if err != nil {
+		return OverrideOutcome{}, err
+	}
+	if !out.Replayed {
+		s.log.Info().Str("override_id", overrideID).Str("by", by.Name).Bool("inspect", out.Decision.Current.Inspect).Msg("override confirmed")
+	}
+	return out, nil
+}
+
+// RejectOverride refuses a pending override, with a reason: it never takes
+// effect, and nothing else changes. Any customs officer may reject one,
+// its author too (withdrawing a request relaxes nothing). The same
+// person's rejection with the same reason again is Replayed.
+func (s *Service) RejectOverride(ctx context.Context, by access.Principal, overrideID, reason string) (OverrideOutcome, error) {
+	if by.Role != access.RoleCustoms {
+		return OverrideOutcome{}, Forbidden("only customs may reject an override, not %s", by.Role)
+	}
+	if err := declaration.CheckTextMax("reason", reason, true, maxReasonText); err != nil {
+		return OverrideOutcome{}, err
+	}
+	reason = strings.TrimSpace(reason)
+	now := s.clock.Now()
+	var out OverrideOutcome
+	err := s.w.write(ctx, by, audit.OverrideRejected, now, func(tx Tx, c *Change) error {
+		out = OverrideOutcome{}
+		l, i, err := loadOverride(tx, overrideID)
+		if err != nil {
+			return err
+		}
+		o := l.ovs[i]
+		if err := settled(o, by, "reject"); err != nil {
+			return err
+		}
+		if o.Status == OverrideRejected { // this person's rejection, again
+			if o.RejectReason != reason {
+				return Conflict("status", "override %s was rejected by %s for another reason: %s", o.ID, o.RejectedBy, o.RejectReason)
+			}
+			out = OverrideOutcome{Decision: viewOf(l.d, l.ovs), Replayed: true}
+			return nil
+		}
+		at := now
+		o.Status, o.RejectedBy, o.RejectedAt, o.RejectReason = OverrideRejected, by.Name, &at, reason
+		if err := tx.ResolveOverride(o); err != nil {
+			return err
+		}
+		ovs := slices.Clone(l.ovs)
+		ovs[i] = o
+		c.Subjects = []string{"decision:" + l.d.ID}
+		out.Decision = viewOf(l.d, ovs)
+		return nil
+	})
+	if err != nil {
+		return OverrideOutcome{}, err
+	}
+	if !out.Replayed {
+		s.log.Info().Str("override_id", overrideID).Str("by", by.Name).Msg("override rejected")
+	}
+	return out, nil
+}
+
+// settled refuses to confirm or reject (verb) an override that is not
+// pending, but lets the same person's confirmation or rejection be
+// replayed: it returns nil for a pending one, and for one that person
+// already settled as asked (the caller checks which).
+func settled(o Override, by access.Principal, verb string) error {
+	switch o.Status {
+	case OverridePending:
+		return nil
+	case OverrideInEffect:
+		return Conflict("status", "override %s took effect when it was made: there is nothing to %s", o.ID, verb)
+	case OverrideConfirmed:
+		if verb == "confirm" && person(o.ConfirmedBy) == person(by.Name) {
+			return nil
+		}
+		return Conflict("status", "override %s was confirmed by %s on %s: it is in effect", o.ID, o.ConfirmedBy, o.ConfirmedAt.Format(time.RFC3339))
+	case OverrideRejected:
+		if verb == "reject" && person(o.RejectedBy) == person(by.Name) {
+			return nil
+		}
+		return Conflict("status", "override %s was rejected by %s: %s", o.ID, o.RejectedBy, o.RejectReason)
+	}
+	return Conflict("status", "override %s has status %q", o.ID, o.Status)
 }
 
 // swap moves a random check between two reduced lots of one scope and
@@ -351,6 +613,9 @@ func swap(tx Tx, pol *policy.Policy, c *Change, a decided, otherID string, by ac
 		l     decided
 		field string
 	}{{a, "id"}, {b, "swap_with"}} {
+		if err := x.l.refusePending(x.field); err != nil {
+			return err
+		}
 		if x.l.d.Quota == nil {
 			return Invalid(x.field, "decision %s is not a random-check lot (mode %s): only reduced-mode lots drawn for the quota are swapped",
 				x.l.d.ID, x.l.d.Mode)
@@ -436,6 +701,18 @@ func openAssignment(tx Tx, pol *policy.Policy, d Decision, overrideID string, no
 // cancelAssignment withdraws the lot's open assignment. A lot already
 // inspected keeps its result: an override cannot undo what an agency found.
 func cancelAssignment(tx Tx, l decided, overrideID string, now time.Time) (Assignment, error) {
+	a, err := cancellable(tx, l)
+	if err != nil {
+		return Assignment{}, err
+	}
+	at := now
+	a.Status, a.OverrideID, a.CancelledAt = AssignmentCancelled, overrideID, &at
+	return a, tx.PutAssignment(a)
+}
+
+// cancellable reads the lot's assignment in force and refuses when it has
+// a result.
+func cancellable(tx LotReader, l decided) (Assignment, error) {
 	a, err := tx.Assignment(l.cur.AssignmentID)
 	if err != nil {
 		return Assignment{}, fmt.Errorf("assignment %s of decision %s: %w", l.cur.AssignmentID, l.d.ID, err)
@@ -444,9 +721,7 @@ func cancelAssignment(tx Tx, l decided, overrideID string, now time.Time) (Assig
 		return Assignment{}, Conflict("inspect", "decision %s's lot was inspected (%s, recorded %s): a result stands and an override cannot undo it",
 			l.d.ID, a.Result.Outcome, a.Result.RecordedAt.Format(time.RFC3339))
 	}
-	at := now
-	a.Status, a.OverrideID, a.CancelledAt = AssignmentCancelled, overrideID, &at
-	return a, tx.PutAssignment(a)
+	return a, nil
 }
 
 func inspectedWord(b bool) string {

@@ -48,6 +48,12 @@ type LotWriter interface {
 	// PutOverride appends a decision's override; o.N must be one more than
 	// the overrides it already has.
 	PutOverride(o Override) error
+	// ResolveOverride rewrites a pending override as confirmed or
+	// rejected, the one change an override record ever gets: the stored
+	// override must be pending, and o the same override but for its
+	// resolution (status, who, when, why, and the assignment a
+	// confirmation cancelled).
+	ResolveOverride(o Override) error
 }
 
 // Service runs ktcn's use cases over a Store. Each reads the policy in

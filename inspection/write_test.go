@@ -137,7 +137,7 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 		"Service.Start": false, "Service.LoadReference": false, "Service.Decide": false, "Service.RecordResult": false,
 		"Service.RaiseAlert": false, "Service.Override": false, "Service.RevealQuotaKey": false, "Service.Rescore": false,
 		"Access.CreateKey": false, "Access.CreateKeys": false, "Access.RevokeKey": false, "Service.RegisterCertificate": false,
-		"Service.LinkGoods": false, "Service.UnlinkGoods": false,
+		"Service.LinkGoods": false, "Service.UnlinkGoods": false, "Service.ConfirmOverride": false, "Service.RejectOverride": false,
 		"Service.CreatePolicy": false, "Service.EditPolicy": false, "Service.SubmitPolicy": false, "Service.ApprovePolicy": false,
 		"Service.RejectPolicy": false, "Service.ActivatePolicy": false, "Service.RetirePolicy": false, "Service.ShadowPolicy": false,
 		"Service.AcceptAssignment": false, "Service.SampleAssignment": false, "Service.CorrectResult": false, "Service.EscalateOverdue": false,
@@ -242,6 +242,44 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 		_, err := r.svc.Override(ctx, customs, other.ID, inspection.OverrideInput{ReasonCode: "duplicate_declaration", ReasonText: "declared twice", Inspect: ptr(false)})
 		return err
 	})
+	// A relaxing override is requested (its own kind), then confirmed by a
+	// second officer; another is rejected.
+	second := as("customs:tran.thi.b")
+	exemption := inspection.OverrideInput{ReasonCode: "exemption_established", ReasonText: "diplomatic consignment", Inspect: ptr(false)}
+	var pending inspection.OverrideOutcome
+	for i, id := range []string{"WP-5", "WP-6"} {
+		d, err := decide(id, normalLine(1, "Sữa miễn "+id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.change(t, audit.OverrideRequested, customs.Name, func() (err error) {
+			pending, err = r.svc.Override(ctx, customs, d.ID, exemption)
+			return err
+		}); err != nil {
+			t.Errorf("a relaxing override: %v", err)
+		}
+		o := pending.Decision.Overrides[0]
+		if i == 0 {
+			step("Service.ConfirmOverride", audit.OverrideConfirmed, second.Name, func() error {
+				_, err := r.svc.ConfirmOverride(ctx, second, o.ID)
+				return err
+			})
+			if err := r.unchanged(t, func() error { _, err := r.svc.ConfirmOverride(ctx, second, o.ID); return err }); err != nil {
+				t.Errorf("the same confirmation again: %v", err)
+			}
+			continue
+		}
+		step("Service.RejectOverride", audit.OverrideRejected, second.Name, func() error {
+			_, err := r.svc.RejectOverride(ctx, second, o.ID, "no diplomatic note on file")
+			return err
+		})
+		if err := r.unchanged(t, func() error {
+			_, err := r.svc.RejectOverride(ctx, second, o.ID, "no diplomatic note on file")
+			return err
+		}); err != nil {
+			t.Errorf("the same rejection again: %v", err)
+		}
+	}
 	step("Service.RegisterCertificate", audit.CertificateRegistered, agency.Name, func() error {
 		_, err := r.svc.RegisterCertificate(ctx, agency, identity.ManufacturerKey("Audit Dairy", "NZ"), inspection.CertificateRegistration{
 			Kind: "HACCP", Number: "H-77", ValidUntil: "2028-06-30", Manufacturer: "Audit Dairy", Origin: "NZ"})

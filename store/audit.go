@@ -167,6 +167,35 @@ func (t *writeTx) PutOverride(o inspection.Override) error {
 	return t.putRecord(prefixOverride, key, o.ID, o)
 }
 
+// ResolveOverride rewrites a pending override as confirmed or rejected.
+// Everything the officer who made it decided stays as stored; only its
+// resolution is added.
+func (t *writeTx) ResolveOverride(o inspection.Override) error {
+	if o.DecisionID == "" || o.N < 1 || o.ID != inspection.OverrideID(o.DecisionID, o.N) {
+		return fmt.Errorf("store: resolve override %q: decision %q, number %d", o.ID, o.DecisionID, o.N)
+	}
+	if o.Status != inspection.OverrideConfirmed && o.Status != inspection.OverrideRejected {
+		return fmt.Errorf("store: resolve override %q: status %q is not a resolution", o.ID, o.Status)
+	}
+	key := overrideKey(o.DecisionID, o.N)
+	val, err := t.value(key, fmt.Sprintf("override %q", o.ID))
+	if err != nil {
+		return fmt.Errorf("store: resolve override %q: %w", o.ID, err)
+	}
+	var was inspection.Override
+	if err := decode(prefixOverride, val, &was); err != nil {
+		return fmt.Errorf("store: resolve override %q: %w", o.ID, err)
+	}
+	if was.Status != inspection.OverridePending {
+		return inspection.Conflict("status", "override %s is not pending (status %q)", o.ID, was.Status)
+	}
+	if was.ID != o.ID || was.By != o.By || !was.At.Equal(o.At) || was.ReasonCode != o.ReasonCode || was.ReasonText != o.ReasonText ||
+		was.WasInspected != o.WasInspected || was.Inspect != o.Inspect || was.SwapWith != o.SwapWith {
+		return fmt.Errorf("store: resolve override %q: only its resolution may change, not what was asked", o.ID)
+	}
+	return t.putRecord(prefixOverride, key, o.ID, o)
+}
+
 // recordKey is where a record of kind k with ID id is stored, for kinds
 // stored under one key. Events go through their by-ID index.
 func recordKey(k audit.RecordKind, id string) ([]byte, prefix, error) {

@@ -48,10 +48,17 @@ const (
 	// DecisionOverridden covers a customs override: the override
 	// records (two for a swap) and the assignments opened or cancelled.
 	DecisionOverridden Kind = "decision.overridden"
-	KeyCreated         Kind = "apikey.created"
-	KeyRevoked         Kind = "apikey.revoked"
-	QuotaKeyRevealed   Kind = "quota.key_revealed"
-	PolicyStored       Kind = "policy.stored"
+	// Four eyes on relaxing overrides (inspection/override.go): the
+	// request, stored pending and changing nothing else; the second
+	// customs officer's confirmation (the override and the assignment it
+	// cancels); the rejection (the override only).
+	OverrideRequested Kind = "override.requested"
+	OverrideConfirmed Kind = "override.confirmed"
+	OverrideRejected  Kind = "override.rejected"
+	KeyCreated        Kind = "apikey.created"
+	KeyRevoked        Kind = "apikey.revoked"
+	QuotaKeyRevealed  Kind = "quota.key_revealed"
+	PolicyStored      Kind = "policy.stored"
 	// PolicyActivated covers the switch of the policy in force to a
 	// version already stored.
 	PolicyActivated Kind = "policy.activated"
