@@ -37,6 +37,7 @@ type ReadTx interface {
 	OutboxReader
 	SubscriptionReader
 	ShadowReader
+	DecisionSearcher
 	audit.Reader // the chain and the records it covers, for verification
 }
 

@@ -51,7 +51,15 @@ const (
 	prefixDeadLetter   prefix = 0x23 // a subscription's dead letters by sequence
 	prefixPolicyVer    prefix = 0x24 // a policy version's record (document and lifecycle)
 	prefixShadow       prefix = 0x25 // shadow outcomes by version, decision time and decision
-	prefixMeta         prefix = 0xFF
+	// The decision search's indexes (search.go): each entry's value is the
+	// decision's summary, so filters are checked without the decision.
+	prefixDecisionByTime     prefix = 0x26 // decisions by decided_at
+	prefixDecisionByImporter prefix = 0x27 // an importer's decisions by decided_at
+	prefixDecisionByDecl     prefix = 0x28 // a declaration's decisions by line
+	prefixDecisionByHeading  prefix = 0x29 // an HS heading's decisions by decided_at
+	prefixDecisionByAgency   prefix = 0x2A // decisions routed to an agency by decided_at
+	prefixDecisionIndexed    prefix = 0x2B // the decision indexes cover every decision (backfill done)
+	prefixMeta               prefix = 0xFF
 )
 
 func (p prefix) String() string {
@@ -126,6 +134,18 @@ func (p prefix) String() string {
 		return "policy version"
 	case prefixShadow:
 		return "shadow outcome"
+	case prefixDecisionByTime:
+		return "decision time index"
+	case prefixDecisionByImporter:
+		return "decision importer index"
+	case prefixDecisionByDecl:
+		return "decision declaration index"
+	case prefixDecisionByHeading:
+		return "decision heading index"
+	case prefixDecisionByAgency:
+		return "decision agency index"
+	case prefixDecisionIndexed:
+		return "decision index marker"
 	case prefixMeta:
 		return "meta"
 	}

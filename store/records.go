@@ -86,7 +86,11 @@ func (p prefix) derived() bool {
 		// are the delivery's own bookkeeping, saved as it goes.
 		prefixOutbox, prefixOutboxHead, prefixDelivery, prefixDeadLetter,
 		// What a version in shadow would have decided: it decides nothing.
-		prefixShadow:
+		prefixShadow,
+		// The decision search's indexes over decisions and overrides, and
+		// the marker that they cover every decision.
+		prefixDecisionByTime, prefixDecisionByImporter, prefixDecisionByDecl, prefixDecisionByHeading, prefixDecisionByAgency,
+		prefixDecisionIndexed:
 		return true
 	}
 	return false
