@@ -49,7 +49,10 @@ func to(a access.Action) rule { return rule{action: a} }
 var routeRules = map[string]rule{
 	"GET /healthz": {public: true}, // (and GET /metrics, when it lands)
 
-	"POST /v1/declarations":           to(access.ActDecide),
+	"POST /v1/declarations": to(access.ActDecide),
+	// The search: an agency finds only lots routed to it (the domain
+	// restricts it); quota state only for those who may read quotas.
+	"GET /v1/decisions":               to(access.ActReadDecisions),
 	"GET /v1/decisions/:id":           to(access.ActReadDecisions),
 	"POST /v1/decisions/:id/override": to(access.ActOverride),
 	// A relaxing override's second pair of eyes is another customs

@@ -150,6 +150,9 @@ var matrix = map[string]matrixRow{
 		l.LineNo = 1
 		return "/v1/declarations", declarationBody{m.next(), importerA, []line{l}}
 	}},
+	"GET /v1/decisions": {[]string{"agency", "customs", "auditor"}, func(_ *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/decisions?importer=" + m.decision.ImporterTaxCode + "&limit=5", nil
+	}},
 	"GET /v1/decisions/:id": {[]string{"agency", "customs", "auditor"}, func(_ *testing.T, m *matrixFixture, _ string) (string, any) {
 		return "/v1/decisions/" + m.decision.ID, nil
 	}},

@@ -91,6 +91,7 @@ func New(cfg Config) *echo.Echo {
 	e.GET("/healthz", h.health)
 	v1 := e.Group("/v1")
 	v1.POST("/declarations", as(h.postDeclaration))
+	v1.GET("/decisions", as(h.searchDecisions)) // search.go
 	v1.GET("/decisions/:id", as(h.getDecision)) // override.go
 	v1.POST("/decisions/:id/override", as(h.postOverride))
 	v1.POST("/decisions/:id/overrides/:n/confirm", as(h.confirmOverride))

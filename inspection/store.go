@@ -39,6 +39,7 @@ type ReadTx interface {
 	ShadowReader
 	AssignmentQueueReader
 	WorkloadReader
+	DecisionSearcher
 	audit.Reader // the chain and the records it covers, for verification
 }
 

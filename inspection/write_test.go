@@ -142,7 +142,7 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 		"Service.RejectPolicy": false, "Service.ActivatePolicy": false, "Service.RetirePolicy": false, "Service.ShadowPolicy": false,
 		"Service.AcceptAssignment": false, "Service.SampleAssignment": false, "Service.CorrectResult": false, "Service.EscalateOverdue": false,
 	}
-	reads := []string{"Service.AuditLog", "Service.VerifyAudit", "Service.PolicyInForce", "Service.Policy", "Service.DecisionView",
+	reads := []string{"Service.AuditLog", "Service.VerifyAudit", "Service.PolicyInForce", "Service.Policy", "Service.DecisionView", "Service.SearchDecisions",
 		"Service.QuotaPeriods", "Service.VerifyQuota", "Service.VerifyOpenQuota", "Service.QuotaUsage", "Service.Configured",
 		"Service.Score", "Service.RankedScores", "Service.Assignment", "Service.OpenAssignments", "Service.GoodsState",
 		"Access.MaxKeyTTL", "Access.KeyStatus", "Access.Authenticate", "Access.Keys",

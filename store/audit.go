@@ -164,7 +164,13 @@ func (t *writeTx) PutOverride(o inspection.Override) error {
 			return fmt.Errorf("store: put override %q: its predecessor: %w", o.ID, err)
 		}
 	}
-	return t.putRecord(prefixOverride, key, o.ID, o)
+	if err := t.putRecord(prefixOverride, key, o.ID, o); err != nil {
+		return err
+	}
+	// The inspection in force changed, and the lot may be routed to one
+	// more agency: the decision's search entries say so, in this
+	// transaction (search.go).
+	return t.reindexOverridden(o.DecisionID)
 }
 
 // ResolveOverride rewrites a pending override as confirmed or rejected.

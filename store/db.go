@@ -113,6 +113,14 @@ func open(opts Options, bo badger.Options) (*DB, error) {
 	if !opts.DirectCommit {
 		d.committer = newCommitter(bdb)
 	}
+	if n, err := d.buildDecisionIndexes(context.Background()); err != nil {
+		if cerr := d.Close(); cerr != nil {
+			d.log.Error().Err(cerr).Str("dir", where).Msg("store: close after failed open")
+		}
+		return nil, fmt.Errorf("store: open %s: index decisions: %w", where, err)
+	} else if n > 0 {
+		d.log.Info().Int("decisions", n).Msg("store: decisions indexed for search (first open since the search)")
+	}
 	d.log.Info().Str("dir", where).Bool("small", opts.Small).Bool("group_commit", !opts.DirectCommit).
 		Uint32("schema", SchemaVersion).Msg("store opened")
 	return d, nil

@@ -78,6 +78,12 @@
 //	0x23    h16(subscription id) | event sequence (8, BE)      feed.DeadLetter: an event delivery gave up on
 //	0x24    h16(version)                                       PolicyVersion: a policy version's document and lifecycle
 //	0x25    h16(version) | decided at | h16(decision id)       ShadowOutcome: what a version in shadow would have decided
+//	0x26    decided_at | h16(decision id)                      decision summary (search.go): the decisions in time order
+//	0x27    h16(tax_code) | decided_at | h16(decision id)      decision summary: an importer's decisions
+//	0x28    h16(declaration_id) | line (4, BE)                 decision summary: a declaration's decisions by line
+//	0x29    HS heading (4 digits) | decided_at | h16(decision id)  decision summary: a heading's decisions
+//	0x2A    h16(agency) | decided_at | h16(decision id)        decision summary: the decisions routed to an agency (by the decision or an override)
+//	0x2B    (nothing)                                          (empty): every decision is indexed (the backfill at Open is done)
 //	0xFF    "schema"                                           schema version (raw uint32, big-endian)
 //
 // Parts:
@@ -106,7 +112,17 @@
 // Derived (not covered): 0x04, 0x06, 0x0C, 0x13, 0x17, 0x18, 0x19, 0x1A,
 // 0x1B, 0x1C, 0x1D, 0x1F, 0x10 and 0x20 (the outbox: a projection of the
 // records its transaction wrote, compacted after delivery), 0x22, 0x23
-// (delivery's bookkeeping), 0x25 (shadow outcomes: they decide nothing).
+// (delivery's bookkeeping), 0x25 (shadow outcomes: they decide nothing),
+// 0x26-0x2B (the decision search's indexes and their marker).
+//
+// 0x26-0x2A each hold, for every decision, the same summary (mode,
+// inspection in force, agencies, overridden, importer, HS code, time, ID),
+// written with the decision and rewritten by each override in the same
+// transaction, so a search scans one prefix of the most selective index
+// its filters name (declaration, importer, agency, heading, else time),
+// checks the rest on the summaries and loads only the page's decisions.
+// Its cursor is the last index key read (base64url), so it holds while
+// decisions are added. A store without 0x2B is indexed at Open.
 // A record digest (RecordDigest) is SHA-256 over the record's stored value
 // without its version byte: the JSON of a record, the document of a policy
 // (docs/audit.md).

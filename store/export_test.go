@@ -35,3 +35,40 @@ func OpenWith(opts Options, alter func(badger.Options) badger.Options) (*DB, err
 
 // SyncWrites reports whether the open store syncs every commit.
 func SyncWrites(d *DB) bool { return d.db.Opts().SyncWrites }
+
+// KeysRead is how many keys tx has read: point reads and scanned entries,
+// so a test can bound what a search costs.
+func KeysRead(tx any) int {
+	switch t := tx.(type) {
+	case *readTx:
+		return t.keysRead
+	case *writeTx:
+		return t.keysRead
+	}
+	return -1
+}
+
+// DropDecisionIndexes removes the decision search's indexes and their
+// marker, as a store written before them has none.
+func DropDecisionIndexes(d *DB) error {
+	var ps [][]byte
+	for p := prefixDecisionByTime; p <= prefixDecisionIndexed; p++ {
+		ps = append(ps, []byte{byte(p)})
+	}
+	return d.db.DropPrefix(ps...)
+}
+
+// CountDecisionIndexKeys counts the keys under the decision indexes.
+func CountDecisionIndexKeys(d *DB) (n int, err error) {
+	err = d.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if p := prefix(it.Item().Key()[0]); p >= prefixDecisionByTime && p <= prefixDecisionByAgency {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}

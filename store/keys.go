@@ -51,10 +51,18 @@ const (
 	prefixDeadLetter   prefix = 0x23 // a subscription's dead letters by sequence
 	prefixPolicyVer    prefix = 0x24 // a policy version's record (document and lifecycle)
 	prefixShadow       prefix = 0x25 // shadow outcomes by version, decision time and decision
-	prefixQueueDue     prefix = 0x30 // an agency's active assignments by due time
-	prefixDueIndex     prefix = 0x31 // every active assignment by due time (escalation)
-	prefixClosedIndex  prefix = 0x32 // an agency's results by the time recorded (workload)
-	prefixMeta         prefix = 0xFF
+	// The decision search's indexes (search.go): each entry's value is the
+	// decision's summary, so filters are checked without the decision.
+	prefixDecisionByTime     prefix = 0x26 // decisions by decided_at
+	prefixDecisionByImporter prefix = 0x27 // an importer's decisions by decided_at
+	prefixDecisionByDecl     prefix = 0x28 // a declaration's decisions by line
+	prefixDecisionByHeading  prefix = 0x29 // an HS heading's decisions by decided_at
+	prefixDecisionByAgency   prefix = 0x2A // decisions routed to an agency by decided_at
+	prefixDecisionIndexed    prefix = 0x2B // the decision indexes cover every decision (backfill done)
+	prefixQueueDue           prefix = 0x30 // an agency's active assignments by due time
+	prefixDueIndex           prefix = 0x31 // every active assignment by due time (escalation)
+	prefixClosedIndex        prefix = 0x32 // an agency's results by the time recorded (workload)
+	prefixMeta               prefix = 0xFF
 )
 
 func (p prefix) String() string {
@@ -135,6 +143,18 @@ func (p prefix) String() string {
 		return "due index"
 	case prefixClosedIndex:
 		return "results-by-time index"
+	case prefixDecisionByTime:
+		return "decision time index"
+	case prefixDecisionByImporter:
+		return "decision importer index"
+	case prefixDecisionByDecl:
+		return "decision declaration index"
+	case prefixDecisionByHeading:
+		return "decision heading index"
+	case prefixDecisionByAgency:
+		return "decision agency index"
+	case prefixDecisionIndexed:
+		return "decision index marker"
 	case prefixMeta:
 		return "meta"
 	}

@@ -88,7 +88,11 @@ func (p prefix) derived() bool {
 		// What a version in shadow would have decided: it decides nothing.
 		prefixShadow,
 		// The assignment queues' indexes, kept in step by putAssignment.
-		prefixQueueDue, prefixDueIndex, prefixClosedIndex:
+		prefixQueueDue, prefixDueIndex, prefixClosedIndex,
+		// The decision search's indexes over decisions and overrides, and
+		// the marker that they cover every decision.
+		prefixDecisionByTime, prefixDecisionByImporter, prefixDecisionByDecl, prefixDecisionByHeading, prefixDecisionByAgency,
+		prefixDecisionIndexed:
 		return true
 	}
 	return false

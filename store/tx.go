@@ -43,6 +43,9 @@ type readTx struct {
 	prior *snapshotReads
 	// rec records the point reads of a ViewAhead (nil elsewhere).
 	rec *snapshotReads
+	// keysRead counts point reads and scanned keys (the search's cost,
+	// which its tests bound).
+	keysRead int
 }
 
 // writeTx satisfies inspection.Tx.
@@ -108,6 +111,7 @@ func (t *readTx) get(key []byte, whatF func() string) (val []byte, found bool, e
 	if t.done {
 		return nil, false, errTxDone
 	}
+	t.keysRead++
 	if t.bv != nil {
 		v, found, ok := t.bv.lookup(key)
 		if !ok {
@@ -246,6 +250,7 @@ func (t *readTx) iterate(pfx []byte, fn func(key, val []byte) error) error {
 	it := t.txn.NewIterator(opts)
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
+		t.keysRead++
 		item := it.Item()
 		val, err := item.ValueCopy(nil)
 		if err != nil {
@@ -499,8 +504,20 @@ func (t *writeTx) PutDeclaration(r declaration.Record) error {
 	return t.putID(prefixDeclaration, r.ID, r)
 }
 
+// PutDecision writes d and its search index entries (search.go). A
+// decision written again keeps its overrides' effect on the entries.
 func (t *writeTx) PutDecision(d inspection.Decision) error {
-	return t.putID(prefixDecision, d.ID, d)
+	if d.ID == "" {
+		return fmt.Errorf("store: put %s: empty id", prefixDecision)
+	}
+	ovs, err := t.reindexPrevious(d)
+	if err != nil {
+		return err
+	}
+	if err := t.putID(prefixDecision, d.ID, d); err != nil {
+		return err
+	}
+	return t.indexDecision(entryOf(d, ovs))
 }
 
 var (
@@ -556,7 +573,11 @@ func (t *writeTx) PutDecisionEncoded(d inspection.Decision, e inspection.Encoded
 	if d.ID == "" {
 		return fmt.Errorf("store: put %s: empty id", prefixDecision)
 	}
-	return t.setRecord(prefixDecision, idKey(prefixDecision, d.ID), d.ID, x.val, x.sum)
+	if err := t.setRecord(prefixDecision, idKey(prefixDecision, d.ID), d.ID, x.val, x.sum); err != nil {
+		return err
+	}
+	// A lot decided in this transaction: no previous entries, no overrides.
+	return t.indexDecision(entryOf(d, nil))
 }
 
 func (t *writeTx) PutImporter(i reference.Importer) error {
