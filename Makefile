@@ -59,6 +59,8 @@ bench: build
 	    printf "  NSW outbox:     %6.0f decisions/s with it vs %6.0f without         = %5.2f   (target >= 0.85: it costs under 15%%)\n", g, o, r(g, o); \
 	    sh = v["BenchmarkDecide64/group-shadow|decisions/s"]; \
 	    printf "  policy shadow:  %6.0f decisions/s with a version in shadow vs %6.0f without = %5.2f (target >= 0.75: under 25%% slower)\n", sh, g, r(sh, g); \
+	    printf "  queue page:     %6.0f µs for 50 of 200,000 active assignments, by deadline\n", v["BenchmarkQueuePage|µs/page"]; \
+	    printf "  decision search: %5.2f ms a page of 50 by importer among 100,000 decisions (%.0f keys read)\n", v["BenchmarkDecisionSearchPage/importer|ns/op"] / 1e6, v["BenchmarkDecisionSearchPage/importer|keys/op"]; \
 	    printf "  pull feed:      %6.0f events/s served over HTTP, pages of 1000\n", v["BenchmarkFeedPullHTTP|events/s"]; \
 	    printf "one caller\n"; \
 	    printf "  in process:     %6.0f decisions/s vs %6.0f bare synced badger writes/s = %5.2f\n", v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"], r(v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"]); \

@@ -105,6 +105,7 @@ func (t *readTx) pageIndex(pfx, start, stop, cursor []byte, limit int, match fun
 		last []byte
 	)
 	for it.Seek(start); it.Valid(); it.Next() {
+		t.keysRead++
 		item := it.Item()
 		key := item.Key()
 		if stop != nil && bytes.Compare(key, stop) >= 0 {
