@@ -37,6 +37,7 @@ type ReadTx interface {
 	OutboxReader
 	SubscriptionReader
 	ShadowReader
+	CapacityReader
 	audit.Reader // the chain and the records it covers, for verification
 }
 
@@ -54,6 +55,7 @@ type Tx interface {
 	OutboxWriter
 	SubscriptionWriter
 	ShadowWriter
+	CapacityWriter
 }
 
 // InputVersioner is an optional capability of a ReadTx (the badger store

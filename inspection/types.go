@@ -135,6 +135,13 @@ type Assignment struct {
 	// swap checked are told apart from the draw's by it.
 	OverrideID  string     `json:"override_id,omitempty"`
 	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
+	// Under a policy with a capacity section (capacity.go): the working
+	// day the lot counts toward, the agency preferred for it when another
+	// designated agency took it, and whether every designated agency was
+	// full, so the preferred one took it over capacity.
+	CapacityDay     string `json:"capacity_day,omitempty"`
+	PreferredAgency string `json:"preferred_agency,omitempty"`
+	OverCapacity    bool   `json:"over_capacity,omitempty"`
 }
 
 // EventRef is the short form of an event a decision saw.

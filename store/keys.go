@@ -51,6 +51,7 @@ const (
 	prefixDeadLetter   prefix = 0x23 // a subscription's dead letters by sequence
 	prefixPolicyVer    prefix = 0x24 // a policy version's record (document and lifecycle)
 	prefixShadow       prefix = 0x25 // shadow outcomes by version, decision time and decision
+	prefixCapacity     prefix = 0x2C // capacity counter by working day, agency and check kind
 	prefixMeta         prefix = 0xFF
 )
 
@@ -126,6 +127,8 @@ func (p prefix) String() string {
 		return "policy version"
 	case prefixShadow:
 		return "shadow outcome"
+	case prefixCapacity:
+		return "capacity counter"
 	case prefixMeta:
 		return "meta"
 	}
