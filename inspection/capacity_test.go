@@ -169,6 +169,7 @@ func checkRouting(t testing.TB, db *store.DB, pol *policy.Policy) routingFigures
 	counts := map[slot]*count{}
 	fig := routingFigures{preferredFull: map[string]bool{}}
 	days := map[string]bool{}
+	routed := map[string]string{} // assignment → agency when first written
 	err := db.View(context.Background(), func(tx inspection.ReadTx) error {
 		return tx.AuditEntries(1, func(_ uint64, e audit.Entry, bad error) error {
 			if bad != nil {
@@ -182,6 +183,14 @@ func checkRouting(t testing.TB, db *store.DB, pol *policy.Policy) routingFigures
 				if err != nil {
 					return err
 				}
+				if ag, again := routed[a.ID]; again {
+					// Cancelled or reopened by an override: routed once.
+					if a.Agency != ag {
+						return fmt.Errorf("assignment %s moved from %s to %s", a.ID, ag, a.Agency)
+					}
+					continue
+				}
+				routed[a.ID] = a.Agency
 				fig.assignments++
 				listing, ok := pol.Lookup(a.Procedure, a.Goods.HSCode)
 				if !ok {
@@ -275,7 +284,7 @@ func checkRouting(t testing.TB, db *store.DB, pol *policy.Policy) routingFigures
 // designated for it, to the first with room, over capacity only when all
 // were full, and the counters are the recount.
 func TestCapacityRoutingLoad(t *testing.T) {
-	lots, workers, perDecl := 50_000, 16, 5
+	lots, workers, perDecl := 50_000, 16, 10
 	if testing.Short() {
 		lots = 5_000
 	}
@@ -456,4 +465,72 @@ func TestNoCapacitySectionRoutesAsBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// An override that opens an assignment (the checked side of a swap) routes
+// it by capacity as a decision would; the released side's assignment keeps
+// its agency and its place in the count.
+func TestCapacityRoutesOverrideAssignments(t *testing.T) {
+	pol := capacityPolicy(t, map[string]map[string]int{
+		"moit-firi":        {policy.CheckDocuments: 1},
+		"moit-vinacontrol": {policy.CheckDocuments: 1000},
+	})
+	r := newCapacityRig(t, pol, store.Options{}, time.Date(2026, 3, 3, 9, 0, 0, 0, vn))
+	onRecord(t, r.db)
+	var checked, unchecked []inspection.Decision
+	for i := 0; i < 400 && (len(checked) < 2 || len(unchecked) == 0); i++ {
+		res, err := r.svc.Decide(ctx, access.SystemPrincipal(), declaration.Input{DeclarationID: fmt.Sprintf("OV-%03d", i),
+			ImporterTaxCode: "0101234567", Lines: []declaration.LineInput{reducedLine("0402.21.20", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := res.Decisions[0]
+		switch {
+		case d.Mode != inspection.ModeReduced:
+			t.Fatalf("lot %d: %s (%s), want reduced", i, d.Mode, d.Reason)
+		case d.Inspect:
+			checked = append(checked, d)
+		default:
+			unchecked = append(unchecked, d)
+		}
+	}
+	if len(checked) < 2 || len(unchecked) == 0 {
+		t.Fatalf("%d drawn, %d not drawn", len(checked), len(unchecked))
+	}
+	// The first drawn lot filled moit-firi; the second went to the
+	// alternate.
+	if checked[0].Agency != "moit-firi" || checked[1].Agency != "moit-vinacontrol" {
+		t.Fatalf("drawn lots went to %s and %s", checked[0].Agency, checked[1].Agency)
+	}
+	out, err := r.svc.Override(ctx, as("customs"), checked[0].ID, inspection.OverrideInput{ReasonCode: "operational_swap",
+		ReasonText: "the container left the port", SwapWith: unchecked[0].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Swapped == nil {
+		t.Fatal("no swap")
+	}
+	a, err := assignmentOf(t, r, unchecked[0]) // the decision names none: it was not drawn
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Agency != "moit-vinacontrol" || a.PreferredAgency != "moit-firi" || a.OverCapacity || a.CapacityDay != "2026-03-03" {
+		t.Fatalf("the swapped-in lot's assignment: %+v", a)
+	}
+	fig := checkRouting(t, r.db, pol)
+	if fig.assignments != len(checked)+1 {
+		t.Fatalf("%+v", fig)
+	}
+}
+
+// assignmentOf reads the assignment of a lot from the store.
+func assignmentOf(t testing.TB, r capacityRig, d inspection.Decision) (inspection.Assignment, error) {
+	t.Helper()
+	var a inspection.Assignment
+	err := r.db.View(ctx, func(tx inspection.ReadTx) error {
+		var err error
+		a, err = tx.Assignment(identity.AssignmentID(d.DeclarationID, d.LineNo))
+		return err
+	})
+	return a, err
 }
