@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -284,9 +286,20 @@ func checkRouting(t testing.TB, db *store.DB, pol *policy.Policy) routingFigures
 // designated for it, to the first with room, over capacity only when all
 // were full, and the counters are the recount.
 func TestCapacityRoutingLoad(t *testing.T) {
+	// 50,000 lots take about 30 s on two cores; under the race detector or
+	// -short, 5,000 (the same 16 callers, the same capacities scaled), and
+	// KTCN_CAPACITY_LOTS sets the number (50000 for the acceptance's run
+	// under -race).
 	lots, workers, perDecl := 50_000, 16, 10
-	if testing.Short() {
+	if testing.Short() || raceDetector {
 		lots = 5_000
+	}
+	if v := os.Getenv("KTCN_CAPACITY_LOTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1_000 {
+			t.Fatalf("KTCN_CAPACITY_LOTS=%q: want a number of lots, at least 1000", v)
+		}
+		lots = n
 	}
 	// Capacities for 50,000 lots (about 1,670 a day, a third to each
 	// route, a fifth of them strict), scaled to the lots decided.
@@ -305,12 +318,11 @@ func TestCapacityRoutingLoad(t *testing.T) {
 		}
 	}
 	pol := capacityPolicy(t, perDay)
-	vn := pol.Calendar // the policy's calendar decides the working days
-	wc, err := vn.Compile()
+	wc, err := pol.Calendar.Compile() // the policy's calendar decides the working days
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Date(2026, 3, 2, 8, 30, 0, 0, fixturesVN())
+	start := time.Date(2026, 3, 2, 8, 30, 0, 0, vn)
 	r := newCapacityRig(t, pol, store.Options{}, start)
 	alertRiskyMaker(t, r)
 
@@ -379,8 +391,6 @@ func TestCapacityRoutingLoad(t *testing.T) {
 	t.Logf("%d lots over %d working days by %d callers in %s (%.0f lots/s); %d to an alternate, %d over capacity; a preferred agency full on %d days; %d counters",
 		lots, len(days), workers, decided.Round(time.Millisecond), float64(lots)/decided.Seconds(), fig.alternate, fig.over, len(fig.preferredFull), fig.counters)
 }
-
-func fixturesVN() *time.Location { return vn }
 
 // TestCapacityCountersExactUnderConcurrency: many callers deciding lots of
 // one route on one day at once, through the group committer and with
