@@ -339,14 +339,18 @@ func (s *Service) escalate(ctx context.Context, by access.Principal, id string, 
 		esc := Escalation{At: now, FromAgency: a.Agency, WasDue: a.DueAt,
 			Reason: fmt.Sprintf("past its deadline %s", a.DueAt.In(calendar.Vietnam()).Format(time.RFC3339))}
 		if pol.Workflow().Escalation == policy.EscalateReassign {
-			if to, ok := s.reassignTarget(tx, pol, a, now); ok {
+			to, ok, err := s.reassignTarget(tx, pol, a, now)
+			if err != nil {
+				return err
+			}
+			if ok {
 				esc.ToAgency = to
 			}
 		}
 		if esc.ToAgency != "" {
 			esc.Reason += "; reassigned to " + esc.ToAgency
 			a.Agency, a.Status, a.AcceptedBy, a.AcceptedAt, a.Sample = esc.ToAgency, AssignmentOpen, "", nil, nil
-			a.DueAt = Deadline(pol, a.Mode, now)
+			a.DueAt, a.CapacityDay = Deadline(pol, a.Mode, now), pol.CapacityDay(now)
 		} else {
 			esc.Reason += "; customs is told"
 		}
@@ -470,8 +474,39 @@ func emitCorrected(c *Change, a Assignment, old Result, progress string) {
 }
 
 // reassignTarget is another agency designated for the lot's goods to take
-// an overdue inspection over. Routes name one agency per procedure and HS
-// prefix, so there is none to take it and customs is told.
-func (s *Service) reassignTarget(_ ReadTx, _ *policy.Policy, _ Assignment, _ time.Time) (string, bool) {
-	return "", false
+// an overdue inspection over: the first after its current agency, in the
+// route's preference, with room on today's working day (any, without a
+// capacity section); the chosen agency's capacity counts it. None: customs
+// is told.
+func (s *Service) reassignTarget(tx Tx, pol *policy.Policy, a Assignment, now time.Time) (string, bool, error) {
+	listing, ok := pol.Lookup(a.Procedure, a.Goods.HSCode)
+	if !ok {
+		return "", false, nil
+	}
+	designated, ok := pol.Designated(listing, a.Goods.HSCode)
+	if !ok {
+		return "", false, nil
+	}
+	day := pol.CapacityDay(now)
+	for _, agency := range designated {
+		if agency == a.Agency {
+			continue
+		}
+		if !routesByCapacity(pol) {
+			return agency, true, nil
+		}
+		c, err := tx.CapacityCounter(agency, day, a.Check)
+		switch {
+		case errors.Is(err, fault.ErrNotFound):
+			c = CapacityCounter{Agency: agency, Day: day, Check: a.Check}
+		case err != nil:
+			return "", false, err
+		}
+		if n, limited := pol.DailyCapacity(agency, a.Check); limited && c.Routed >= int64(n) {
+			continue
+		}
+		c.Routed++
+		return agency, true, tx.PutCapacityCounter(c)
+	}
+	return "", false, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/audit"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/declaration"
+	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -118,4 +119,66 @@ func TestEscalationExactlyOnce(t *testing.T) {
 
 func declarationOf(id string, l declaration.LineInput) declaration.Input {
 	return declaration.Input{DeclarationID: id, ImporterTaxCode: "0101234567", Lines: []declaration.LineInput{l}}
+}
+
+// TestEscalationReassigns: under a policy whose route designates another
+// agency after the preferred one, an overdue inspection is reassigned to
+// it, with a new deadline, and the first agency's queue no longer holds it.
+func TestEscalationReassigns(t *testing.T) {
+	db, err := store.Open(store.Options{InMemory: true, Small: true, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p := mustPolicy(t)
+	p.Version = "esc-alternates"
+	for i, r := range p.Routing {
+		if r.Prefix == "0402" {
+			p.Routing[i].Alternates = []string{"moit-vinacontrol"}
+		}
+	}
+	doc, err := p.Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = policy.ParsePolicy(doc); err != nil {
+		t.Fatal(err)
+	}
+	clock := &fixedClock{}
+	clock.Set(time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Vietnam()))
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: p, Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fixtures.Load(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Decide(ctx, as("nsw"), declarationOf("ESC-R", normalLine(1, "Sữa R")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := svc.Assignment(ctx, access.SystemPrincipal(), res.Decisions[0].AssignmentID)
+	if err != nil || a.Agency != "moit-firi" {
+		t.Fatalf("routed to %s (%v)", a.Agency, err)
+	}
+	clock.Set(a.DueAt.Add(time.Minute))
+	if n, err := svc.EscalateOverdue(ctx, access.SystemPrincipal()); err != nil || n != 1 {
+		t.Fatalf("escalated %d (%v)", n, err)
+	}
+	b, err := svc.Assignment(ctx, access.SystemPrincipal(), a.ID)
+	if err != nil || b.Agency != "moit-vinacontrol" || b.Escalation == nil || b.Escalation.ToAgency != "moit-vinacontrol" ||
+		!b.DueAt.After(clock.Now()) || b.Status != inspection.AssignmentOpen {
+		t.Fatalf("after escalation: %+v %+v (%v)", b, b.Escalation, err)
+	}
+	firi, _, err := svc.Queue(ctx, as("agency:moit-firi"), inspection.QueueQuery{})
+	if err != nil || len(firi) != 0 {
+		t.Fatalf("the first agency's queue: %d (%v)", len(firi), err)
+	}
+	vina, _, err := svc.Queue(ctx, as("agency:moit-vinacontrol"), inspection.QueueQuery{})
+	if err != nil || len(vina) != 1 {
+		t.Fatalf("the new agency's queue: %d (%v)", len(vina), err)
+	}
 }

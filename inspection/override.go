@@ -690,6 +690,13 @@ func openAssignment(tx Tx, pol *policy.Policy, d Decision, overrideID string, no
 		}
 		a = Assignment{ID: id, DecisionID: d.ID, DeclarationID: d.DeclarationID, LineNo: d.LineNo, ImporterTaxCode: d.ImporterTaxCode,
 			Agency: agency, Mode: d.Mode, Check: check, Goods: d.Goods, GoodsKey: d.GoodsKey, Procedure: d.Procedure, CreatedAt: now}
+		if routesByCapacity(pol) {
+			// Routed as a decision would be, on the override's working
+			// day; a reopened assignment keeps its agency and its count.
+			if err := routeByCapacity(tx, pol, &a, nil, now); err != nil {
+				return Assignment{}, err
+			}
+		}
 	default:
 		return Assignment{}, err
 	}

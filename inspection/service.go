@@ -662,6 +662,9 @@ func (s *Service) encodeDraft(pol *policy.Policy, d declaration.Declaration, l d
 	if err != nil || drawn {
 		return // the transaction meets the same error, or draws first
 	}
+	if a != nil && routesByCapacity(pol) {
+		return // routed in the transaction, by the capacity counters there
+	}
 	dj, err := s.encoder.EncodeDecision(dec)
 	if err != nil {
 		return
@@ -741,13 +744,19 @@ func (s *Service) commitLot(tx Tx, c *Change, pol *policy.Policy, d declaration.
 
 // lotRecords is a lot's decision and assignment: as drafted and encoded
 // ahead when they were (the same inputs give the same records), else
-// drafted here, with the quota draw for a reduced lot (no encodings: the
+// drafted here, with the quota draw for a reduced lot and, under a
+// capacity policy, the routing by the day's counters (no encodings: the
 // store encodes them).
 func (s *Service) lotRecords(tx Tx, pol *policy.Policy, d declaration.Declaration, l declaration.Line, now time.Time, e lotEval, opened *[]quota.Period) (Decision, *Assignment, Encoded, Encoded, error) {
-	if p := e.drafted; p != nil {
+	if p := e.drafted; p != nil && !(p.asg != nil && routesByCapacity(pol)) {
+		// (encodeDraft drafts no assignment under a capacity policy; a
+		// draft that has one is never committed unrouted.)
 		return p.dec, p.asg, p.decEnc, p.asgEnc, nil
 	}
 	dec, a, drawn, err := draft(pol, d, l, now, e)
+	if err == nil && !drawn && a != nil && routesByCapacity(pol) {
+		err = routeByCapacity(tx, pol, a, &dec, now)
+	}
 	if err != nil || !drawn {
 		return dec, a, nil, nil, err
 	}
@@ -762,6 +771,9 @@ func (s *Service) lotRecords(tx Tx, pol *policy.Policy, d declaration.Declaratio
 		dec.Reason += "; not selected for a random check"
 	}
 	a, err = assign(pol, &dec, d, l, now, e)
+	if err == nil && a != nil && routesByCapacity(pol) {
+		err = routeByCapacity(tx, pol, a, &dec, now)
+	}
 	return dec, a, nil, nil, err
 }
 

@@ -40,6 +40,7 @@ type ReadTx interface {
 	AssignmentQueueReader
 	WorkloadReader
 	DecisionSearcher
+	CapacityReader
 	audit.Reader // the chain and the records it covers, for verification
 }
 
@@ -57,6 +58,7 @@ type Tx interface {
 	OutboxWriter
 	SubscriptionWriter
 	ShadowWriter
+	CapacityWriter
 }
 
 // InputVersioner is an optional capability of a ReadTx (the badger store

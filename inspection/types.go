@@ -151,6 +151,13 @@ type Assignment struct {
 	// swap checked are told apart from the draw's by it.
 	OverrideID  string     `json:"override_id,omitempty"`
 	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
+	// Under a policy with a capacity section (capacity.go): the working
+	// day the lot counts toward, the agency preferred for it when another
+	// designated agency took it, and whether every designated agency was
+	// full, so the preferred one took it over capacity.
+	CapacityDay     string `json:"capacity_day,omitempty"`
+	PreferredAgency string `json:"preferred_agency,omitempty"`
+	OverCapacity    bool   `json:"over_capacity,omitempty"`
 	// AcceptedBy is the agency officer who took it on.
 	AcceptedBy string     `json:"accepted_by,omitempty"`
 	AcceptedAt *time.Time `json:"accepted_at,omitempty"`

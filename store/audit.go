@@ -243,6 +243,12 @@ func recordKey(k audit.RecordKind, id string) ([]byte, prefix, error) {
 			return nil, 0, fmt.Errorf("store: quota counter %q: want period/scope", id)
 		}
 		return quotaScopeKey(prefixQuota, period, scope), prefixQuota, nil
+	case audit.RecordCapacityCounter:
+		agency, day, check, ok := inspection.ParseCapacityCounterID(id)
+		if !ok {
+			return nil, 0, fmt.Errorf("store: capacity counter %q: want agency/day/check", id)
+		}
+		return capacityKey(agency, day, check), prefixCapacity, nil
 	case audit.RecordGoodsLink:
 		key, err := identity.ParseKey(id)
 		if err != nil {
@@ -332,21 +338,22 @@ func jsonID(fields ...string) func([]byte) (string, error) {
 }
 
 var recordScans = map[audit.RecordKind]recordScan{
-	audit.RecordDeclaration:   {prefixDeclaration, jsonID("declaration_id")},
-	audit.RecordGoodsLink:     {prefixGoodsLink, jsonID("from")},
-	audit.RecordDecision:      {prefixDecision, jsonID("id")},
-	audit.RecordAssignment:    {prefixAssignment, jsonID("id")},
-	audit.RecordEvent:         {prefixEvent, jsonID("id")},
-	audit.RecordGoodsState:    {prefixGoodsState, jsonID("key")},
-	audit.RecordQuotaCounter:  {prefixQuota, jsonID("period", "scope")},
-	audit.RecordQuotaPeriod:   {prefixQuotaPeriod, jsonID("period")},
-	audit.RecordPolicy:        {prefixPolicy, jsonID("version")},
-	audit.RecordAPIKey:        {prefixAPIKey, jsonID("id")},
-	audit.RecordOverride:      {prefixOverride, jsonID("id")},
-	audit.RecordAgency:        {prefixAgency, jsonID("id")},
-	audit.RecordImporter:      {prefixImporter, jsonID("tax_code")},
-	audit.RecordWebhook:       {prefixWebhook, jsonID("id")},
-	audit.RecordPolicyVersion: {prefixPolicyVer, jsonID("version")},
+	audit.RecordDeclaration:     {prefixDeclaration, jsonID("declaration_id")},
+	audit.RecordGoodsLink:       {prefixGoodsLink, jsonID("from")},
+	audit.RecordDecision:        {prefixDecision, jsonID("id")},
+	audit.RecordAssignment:      {prefixAssignment, jsonID("id")},
+	audit.RecordEvent:           {prefixEvent, jsonID("id")},
+	audit.RecordGoodsState:      {prefixGoodsState, jsonID("key")},
+	audit.RecordQuotaCounter:    {prefixQuota, jsonID("period", "scope")},
+	audit.RecordQuotaPeriod:     {prefixQuotaPeriod, jsonID("period")},
+	audit.RecordCapacityCounter: {prefixCapacity, jsonID("agency", "day", "check")},
+	audit.RecordPolicy:          {prefixPolicy, jsonID("version")},
+	audit.RecordAPIKey:          {prefixAPIKey, jsonID("id")},
+	audit.RecordOverride:        {prefixOverride, jsonID("id")},
+	audit.RecordAgency:          {prefixAgency, jsonID("id")},
+	audit.RecordImporter:        {prefixImporter, jsonID("tax_code")},
+	audit.RecordWebhook:         {prefixWebhook, jsonID("id")},
+	audit.RecordPolicyVersion:   {prefixPolicyVer, jsonID("version")},
 	audit.RecordManufacturer: {prefixManufacture, func(body []byte) (string, error) {
 		var m reference.Manufacturer
 		if err := json.Unmarshal(body, &m); err != nil {

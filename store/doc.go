@@ -84,6 +84,7 @@
 //	0x29    HS heading (4 digits) | decided_at | h16(decision id)  decision summary: a heading's decisions
 //	0x2A    h16(agency) | decided_at | h16(decision id)        decision summary: the decisions routed to an agency (by the decision or an override)
 //	0x2B    (nothing)                                          (empty): every decision is indexed (the backfill at Open is done)
+//	0x2C    h16(day) | h16(agency) | h16(check)                CapacityCounter: lots routed to an agency for a check kind on a working day
 //	0xFF    "schema"                                           schema version (raw uint32, big-endian)
 //
 // Parts:
@@ -108,7 +109,8 @@
 // not follow the head or does not cover exactly the records written since
 // the transaction's last entry (PutAuditEntry). Records (covered): 0x01,
 // 0x02, 0x03, 0x05, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0D, 0x11, 0x12, 0x16,
-// 0x1E, 0x21, 0x24.
+// 0x1E, 0x21, 0x24, 0x2C (capacity counters: routing reads them, like the
+// quota's).
 // Derived (not covered): 0x04, 0x06, 0x0C, 0x13, 0x17, 0x18, 0x19, 0x1A,
 // 0x1B, 0x1C, 0x1D, 0x1F, 0x10 and 0x20 (the outbox: a projection of the
 // records its transaction wrote, compacted after delivery), 0x22, 0x23

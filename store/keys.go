@@ -62,6 +62,7 @@ const (
 	prefixQueueDue           prefix = 0x30 // an agency's active assignments by due time
 	prefixDueIndex           prefix = 0x31 // every active assignment by due time (escalation)
 	prefixClosedIndex        prefix = 0x32 // an agency's results by the time recorded (workload)
+	prefixCapacity           prefix = 0x2C // capacity counter by working day, agency and check kind
 	prefixMeta               prefix = 0xFF
 )
 
@@ -155,6 +156,8 @@ func (p prefix) String() string {
 		return "decision agency index"
 	case prefixDecisionIndexed:
 		return "decision index marker"
+	case prefixCapacity:
+		return "capacity counter"
 	case prefixMeta:
 		return "meta"
 	}

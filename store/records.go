@@ -57,6 +57,8 @@ func (p prefix) recordKind() (audit.RecordKind, bool) {
 		return audit.RecordAPIKey, true
 	case prefixQuota:
 		return audit.RecordQuotaCounter, true
+	case prefixCapacity:
+		return audit.RecordCapacityCounter, true
 	case prefixQuotaPeriod:
 		return audit.RecordQuotaPeriod, true
 	case prefixOverride:

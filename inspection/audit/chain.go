@@ -116,6 +116,8 @@ const (
 	RecordManufacturer  RecordKind = "manufacturer"   // ID: manufacturer key (hex)
 	RecordWebhook       RecordKind = "webhook"        // ID: subscription ID
 	RecordPolicyVersion RecordKind = "policy_version" // ID: policy version
+	// ID: agency "/" working day "/" check kind
+	RecordCapacityCounter RecordKind = "capacity_counter"
 )
 
 // CoveredKinds are the record kinds VerifyAudit requires an entry to
@@ -129,6 +131,7 @@ func CoveredKinds() []RecordKind {
 	return []RecordKind{
 		RecordDeclaration, RecordDecision, RecordAssignment, RecordEvent, RecordGoodsState, RecordGoodsLink,
 		RecordQuotaCounter, RecordQuotaPeriod, RecordPolicy, RecordAPIKey, RecordOverride, RecordWebhook, RecordPolicyVersion,
+		RecordCapacityCounter,
 	}
 }
 

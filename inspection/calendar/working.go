@@ -209,3 +209,15 @@ func (wc *Working) Between(a, b time.Time) time.Duration {
 	}
 	return total
 }
+
+// WorkingDate is the working day t counts toward, "YYYY-MM-DD" in
+// Vietnam's time: t's own date when that is a working day, else the next
+// working day (a lot decided on a Sunday counts toward Monday).
+func (wc *Working) WorkingDate(t time.Time) string {
+	t = t.In(wc.loc)
+	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, wc.loc)
+	for guard := 0; guard < 3660 && !wc.WorkingDay(day); guard++ {
+		day = time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, wc.loc)
+	}
+	return day.Format(time.DateOnly)
+}

@@ -68,6 +68,9 @@ type Policy struct {
 	Certificates *CertificateRules `json:"certificates,omitempty"`
 	// WorkflowRules: result corrections and escalation (workflow.go).
 	WorkflowRules *WorkflowRules `json:"workflow,omitempty"`
+	// Capacity is optional too: without it every agency takes every lot
+	// routed to it, and no capacity is counted (capacity.go).
+	Capacity *CapacityRules `json:"capacity,omitempty"`
 
 	digest string
 	cal    *calendar.Working
@@ -122,12 +125,16 @@ type ListEntry struct {
 
 // Route sends lots of a procedure whose HS code starts with Prefix to an
 // agency; the longest prefix wins, an empty prefix is the procedure's
-// ministry default.
+// ministry default. Alternates are the other agencies designated for the
+// same goods, in order of preference after Agency: under a Capacity
+// section a lot goes to the first of them with room on its working day
+// (capacity.go); without one, Agency takes every lot.
 type Route struct {
-	Procedure Procedure `json:"procedure"`
-	Ministry  string    `json:"ministry"`
-	Prefix    string    `json:"prefix"`
-	Agency    string    `json:"agency"`
+	Procedure  Procedure `json:"procedure"`
+	Ministry   string    `json:"ministry"`
+	Prefix     string    `json:"prefix"`
+	Agency     string    `json:"agency"`
+	Alternates []string  `json:"alternates,omitempty"`
 }
 
 // Deadlines for agencies, in working time.
@@ -274,6 +281,20 @@ func (p *Policy) Validate() error {
 		if r.Agency == "" {
 			return fault.Of(fault.Invalid, f+".agency", "is required")
 		}
+		seen := map[string]bool{r.Agency: true}
+		for j, a := range r.Alternates {
+			fa := fmt.Sprintf("%s.alternates[%d]", f, j)
+			if strings.TrimSpace(a) == "" {
+				return fault.Of(fault.Invalid, fa, "must name an agency")
+			}
+			if seen[a] {
+				return fault.Of(fault.Invalid, fa, "agency %q is already designated by this route", a)
+			}
+			seen[a] = true
+		}
+	}
+	if err := p.validateCapacity(); err != nil {
+		return err
 	}
 	// Every listed code must route somewhere, or a lot could be decided
 	// "inspect" with nobody to inspect it.
@@ -332,27 +353,47 @@ func (p *Policy) ListedProcedures(hs string) []Procedure {
 	return out
 }
 
-// Route returns the agency for a listed lot.
+// Route returns the (preferred) agency for a listed lot.
 func (p *Policy) Route(l Listing, hs string) (string, bool) {
 	return p.route(l.Procedure, l.Ministry, hs)
 }
 
-func (p *Policy) route(pr Procedure, ministry, hs string) (string, bool) {
-	best := -1
-	agency := ""
-	for _, r := range p.Routing {
-		if r.Procedure == pr && r.Ministry == ministry && strings.HasPrefix(hs, r.Prefix) && len(r.Prefix) > best {
-			best, agency = len(r.Prefix), r.Agency
-		}
+// Designated returns the agencies designated for a listed lot, the
+// preferred first and then its route's alternates in order of preference.
+func (p *Policy) Designated(l Listing, hs string) ([]string, bool) {
+	r, ok := p.routeOf(l.Procedure, l.Ministry, hs)
+	if !ok {
+		return nil, false
 	}
-	return agency, best >= 0
+	return append([]string{r.Agency}, r.Alternates...), true
 }
 
-// RoutedAgencies lists every agency ID the routing names, sorted.
+func (p *Policy) route(pr Procedure, ministry, hs string) (string, bool) {
+	r, ok := p.routeOf(pr, ministry, hs)
+	return r.Agency, ok
+}
+
+// routeOf is the route of the longest prefix matching hs.
+func (p *Policy) routeOf(pr Procedure, ministry, hs string) (Route, bool) {
+	best := -1
+	var route Route
+	for _, r := range p.Routing {
+		if r.Procedure == pr && r.Ministry == ministry && strings.HasPrefix(hs, r.Prefix) && len(r.Prefix) > best {
+			best, route = len(r.Prefix), r
+		}
+	}
+	return route, best >= 0
+}
+
+// RoutedAgencies lists every agency ID the routing names (preferred or
+// alternate), sorted.
 func (p *Policy) RoutedAgencies() []string {
 	set := map[string]bool{}
 	for _, r := range p.Routing {
 		set[r.Agency] = true
+		for _, a := range r.Alternates {
+			set[a] = true
+		}
 	}
 	out := make([]string, 0, len(set))
 	for a := range set {

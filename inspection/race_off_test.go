@@ -1,0 +1,5 @@
+//go:build !race
+
+package inspection_test
+
+const raceDetector = false
