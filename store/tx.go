@@ -379,76 +379,7 @@ func (t *readTx) OpenAssignments(agency, after string, limit int) ([]inspection.
 	if limit < 1 || limit > MaxPageSize {
 		return nil, "", inspection.Invalid("limit", "must be between 1 and %d, got %d", MaxPageSize, limit)
 	}
-	if t.done {
-		return nil, "", errTxDone
-	}
-	pfx := openIndexPrefix(agency)
-	start := pfx
-	var cursor []byte
-	if after != "" {
-		c, err := hex.DecodeString(after)
-		if err != nil || len(c) != openIndexKeySize || !bytes.HasPrefix(c, pfx) {
-			return nil, "", inspection.Invalid("after", "%q is not a cursor for agency %q", after, agency)
-		}
-		cursor, start = c, c
-	}
-
-	if err := t.bareScan(); err != nil {
-		return nil, "", err
-	}
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = pfx
-	opts.PrefetchSize = min(limit+1, opts.PrefetchSize)
-	it := t.txn.NewIterator(opts)
-	defer it.Close()
-
-	var (
-		ids  []string
-		last []byte
-		more bool
-	)
-	for it.Seek(start); it.Valid(); it.Next() {
-		item := it.Item()
-		if cursor != nil && bytes.Equal(item.Key(), cursor) {
-			continue
-		}
-		if len(ids) == limit {
-			more = true
-			break
-		}
-		val, err := item.ValueCopy(nil)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: read %s: %w", prefixOpenIndex, err)
-		}
-		id, err := unwrap(prefixOpenIndex, val)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: %w", err)
-		}
-		ids = append(ids, string(id))
-		last = item.KeyCopy(last)
-	}
-	it.Close()
-
-	list := make([]inspection.Assignment, 0, len(ids))
-	for _, id := range ids {
-		a, err := t.Assignment(id)
-		if errors.Is(err, fault.ErrNotFound) {
-			return nil, "", fmt.Errorf("store: open-assignment index of %q names missing assignment %q", agency, id)
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		if !a.Status.Active() || a.Agency != agency {
-			return nil, "", fmt.Errorf("store: open-assignment index of %q out of step with assignment %q (status %q, agency %q)",
-				agency, id, a.Status, a.Agency)
-		}
-		list = append(list, a)
-	}
-	next := ""
-	if more {
-		next = hex.EncodeToString(last)
-	}
-	return list, next, nil
+	return t.Queue(inspection.QueueQuery{Agency: agency, Sort: "created", After: after, Limit: limit})
 }
 
 // setF writes one key, marking ErrTxnTooBig so the caller can split the
