@@ -22,6 +22,9 @@ func eventQuery(c echo.Context) (inspection.EventQuery, error) {
 		q   inspection.EventQuery
 		err error
 	)
+	if err := onlyParams(c, []string{"after", "limit", "types", "wait"}); err != nil {
+		return q, err
+	}
 	if q.After, err = afterSeq(c); err != nil {
 		return q, err
 	}

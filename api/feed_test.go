@@ -320,6 +320,10 @@ func TestFeedRefusesBadPulls(t *testing.T) {
 			t.Errorf("%s: status %d %+v, want 422 naming %s", tc.query, status, p, tc.field)
 		}
 	}
+	var unknown api.Problem
+	if status, _ := e.as("nsw").do("GET", "/v1/events?since=3", nil, &unknown); status != http.StatusBadRequest || unknown.Field != "since" {
+		t.Errorf("an unknown parameter: %d %+v, want 400 naming since", status, unknown)
+	}
 	// Compaction: nothing is removed while younger than the retention.
 	n, err := e.feed.CompactOutbox(context.Background())
 	if err != nil || n != 0 {
