@@ -22,6 +22,9 @@ var queueParams = []string{"agency", "status", "mode", "check", "overdue", "due_
 // onlyParams refuses a query parameter not in known, naming it.
 func onlyParams(c echo.Context, known []string) error {
 	for name := range c.QueryParams() {
+		if name == "" {
+			return badRequest("query", "a query parameter without a name; known: %s", strings.Join(known, ", "))
+		}
 		if !slices.Contains(known, name) {
 			return badRequest(name, "unknown query parameter %q; known: %s", name, strings.Join(known, ", "))
 		}
