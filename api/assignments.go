@@ -19,14 +19,21 @@ import (
 // refused, so a misspelt filter is not silently a list of everything.
 var queueParams = []string{"agency", "status", "mode", "check", "overdue", "due_before", "due_after", "sort", "after", "limit"}
 
-// onlyParams refuses a query parameter not in known, naming it.
+// onlyParams refuses a query parameter not in known, naming it (the first
+// in name order, so the answer does not vary).
 func onlyParams(c echo.Context, known []string) error {
-	for name := range c.QueryParams() {
+	params := c.QueryParams()
+	names := make([]string, 0, len(params))
+	for name := range params {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
 		if name == "" {
 			return badRequest("query", "a query parameter without a name; known: %s", strings.Join(known, ", "))
 		}
 		if !slices.Contains(known, name) {
-			return badRequest(name, "unknown query parameter %q; known: %s", name, strings.Join(known, ", "))
+			return badRequest(name, "unknown query parameter %.40q; known: %s", name, strings.Join(known, ", "))
 		}
 	}
 	return nil

@@ -274,3 +274,34 @@ func FuzzEventQuery(f *testing.F) {
 		}
 	})
 }
+
+// FuzzQueueAndSearchQueries: any query string of the agency's queue or of
+// the decision search is read or refused with a 4xx naming a parameter it
+// knows or one that was sent (or the nameless one, "query").
+func FuzzQueueAndSearchQueries(f *testing.F) {
+	for _, seed := range []string{"status=open,accepted&mode=strict&overdue=true&sort=due&limit=5",
+		"due_before=2026-03-02&due_after=2026-03-01T08:00:00+07:00", "sort=risk", "overdue=1", "importer=0101234567&from=2026-01-01&to=2025-01-01",
+		"hs=04&inspect=true&overridden=false", "after=%%%", "=", "mode=reduced&mode=strict", "limit=0", "bogus=1"} {
+		f.Add(seed, true)
+		f.Add(seed, false)
+	}
+	e := echo.New()
+	f.Fuzz(func(t *testing.T, raw string, queue bool) {
+		req := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/v1/x", RawQuery: raw}, Header: http.Header{}}
+		c := e.NewContext(req, httptest.NewRecorder())
+		var err error
+		if queue {
+			_, err = queueQuery(c)
+		} else {
+			_, err = decisionQuery(c)
+		}
+		if err == nil {
+			return
+		}
+		status, field := refusal(t, err)
+		_, sent := req.URL.Query()[field]
+		if !sent && field != "query" && status != http.StatusUnprocessableEntity {
+			t.Fatalf("%q refused %d naming %q, a parameter not sent", raw, status, field)
+		}
+	})
+}

@@ -2,8 +2,6 @@ package api
 
 import (
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -43,16 +41,8 @@ func (h *handlers) searchDecisions(c echo.Context, p access.Principal) error {
 // decisionQuery reads the search's parameters strictly.
 func decisionQuery(c echo.Context) (inspection.DecisionQuery, error) {
 	var q inspection.DecisionQuery
-	params := c.QueryParams()
-	names := make([]string, 0, len(params))
-	for name := range params {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if !slices.Contains(searchParams, name) {
-			return q, badRequest(name, "unknown query parameter %.40q: the search takes %s", name, strings.Join(searchParams, ", "))
-		}
+	if err := onlyParams(c, searchParams); err != nil {
+		return q, err
 	}
 	text := map[string]*string{"importer": &q.Importer, "declaration": &q.Declaration, "hs": &q.HS, "agency": &q.Agency, "after": &q.After}
 	for _, name := range []string{"importer", "declaration", "hs", "agency", "after"} {
