@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +95,21 @@ func TestFeedCarriesEveryChangeAndNoQuota(t *testing.T) {
 	}
 	s.clock.Advance(day)
 	s.result(drawn.AssignmentID, inspection.OutcomeFail) // reduced → strict
+	// The agency corrects it (a finding misread), then takes another lot
+	// on, which runs past its deadline and is escalated.
+	agency := "agency:" + drawn.Agency
+	corr := map[string]any{"outcome": "fail", "reason": "finding code misread", "findings": []map[string]string{{"code": "LABEL", "text": "label missing"}}}
+	if status, _ := s.as(agency).do("POST", "/v1/assignments/"+drawn.AssignmentID+"/corrections", corr, nil); status != http.StatusCreated {
+		t.Fatalf("correction: %d", status)
+	}
+	late := s.decide(s.next(), importerA, milk("Feed Late Dairy"))
+	if status, _ := s.as(agency).do("POST", "/v1/assignments/"+late.AssignmentID+"/accept", map[string]any{"officer": "Officer Feed"}, nil); status != http.StatusOK {
+		t.Fatalf("accept: %d", status)
+	}
+	s.clock.Advance(30 * day)
+	if n, err := s.svc.EscalateOverdue(context.Background(), access.SystemPrincipal()); err != nil || n == 0 {
+		t.Fatalf("escalation: %d (%v)", n, err)
+	}
 	other := s.lot(importerB, kettle("Feed Kettles"), N, inspection.RuleNormalDefault)
 	body := map[string]any{"reason_code": "duplicate_declaration", "reason_text": "declared twice", "inspect": false}
 	if status, _ := s.as("customs").do("POST", "/v1/decisions/"+other.ID+"/override", body, nil); status != http.StatusCreated {
@@ -150,10 +164,8 @@ func TestFeedCarriesEveryChangeAndNoQuota(t *testing.T) {
 			t.Errorf("event %d mentions the quota: %s", ev.Seq, raw)
 		}
 	}
-	// The types the agencies' workflow adds (#18) have no use case yet.
-	pending := []feed.Type{feed.AssignmentAccepted, feed.AssignmentEscalated, feed.ResultCorrected}
 	for _, ty := range feed.Types() {
-		if seen[ty] == 0 && !slices.Contains(pending, ty) {
+		if seen[ty] == 0 {
 			t.Errorf("no %s event among %d: %v", ty, len(all), seen)
 		}
 	}
