@@ -1,21 +1,124 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/labstack/echo/v4"
 
 	"github.com/ktcn/ktcn/api"
 )
 
-// The OpenAPI document is kept true by checks: it validates as OpenAPI
-// 3.1 (kin-openapi), and every route echo registers is in it.
+// The OpenAPI document is kept true by three checks: it validates as
+// OpenAPI 3.1 (kin-openapi), every route echo registers is in it, and
+// every request and response any API test sends through env.send is
+// validated against it (checkSpec, called by send for every exchange).
+
+// specRouter finds the documented operation of a request.
+var specRouter = sync.OnceValues(func() (routers.Router, error) {
+	doc, err := api.OpenAPI()
+	if err != nil {
+		return nil, err
+	}
+	return legacy.NewRouter(doc)
+})
+
+// failures collects what a check finds, for the tests that show it bites.
+type failures struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (f *failures) add(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list = append(f.list, fmt.Sprintf(format, args...))
+}
+
+func (f *failures) all() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.list)
+}
+
+// peek returns the bytes of a request body without consuming it, for the
+// readers tests send; known is false for a stream it cannot read ahead.
+func peek(r io.Reader) (body []byte, known bool) {
+	switch b := r.(type) {
+	case nil:
+		return nil, true
+	case *bytes.Buffer:
+		return bytes.Clone(b.Bytes()), true
+	case *bytes.Reader:
+		body, _ = io.ReadAll(b)
+		_, _ = b.Seek(0, io.SeekStart)
+		return body, true
+	case *strings.Reader:
+		body, _ = io.ReadAll(b)
+		_, _ = b.Seek(0, io.SeekStart)
+		return body, true
+	}
+	return nil, false
+}
+
+var specOptions = &openapi3filter.Options{
+	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+	// A status the document does not list is a failure too.
+	IncludeResponseStatus: true,
+	MultiError:            true,
+}
+
+// checkSpec validates one exchange against the OpenAPI document: the
+// request when the API accepted it (a request the API refuses may well be
+// outside the schema: that is what the refusal is for), and the response
+// always. Requests to routes the document does not have (tests of
+// unknown paths and methods) are skipped: TestOpenAPIDocumentsEveryRoute
+// covers every registered route.
+func (e *env) checkSpec(sent *http.Request, body []byte, known bool, resp *http.Response, raw []byte) {
+	report := e.spec
+	if report == nil {
+		report = e.t.Errorf
+	}
+	router, err := specRouter()
+	if err != nil {
+		report("openapi: %v", err)
+		return
+	}
+	req := sent.Clone(context.Background())
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		return
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: specOptions}
+	what := sent.Method + " " + sent.URL.RequestURI()
+	if resp.StatusCode < 300 {
+		opts := *specOptions
+		opts.ExcludeRequestBody = !known
+		in.Options = &opts
+		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+			report("openapi: %s was answered %d but the request does not match the document: %v", what, resp.StatusCode, err)
+		}
+		in.Options = specOptions
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Body: io.NopCloser(bytes.NewReader(raw)), Options: specOptions}
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		report("openapi: %s answered %d %.300s, which does not match the document: %v", what, resp.StatusCode, raw, err)
+	}
+}
 
 // TestOpenAPIDocumentValidates: the document is valid OpenAPI 3.1, as
 // kin-openapi checks it, and round-trips through its loader as served.
@@ -95,4 +198,31 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 			t.Fatalf("undocumented = %v, want the added route alone", missing)
 		}
 	})
+}
+
+// TestOpenAPIResponseMismatchBites: a documented route whose answer does
+// not match its schema fails the check every API test runs, as does an
+// accepted request outside the schema.
+func TestOpenAPIResponseMismatchBites(t *testing.T) {
+	var got failures
+	e := newEnvWith(t, start, envOptions{specFailures: &got, routes: func(ec *echo.Echo) {
+		// Replaces the real handler: a decision whose inspect is a string
+		// and which lacks most required members.
+		ec.GET("/v1/decisions/:id", func(c echo.Context) error {
+			return c.JSON(http.StatusOK, map[string]any{"id": c.Param("id"), "inspect": "yes"})
+		})
+		// An undocumented status on a documented route.
+		ec.GET("/v1/policies", func(c echo.Context) error { return c.JSON(http.StatusTeapot, map[string]string{}) })
+	}})
+	e.do("GET", "/v1/decisions/D-1", nil, nil)
+	e.do("GET", "/v1/policies", nil, nil)
+	fs := got.all()
+	if len(fs) != 2 || !strings.Contains(fs[0], "GET /v1/decisions/D-1 answered 200") || !strings.Contains(fs[1], "GET /v1/policies answered 418") {
+		t.Fatalf("want a failure for each wrong answer, got %q", fs)
+	}
+	// A well-formed answer passes.
+	e.as(anonymous).do("GET", "/healthz", nil, nil)
+	if n := len(got.all()); n != 2 {
+		t.Fatalf("a valid answer was reported: %q", got.all()[2:])
+	}
 }
