@@ -226,3 +226,31 @@ func TestOpenAPIResponseMismatchBites(t *testing.T) {
 		t.Fatalf("a valid answer was reported: %q", got.all()[2:])
 	}
 }
+
+// TestReferencePageIsSelfContained: GET /v1/reference is HTML served by
+// the binary that reads the document from this server and loads nothing
+// from anywhere else.
+func TestReferencePageIsSelfContained(t *testing.T) {
+	e := newEnv(t, start)
+	req, err := http.NewRequest("GET", e.srv.URL+"/v1/reference", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if !bytes.Contains(page, []byte(`fetch("/v1/openapi.json")`)) {
+		t.Error("the page does not read /v1/openapi.json")
+	}
+	for _, outside := range []string{"http://", "https://", `src="//`, `href="//`, "@import"} {
+		if bytes.Contains(page, []byte(outside)) {
+			t.Errorf("the page refers outside this server: %q", outside)
+		}
+	}
+}
