@@ -158,6 +158,40 @@ type health struct {
 // answers an RFC 9457 problem (Problem).
 var problemStatuses = []int{400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500, 503}
 
+// problemCodes are the codes a Problem carries and what each means; the
+// document lists them as the enum of code, so every problem any API test
+// provokes is checked to carry one of them.
+var problemCodes = []struct{ code, doc string }{
+	{"invalid", "400: the request is malformed (JSON, media type, parameter); 422: the input breaks a rule. field names it"},
+	{"unauthenticated", "401: no key, or a key that is unknown, expired or revoked"},
+	{"forbidden", "403: the principal's role may not do this"},
+	{"not_found", "404: no such record, or not one the principal may see"},
+	{"method_not_allowed", "405: the path exists but not with this method"},
+	{"conflict", "409: the input contradicts what is stored (e.g. a retry with another body)"},
+	{"gone", "410: it existed but is no longer kept"},
+	{"too_large", "413: the body exceeds the limit"},
+	{"unsupported_media_type", "415: the body is not application/json"},
+	{"rate_limited", "429: too many requests from this principal, or too many failed authentications from this address"},
+	{"internal", "500: a bug or an unexpected storage failure"},
+	{"unavailable", "503: a dependency is down or the server is shutting down; retry later"},
+}
+
+// describeProblem documents Problem's members: the code enum and the type
+// URI each code has.
+func describeProblem(sc *openapi3.Schema) {
+	sc.Description = "RFC 9457 problem details. type is https://ktcn.gov.vn/problems/<code>; title is the status text."
+	code := sc.Properties["code"].Value
+	var b strings.Builder
+	b.WriteString("ktcn's error code:")
+	for _, c := range problemCodes {
+		code.Enum = append(code.Enum, c.code)
+		b.WriteString("\n- " + c.code + ": " + c.doc)
+	}
+	code.Description = b.String()
+	sc.Properties["type"].Value.Format = "uri"
+	sc.Properties["field"].Value.Description = "the offending input: a JSON pointer into the body, or a parameter name"
+}
+
 var (
 	openAPIOnce sync.Once
 	openAPIDoc  *openapi3.T
@@ -208,6 +242,7 @@ func buildOpenAPI() (*openapi3.T, error) {
 	if err != nil {
 		return nil, err
 	}
+	describeProblem(s.doc.Components.Schemas["Problem"].Value)
 	problemResponse := openapi3.NewResponse().
 		WithDescription("An RFC 9457 problem: code is ktcn's error code, field the offending input (JSON path or parameter name).").
 		WithContent(openapi3.NewContentWithSchemaRef(problem, []string{problemContentType}))
