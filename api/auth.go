@@ -48,6 +48,10 @@ func to(a access.Action) rule { return rule{action: a} }
 // every use case checks it again. Keep the README's roles table in step.
 var routeRules = map[string]rule{
 	"GET /healthz": {public: true}, // (and GET /metrics, when it lands)
+	// The API's description is no secret: clients read it before they
+	// have a key.
+	"GET /v1/openapi.json": {public: true},
+	"GET /v1/reference":    {public: true},
 
 	"POST /v1/declarations": to(access.ActDecide),
 	// The search: an agency finds only lots routed to it (the domain

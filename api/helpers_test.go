@@ -54,6 +54,9 @@ type env struct {
 	who string
 	// client sends the requests; nil is the test server's own client.
 	client *http.Client
+	// spec receives what the OpenAPI check finds wrong with a request or
+	// a response exchanged through send (openapi_test.go); nil is t.Errorf.
+	spec func(format string, args ...any)
 }
 
 // from returns the env sending from another loopback address (all of
@@ -86,6 +89,9 @@ type envOptions struct {
 	authFailWindow time.Duration
 	// keyReads, when not nil, counts the store reads authentication makes.
 	keyReads *atomic.Int64
+	// specFailures, when not nil, collects what the OpenAPI check finds
+	// wrong (openapi_test.go) instead of failing the test.
+	specFailures *failures
 }
 
 // countingStore counts the read transactions opened through it.
@@ -164,6 +170,9 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	}
 	for _, k := range keys {
 		e.tokens[k.Key.Principal.Name] = k.Token
+	}
+	if o.specFailures != nil {
+		e.spec = o.specFailures.add
 	}
 	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
 		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock})
@@ -249,6 +258,7 @@ func (e *env) doRaw(method, path, contentType, body string, out any) (int, http.
 
 func (e *env) send(method, path, contentType string, r io.Reader, out any) (int, http.Header) {
 	e.t.Helper()
+	sent, known := peek(r)
 	req, err := http.NewRequest(method, e.srv.URL+path, r)
 	if err != nil {
 		e.t.Fatal(err)
@@ -280,6 +290,7 @@ func (e *env) send(method, path, contentType string, r io.Reader, out any) (int,
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.checkSpec(req, sent, known, resp, raw)
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
 			e.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)

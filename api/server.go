@@ -90,6 +90,8 @@ func New(cfg Config) *echo.Echo {
 	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed}
 	e.GET("/healthz", h.health)
 	v1 := e.Group("/v1")
+	v1.GET("/openapi.json", openAPIJSONHandler) // openapi.go
+	v1.GET("/reference", referencePage)
 	v1.POST("/declarations", as(h.postDeclaration))
 	v1.GET("/decisions", as(h.searchDecisions)) // search.go
 	v1.GET("/decisions/:id", as(h.getDecision)) // override.go
