@@ -67,3 +67,35 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 		t.Errorf("restore of a truncated file: %v", err)
 	}
 }
+
+func TestBackupDirKeepsNewest(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	db, err := store.Open(store.Options{Dir: data, Small: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := store.NewBackupDir(db, data, filepath.Join(data, "backups"), 3); err == nil {
+		t.Error("a backup dir inside the data dir was accepted")
+	}
+	bd, err := store.NewBackupDir(db, data, data+".backups", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made []string
+	for range 5 {
+		info, err := bd.CreateBackup(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, info.File)
+	}
+	names, err := bd.List()
+	if err != nil || !reflect.DeepEqual(names, made[2:]) {
+		t.Errorf("kept %v, %v; want the newest three %v", names, err, made[2:])
+	}
+	ents, _ := os.ReadDir(data + ".backups")
+	if len(ents) != 3 {
+		t.Errorf("backup dir holds %d entries (temporary files left?)", len(ents))
+	}
+}
