@@ -56,6 +56,7 @@ func (b *Backups) Create(ctx context.Context, p access.Principal) (BackupInfo, e
 	}
 	info, err := b.target.CreateBackup(ctx)
 	if err != nil {
+		b.log.Error().Err(err).Str("by", p.Name).Msg("backup failed")
 		return BackupInfo{}, err
 	}
 	b.log.Info().Str("by", p.Name).Str("file", info.File).Int64("size", info.Size).Str("sha256", info.SHA256).Msg("backup taken")
@@ -71,6 +72,7 @@ func (b *Backups) Stream(ctx context.Context, p access.Principal, w io.Writer) (
 	}
 	info, err := b.target.WriteBackup(ctx, w)
 	if err != nil {
+		b.log.Error().Err(err).Str("by", p.Name).Msg("streamed backup failed")
 		return BackupInfo{}, err
 	}
 	b.log.Info().Str("by", p.Name).Int64("size", info.Size).Str("sha256", info.SHA256).Msg("backup streamed")
