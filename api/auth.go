@@ -95,6 +95,10 @@ var routeRules = map[string]rule{
 	"POST /v1/admin/keys":       to(access.ActManageKeys),
 	"GET /v1/admin/keys":        to(access.ActReadKeys),
 	"DELETE /v1/admin/keys/:id": to(access.ActManageKeys),
+	// Backups: into the server's backup dir, or streamed to the caller
+	// (`ktcn backup`). Admin only: a backup holds every record.
+	"POST /v1/admin/backups": to(access.ActBackup),
+	"GET /v1/admin/backup":   to(access.ActBackup),
 
 	// The policy lifecycle: authors draft, edit and submit; approvers
 	// approve, reject, activate, retire and shadow; whoever reads the

@@ -237,6 +237,12 @@ var matrix = map[string]matrixRow{
 	"GET /v1/admin/keys": {[]string{"admin", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/admin/keys", nil
 	}},
+	"POST /v1/admin/backups": {[]string{"admin"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/admin/backups", nil
+	}},
+	"GET /v1/admin/backup": {[]string{"admin"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/admin/backup", nil
+	}},
 	"GET /v1/workload": {[]string{"agency", "customs", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/workload?date=2026-01-05", nil
 	}},

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,8 @@ type env struct {
 	access *inspection.Access
 	feed   *inspection.Feed
 	clock  *testClock
+	// backups is the backup dir behind the backup routes.
+	backups *store.BackupDir
 	// tokens holds a key for every principal in principals.
 	tokens map[string]string
 	// who sends the requests: a principal name, anonymous for none, or ""
@@ -174,7 +177,16 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	if o.specFailures != nil {
 		e.spec = o.specFailures.add
 	}
-	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
+	bd, err := store.NewBackupDir(db, dir, filepath.Join(t.TempDir(), "backups"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backups, err := inspection.NewBackups(bd, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.backups = bd
+	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Backups: backups, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
 		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock})
 	if o.routes != nil {
 		o.routes(e.echo)
@@ -291,7 +303,9 @@ func (e *env) send(method, path, contentType string, r io.Reader, out any) (int,
 		e.t.Fatal(err)
 	}
 	e.checkSpec(req, sent, known, resp, raw)
-	if out != nil {
+	if b, ok := out.(*[]byte); ok {
+		*b = raw
+	} else if out != nil && resp.Header.Get("Content-Type") != echo.MIMEOctetStream {
 		if err := json.Unmarshal(raw, out); err != nil {
 			e.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
 		}

@@ -23,8 +23,11 @@ type Config struct {
 	// admin key endpoints.
 	Access *inspection.Access
 	// Feed serves the NSW feed and webhook subscriptions.
-	Feed   *inspection.Feed
-	Logger zerolog.Logger
+	Feed *inspection.Feed
+	// Backups takes backups for admins (backup.go); nil answers 503 on
+	// the backup routes.
+	Backups *inspection.Backups
+	Logger  zerolog.Logger
 	// BodyLimit caps request bodies (bytes); 0 means DefaultBodyLimit.
 	BodyLimit int64
 	// RateLimit is the sustained requests per second allowed to each
@@ -87,7 +90,7 @@ func New(cfg Config) *echo.Echo {
 	e.Use(authorize(cfg.Logger))
 	e.Use(bodyLimit(limit))
 
-	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed}
+	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, backups: cfg.Backups}
 	e.GET("/healthz", h.health)
 	v1 := e.Group("/v1")
 	v1.GET("/openapi.json", openAPIJSONHandler) // openapi.go
@@ -119,6 +122,8 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/admin/keys", as(h.createKey))
 	v1.GET("/admin/keys", as(h.listKeys))
 	v1.DELETE("/admin/keys/:id", as(h.revokeKey))
+	v1.POST("/admin/backups", as(h.createBackup)) // backup.go
+	v1.GET("/admin/backup", as(h.streamBackup))
 	v1.GET("/policies", as(h.listPolicies)) // policies.go
 	v1.POST("/policies", as(h.createPolicy))
 	v1.GET("/policies/:version", as(h.getPolicyVersion))
@@ -208,9 +213,10 @@ func requestLog(log zerolog.Logger) echo.MiddlewareFunc {
 }
 
 type handlers struct {
-	svc    *inspection.Service
-	access *inspection.Access
-	feed   *inspection.Feed
+	svc     *inspection.Service
+	access  *inspection.Access
+	feed    *inspection.Feed
+	backups *inspection.Backups
 }
 
 func (h *handlers) health(c echo.Context) error {

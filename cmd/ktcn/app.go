@@ -36,6 +36,8 @@ Usage:
   ktcn keys list [-json]   every API key, active or not (never a secret)
   ktcn keys revoke <id>    revoke a key at once
   ktcn loadgen [-rate R] [-clients N] [-duration D] [-count N]   load a running server over loopback
+  ktcn backup -out FILE [-addr URL] [-key K]   take an online backup from the running server
+  ktcn restore FILE DIR    check a backup's SHA-256, then restore it into an empty DIR
   ktcn nsw-receiver -secret S [-secret S2] [-secret-file F] [-record R.jsonl] [-addr A] [-fail-rate P]
                            reference receiver of ktcn's webhooks: verifies, dedupes, checks order
   (keys commands open the data dir, so run them with the server stopped;
@@ -57,6 +59,8 @@ Flags (each also an environment variable):
   -auth-fail-limit  KTCN_AUTH_FAIL_LIMIT   failed authentications from one address before 429 (default 20)
   -auth-fail-window KTCN_AUTH_FAIL_WINDOW  the window they are counted in (default 1m)
   -max-conns   KTCN_MAX_CONNS      connections held open at once (default 1024)
+  -backup-dir  KTCN_BACKUP_DIR     backups of POST /v1/admin/backups (default: <data dir>.backups)
+  -backup-keep KTCN_BACKUP_KEEP    backups kept there, newest first (default 7; 0 keeps all)
 `
 
 // Config is the service configuration, from flags over environment.
@@ -95,6 +99,11 @@ type Config struct {
 	EventRetention  string
 	SecretOverlap   string
 	WebhookSchedule string
+	// BackupDir receives the backups POST /v1/admin/backups and backupNow
+	// take (default: <data dir>.backups, beside the data dir); BackupKeep
+	// is how many of them are kept (default 7, 0 keeps all).
+	BackupDir  string
+	BackupKeep string
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
@@ -127,6 +136,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.EventRetention, "event-retention", env("KTCN_EVENT_RETENTION", ""), "how long feed events are kept once every webhook has them (default 30d)")
 	fs.StringVar(&c.SecretOverlap, "webhook-secret-overlap", env("KTCN_WEBHOOK_SECRET_OVERLAP", ""), "how long a rotated webhook secret keeps signing (default 24h)")
 	fs.StringVar(&c.WebhookSchedule, "webhook-retries", env("KTCN_WEBHOOK_RETRIES", ""), "delivery retry delays, comma-separated (default 0s,5s,5m,30m,2h,5h,10h,14h,20h,24h)")
+	fs.StringVar(&c.BackupDir, "backup-dir", env("KTCN_BACKUP_DIR", ""), "backup directory (default: <data dir>.backups, beside the data dir)")
+	fs.StringVar(&c.BackupKeep, "backup-keep", env("KTCN_BACKUP_KEEP", ""), "backups kept in the backup directory, newest first (default 7; 0 keeps all)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -144,6 +155,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if c.QuotaSecret == "" {
 		c.QuotaSecret = defaultQuotaSecretPath(c.DataDir)
+	}
+	if c.BackupDir == "" {
+		c.BackupDir = besideDataDir(c.DataDir, ".backups")
 	}
 	return c, nil
 }
@@ -197,6 +211,8 @@ var commands = []command{
 	{[]string{"keys", "revoke"}, runKeysRevoke},
 	{[]string{"loadgen"}, runLoadgen},
 	{[]string{"nsw-receiver"}, runReceiver},
+	{[]string{"backup"}, runBackup},
+	{[]string{"restore"}, runRestore},
 }
 
 // findCommand picks the command whose words start args, longest first.
@@ -231,6 +247,8 @@ type app struct {
 	// delivery (feed.go).
 	feed   *inspection.Feed
 	outbox *inspection.Outbox
+	// backups takes backups into cfg.BackupDir (backup.go).
+	backups *inspection.Backups
 	// timeouts of serve's connections; zero means defaultTimeouts (tests
 	// shorten them).
 	timeouts serverTimeouts
@@ -294,7 +312,11 @@ func withAppFlags(ctx context.Context, name string, args []string, getenv func(s
 	if err != nil {
 		return err
 	}
-	return fn(&app{cfg: cfg, log: log, store: db, svc: svc, access: access, feed: fd, outbox: outbox})
+	backups, err := newBackups(cfg, db, log)
+	if err != nil {
+		return err
+	}
+	return fn(&app{cfg: cfg, log: log, store: db, svc: svc, access: access, feed: fd, outbox: outbox, backups: backups})
 }
 
 func newLogger(level string, w io.Writer) (zerolog.Logger, error) {
@@ -386,7 +408,7 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 		timeouts = defaultTimeouts()
 	}
 	srv := &http.Server{
-		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Logger: a.log,
+		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Backups: a.backups, Logger: a.log,
 			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow}),
 		ReadHeaderTimeout: timeouts.readHeader,
 		ReadTimeout:       timeouts.read,

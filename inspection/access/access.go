@@ -140,6 +140,9 @@ const (
 	// ActApprovePolicy approves, rejects, activates, retires and shadows
 	// them: the second pair of eyes.
 	ActApprovePolicy Action = "approve_policy"
+	// ActBackup takes a backup of the store (to the backup directory, or
+	// streamed to the caller).
+	ActBackup Action = "backup"
 )
 
 // rolesFor is who may take each action. The choices:
@@ -157,7 +160,10 @@ const (
 //     auditor, and an agency (its own lots' events: cancellations reach
 //     it without polling); its payloads carry no quota state;
 //   - admin manages webhook receivers, as it manages keys: the signing
-//     secrets are credentials.
+//     secrets are credentials;
+//   - admin takes backups, an operator's task: a backup holds every record
+//     (though never the quota secret nor the audit key), so no domain role
+//     may take one.
 //
 // ActAdminister, and every other action, is open to the system principal
 // (ktcn acting on its operator's authority: the command line, jobs).
@@ -185,7 +191,7 @@ func rolesFor(a Action) []Role {
 		return []Role{RoleAdmin, RoleAuditor}
 	case ActReadEvents:
 		return []Role{RoleNSW, RoleCustoms, RoleAuditor, RoleAgency}
-	case ActManageWebhooks:
+	case ActManageWebhooks, ActBackup:
 		return []Role{RoleAdmin}
 	case ActDraftPolicy:
 		return []Role{RolePolicyAuthor}

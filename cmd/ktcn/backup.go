@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/store"
+)
+
+// Backups. Badger admits one process, so a backup of a running service is
+// taken through it: `ktcn backup` streams one from GET /v1/admin/backup,
+// POST /v1/admin/backups leaves one in the backup dir (as backupNow, for a
+// scheduled job, does). `ktcn restore` checks a backup's SHA-256 and
+// loads it into an empty directory. The quota master secret, the audit
+// signing key and the checkpoints live beside the data dir, not in it, so
+// no backup holds them: keep them apart (README, "Backup and restore").
+
+// DefaultBackupKeep is how many backups the backup dir keeps.
+const DefaultBackupKeep = 7
+
+func newBackups(cfg Config, db *store.DB, log zerolog.Logger) (*inspection.Backups, error) {
+	keep := DefaultBackupKeep
+	if cfg.BackupKeep != "" {
+		n, err := strconv.Atoi(cfg.BackupKeep)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("backup keep %q: want a whole number >= 0", cfg.BackupKeep)
+		}
+		keep = n
+	}
+	bd, err := store.NewBackupDir(db, cfg.DataDir, cfg.BackupDir, keep)
+	if err != nil {
+		return nil, err
+	}
+	return inspection.NewBackups(bd, log)
+}
+
+// backupNow takes a backup into the backup dir on the operator's
+// authority (a scheduled job), pruning the oldest beyond those kept.
+func (a *app) backupNow(ctx context.Context) (inspection.BackupInfo, error) {
+	return a.backups.Create(ctx, access.SystemPrincipal())
+}
+
+// adminToken finds the admin key: the flag, $KTCN_ADMIN_KEY, then the
+// "admin" entry of the development credentials in the data dir.
+func adminToken(flagKey string, getenv func(string) string, dataDir string) (string, error) {
+	if flagKey != "" {
+		return flagKey, nil
+	}
+	if k := getenv("KTCN_ADMIN_KEY"); k != "" {
+		return k, nil
+	}
+	path := filepath.Join(dataDir, devCredentialsFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("no admin key: pass -key, set KTCN_ADMIN_KEY, or point -data-dir at the data dir of a server started with fixtures (%w)", err)
+	}
+	var creds map[string]string
+	if err := json.Unmarshal(raw, &creds); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if creds["admin"] == "" {
+		return "", fmt.Errorf("%s has no \"admin\" key", path)
+	}
+	return creds["admin"], nil
+}
+
+func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		addr    = fs.String("addr", env("KTCN_ADDR", "127.0.0.1:8080"), "the running server: host:port or a URL")
+		key     = fs.String("key", "", "admin API key (default: $KTCN_ADMIN_KEY, then the data dir's development credentials)")
+		dataDir = fs.String("data-dir", env("KTCN_DATA_DIR", "./data"), "data dir holding dev-credentials.json (when no -key)")
+		out     = fs.String("out", "", "file to write the backup to (must not exist)")
+		timeout = fs.Duration("timeout", time.Hour, "give up after this long")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *out == "" {
+		return errors.New("backup: -out FILE is required")
+	}
+	if _, err := os.Lstat(*out); err == nil {
+		return fmt.Errorf("backup: %s exists; not overwriting it", *out)
+	}
+	token, err := adminToken(*key, getenv, *dataDir)
+	if err != nil {
+		return err
+	}
+	base := *addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	m, size, err := fetchBackup(ctx, strings.TrimRight(base, "/")+"/v1/admin/backup", token, *out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backup written to %s: %d bytes, stream sha256 %s, taken %s\n", *out, size, m.StreamSHA256, m.CreatedAt.Format(time.RFC3339))
+	fmt.Fprintln(stdout, "it holds neither the quota secret nor the audit key: keep those apart (README, \"Backup and restore\")")
+	return nil
+}
+
+// fetchBackup streams a backup into a temporary file beside out, checks
+// its manifest, syncs it and renames it to out.
+func fetchBackup(ctx context.Context, url, token, out string) (store.BackupManifest, int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return store.BackupManifest{}, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return store.BackupManifest{}, 0, fmt.Errorf("backup: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return store.BackupManifest{}, 0, fmt.Errorf("backup: the server answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
+	if err != nil {
+		return store.BackupManifest{}, 0, fmt.Errorf("backup: %w", err)
+	}
+	defer func() { _ = tmp.Close(); _ = os.Remove(tmp.Name()) }()
+	size, err := io.Copy(tmp, resp.Body)
+	if err != nil {
+		return store.BackupManifest{}, 0, fmt.Errorf("backup: transfer failed after %d bytes: %w", size, err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return store.BackupManifest{}, 0, err
+	}
+	m, err := store.VerifyBackup(tmp)
+	if err != nil {
+		return m, 0, fmt.Errorf("backup: the received file does not check out: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return m, 0, fmt.Errorf("backup: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return m, 0, fmt.Errorf("backup: %w", err)
+	}
+	if err := os.Link(tmp.Name(), out); err != nil { // fails if out appeared meanwhile
+		return m, 0, fmt.Errorf("backup: %w", err)
+	}
+	return m, size, nil
+}
+
+func runRestore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	level := fs.String("log-level", "warn", "log level")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return errors.New("usage: ktcn restore [-log-level L] FILE DIR (DIR must not exist or be empty)")
+	}
+	file, dir := fs.Arg(0), fs.Arg(1)
+	log, err := newLogger(*level, stderr)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer f.Close()
+	m, err := store.Restore(ctx, f, store.Options{Dir: dir, Logger: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "restored %s (taken %s, stream sha256 %s) into %s\n", file, m.CreatedAt.Format(time.RFC3339), m.StreamSHA256, dir)
+	fmt.Fprintf(stdout, "put the quota secret at %s and the audit key and checkpoints at %s, %s (or pass -quota-secret, -audit-key, -audit-checkpoints)\n",
+		defaultQuotaSecretPath(dir), defaultAuditKeyPath(dir), defaultCheckpointPath(dir))
+	return nil
+}
