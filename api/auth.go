@@ -119,6 +119,11 @@ var routeRules = map[string]rule{
 	"POST /v1/webhooks/:id/redeliver":     to(access.ActManageWebhooks),
 	"GET /v1/webhooks/:id/dead-letters":   to(access.ActManageWebhooks),
 	"DELETE /v1/webhooks/:id":             to(access.ActManageWebhooks),
+
+	// The periodic jobs: admin runs one by hand; the auditor sees how
+	// they went.
+	"GET /v1/jobs":            to(access.ActReadJobs),
+	"POST /v1/jobs/:name/run": to(access.ActRunJobs),
 }
 
 func routeKey(method, path string) string { return method + " " + path }

@@ -326,6 +326,12 @@ var matrix = map[string]matrixRow{
 	"DELETE /v1/webhooks/:id": {[]string{"admin"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
 		return "/v1/webhooks/" + m.webhook(t), nil
 	}},
+	"GET /v1/jobs": {[]string{"admin", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/jobs", nil
+	}},
+	"POST /v1/jobs/:name/run": {[]string{"admin"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/jobs/noop/run", nil
+	}},
 	"DELETE /v1/admin/keys/:id": {[]string{"admin"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
 		k, err := m.access.CreateKey(context.Background(), access.Principal{Name: "admin:test", Role: access.RoleAdmin},
 			inspection.KeyRequest{Principal: "auditor:doomed"})

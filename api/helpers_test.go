@@ -86,6 +86,8 @@ type envOptions struct {
 	authFailWindow time.Duration
 	// keyReads, when not nil, counts the store reads authentication makes.
 	keyReads *atomic.Int64
+	// jobs serves /v1/jobs; nil is a fakeJobs with one idle job, "noop".
+	jobs api.Jobs
 }
 
 // countingStore counts the read transactions opened through it.
@@ -165,7 +167,10 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	for _, k := range keys {
 		e.tokens[k.Key.Principal.Name] = k.Token
 	}
-	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
+	if o.jobs == nil {
+		o.jobs = &fakeJobs{names: []string{"noop"}}
+	}
+	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Logger: log, Jobs: o.jobs, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
 		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock})
 	if o.routes != nil {
 		o.routes(e.echo)

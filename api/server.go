@@ -39,6 +39,9 @@ type Config struct {
 	AuthFailWindow time.Duration
 	// Clock times the failure windows; nil is the system clock.
 	Clock calendar.Clock
+	// Jobs lists the periodic jobs and runs one by hand (GET /v1/jobs,
+	// POST /v1/jobs/:name/run); nil serves an empty list.
+	Jobs Jobs
 }
 
 // DefaultBodyLimit fits a 50-line declaration with certificates many
@@ -87,7 +90,7 @@ func New(cfg Config) *echo.Echo {
 	e.Use(authorize(cfg.Logger))
 	e.Use(bodyLimit(limit))
 
-	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed}
+	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, jobs: cfg.Jobs}
 	e.GET("/healthz", h.health)
 	v1 := e.Group("/v1")
 	v1.POST("/declarations", as(h.postDeclaration))
@@ -138,6 +141,8 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/webhooks/:id/redeliver", as(h.redeliverWebhook))
 	v1.GET("/webhooks/:id/dead-letters", as(h.listDeadLetters))
 	v1.DELETE("/webhooks/:id", as(h.deleteWebhook))
+	v1.GET("/jobs", as(h.listJobs)) // jobs.go
+	v1.POST("/jobs/:name/run", as(h.runJob))
 	return e
 }
 
@@ -209,6 +214,7 @@ type handlers struct {
 	svc    *inspection.Service
 	access *inspection.Access
 	feed   *inspection.Feed
+	jobs   Jobs
 }
 
 func (h *handlers) health(c echo.Context) error {

@@ -234,6 +234,9 @@ type app struct {
 	// timeouts of serve's connections; zero means defaultTimeouts (tests
 	// shorten them).
 	timeouts serverTimeouts
+	// backup, when set, is scheduled as the job "backup" (jobs.go); the
+	// scheduled backups with retention are built separately.
+	backup *backupJob
 }
 
 func withApp(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer, fn func(*app) error) error {
@@ -385,8 +388,9 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	if timeouts == (serverTimeouts{}) {
 		timeouts = defaultTimeouts()
 	}
+	jobs := a.newJobs(ctx)
 	srv := &http.Server{
-		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Logger: a.log,
+		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Logger: a.log, Jobs: jobs,
 			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow}),
 		ReadHeaderTimeout: timeouts.readHeader,
 		ReadTimeout:       timeouts.read,
@@ -408,7 +412,10 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 		return err
 	}
 	defer stopDelivery()
-	stopJobs := a.startJobs(ctx)
+	stopJobs, err := a.startJobs(jobs)
+	if err != nil {
+		return err
+	}
 	defer stopJobs()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(conns) }()

@@ -140,6 +140,10 @@ const (
 	// ActApprovePolicy approves, rejects, activates, retires and shadows
 	// them: the second pair of eyes.
 	ActApprovePolicy Action = "approve_policy"
+	// ActReadJobs lists the periodic jobs and how their runs went.
+	ActReadJobs Action = "read_jobs"
+	// ActRunJobs starts a job now, outside its schedule.
+	ActRunJobs Action = "run_jobs"
 )
 
 // rolesFor is who may take each action. The choices:
@@ -157,7 +161,9 @@ const (
 //     auditor, and an agency (its own lots' events: cancellations reach
 //     it without polling); its payloads carry no quota state;
 //   - admin manages webhook receivers, as it manages keys: the signing
-//     secrets are credentials.
+//     secrets are credentials;
+//   - admin runs the periodic jobs by hand (they act as the system, and
+//     every one is safe to run twice); the auditor reads how they went.
 //
 // ActAdminister, and every other action, is open to the system principal
 // (ktcn acting on its operator's authority: the command line, jobs).
@@ -181,8 +187,10 @@ func rolesFor(a Action) []Role {
 		return []Role{RoleAuditor}
 	case ActManageKeys:
 		return []Role{RoleAdmin}
-	case ActReadKeys:
+	case ActReadKeys, ActReadJobs:
 		return []Role{RoleAdmin, RoleAuditor}
+	case ActRunJobs:
+		return []Role{RoleAdmin}
 	case ActReadEvents:
 		return []Role{RoleNSW, RoleCustoms, RoleAuditor, RoleAgency}
 	case ActManageWebhooks:
