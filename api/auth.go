@@ -48,6 +48,9 @@ func to(a access.Action) rule { return rule{action: a} }
 // every use case checks it again. Keep the README's roles table in step.
 var routeRules = map[string]rule{
 	"GET /healthz": {public: true}, // (and GET /metrics, when it lands)
+	// Readiness says only ready or which check failed (the store, a job's
+	// name, a webhook's ID): nothing a caller could not learn by trying.
+	"GET /readyz": {public: true},
 
 	"POST /v1/declarations": to(access.ActDecide),
 	// The search: an agency finds only lots routed to it (the domain

@@ -145,6 +145,7 @@ func (m *matrixFixture) accepted(t *testing.T, strict bool) string {
 // fails for any route the router has that is not a row here.
 var matrix = map[string]matrixRow{
 	"GET /healthz": {[]string{"*"}, func(*testing.T, *matrixFixture, string) (string, any) { return "/healthz", nil }},
+	"GET /readyz":  {[]string{"*"}, func(*testing.T, *matrixFixture, string) (string, any) { return "/readyz", nil }},
 	"POST /v1/declarations": {[]string{"nsw", "customs"}, func(_ *testing.T, m *matrixFixture, _ string) (string, any) {
 		l := milk("Matrix Dairy")
 		l.LineNo = 1

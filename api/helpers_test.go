@@ -88,6 +88,8 @@ type envOptions struct {
 	keyReads *atomic.Int64
 	// jobs serves /v1/jobs; nil is a fakeJobs with one idle job, "noop".
 	jobs api.Jobs
+	// ready is /readyz's check (nil: none beyond the policy).
+	ready api.Readiness
 }
 
 // countingStore counts the read transactions opened through it.
@@ -170,7 +172,7 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	if o.jobs == nil {
 		o.jobs = &fakeJobs{names: []string{"noop"}}
 	}
-	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Logger: log, Jobs: o.jobs, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
+	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Logger: log, Jobs: o.jobs, Ready: o.ready, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
 		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock})
 	if o.routes != nil {
 		o.routes(e.echo)

@@ -89,3 +89,23 @@ func (h *handlers) runJob(c echo.Context, p access.Principal) error {
 // Readiness says whether the service can do its work; nil is ready, an
 // error says why not (cmd/ktcn checks the store, the jobs and the outbox).
 type Readiness func(ctx context.Context) error
+
+// readyTimeout bounds a readiness check: a store that cannot answer in
+// time is not ready.
+const readyTimeout = 5 * time.Second
+
+// readiness is GET /readyz: 200 {"status":"ready"}, or 503 problem+json
+// whose detail says what is not ready.
+func (h *handlers) readiness(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
+	defer cancel()
+	if _, err := h.svc.PolicyInForce(ctx); err != nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "policy in force not readable: "+err.Error())
+	}
+	if h.ready != nil {
+		if err := h.ready(ctx); err != nil {
+			return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error())
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}

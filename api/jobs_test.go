@@ -1,8 +1,11 @@
 package api_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -73,5 +76,22 @@ func TestJobsEndpoints(t *testing.T) {
 	defer jobs.mu.Unlock()
 	if !slices.Equal(jobs.started, []string{"escalation"}) {
 		t.Errorf("started %v, want only escalation", jobs.started)
+	}
+}
+
+// /readyz is public: 200 ready, or 503 problem+json saying why not.
+func TestReadyz(t *testing.T) {
+	var reason error
+	e := newEnvWith(t, start, envOptions{ready: func(context.Context) error { return reason }})
+	var body map[string]string
+	if status, _ := e.as(anonymous).do("GET", "/readyz", nil, &body); status != http.StatusOK || body["status"] != "ready" {
+		t.Fatalf("ready: %d %v", status, body)
+	}
+	reason = errors.New("jobs stuck: rescoring (running since 2026-01-05T02:00:00+07:00)")
+	var p api.Problem
+	status, hdr := e.as(anonymous).do("GET", "/readyz", nil, &p)
+	if status != http.StatusServiceUnavailable || hdr.Get("Content-Type") != "application/problem+json" ||
+		p.Code != "unavailable" || !strings.Contains(p.Detail, "rescoring") {
+		t.Fatalf("not ready: %d %q %+v", status, hdr.Get("Content-Type"), p)
 	}
 }

@@ -42,6 +42,9 @@ type Config struct {
 	// Jobs lists the periodic jobs and runs one by hand (GET /v1/jobs,
 	// POST /v1/jobs/:name/run); nil serves an empty list.
 	Jobs Jobs
+	// Ready is what GET /readyz checks beyond the policy in force being
+	// readable; nil checks only that.
+	Ready Readiness
 }
 
 // DefaultBodyLimit fits a 50-line declaration with certificates many
@@ -90,8 +93,9 @@ func New(cfg Config) *echo.Echo {
 	e.Use(authorize(cfg.Logger))
 	e.Use(bodyLimit(limit))
 
-	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, jobs: cfg.Jobs}
+	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, jobs: cfg.Jobs, ready: cfg.Ready}
 	e.GET("/healthz", h.health)
+	e.GET("/readyz", h.readiness) // jobs.go
 	v1 := e.Group("/v1")
 	v1.POST("/declarations", as(h.postDeclaration))
 	v1.GET("/decisions", as(h.searchDecisions)) // search.go
@@ -215,8 +219,11 @@ type handlers struct {
 	access *inspection.Access
 	feed   *inspection.Feed
 	jobs   Jobs
+	ready  Readiness
 }
 
+// health is liveness: the process is up and answers (with the policy in
+// force, read from memory).
 func (h *handlers) health(c echo.Context) error {
 	p, err := h.svc.PolicyInForce(c.Request().Context())
 	if err != nil {

@@ -390,7 +390,7 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	}
 	jobs := a.newJobs(ctx)
 	srv := &http.Server{
-		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Logger: a.log, Jobs: jobs,
+		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Logger: a.log, Jobs: jobs, Ready: a.ready(jobs),
 			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow}),
 		ReadHeaderTimeout: timeouts.readHeader,
 		ReadTimeout:       timeouts.read,

@@ -295,3 +295,38 @@ func (a *app) startJobs(r *registry) (stop func(), err error) {
 	c.Start()
 	return func() { <-c.Stop().Done(); r.Wait() }, nil
 }
+
+// outboxStuckAfter is how old the oldest event an enabled webhook has not
+// settled may get before the service reports itself not ready: delivery
+// retries for a day (the default schedule), so an hour behind means a
+// receiver, or delivery itself, needs someone.
+const outboxStuckAfter = time.Hour
+
+// ready is /readyz's check: the store reads and writes (store.Ping), no
+// job has run past its threshold, and no enabled webhook's delivery lags
+// more than outboxStuckAfter. The error says which failed.
+func (a *app) ready(jobs *registry) api.Readiness {
+	return func(ctx context.Context) error {
+		if err := a.store.Ping(ctx); err != nil {
+			return err
+		}
+		if err := jobs.Stuck(); err != nil {
+			return err
+		}
+		hooks, err := a.feed.Webhooks(ctx, access.SystemPrincipal())
+		if err != nil {
+			return fmt.Errorf("outbox: delivery status not readable: %w", err)
+		}
+		var stuck []string
+		for _, w := range hooks {
+			if w.Status == "enabled" && w.Delivery != nil && w.Delivery.LagEvents > 0 &&
+				time.Duration(w.Delivery.LagSeconds*float64(time.Second)) > outboxStuckAfter {
+				stuck = append(stuck, fmt.Sprintf("webhook %s %.0fs behind (%d events)", w.ID, w.Delivery.LagSeconds, w.Delivery.LagEvents))
+			}
+		}
+		if len(stuck) > 0 {
+			return errors.New("outbox stuck: " + strings.Join(stuck, ", "))
+		}
+		return nil
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,5 +129,46 @@ func TestJobStartBusyUnknownAndStuck(t *testing.T) {
 	r.Wait()
 	if err := r.Stuck(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The served jobs and /readyz, end to end: ready on a fresh store, every
+// job listed, a manual run recorded.
+func TestJobsAndReadyzServed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	env := map[string]string{"KTCN_DATA_DIR": dir, "KTCN_ADDR": "127.0.0.1:0", "KTCN_LOG_LEVEL": "warn"}
+	base, _ := serveInProcess(t, env)
+	call := caller(t, base, readDevCredentials(t, filepath.Join(dir, devCredentialsFile)))
+	var ready map[string]string
+	if status := call("", "GET", "/readyz", nil, &ready); status != http.StatusOK || ready["status"] != "ready" {
+		t.Fatalf("readyz: %d %v", status, ready)
+	}
+	var list api.JobList
+	if status := call("auditor", "GET", "/v1/jobs", nil, &list); status != http.StatusOK {
+		t.Fatalf("list: %d", status)
+	}
+	var names []string
+	for _, j := range list.Jobs {
+		names = append(names, j.Name)
+	}
+	if want := []string{"escalation", "outbox-compaction", "quota-rollover", "rescoring", "value-log-gc"}; !slices.Equal(names, want) {
+		t.Fatalf("jobs %v, want %v", names, want)
+	}
+	if status := call("admin", "POST", "/v1/jobs/quota-rollover/run", nil, nil); status != http.StatusAccepted {
+		t.Fatalf("run: %d", status)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		call("admin", "GET", "/v1/jobs", nil, &list)
+		if st := list.Jobs[2]; st.Runs == 1 {
+			if st.Failures != 0 || st.LastSuccess == nil || !strings.HasPrefix(st.LastSummary, "period ") {
+				t.Fatalf("quota-rollover: %+v", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the manual run never finished: %+v", list.Jobs[2])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
