@@ -213,7 +213,7 @@ func authorize(log zerolog.Logger) echo.MiddlewareFunc {
 			if !ok {
 				if registered(c.Echo(), method, path) {
 					// Fail closed, and loudly: this is a missing table row.
-					log.Error().Str("method", method).Str("path", path).Msg("route has no authorization rule; refused")
+					log.Error().Str("method", method).Str("path", path).Str("request_id", requestID(c)).Msg("route has no authorization rule; refused")
 					return inspection.Forbidden("%s %s has no authorization rule", method, path)
 				}
 				return next(c) // nothing matched: echo answers 404 or 405

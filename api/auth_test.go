@@ -468,7 +468,9 @@ func TestAgencyIsolation(t *testing.T) {
 	}
 
 	// raw sends and returns the status and the problem body with the ID
-	// asked for blanked, so two answers can be compared byte for byte.
+	// asked for and the request's own ID (different on every request,
+	// whatever it asks for) blanked, so two answers can be compared byte
+	// for byte.
 	raw := func(who, method, path, id string, body any) (int, string) {
 		t.Helper()
 		var m json.RawMessage
@@ -476,7 +478,8 @@ func TestAgencyIsolation(t *testing.T) {
 		if status >= 400 && hdr.Get("Content-Type") != "application/problem+json" {
 			t.Fatalf("%s %s: %q", method, path, hdr.Get("Content-Type"))
 		}
-		return status, strings.ReplaceAll(string(m), id, "ID")
+		out := strings.ReplaceAll(string(m), hdr.Get("X-Request-Id"), "REQUEST")
+		return status, strings.ReplaceAll(out, id, "ID")
 	}
 	result := map[string]any{"outcome": "pass", "inspected_at": start.Format(time.RFC3339)}
 	// Each row: a request for the owner's record, and the same request

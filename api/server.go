@@ -84,6 +84,10 @@ func New(cfg Config) *echo.Echo {
 	// The peer's address, never a forwarding header a client can write:
 	// failed authentications are counted against it.
 	e.IPExtractor = echo.ExtractIPDirect()
+	// Every request has an ID (X-Request-Id: the client's when it sent a
+	// sane one, else generated), echoed in the response, the request's log
+	// lines and its problem body (log.go).
+	e.Use(requestIDs()...)
 	e.Use(middleware.Recover())
 	e.Use(requestLog(cfg.Logger))
 	// Who, how often, whether allowed: see auth.go. Before the body limit,
@@ -182,34 +186,6 @@ func bodyLimit(n int64) echo.MiddlewareFunc {
 			}
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, n)
 			return next(c)
-		}
-	}
-}
-
-func requestLog(log zerolog.Logger) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			start := time.Now()
-			err := next(c)
-			if err != nil {
-				c.Error(err) // write the response now so the status is known
-			}
-			status := c.Response().Status
-			ev := log.Debug()
-			if status >= 500 {
-				ev = log.Error()
-			} else if status >= 400 {
-				ev = log.Info()
-			}
-			// The route template, not the URL, and the key's ID, never the
-			// key: nothing secret or personal reaches the log.
-			ev = ev.Str("method", c.Request().Method).Str("path", c.Path()).Int("status", status)
-			if p, ok := c.Get(ctxPrincipal).(access.Principal); ok {
-				id, _ := c.Get(ctxKeyID).(string)
-				ev = ev.Str("principal", p.Name).Str("key_id", id)
-			}
-			ev.Dur("took", time.Since(start)).Msg("http")
-			return nil
 		}
 	}
 }
