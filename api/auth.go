@@ -52,6 +52,9 @@ var routeRules = map[string]rule{
 	// have a key.
 	"GET /v1/openapi.json": {public: true},
 	"GET /v1/reference":    {public: true},
+	// Readiness says only ready or which check failed (the store, a job's
+	// name, a webhook's ID): nothing a caller could not learn by trying.
+	"GET /readyz": {public: true},
 
 	"POST /v1/declarations": to(access.ActDecide),
 	// The search: an agency finds only lots routed to it (the domain
@@ -127,6 +130,11 @@ var routeRules = map[string]rule{
 	"POST /v1/webhooks/:id/redeliver":     to(access.ActManageWebhooks),
 	"GET /v1/webhooks/:id/dead-letters":   to(access.ActManageWebhooks),
 	"DELETE /v1/webhooks/:id":             to(access.ActManageWebhooks),
+
+	// The periodic jobs: admin runs one by hand; the auditor sees how
+	// they went.
+	"GET /v1/jobs":            to(access.ActReadJobs),
+	"POST /v1/jobs/:name/run": to(access.ActRunJobs),
 }
 
 func routeKey(method, path string) string { return method + " " + path }
@@ -213,7 +221,7 @@ func authorize(log zerolog.Logger) echo.MiddlewareFunc {
 			if !ok {
 				if registered(c.Echo(), method, path) {
 					// Fail closed, and loudly: this is a missing table row.
-					log.Error().Str("method", method).Str("path", path).Msg("route has no authorization rule; refused")
+					log.Error().Str("method", method).Str("path", path).Str("request_id", requestID(c)).Msg("route has no authorization rule; refused")
 					return inspection.Forbidden("%s %s has no authorization rule", method, path)
 				}
 				return next(c) // nothing matched: echo answers 404 or 405

@@ -95,6 +95,10 @@ type envOptions struct {
 	// specFailures, when not nil, collects what the OpenAPI check finds
 	// wrong (openapi_test.go) instead of failing the test.
 	specFailures *failures
+	// jobs serves /v1/jobs; nil is a fakeJobs with one idle job, "noop".
+	jobs api.Jobs
+	// ready is /readyz's check (nil: none beyond the policy).
+	ready api.Readiness
 }
 
 // countingStore counts the read transactions opened through it.
@@ -186,7 +190,10 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.backups = bd
-	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Backups: backups, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
+	if o.jobs == nil {
+		o.jobs = &fakeJobs{names: []string{"noop"}}
+	}
+	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Backups: backups, Logger: log, Jobs: o.jobs, Ready: o.ready, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
 		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock})
 	if o.routes != nil {
 		o.routes(e.echo)

@@ -68,9 +68,12 @@ var (
 
 // apiDocs documents every route, keyed as routeRules is.
 var apiDocs = map[string]op{
-	"GET /healthz":         {summary: "Liveness and the policy version in force", status: 200, out: health{}},
-	"GET /v1/openapi.json": {summary: "This OpenAPI document", status: 200, out: map[string]any{}},
-	"GET /v1/reference":    {summary: "A human-readable reference of this API (HTML)", status: 200, media: "text/html"},
+	"GET /healthz":            {summary: "Liveness and the policy version in force", status: 200, out: health{}},
+	"GET /readyz":             {summary: "Readiness: the store reads and writes, no job is stuck, no webhook lags past its threshold (503 says which)", status: 200, out: ReadyStatus{}},
+	"GET /v1/jobs":            {summary: "The periodic jobs and how their runs went", status: 200, out: JobList{}},
+	"POST /v1/jobs/:name/run": {summary: "Start a job now, outside its schedule (409 while it runs)", status: 202, out: JobStarted{}},
+	"GET /v1/openapi.json":    {summary: "This OpenAPI document", status: 200, out: map[string]any{}},
+	"GET /v1/reference":       {summary: "A human-readable reference of this API (HTML)", status: 200, media: "text/html"},
 
 	"POST /v1/declarations": {summary: "Decide which lines of a declaration to inspect (idempotent by declaration_id)",
 		in: declaration.Input{}, status: 201, out: DeclarationResponse{}, replay: true},

@@ -11,9 +11,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Problem is an RFC 9457 problem details body. Field and Code are
-// extension members: the offending input in JSON-path form, and ktcn's
-// error code.
+// Problem is an RFC 9457 problem details body. Field, Code and RequestID
+// are extension members: the offending input in JSON-path form, ktcn's
+// error code, and the request's ID (X-Request-Id), which the server's log
+// lines about the request carry too.
 type Problem struct {
 	Type     string `json:"type"`
 	Title    string `json:"title"`
@@ -22,6 +23,8 @@ type Problem struct {
 	Instance string `json:"instance,omitempty"`
 	Code     string `json:"code"`
 	Field    string `json:"field,omitempty"`
+	// RequestID is the X-Request-Id of the request.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 const problemContentType = "application/problem+json"
@@ -57,7 +60,7 @@ func errorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
 		if c.Response().Committed {
 			return
 		}
-		p := Problem{Instance: c.Request().URL.Path}
+		p := Problem{Instance: c.Request().URL.Path, RequestID: requestID(c)}
 		var (
 			re *requestError
 			he *echo.HTTPError
@@ -87,7 +90,7 @@ func errorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
 			p.Status = http.StatusInternalServerError
 		}
 		if p.Status >= 500 {
-			log.Error().Err(err).Str("path", c.Request().URL.Path).Msg("request failed")
+			log.Error().Err(err).Str("path", c.Request().URL.Path).Str("request_id", p.RequestID).Msg("request failed")
 		}
 		if p.Status == http.StatusUnauthorized {
 			// RFC 6750: say which scheme to use, and whether the key sent

@@ -42,6 +42,12 @@ type Config struct {
 	AuthFailWindow time.Duration
 	// Clock times the failure windows; nil is the system clock.
 	Clock calendar.Clock
+	// Jobs lists the periodic jobs and runs one by hand (GET /v1/jobs,
+	// POST /v1/jobs/:name/run); nil serves an empty list.
+	Jobs Jobs
+	// Ready is what GET /readyz checks beyond the policy in force being
+	// readable; nil checks only that.
+	Ready Readiness
 }
 
 // DefaultBodyLimit fits a 50-line declaration with certificates many
@@ -81,6 +87,10 @@ func New(cfg Config) *echo.Echo {
 	// The peer's address, never a forwarding header a client can write:
 	// failed authentications are counted against it.
 	e.IPExtractor = echo.ExtractIPDirect()
+	// Every request has an ID (X-Request-Id: the client's when it sent a
+	// sane one, else generated), echoed in the response, the request's log
+	// lines and its problem body (log.go).
+	e.Use(requestIDs()...)
 	e.Use(middleware.Recover())
 	e.Use(requestLog(cfg.Logger))
 	// Who, how often, whether allowed: see auth.go. Before the body limit,
@@ -90,8 +100,9 @@ func New(cfg Config) *echo.Echo {
 	e.Use(authorize(cfg.Logger))
 	e.Use(bodyLimit(limit))
 
-	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, backups: cfg.Backups}
+	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, backups: cfg.Backups, jobs: cfg.Jobs, ready: cfg.Ready}
 	e.GET("/healthz", h.health)
+	e.GET("/readyz", h.readiness) // jobs.go
 	v1 := e.Group("/v1")
 	v1.GET("/openapi.json", openAPIJSONHandler) // openapi.go
 	v1.GET("/reference", referencePage)
@@ -145,6 +156,8 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/webhooks/:id/redeliver", as(h.redeliverWebhook))
 	v1.GET("/webhooks/:id/dead-letters", as(h.listDeadLetters))
 	v1.DELETE("/webhooks/:id", as(h.deleteWebhook))
+	v1.GET("/jobs", as(h.listJobs)) // jobs.go
+	v1.POST("/jobs/:name/run", as(h.runJob))
 	return e
 }
 
@@ -184,41 +197,17 @@ func bodyLimit(n int64) echo.MiddlewareFunc {
 	}
 }
 
-func requestLog(log zerolog.Logger) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			start := time.Now()
-			err := next(c)
-			if err != nil {
-				c.Error(err) // write the response now so the status is known
-			}
-			status := c.Response().Status
-			ev := log.Debug()
-			if status >= 500 {
-				ev = log.Error()
-			} else if status >= 400 {
-				ev = log.Info()
-			}
-			// The route template, not the URL, and the key's ID, never the
-			// key: nothing secret or personal reaches the log.
-			ev = ev.Str("method", c.Request().Method).Str("path", c.Path()).Int("status", status)
-			if p, ok := c.Get(ctxPrincipal).(access.Principal); ok {
-				id, _ := c.Get(ctxKeyID).(string)
-				ev = ev.Str("principal", p.Name).Str("key_id", id)
-			}
-			ev.Dur("took", time.Since(start)).Msg("http")
-			return nil
-		}
-	}
-}
-
 type handlers struct {
 	svc     *inspection.Service
 	access  *inspection.Access
 	feed    *inspection.Feed
 	backups *inspection.Backups
+	jobs    Jobs
+	ready   Readiness
 }
 
+// health is liveness: the process is up and answers (with the policy in
+// force, read from memory).
 func (h *handlers) health(c echo.Context) error {
 	p, err := h.svc.PolicyInForce(c.Request().Context())
 	if err != nil {

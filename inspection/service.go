@@ -385,7 +385,9 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in declaratio
 		s.log.Info().Str("period", p.Period).Str("commitment", p.Commitment).Msg("quota period opened")
 	}
 	if !out.Replayed {
-		s.log.Info().Str("declaration_id", d.ID).Int("lines", len(d.Lines)).Str("source", by.Name).Msg("declaration decided")
+		// Debug: one line per declaration is NSW's whole traffic; the
+		// request log and the group commit stats say how much there was.
+		s.log.Debug().Str("declaration_id", d.ID).Int("lines", len(d.Lines)).Str("source", by.Name).Msg("declaration decided")
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -72,6 +73,10 @@ type DB struct {
 	idle   *sync.Cond // signalled when active drops to zero
 	closed bool
 	active int
+
+	// pinging is set while a Ping's update is queued (ping.go), so a
+	// stuck committer costs one waiting goroutine, not one per probe.
+	pinging atomic.Bool
 }
 
 var _ inspection.Store = (*DB)(nil)

@@ -407,8 +407,9 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	if timeouts == (serverTimeouts{}) {
 		timeouts = defaultTimeouts()
 	}
+	jobs := a.newJobs(ctx)
 	srv := &http.Server{
-		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Backups: a.backups, Logger: a.log,
+		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Backups: a.backups, Logger: a.log, Jobs: jobs, Ready: a.ready(jobs),
 			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow}),
 		ReadHeaderTimeout: timeouts.readHeader,
 		ReadTimeout:       timeouts.read,
@@ -430,7 +431,10 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 		return err
 	}
 	defer stopDelivery()
-	stopJobs := a.startJobs(ctx)
+	stopJobs, err := a.startJobs(jobs)
+	if err != nil {
+		return err
+	}
 	defer stopJobs()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(conns) }()

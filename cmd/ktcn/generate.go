@@ -259,7 +259,7 @@ func (a *app) loadHistory(ctx context.Context) error {
 	ev := a.log.Info().Int("lots", s.Lots).Int("goods", s.Goods).Int("importers", s.Importers).
 		Int("strict", s.Strict).Int("normal", s.Normal).Int("reduced", s.Reduced).Int("exempt", s.Exempt).
 		Int("results", s.Results).Float64("failure_rate", s.FailureRate).Int("alerts", s.Alerts).
-		Dur("took", time.Since(started))
+		Int64("took_ms", time.Since(started).Milliseconds())
 	modes := make([]string, 0, len(rep.Examples))
 	for m := range rep.Examples {
 		modes = append(modes, string(m))

@@ -143,6 +143,10 @@ const (
 	// ActBackup takes a backup of the store (to the backup directory, or
 	// streamed to the caller).
 	ActBackup Action = "backup"
+	// ActReadJobs lists the periodic jobs and how their runs went.
+	ActReadJobs Action = "read_jobs"
+	// ActRunJobs starts a job now, outside its schedule.
+	ActRunJobs Action = "run_jobs"
 )
 
 // rolesFor is who may take each action. The choices:
@@ -164,6 +168,8 @@ const (
 //   - admin takes backups, an operator's task: a backup holds every record
 //     (though never the quota secret nor the audit key), so no domain role
 //     may take one.
+//   - admin runs the periodic jobs by hand (they act as the system, and
+//     every one is safe to run twice); the auditor reads how they went.
 //
 // ActAdminister, and every other action, is open to the system principal
 // (ktcn acting on its operator's authority: the command line, jobs).
@@ -187,8 +193,10 @@ func rolesFor(a Action) []Role {
 		return []Role{RoleAuditor}
 	case ActManageKeys:
 		return []Role{RoleAdmin}
-	case ActReadKeys:
+	case ActReadKeys, ActReadJobs:
 		return []Role{RoleAdmin, RoleAuditor}
+	case ActRunJobs:
+		return []Role{RoleAdmin}
 	case ActReadEvents:
 		return []Role{RoleNSW, RoleCustoms, RoleAuditor, RoleAgency}
 	case ActManageWebhooks, ActBackup:
