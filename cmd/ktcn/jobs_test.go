@@ -151,7 +151,7 @@ func TestJobsAndReadyzServed(t *testing.T) {
 	for _, j := range list.Jobs {
 		names = append(names, j.Name)
 	}
-	if want := []string{"escalation", "outbox-compaction", "quota-rollover", "rescoring", "value-log-gc"}; !slices.Equal(names, want) {
+	if want := []string{"backup", "escalation", "outbox-compaction", "quota-rollover", "rescoring", "value-log-gc"}; !slices.Equal(names, want) {
 		t.Fatalf("jobs %v, want %v", names, want)
 	}
 	if status := call("admin", "POST", "/v1/jobs/quota-rollover/run", nil, nil); status != http.StatusAccepted {
@@ -160,14 +160,14 @@ func TestJobsAndReadyzServed(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		call("admin", "GET", "/v1/jobs", nil, &list)
-		if st := list.Jobs[2]; st.Runs == 1 {
+		if st := list.Jobs[3]; st.Runs == 1 {
 			if st.Failures != 0 || st.LastSuccess == nil || !strings.HasPrefix(st.LastSummary, "period ") {
 				t.Fatalf("quota-rollover: %+v", st)
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the manual run never finished: %+v", list.Jobs[2])
+			t.Fatalf("the manual run never finished: %+v", list.Jobs[3])
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
