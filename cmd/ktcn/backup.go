@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,25 +56,7 @@ func (a *app) backupNow(ctx context.Context) (inspection.BackupInfo, error) {
 // adminToken finds the admin key: the flag, $KTCN_ADMIN_KEY, then the
 // "admin" entry of the development credentials in the data dir.
 func adminToken(flagKey string, getenv func(string) string, dataDir string) (string, error) {
-	if flagKey != "" {
-		return flagKey, nil
-	}
-	if k := getenv("KTCN_ADMIN_KEY"); k != "" {
-		return k, nil
-	}
-	path := filepath.Join(dataDir, devCredentialsFile)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("no admin key: pass -key, set KTCN_ADMIN_KEY, or point -data-dir at the data dir of a server started with fixtures (%w)", err)
-	}
-	var creds map[string]string
-	if err := json.Unmarshal(raw, &creds); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	if creds["admin"] == "" {
-		return "", fmt.Errorf("%s has no \"admin\" key", path)
-	}
-	return creds["admin"], nil
+	return credential(flagKey, getenv("KTCN_ADMIN_KEY"), "KTCN_ADMIN_KEY", dataDir, "admin")
 }
 
 func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

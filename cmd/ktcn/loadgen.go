@@ -97,25 +97,32 @@ func loadClient(addr string, conns int, timeout time.Duration) *http.Client {
 // loadToken finds the NSW key: the flag, the environment, then the
 // development credentials serve wrote into the data dir.
 func loadToken(flagKey string, getenv func(string) string, dataDir string) (string, error) {
+	return credential(flagKey, getenv("KTCN_LOADGEN_KEY"), "KTCN_LOADGEN_KEY", dataDir, "nsw")
+}
+
+// credential is a command's API key: the flag's, the environment
+// variable's (envKey, named envVar), then the principal's entry of the
+// development credentials in dataDir.
+func credential(flagKey, envKey, envVar, dataDir, principal string) (string, error) {
 	if flagKey != "" {
 		return flagKey, nil
 	}
-	if k := getenv("KTCN_LOADGEN_KEY"); k != "" {
-		return k, nil
+	if envKey != "" {
+		return envKey, nil
 	}
 	path := filepath.Join(dataDir, devCredentialsFile)
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("no API key: pass -key, set KTCN_LOADGEN_KEY, or point -data-dir at the data dir of a server started with fixtures (%w)", err)
+		return "", fmt.Errorf("no %s key: pass -key, set %s, or point -data-dir at the data dir of a server started with fixtures (%w)", principal, envVar, err)
 	}
 	var creds map[string]string
 	if err := json.Unmarshal(raw, &creds); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	if creds["nsw"] == "" {
-		return "", fmt.Errorf("%s has no \"nsw\" key", path)
+	if creds[principal] == "" {
+		return "", fmt.Errorf("%s has no %q key", path, principal)
 	}
-	return creds["nsw"], nil
+	return creds[principal], nil
 }
 
 // declSource mints declarations from templates. Each template is stored as

@@ -184,7 +184,7 @@ func TestLoadgenAgainstServe(t *testing.T) {
 		t.Fatalf("non-loopback target: exit %d: %s", code, errs.String())
 	}
 	if code := Run(ctx, []string{"loadgen", "-addr", addr, "-data-dir", t.TempDir()}, func(string) string { return "" }, &out, &errs); code == 0 ||
-		!strings.Contains(errs.String(), "no API key") {
+		!strings.Contains(errs.String(), "no nsw key") {
 		t.Fatalf("no credentials: exit %d: %s", code, errs.String())
 	}
 	cancel()
