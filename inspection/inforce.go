@@ -72,21 +72,29 @@ func (c *policyCache) put(p *policy.Policy) {
 // has come), or the configured policy in a store that has none in force
 // yet (Start has not run on it).
 func (s *Service) policyIn(tx PolicyReader, now time.Time) (*policy.Policy, error) {
+	p, _, err := s.inForceAt(tx, now)
+	return p, err
+}
+
+// inForceAt is policyIn with the pointer it read (zero in a store with
+// none), for the decision path to find the versions in shadow without
+// reading it again.
+func (s *Service) inForceAt(tx PolicyReader, now time.Time) (*policy.Policy, ActivePolicy, error) {
 	a, err := tx.ActivePolicy()
 	if errors.Is(err, fault.ErrNotFound) {
 		s.seen(s.configured)
-		return s.configured, nil
+		return s.configured, ActivePolicy{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("policy in force: %w", err)
+		return nil, a, fmt.Errorf("policy in force: %w", err)
 	}
 	version, _ := a.effective(now)
 	p, err := s.storedPolicy(tx, version)
 	if err != nil {
-		return nil, fmt.Errorf("policy in force %s: %w", version, err)
+		return nil, a, fmt.Errorf("policy in force %s: %w", version, err)
 	}
 	s.seen(p)
-	return p, nil
+	return p, a, nil
 }
 
 // storedPolicy is a stored version's document, parsed once per process.

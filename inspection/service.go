@@ -313,7 +313,8 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in declaratio
 		// since the declaration was read and prepared, read it again under
 		// that one and evaluate every line here.
 		dd, lp, p := d, prep, pol
-		if p, err = s.policyIn(tx, now); err != nil {
+		var active ActivePolicy
+		if p, active, err = s.inForceAt(tx, now); err != nil {
 			return err
 		}
 		ks := keys
@@ -340,7 +341,7 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in declaratio
 			// Every line is evaluated before any is written, as the
 			// preparation does on its snapshot: what a line's goods were
 			// before this declaration decides it, not its place in it.
-			shadows, err := s.shadowsAt(tx, p)
+			shadows, err := s.shadowsAt(tx, active, p)
 			if err != nil {
 				return err
 			}
@@ -467,10 +468,11 @@ func (s *Service) prepareDecision(ctx context.Context, pol *policy.Policy, d dec
 		}
 		// Prepared under another policy than the snapshot's in force, it
 		// could not commit: leave the lots to the transaction.
-		if cur, err := s.policyIn(tx, now); err != nil || cur.Version != pol.Version {
+		cur, active, err := s.inForceAt(tx, now)
+		if err != nil || cur.Version != pol.Version {
 			return nil
 		}
-		shadows, err := s.shadowsAt(tx, pol)
+		shadows, err := s.shadowsAt(tx, active, pol)
 		if err != nil {
 			return nil
 		}

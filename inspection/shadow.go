@@ -2,13 +2,11 @@ package inspection
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"time"
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/audit"
-	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/policy"
 )
 
@@ -103,16 +101,10 @@ type shadowEval struct {
 	mode                  Mode
 }
 
-// shadowsAt are the versions in shadow beside live, parsed: none in a
-// store without a pointer.
-func (s *Service) shadowsAt(tx PolicyReader, live *policy.Policy) ([]*policy.Policy, error) {
-	a, err := tx.ActivePolicy()
-	if errors.Is(err, fault.ErrNotFound) || err == nil && len(a.Shadow) == 0 {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
+// shadowsAt are the versions in shadow the pointer a names beside live,
+// parsed (the pointer as inForceAt read it: the decision path reads it
+// once).
+func (s *Service) shadowsAt(tx PolicyReader, a ActivePolicy, live *policy.Policy) ([]*policy.Policy, error) {
 	var out []*policy.Policy
 	for _, v := range a.Shadow {
 		if v == live.Version {
