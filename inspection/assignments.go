@@ -436,9 +436,8 @@ func emitAssignment(c *Change, t feed.Type, a Assignment, cause ...string) {
 	if !c.emitting {
 		return
 	}
-	p := feed.Payload{DecisionID: a.DecisionID, AssignmentID: a.ID, Importer: a.ImporterTaxCode, GoodsKey: a.GoodsKey.String(),
-		ProductName: a.Goods.ProductName, HSCode: a.Goods.HSCode, Mode: string(a.Mode), Agency: a.Agency, Check: a.Check,
-		DueAt: timep(a.DueAt), Inspected: boolp(true)}
+	p := assignmentOnly(a)
+	p.DueAt, p.Inspected = timep(a.DueAt), boolp(true)
 	e := newEvent(t, c.At, a.DeclarationID, a.LineNo, p, cause...)
 	e.Agencies = []string{a.Agency}
 	c.emit(e)
@@ -449,9 +448,8 @@ func emitEscalated(c *Change, a Assignment, agencies []string) {
 	if !c.emitting || a.Escalation == nil {
 		return
 	}
-	p := feed.Payload{DecisionID: a.DecisionID, AssignmentID: a.ID, Importer: a.ImporterTaxCode, GoodsKey: a.GoodsKey.String(),
-		ProductName: a.Goods.ProductName, HSCode: a.Goods.HSCode, Mode: string(a.Mode), Agency: a.Agency, Check: a.Check,
-		DueAt: timep(a.DueAt), Inspected: boolp(true), Reason: a.Escalation.Reason}
+	p := assignmentOnly(a)
+	p.DueAt, p.Inspected, p.Reason = timep(a.DueAt), boolp(true), a.Escalation.Reason
 	e := newEvent(feed.AssignmentEscalated, c.At, a.DeclarationID, a.LineNo, p, a.ID, "escalated")
 	e.Agencies = agencies
 	c.emit(e)
@@ -462,12 +460,8 @@ func emitCorrected(c *Change, a Assignment, old Result, progress string) {
 	if !c.emitting || a.Result == nil {
 		return
 	}
-	p := feed.Payload{DecisionID: a.DecisionID, AssignmentID: a.ID, Importer: a.ImporterTaxCode, GoodsKey: a.GoodsKey.String(),
-		ProductName: a.Goods.ProductName, HSCode: a.Goods.HSCode, Mode: string(a.Mode), Agency: a.Agency, Check: a.Check,
-		Outcome: string(a.Result.Outcome), InspectedAt: timep(a.Result.InspectedAt), Progress: progress, Reason: a.Result.CorrectionReason}
-	for _, f := range a.Result.Findings {
-		p.Findings = append(p.Findings, f.Code)
-	}
+	p := resultPayload(a, progress)
+	p.Reason = a.Result.CorrectionReason
 	e := newEvent(feed.ResultCorrected, c.At, a.DeclarationID, a.LineNo, p, a.ID, fmt.Sprint(len(a.Corrected)), string(old.Outcome))
 	e.Agencies = []string{a.Agency}
 	c.emit(e)

@@ -296,18 +296,29 @@ func emitOverridden(c *Change, d Decision, o Override, a Assignment, agencies []
 	c.emit(e)
 }
 
+// assignmentOnly is what every event about an assignment says of it and
+// its lot, read from the assignment alone.
+func assignmentOnly(a Assignment) feed.Payload {
+	return feed.Payload{DecisionID: a.DecisionID, AssignmentID: a.ID, Importer: a.ImporterTaxCode, GoodsKey: a.GoodsKey.String(),
+		ProductName: a.Goods.ProductName, HSCode: a.Goods.HSCode, Mode: string(a.Mode), Agency: a.Agency, Check: a.Check}
+}
+
+// resultPayload adds an assignment's result (outcome, date, findings).
+func resultPayload(a Assignment, progress string) feed.Payload {
+	p := assignmentOnly(a)
+	p.Outcome, p.InspectedAt, p.Progress = string(a.Result.Outcome), timep(a.Result.InspectedAt), progress
+	for _, f := range a.Result.Findings {
+		p.Findings = append(p.Findings, f.Code)
+	}
+	return p
+}
+
 // emitResult: an agency's result on a lot.
 func emitResult(c *Change, a Assignment, progress string) {
 	if !c.emitting || a.Result == nil {
 		return
 	}
-	p := feed.Payload{DecisionID: a.DecisionID, AssignmentID: a.ID, Importer: a.ImporterTaxCode, GoodsKey: a.GoodsKey.String(),
-		ProductName: a.Goods.ProductName, HSCode: a.Goods.HSCode, Mode: string(a.Mode), Agency: a.Agency, Check: a.Check,
-		Outcome: string(a.Result.Outcome), InspectedAt: timep(a.Result.InspectedAt), Progress: progress}
-	for _, f := range a.Result.Findings {
-		p.Findings = append(p.Findings, f.Code)
-	}
-	e := newEvent(feed.ResultRecorded, c.At, a.DeclarationID, a.LineNo, p, a.ID)
+	e := newEvent(feed.ResultRecorded, c.At, a.DeclarationID, a.LineNo, resultPayload(a, progress), a.ID)
 	e.Agencies = []string{a.Agency}
 	c.emit(e)
 }
