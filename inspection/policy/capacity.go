@@ -44,12 +44,9 @@ func (p *Policy) DailyCapacity(agency, check string) (n int, limited bool) {
 // "YYYY-MM-DD" in Vietnam's time: the day of t if it is a working day in
 // the policy's calendar, else the next working day.
 func (p *Policy) CapacityDay(t time.Time) string {
-	wc := p.cal
-	if wc == nil { // a policy built in code rather than parsed
-		var err error
-		if wc, err = p.Calendar.Compile(); err != nil {
-			return t.In(time.UTC).Format(time.DateOnly)
-		}
+	wc, ok := p.working()
+	if !ok {
+		return t.In(time.UTC).Format(time.DateOnly)
 	}
 	return wc.WorkingDate(t)
 }

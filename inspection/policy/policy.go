@@ -432,12 +432,9 @@ func CertificateKind(s string) string {
 // Deadline returns when a check started at t is due: sampling and lab
 // tests (sampling) in working days, documents checks in working hours.
 func (p *Policy) Deadline(sampling bool, t time.Time) time.Time {
-	wc := p.cal
-	if wc == nil { // a policy built in code rather than parsed
-		var err error
-		if wc, err = p.Calendar.Compile(); err != nil {
-			return t
-		}
+	wc, ok := p.working()
+	if !ok {
+		return t
 	}
 	if sampling {
 		return wc.AddWorkingDays(t, p.Deadlines.StrictWorkingDays)

@@ -3,6 +3,7 @@ package policy
 import (
 	"time"
 
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/fault"
 )
 
@@ -52,24 +53,29 @@ func (r *WorkflowRules) validate() error {
 // AddWorkingDays is t moved on by days of working time in the policy's
 // calendar.
 func (p *Policy) AddWorkingDays(t time.Time, days int) time.Time {
-	wc := p.cal
-	if wc == nil {
-		var err error
-		if wc, err = p.Calendar.Compile(); err != nil {
-			return t
-		}
+	wc, ok := p.working()
+	if !ok {
+		return t
 	}
 	return wc.AddWorkingDays(t, days)
 }
 
 // WorkingBetween is the working time from a to b in the policy's calendar.
 func (p *Policy) WorkingBetween(a, b time.Time) time.Duration {
-	wc := p.cal
-	if wc == nil {
-		var err error
-		if wc, err = p.Calendar.Compile(); err != nil {
-			return b.Sub(a)
-		}
+	wc, ok := p.working()
+	if !ok {
+		return b.Sub(a)
 	}
 	return wc.Between(a, b)
+}
+
+// working is the compiled calendar: kept from parsing, or compiled now for
+// a policy built in code; false when it does not compile (the callers fall
+// back on calendar time).
+func (p *Policy) working() (*calendar.Working, bool) {
+	if p.cal != nil {
+		return p.cal, true
+	}
+	wc, err := p.Calendar.Compile()
+	return wc, err == nil
 }
