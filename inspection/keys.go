@@ -74,7 +74,7 @@ func NewAccess(c AccessConfig) (*Access, error) {
 	if c.Store == nil || c.Clock == nil {
 		return nil, errors.New("inspection: NewAccess needs a store and a clock")
 	}
-	a := &Access{reads: c.Store, w: writePath{store: c.Store, observer: c.AuditObserver, hooks: c.Hooks}, clock: c.Clock, log: c.Logger,
+	a := &Access{reads: c.Store, w: newWritePath(c.Store, c.AuditObserver, c.Hooks), clock: c.Clock, log: c.Logger,
 		defaultTTL: c.DefaultKeyTTL, maxTTL: c.MaxKeyTTL, random: c.Random}
 	if a.defaultTTL == 0 {
 		a.defaultTTL = access.DefaultKeyTTL

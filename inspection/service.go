@@ -106,7 +106,7 @@ func NewService(c Config) (*Service, error) {
 	if c.Policy.Reduced.Sampling.Enabled && c.QuotaKeys == nil {
 		return nil, errors.New("inspection: the policy samples reduced lots, so NewService needs quota keys")
 	}
-	s := &Service{reads: c.Store, w: writePath{store: c.Store, observer: c.AuditObserver, hooks: c.Hooks},
+	s := &Service{reads: c.Store, w: newWritePath(c.Store, c.AuditObserver, c.Hooks),
 		configured: c.Policy, clock: c.Clock, keys: c.QuotaKeys, log: c.Logger}
 	s.encoder, _ = c.Store.(RecordEncoder)
 	if s.skew = c.ClockSkew; s.skew <= 0 {

@@ -100,7 +100,7 @@ func NewFeed(c FeedConfig) (*Feed, error) {
 	if c.Retention <= 0 {
 		c.Retention = DefaultRetention
 	}
-	return &Feed{reads: c.Store, w: writePath{store: c.Store, observer: c.AuditObserver, hooks: []Hook{c.Outbox}},
+	return &Feed{reads: c.Store, w: newWritePath(c.Store, c.AuditObserver, []Hook{c.Outbox}),
 		outbox: c.Outbox, states: c.States, clock: c.Clock, log: c.Logger, cfg: c}, nil
 }
 

@@ -79,6 +79,19 @@ type writePath struct {
 	store    Store
 	observer audit.Observer
 	hooks    []Hook
+	// emits: an outbox is among the hooks, so changes build their events.
+	emits bool
+}
+
+// newWritePath is the write path over store with its hooks.
+func newWritePath(store Store, observer audit.Observer, hooks []Hook) writePath {
+	w := writePath{store: store, observer: observer, hooks: hooks}
+	for _, h := range hooks {
+		if _, ok := h.(*Outbox); ok {
+			w.emits = true
+		}
+	}
+	return w
 }
 
 // write runs fn as by's change of kind at at. fn adds the subjects of the
@@ -99,7 +112,7 @@ func (w *writePath) write(ctx context.Context, by access.Principal, kind audit.K
 		if !ok {
 			return errors.New("inspection: the store's transactions cannot be audited")
 		}
-		c := Change{By: by, Kind: kind, At: at, emitting: w.emitting()}
+		c := Change{By: by, Kind: kind, At: at, emitting: w.emits}
 		if err := fn(tx, &c); err != nil || len(atx.Written()) == 0 {
 			return err
 		}
@@ -124,16 +137,6 @@ func (w *writePath) write(ctx context.Context, by access.Principal, kind audit.K
 		}
 	}
 	return err
-}
-
-// emitting reports whether an outbox hook records the change's events.
-func (w *writePath) emitting() bool {
-	for _, h := range w.hooks {
-		if _, ok := h.(*Outbox); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // read is a read use case: by must be allowed action a, and fn reads one
