@@ -89,58 +89,87 @@ func (t *readTx) DueBefore(due time.Time, after string, limit int) ([]inspection
 // keeping those that match, until limit are kept. The next cursor is the
 // last entry kept, empty when the walk ended.
 func (t *readTx) pageIndex(pfx, start, stop, cursor []byte, limit int, match func(inspection.Assignment) bool) ([]inspection.Assignment, string, error) {
-	if t.done {
-		return nil, "", errTxDone
-	}
-	if err := t.bareScan(); err != nil {
-		return nil, "", err
-	}
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = pfx
-	opts.PrefetchSize = min(limit+1, opts.PrefetchSize)
-	it := t.txn.NewIterator(opts)
-	defer it.Close()
 	var (
 		list []inspection.Assignment
 		last []byte
+		next string
 	)
+	err := t.walkIndex(pfx, start, stop, limit+1, func(key []byte, load func() (inspection.Assignment, error)) (bool, error) {
+		if cursor != nil && bytes.Equal(key, cursor) {
+			return true, nil
+		}
+		if len(list) == limit {
+			next = hex.EncodeToString(last)
+			return false, nil
+		}
+		a, err := load()
+		if err != nil {
+			return false, err
+		}
+		if !a.Status.Active() {
+			return false, fmt.Errorf("store: %s out of step with assignment %q (status %q)", prefix(pfx[0]), a.ID, a.Status)
+		}
+		if match(a) {
+			list = append(list, a)
+			last = append(last[:0], key...)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return list, next, nil
+}
+
+// walkIndex calls fn with each index entry's key under pfx from start up
+// to stop (exclusive, nil for none), and a loader of the assignment the
+// entry names (a read only when fn asks), until fn says no more. Every
+// entry and load counts toward the transaction's keys read.
+func (t *readTx) walkIndex(pfx, start, stop []byte, prefetch int, fn func(key []byte, load func() (inspection.Assignment, error)) (bool, error)) error {
+	if t.done {
+		return errTxDone
+	}
+	if err := t.bareScan(); err != nil {
+		return err
+	}
+	if start == nil {
+		start = pfx
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = pfx
+	if prefetch > 0 {
+		opts.PrefetchSize = min(prefetch, opts.PrefetchSize)
+	}
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
 	for it.Seek(start); it.Valid(); it.Next() {
 		t.keysRead++
 		item := it.Item()
 		key := item.Key()
 		if stop != nil && bytes.Compare(key, stop) >= 0 {
-			return list, "", nil
+			return nil
 		}
-		if cursor != nil && bytes.Equal(key, cursor) {
-			continue
+		load := func() (inspection.Assignment, error) {
+			val, err := item.ValueCopy(nil)
+			if err != nil {
+				return inspection.Assignment{}, fmt.Errorf("store: read %s: %w", prefix(pfx[0]), err)
+			}
+			id, err := unwrap(prefix(pfx[0]), val)
+			if err != nil {
+				return inspection.Assignment{}, fmt.Errorf("store: %w", err)
+			}
+			a, err := t.Assignment(string(id))
+			if errors.Is(err, fault.ErrNotFound) {
+				return a, fmt.Errorf("store: %s names missing assignment %q", prefix(pfx[0]), id)
+			}
+			return a, err
 		}
-		if len(list) == limit {
-			return list, hex.EncodeToString(last), nil
-		}
-		val, err := item.ValueCopy(nil)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: read %s: %w", prefix(pfx[0]), err)
-		}
-		id, err := unwrap(prefix(pfx[0]), val)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: %w", err)
-		}
-		a, err := t.Assignment(string(id))
-		if errors.Is(err, fault.ErrNotFound) {
-			return nil, "", fmt.Errorf("store: %s names missing assignment %q", prefix(pfx[0]), id)
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		if !a.Status.Active() {
-			return nil, "", fmt.Errorf("store: %s out of step with assignment %q (status %q)", prefix(pfx[0]), id, a.Status)
-		}
-		if match(a) {
-			list = append(list, a)
-			last = item.KeyCopy(last)
+		more, err := fn(key, load)
+		if err != nil || !more {
+			return err
 		}
 	}
-	return list, "", nil
+	return nil
 }
 
 // EachActive calls fn with every active assignment of an agency, by
@@ -169,39 +198,11 @@ func (t *readTx) EachResult(agency string, from, to time.Time) func(fn func(insp
 // eachIndexed calls fn with the assignment each index entry under pfx
 // names, from start (nil: the beginning) up to stop (nil: the end).
 func (t *readTx) eachIndexed(pfx, start, stop []byte, fn func(inspection.Assignment) error) error {
-	if t.done {
-		return errTxDone
-	}
-	if err := t.bareScan(); err != nil {
-		return err
-	}
-	if start == nil {
-		start = pfx
-	}
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = pfx
-	it := t.txn.NewIterator(opts)
-	defer it.Close()
-	for it.Seek(start); it.Valid(); it.Next() {
-		item := it.Item()
-		if stop != nil && bytes.Compare(item.Key(), stop) >= 0 {
-			return nil
+	return t.walkIndex(pfx, start, stop, 0, func(_ []byte, load func() (inspection.Assignment, error)) (bool, error) {
+		a, err := load()
+		if err == nil {
+			err = fn(a)
 		}
-		val, err := item.ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("store: read %s: %w", prefix(pfx[0]), err)
-		}
-		id, err := unwrap(prefix(pfx[0]), val)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		a, err := t.Assignment(string(id))
-		if err != nil {
-			return fmt.Errorf("store: %s names assignment %q: %w", prefix(pfx[0]), id, err)
-		}
-		if err := fn(a); err != nil {
-			return err
-		}
-	}
-	return nil
+		return err == nil, err
+	})
 }
