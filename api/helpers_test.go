@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/api"
@@ -165,8 +166,11 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	for _, k := range keys {
 		e.tokens[k.Key.Principal.Name] = k.Token
 	}
+	// The registry as the wiring makes it: the API's series and the store's.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(db.Collector())
 	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Logger: log, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
-		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock})
+		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock, Registry: reg})
 	if o.routes != nil {
 		o.routes(e.echo)
 	}

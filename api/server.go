@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
@@ -37,8 +38,13 @@ type Config struct {
 	// means DefaultAuthFailures and DefaultAuthFailWindow.
 	AuthFailures   int
 	AuthFailWindow time.Duration
-	// Clock times the failure windows; nil is the system clock.
+	// Clock times the failure windows and the workload metrics; nil is
+	// the system clock.
 	Clock calendar.Clock
+	// Registry receives the API's metrics and serves GET /metrics (with
+	// whatever else the wiring registered on it: the store's, the jobs');
+	// nil is a registry of the API's own.
+	Registry *prometheus.Registry
 }
 
 // DefaultBodyLimit fits a 50-line declaration with certificates many
@@ -78,7 +84,13 @@ func New(cfg Config) *echo.Echo {
 	// The peer's address, never a forwarding header a client can write:
 	// failed authentications are counted against it.
 	e.IPExtractor = echo.ExtractIPDirect()
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := newMetrics(reg, cfg.Service, cfg.Feed, clock, cfg.Logger)
 	e.Use(middleware.Recover())
+	e.Use(m.instrument) // every request, refusals included (metrics.go)
 	e.Use(requestLog(cfg.Logger))
 	// Who, how often, whether allowed: see auth.go. Before the body limit,
 	// so an anonymous caller gets 401 whatever it sends.
@@ -87,8 +99,9 @@ func New(cfg Config) *echo.Echo {
 	e.Use(authorize(cfg.Logger))
 	e.Use(bodyLimit(limit))
 
-	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed}
+	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, metrics: m}
 	e.GET("/healthz", h.health)
+	e.GET("/metrics", m.serve) // from the loopback, or with a key (auth.go)
 	v1 := e.Group("/v1")
 	v1.POST("/declarations", as(h.postDeclaration))
 	v1.GET("/decisions", as(h.searchDecisions)) // search.go
@@ -206,9 +219,10 @@ func requestLog(log zerolog.Logger) echo.MiddlewareFunc {
 }
 
 type handlers struct {
-	svc    *inspection.Service
-	access *inspection.Access
-	feed   *inspection.Feed
+	svc     *inspection.Service
+	access  *inspection.Access
+	feed    *inspection.Feed
+	metrics *metrics
 }
 
 func (h *handlers) health(c echo.Context) error {
@@ -247,6 +261,7 @@ func (h *handlers) postDeclaration(c echo.Context, p access.Principal) error {
 	if err != nil {
 		return err
 	}
+	h.metrics.decided(res)
 	out := DeclarationResponse{DeclarationID: in.DeclarationID, Lines: make([]LineDecision, 0, len(res.Decisions))}
 	for _, d := range res.Decisions {
 		out.PolicyVersion = d.PolicyVersion

@@ -140,6 +140,9 @@ const (
 	// ActApprovePolicy approves, rejects, activates, retires and shadows
 	// them: the second pair of eyes.
 	ActApprovePolicy Action = "approve_policy"
+	// ActReadMetrics scrapes the operational metrics (GET /metrics) from
+	// another machine; a scrape from the loopback needs no key.
+	ActReadMetrics Action = "read_metrics"
 )
 
 // rolesFor is who may take each action. The choices:
@@ -157,7 +160,10 @@ const (
 //     auditor, and an agency (its own lots' events: cancellations reach
 //     it without polling); its payloads carry no quota state;
 //   - admin manages webhook receivers, as it manages keys: the signing
-//     secrets are credentials.
+//     secrets are credentials;
+//   - the operational metrics are the operator's (admin) and the
+//     auditor's: they carry quota shares and agencies' backlogs, which
+//     nsw must not see, and nothing per importer, goods or declaration.
 //
 // ActAdminister, and every other action, is open to the system principal
 // (ktcn acting on its operator's authority: the command line, jobs).
@@ -181,7 +187,7 @@ func rolesFor(a Action) []Role {
 		return []Role{RoleAuditor}
 	case ActManageKeys:
 		return []Role{RoleAdmin}
-	case ActReadKeys:
+	case ActReadKeys, ActReadMetrics:
 		return []Role{RoleAdmin, RoleAuditor}
 	case ActReadEvents:
 		return []Role{RoleNSW, RoleCustoms, RoleAuditor, RoleAgency}
