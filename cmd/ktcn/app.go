@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/api"
@@ -385,9 +386,15 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	if timeouts == (serverTimeouts{}) {
 		timeouts = defaultTimeouts()
 	}
+	// One registry for GET /metrics, made here and handed to whatever
+	// reports (no package-level default registry): the API's own series,
+	// the store's and the jobs'.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a.store.Collector())
 	srv := &http.Server{
 		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Logger: a.log,
-			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow}),
+			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow,
+			Registry: reg}),
 		ReadHeaderTimeout: timeouts.readHeader,
 		ReadTimeout:       timeouts.read,
 		WriteTimeout:      timeouts.write,
@@ -408,7 +415,7 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 		return err
 	}
 	defer stopDelivery()
-	stopJobs := a.startJobs(ctx)
+	stopJobs := a.startJobs(ctx, reg)
 	defer stopJobs()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(conns) }()

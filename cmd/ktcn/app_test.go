@@ -25,6 +25,7 @@ func TestServeEndToEnd(t *testing.T) {
 	getenv := func(k string) string { return env[k] }
 
 	var allLogs bytes.Buffer
+	var running *app
 	serve := func(check func(base string)) {
 		ctx, cancel := context.WithCancel(context.Background())
 		ready := make(chan string, 1)
@@ -32,7 +33,7 @@ func TestServeEndToEnd(t *testing.T) {
 		var logs bytes.Buffer
 		defer func() { allLogs.Write(logs.Bytes()) }()
 		go func() {
-			done <- withApp(ctx, "serve", nil, getenv, &logs, func(a *app) error { return a.serve(ctx, ready) })
+			done <- withApp(ctx, "serve", nil, getenv, &logs, func(a *app) error { running = a; return a.serve(ctx, ready) })
 		}()
 		select {
 		case addr := <-ready:
@@ -90,6 +91,7 @@ func TestServeEndToEnd(t *testing.T) {
 		if !bytes.Equal(a, f) {
 			t.Fatalf("decision changed across restart:\n%s\n%s", f, a)
 		}
+		checkServedMetrics(t, base, running)
 	})
 	if again := readDevCredentials(t, credsPath); !maps.Equal(again, creds) {
 		t.Fatal("a restart rewrote the development credentials")
