@@ -34,11 +34,17 @@ import (
 // never forbidden, exactly as for a record that does not exist.
 
 // rule says who may call a route: everyone (public), or the roles that
-// may take the domain action the route asks for.
+// may take the domain action the route asks for; a loopback rule lets a
+// peer on this machine in without a key, and asks the action of the rest.
 type rule struct {
-	public bool
-	action access.Action
+	public   bool
+	loopback bool
+	action   access.Action
 }
+
+// open reports whether the request needs no key: a public route, or a
+// loopback one asked from this machine.
+func (r rule) open(c echo.Context) bool { return r.public || r.loopback && fromLoopback(c) }
 
 func to(a access.Action) rule { return rule{action: a} }
 
@@ -47,7 +53,7 @@ func to(a access.Action) rule { return rule{action: a} }
 // domain (access.RolesFor, where the choices are explained), and
 // every use case checks it again. Keep the README's roles table in step.
 var routeRules = map[string]rule{
-	"GET /healthz": {public: true}, // (and GET /metrics, when it lands)
+	"GET /healthz": {public: true},
 	// The API's description is no secret: clients read it before they
 	// have a key.
 	"GET /v1/openapi.json": {public: true},
@@ -55,6 +61,9 @@ var routeRules = map[string]rule{
 	// Readiness says only ready or which check failed (the store, a job's
 	// name, a webhook's ID): nothing a caller could not learn by trying.
 	"GET /readyz": {public: true},
+	// Prometheus scrapes: a scraper on this machine needs no key, any
+	// other needs a key of role metrics, admin or auditor (metrics.go).
+	"GET /metrics": {loopback: true, action: access.ActReadMetrics},
 
 	"POST /v1/declarations": to(access.ActDecide),
 	// The search: an agency finds only lots routed to it (the domain
@@ -163,7 +172,7 @@ func principal(c echo.Context) (access.Principal, error) {
 func authenticate(access *inspection.Access, fails *authFailures) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if r, ok := routeRules[routeKey(c.Request().Method, c.Path())]; ok && r.public {
+			if r, ok := routeRules[routeKey(c.Request().Method, c.Path())]; ok && r.open(c) {
 				return next(c)
 			}
 			addr := clientAddr(c.RealIP())
@@ -211,7 +220,7 @@ func authorize(log zerolog.Logger) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			method, path := c.Request().Method, c.Path()
 			r, ok := routeRules[routeKey(method, path)]
-			if ok && r.public {
+			if ok && r.open(c) {
 				return next(c)
 			}
 			p, err := principal(c)

@@ -150,6 +150,9 @@ var matrix = map[string]matrixRow{
 	}},
 	"GET /v1/reference": {[]string{"*"}, func(*testing.T, *matrixFixture, string) (string, any) { return "/v1/reference", nil }},
 	"GET /readyz":       {[]string{"*"}, func(*testing.T, *matrixFixture, string) (string, any) { return "/readyz", nil }},
+	// Sent from another machine (elsewhere): from the loopback it is open
+	// to every caller, keyed or not (checked below and in TestMetricsAccess).
+	"GET /metrics": {[]string{"admin", "auditor", "metrics"}, func(*testing.T, *matrixFixture, string) (string, any) { return "/metrics", nil }},
 	"POST /v1/declarations": {[]string{"nsw", "customs"}, func(_ *testing.T, m *matrixFixture, _ string) (string, any) {
 		l := milk("Matrix Dairy")
 		l.LineNo = 1
@@ -387,10 +390,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 				before := digest(t, e)
 				var raw json.RawMessage
 				var out any = &raw
-				if key == "GET /v1/reference" {
-					out = nil // HTML
+				if key == "GET /v1/reference" || key == "GET /metrics" {
+					out = (*[]byte)(&raw) // HTML; Prometheus' text format (a refusal is still problem+json)
 				}
-				status, hdr := e.in(t).as(name).do(methodOf(key), path, body, out)
+				status, hdr := e.in(t).from(peerOf(key)).as(name).do(methodOf(key), path, body, out)
 				var p api.Problem
 				if status >= 400 {
 					_ = json.Unmarshal(raw, &p)
@@ -407,12 +410,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 			}
 			path, body := row.request(t, m, anonymous)
-			status, hdr := e.in(t).as(anonymous).do(methodOf(key), path, body, nil)
+			status, hdr := e.in(t).from(peerOf(key)).as(anonymous).do(methodOf(key), path, body, nil)
 			if public && status != http.StatusOK {
 				t.Errorf("no key on a public route: status %d", status)
 			}
 			if !public && (status != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer")) {
 				t.Errorf("no key: status %d, WWW-Authenticate %q; want 401 with a Bearer challenge", status, hdr.Get("WWW-Authenticate"))
+			}
+			if peerOf(key) != "" {
+				if status, _ := e.in(t).as(anonymous).do(methodOf(key), path, body, nil); status != http.StatusOK {
+					t.Errorf("no key from the loopback: status %d, want 200", status)
+				}
 			}
 		})
 	}
@@ -421,6 +429,19 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("matrix row %s names no registered route", key)
 		}
 	}
+}
+
+// elsewhere is a peer that is not on this machine (TEST-NET-3).
+const elsewhere = "203.0.113.7"
+
+// peerOf is where the matrix sends a route's requests from: elsewhere for
+// the routes a loopback peer may call without a key, so the matrix sees
+// their keyed rule; the loopback ("") for the rest.
+func peerOf(routeKey string) string {
+	if routeKey == "GET /metrics" {
+		return elsewhere
+	}
+	return ""
 }
 
 func methodOf(routeKey string) string { m, _, _ := strings.Cut(routeKey, " "); return m }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/api"
@@ -60,12 +61,39 @@ type env struct {
 	// spec receives what the OpenAPI check finds wrong with a request or
 	// a response exchanged through send (openapi_test.go); nil is t.Errorf.
 	spec func(format string, args ...any)
+	// peer, when set, is the client address the server sees (from).
+	peer string
+}
+
+// testPeerHeader carries, from this harness only, the address the server
+// should take for the connection's peer (asPeer).
+const testPeerHeader = "X-Test-Peer"
+
+// asPeer makes the server see the peer a test names in testPeerHeader, as
+// if the connection came from there.
+func asPeer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.Header.Get(testPeerHeader); p != "" {
+			r.RemoteAddr = p
+			r.Header.Del(testPeerHeader)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // from returns the env sending from another loopback address (all of
-// 127/8 is the loopback on Linux), as another client machine would.
+// 127/8 is the loopback on Linux), as another client machine would; ""
+// is the default. A test cannot dial from another machine, so an address
+// off the loopback is handed to the server in testPeerHeader (asPeer).
 func (e *env) from(ip string) *env {
+	if ip == "" {
+		return e
+	}
 	c := *e
+	if addr := net.ParseIP(ip); addr != nil && !addr.IsLoopback() {
+		c.peer = net.JoinHostPort(ip, "4242")
+		return &c
+	}
 	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	c.client = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
 	e.t.Cleanup(c.client.CloseIdleConnections)
@@ -193,19 +221,22 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	if o.jobs == nil {
 		o.jobs = &fakeJobs{names: []string{"noop"}}
 	}
+	// The registry as the wiring makes it: the API's series and the store's.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(db.Collector())
 	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Backups: backups, Logger: log, Jobs: o.jobs, Ready: o.ready, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
-		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock})
+		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock, Registry: reg})
 	if o.routes != nil {
 		o.routes(e.echo)
 	}
-	e.srv = httptest.NewServer(e.echo)
+	e.srv = httptest.NewServer(asPeer(e.echo))
 	t.Cleanup(e.srv.Close)
 	return e
 }
 
 // principals names one principal of every role, and every fixture agency.
 func principals() []string {
-	names := []string{"nsw", "customs", "policy-author", "policy-approver", "auditor", "admin"}
+	names := []string{"nsw", "customs", "policy-author", "policy-approver", "auditor", "admin", "metrics"}
 	for _, a := range fixtures.Agencies() {
 		names = append(names, "agency:"+a.ID)
 	}
@@ -284,6 +315,9 @@ func (e *env) send(method, path, contentType string, r io.Reader, out any) (int,
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if e.peer != "" {
+		req.Header.Set(testPeerHeader, e.peer)
 	}
 	who := e.who
 	if who == "" {

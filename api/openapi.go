@@ -74,6 +74,11 @@ var apiDocs = map[string]op{
 	"POST /v1/jobs/:name/run": {summary: "Start a job now, outside its schedule (409 while it runs)", status: 202, out: JobStarted{}},
 	"GET /v1/openapi.json":    {summary: "This OpenAPI document", status: 200, out: map[string]any{}},
 	"GET /v1/reference":       {summary: "A human-readable reference of this API (HTML)", status: 200, media: "text/html"},
+	// Prometheus' text exposition format (client_golang's, version 0.0.4):
+	// no key from the loopback, else a key of role metrics, admin or
+	// auditor (auth.go).
+	"GET /metrics": {summary: "Operational metrics in Prometheus' text format: no key from the loopback, else a metrics, admin or auditor key",
+		status: 200, media: "text/plain"},
 
 	"POST /v1/declarations": {summary: "Decide which lines of a declaration to inspect (idempotent by declaration_id)",
 		in: declaration.Input{}, status: 201, out: DeclarationResponse{}, replay: true},
@@ -231,8 +236,8 @@ func buildOpenAPI() (*openapi3.T, error) {
 	doc := &openapi3.T{
 		OpenAPI: OpenAPIVersion,
 		Info: &openapi3.Info{Title: "ktcn", Version: "1",
-			Description: "Risk-based inspection of imported goods. Every route but /healthz, /v1/openapi.json and /v1/reference " +
-				"needs a bearer API key; which roles may call which route is in the README. Errors are RFC 9457 problems."},
+			Description: "Risk-based inspection of imported goods. Every route but /healthz, /readyz, /v1/openapi.json and /v1/reference " +
+				"needs a bearer API key (/metrics none from the loopback); which roles may call which route is in the README. Errors are RFC 9457 problems."},
 		Paths:    openapi3.NewPaths(),
 		Security: openapi3.SecurityRequirements{{"bearer": {}}},
 		Components: &openapi3.Components{
@@ -269,6 +274,9 @@ func buildOpenAPI() (*openapi3.T, error) {
 		}
 		if rule, ok := routeRules[key]; ok && rule.public {
 			o.Security = &openapi3.SecurityRequirements{}
+		} else if ok && rule.loopback {
+			// No key (from the loopback), or the bearer key.
+			o.Security = &openapi3.SecurityRequirements{{}, {"bearer": {}}}
 		}
 		for _, m := range echoParam.FindAllStringSubmatch(path, -1) {
 			o.Parameters = append(o.Parameters, &openapi3.ParameterRef{Value: openapi3.NewPathParameter(m[1]).
@@ -327,7 +335,7 @@ func operationID(method, path string) string {
 
 func tagOf(path string) string {
 	parts := strings.Split(strings.TrimPrefix(path, "/v1/"), "/")
-	if parts[0] == "" || parts[0] == "healthz" || strings.HasPrefix(parts[0], "openapi") || parts[0] == "reference" {
+	if parts[0] == "" || parts[0] == "healthz" || parts[0] == "metrics" || strings.HasPrefix(parts[0], "openapi") || parts[0] == "reference" {
 		return "meta"
 	}
 	return parts[0]

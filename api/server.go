@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/inspection"
@@ -40,14 +41,20 @@ type Config struct {
 	// means DefaultAuthFailures and DefaultAuthFailWindow.
 	AuthFailures   int
 	AuthFailWindow time.Duration
-	// Clock times the failure windows; nil is the system clock.
+	// Clock times the failure windows and the workload metrics; nil is
+	// the system clock.
 	Clock calendar.Clock
 	// Jobs lists the periodic jobs and runs one by hand (GET /v1/jobs,
-	// POST /v1/jobs/:name/run); nil serves an empty list.
+	// POST /v1/jobs/:name/run); nil serves an empty list. GET /metrics
+	// reports their runs from the same list.
 	Jobs Jobs
 	// Ready is what GET /readyz checks beyond the policy in force being
 	// readable; nil checks only that.
 	Ready Readiness
+	// Registry receives the API's metrics and serves GET /metrics (with
+	// whatever else the wiring registered on it: the store's); nil is a
+	// registry of the API's own.
+	Registry *prometheus.Registry
 }
 
 // DefaultBodyLimit fits a 50-line declaration with certificates many
@@ -91,6 +98,14 @@ func New(cfg Config) *echo.Echo {
 	// sane one, else generated), echoed in the response, the request's log
 	// lines and its problem body (log.go).
 	e.Use(requestIDs()...)
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := newMetrics(reg, cfg.Service, cfg.Feed, cfg.Jobs, clock, cfg.Logger)
+	// Every request is counted, refusals included, and a panic too: the
+	// recovery inside answers it 500 before the count (metrics.go).
+	e.Use(m.instrument)
 	e.Use(middleware.Recover())
 	e.Use(requestLog(cfg.Logger))
 	// Who, how often, whether allowed: see auth.go. Before the body limit,
@@ -100,9 +115,10 @@ func New(cfg Config) *echo.Echo {
 	e.Use(authorize(cfg.Logger))
 	e.Use(bodyLimit(limit))
 
-	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, backups: cfg.Backups, jobs: cfg.Jobs, ready: cfg.Ready}
+	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, backups: cfg.Backups, jobs: cfg.Jobs, ready: cfg.Ready, metrics: m}
 	e.GET("/healthz", h.health)
 	e.GET("/readyz", h.readiness) // jobs.go
+	e.GET("/metrics", m.serve)    // from the loopback, or with a key (auth.go)
 	v1 := e.Group("/v1")
 	v1.GET("/openapi.json", openAPIJSONHandler) // openapi.go
 	v1.GET("/reference", referencePage)
@@ -204,6 +220,7 @@ type handlers struct {
 	backups *inspection.Backups
 	jobs    Jobs
 	ready   Readiness
+	metrics *metrics
 }
 
 // health is liveness: the process is up and answers (with the policy in
@@ -244,6 +261,7 @@ func (h *handlers) postDeclaration(c echo.Context, p access.Principal) error {
 	if err != nil {
 		return err
 	}
+	h.metrics.decided(res)
 	out := DeclarationResponse{DeclarationID: in.DeclarationID, Lines: make([]LineDecision, 0, len(res.Decisions))}
 	for _, d := range res.Decisions {
 		out.PolicyVersion = d.PolicyVersion

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -71,6 +72,10 @@ type CommitStats struct {
 	Updates     int64
 	Reruns      int64
 	MaxBatch    int64
+	// SyncSeconds is how long each batch's commit took to return, its
+	// fsync included; BatchSize how many updates each batch carried.
+	SyncSeconds Histogram
+	BatchSize   Histogram
 }
 
 type committer struct {
@@ -81,6 +86,7 @@ type committer struct {
 	stats struct {
 		batches, updates, reruns, max, entries, bytes atomic.Int64
 		reusedReads, staleReads, overlaid, settled    atomic.Int64
+		sync, batch                                   *histogram
 	}
 	// committed counts the batches whose commit has returned; recent holds
 	// the keys the last recentBatches of them wrote, by sequence modulo
@@ -97,6 +103,7 @@ type committer struct {
 
 func newCommitter(db *badger.DB) *committer {
 	c := &committer{db: db, reqs: make(chan *commitRequest, maxBatch), quit: make(chan struct{})}
+	c.stats.sync, c.stats.batch = newHistogram(syncBounds, 1e-9), newHistogram(batchBounds, 1)
 	c.wg.Add(1)
 	go c.loop()
 	return c
@@ -403,7 +410,11 @@ func (c *committer) launch(txn *badger.Txn, bv *batchView, reqs []*commitRequest
 	f := &flight{reqs: reqs, bv: bv, done: make(chan landing, 1)}
 	c.launched.Add(1)
 	go func() {
+		began := time.Now()
 		err := txn.Commit()
+		if err == nil {
+			c.stats.sync.observeDuration(time.Since(began))
+		}
 		txn.Discard()
 		var n *next
 		if err == nil {
@@ -469,6 +480,7 @@ func (c *committer) land(f *flight, err error) bool {
 	}
 	c.stats.batches.Add(1)
 	c.stats.updates.Add(int64(len(f.reqs)))
+	c.stats.batch.observe(int64(len(f.reqs)))
 	entries, bytes := f.bv.size()
 	c.stats.entries.Add(entries)
 	c.stats.bytes.Add(bytes)
@@ -482,5 +494,6 @@ func (c *committer) snapshot() CommitStats {
 	return CommitStats{Entries: c.stats.entries.Load(), Bytes: c.stats.bytes.Load(), Batches: c.stats.batches.Load(), Updates: c.stats.updates.Load(),
 		Reruns: c.stats.reruns.Load(), MaxBatch: c.stats.max.Load(),
 		ReusedReads: c.stats.reusedReads.Load(), StaleReads: c.stats.staleReads.Load(),
-		Overlaid: c.stats.overlaid.Load(), Settled: c.stats.settled.Load()}
+		Overlaid: c.stats.overlaid.Load(), Settled: c.stats.settled.Load(),
+		SyncSeconds: c.stats.sync.snapshot(), BatchSize: c.stats.batch.snapshot()}
 }

@@ -59,6 +59,13 @@ func TestGroupCommitBatchesConcurrentUpdates(t *testing.T) {
 	if st.Updates < n || st.Batches >= st.Updates || st.MaxBatch < 2 {
 		t.Fatalf("no batching: %+v", st)
 	}
+	// The histograms count what the counters count.
+	if b := st.BatchSize; b.Count != uint64(st.Batches) || int64(b.Sum) != st.Updates || b.Counts[len(b.Counts)-1] > b.Count {
+		t.Fatalf("batch size histogram %+v disagrees with %d batches of %d updates", b, st.Batches, st.Updates)
+	}
+	if s := st.SyncSeconds; s.Count != uint64(st.Batches) || s.Sum <= 0 {
+		t.Fatalf("sync latency histogram %+v for %d batches", s, st.Batches)
+	}
 	t.Logf("%d updates in %d synced commits (%.1f per fsync, largest batch %d)", st.Updates, st.Batches,
 		float64(st.Updates)/float64(st.Batches), st.MaxBatch)
 }
@@ -178,5 +185,28 @@ func TestGroupCommitScansSeeEarlierWritesOfTheBatch(t *testing.T) {
 	}
 	if st := db.CommitStats(); st.MaxBatch < 2 {
 		t.Fatalf("the test needs batches of more than one: %+v", st)
+	}
+}
+
+// Sizes is badger's measure of the LSM tree and the value log: after a
+// reopen it covers what the first run wrote.
+func TestSizes(t *testing.T) {
+	dir := t.TempDir()
+	db := openDir(t, dir)
+	errs := runConcurrently(db, 200, func(i int) func(inspection.Tx) error {
+		return func(tx inspection.Tx) error { return tx.PutImporter(importerN(i)) }
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDir(t, dir)
+	lsm, vlog := db.Sizes()
+	if lsm <= 0 || vlog < 0 {
+		t.Fatalf("sizes after a reopen: lsm %d, vlog %d", lsm, vlog)
 	}
 }

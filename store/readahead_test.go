@@ -84,7 +84,7 @@ func TestReadAheadServesOnlyUnchangedKeys(t *testing.T) {
 			}
 		}
 		st := db.CommitStats()
-		if st == (store.CommitStats{}) {
+		if st.Batches == 0 && st.Updates == 0 {
 			return // direct commit keeps no stats (and reuses nothing): the reads above are the test
 		}
 		reused, stale := st.ReusedReads-before.ReusedReads, st.StaleReads-before.StaleReads

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/ktcn/ktcn/api"
@@ -408,9 +409,16 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 		timeouts = defaultTimeouts()
 	}
 	jobs := a.newJobs(ctx)
+	// One registry for GET /metrics, made here and handed to whatever
+	// reports (no package-level default registry): the API registers its
+	// own series (the jobs' among them, read from the job registry at
+	// each scrape), the store its own.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a.store.Collector())
 	srv := &http.Server{
 		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Backups: a.backups, Logger: a.log, Jobs: jobs, Ready: a.ready(jobs),
-			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow}),
+			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow,
+			Registry: reg}),
 		ReadHeaderTimeout: timeouts.readHeader,
 		ReadTimeout:       timeouts.read,
 		WriteTimeout:      timeouts.write,

@@ -194,7 +194,7 @@ func runKeysRevoke(ctx context.Context, args []string, getenv func(string) strin
 // devPrincipals is one principal of every role but agency, and every
 // fixture agency.
 func devPrincipals() []string {
-	names := []string{"nsw", "customs", "policy-author", "policy-approver", "auditor", "admin"}
+	names := []string{"nsw", "customs", "policy-author", "policy-approver", "auditor", "admin", "metrics"}
 	for _, a := range fixtures.Agencies() {
 		names = append(names, "agency:"+a.ID)
 	}

@@ -35,9 +35,10 @@ const (
 	RoleAuditor        Role = "auditor"         // reads everything, changes nothing
 	RoleNSW            Role = "nsw"             // the National Single Window: submits declarations
 	RoleAdmin          Role = "admin"           // manages API keys; no domain powers
+	RoleMetrics        Role = "metrics"         // scrapes GET /metrics (a Prometheus server); nothing else
 )
 
-var roles = []Role{RoleAgency, RoleCustoms, RolePolicyAuthor, RolePolicyApprover, RoleAuditor, RoleNSW, RoleAdmin}
+var roles = []Role{RoleAgency, RoleCustoms, RolePolicyAuthor, RolePolicyApprover, RoleAuditor, RoleNSW, RoleAdmin, RoleMetrics}
 
 // Roles lists every role.
 func Roles() []Role { return slices.Clone(roles) }
@@ -147,6 +148,9 @@ const (
 	ActReadJobs Action = "read_jobs"
 	// ActRunJobs starts a job now, outside its schedule.
 	ActRunJobs Action = "run_jobs"
+	// ActReadMetrics scrapes the operational metrics (GET /metrics) from
+	// another machine; a scrape from the loopback needs no key.
+	ActReadMetrics Action = "read_metrics"
 )
 
 // rolesFor is who may take each action. The choices:
@@ -170,6 +174,11 @@ const (
 //     may take one.
 //   - admin runs the periodic jobs by hand (they act as the system, and
 //     every one is safe to run twice); the auditor reads how they went.
+//   - the operational metrics are the operator's (admin), the auditor's
+//     and a scraper's (metrics, a role that may do nothing else, so the
+//     key a Prometheus server holds opens no record): they carry quota
+//     shares and agencies' backlogs, which nsw must not see, and nothing
+//     per importer, goods or declaration.
 //
 // ActAdminister, and every other action, is open to the system principal
 // (ktcn acting on its operator's authority: the command line, jobs).
@@ -195,6 +204,8 @@ func rolesFor(a Action) []Role {
 		return []Role{RoleAdmin}
 	case ActReadKeys, ActReadJobs:
 		return []Role{RoleAdmin, RoleAuditor}
+	case ActReadMetrics:
+		return []Role{RoleAdmin, RoleAuditor, RoleMetrics}
 	case ActRunJobs:
 		return []Role{RoleAdmin}
 	case ActReadEvents:
