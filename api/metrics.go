@@ -79,22 +79,33 @@ type promLogger struct{ log zerolog.Logger }
 
 func (l promLogger) Println(v ...any) { l.log.Error().Msgf("metrics: %v", v) }
 
-// instrument counts every request once its status is known (it runs
-// outside requestLog, which writes the error responses).
+// instrument counts every request, refusals included. It counts as the
+// status line is written (Response.Before), before the client can read
+// the answer, so a client that reads an answer and then scrapes finds its
+// request counted; the latency is the time to that status line. An answer
+// that writes nothing is counted when the handler returns.
 func (m *metrics) instrument(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
-		err := next(c)
-		if err != nil {
+		counted := false
+		count := func() {
+			if counted {
+				return
+			}
+			counted = true
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			labels := []string{route, methodLabel(c.Request().Method), strconv.Itoa(c.Response().Status)}
+			m.requests.WithLabelValues(labels...).Inc()
+			m.latency.WithLabelValues(labels...).Observe(time.Since(start).Seconds())
+		}
+		c.Response().Before(count)
+		if err := next(c); err != nil {
 			c.Error(err)
 		}
-		route := c.Path()
-		if route == "" {
-			route = "unmatched"
-		}
-		labels := []string{route, methodLabel(c.Request().Method), strconv.Itoa(c.Response().Status)}
-		m.requests.WithLabelValues(labels...).Inc()
-		m.latency.WithLabelValues(labels...).Observe(time.Since(start).Seconds())
+		count()
 		return nil
 	}
 }
