@@ -295,6 +295,17 @@ func errorKind(err error) string {
 // maxLoadDuration bounds every run, also one bounded only by -count.
 const maxLoadDuration = 24 * time.Hour
 
+// loadDuration is how long a run may last. -count alone means "send this
+// many": the default -duration would end the run first on a slow machine
+// (-count 10000 stopped at 4,491), so only an explicit -duration bounds a
+// counted run.
+func loadDuration(count int64, duration time.Duration, durationSet bool) time.Duration {
+	if count > 0 && !durationSet {
+		return maxLoadDuration
+	}
+	return duration
+}
+
 // loadPlan is one run.
 type loadPlan struct {
 	addr     string // validated loopback host:port
@@ -521,14 +532,9 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	// -count alone means "send this many": the default -duration would
-	// end the run first on a slow machine (10,000 stopped at 4,491), so
-	// only an explicit -duration bounds a counted run.
 	durationSet := false
 	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
-	if *count > 0 && !durationSet {
-		*duration = maxLoadDuration
-	}
+	*duration = loadDuration(*count, *duration, durationSet)
 	target, err := loopbackAddr(*addr)
 	if err != nil {
 		return err
