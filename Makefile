@@ -7,7 +7,7 @@ RAPID_CHECKS ?= 100
 FUZZTIME  ?= 10s
 BENCHTIME ?= 2s
 
-.PHONY: run build test lint fuzz bench crash-test soak clean
+.PHONY: run build test lint fuzz bench crash-test readme-test soak clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/ktcn
@@ -85,6 +85,12 @@ CRASH_CYCLES ?= 5
 crash-test: build
 	KTCN_BIN=$(CURDIR)/$(BIN) KTCN_CRASH_CYCLES=$(CRASH_CYCLES) KTCN_SYNC_PROOF=1 \
 	  $(GO) test -count=1 -v -timeout 60m -run '^(TestCrashKill9|TestCrashKill9Delivery|TestAckFollowsSync|TestEmptyLinesMemory)$$' ./cmd/ktcn/
+
+# Every ```sh block of README.md, in order, against `make run` in a fresh
+# clone of HEAD (.ci/readme-examples): the examples must run as written.
+# Needs curl, jq and 127.0.0.1:8080 and :9090 free; about a minute.
+readme-test:
+	.ci/readme-examples
 
 # Long runs CI does not do.
 # 2000 property checks (20x CI) keep the race-detected run near half an

@@ -97,7 +97,7 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	m, size, err := fetchBackup(ctx, strings.TrimRight(base, "/")+"/v1/admin/backup", token, *out)
+	m, size, err := fetchBackup(ctx, strings.TrimRight(base, "/")+"/v1/admin/backup", token, *out, stderr)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 
 // fetchBackup streams a backup into a temporary file beside out, checks
 // its manifest, syncs it and renames it to out.
-func fetchBackup(ctx context.Context, url, token, out string) (store.BackupManifest, int64, error) {
+func fetchBackup(ctx context.Context, url, token, out string, stderr io.Writer) (store.BackupManifest, int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return store.BackupManifest{}, 0, err
@@ -128,7 +128,10 @@ func fetchBackup(ctx context.Context, url, token, out string) (store.BackupManif
 		return store.BackupManifest{}, 0, fmt.Errorf("backup: %w", err)
 	}
 	defer func() { _ = tmp.Close(); _ = os.Remove(tmp.Name()) }()
-	size, err := io.Copy(tmp, resp.Body)
+	// Size unknown ahead (the server streams): bytes and rate only.
+	bar := newProgress(stderr, "backup", "bytes", max(resp.ContentLength, 0))
+	size, err := io.Copy(tmp, bar.Reader(resp.Body))
+	bar.Done()
 	if err != nil {
 		return store.BackupManifest{}, 0, fmt.Errorf("backup: transfer failed after %d bytes: %w", size, err)
 	}
@@ -171,7 +174,15 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
-	m, err := store.Restore(ctx, f, store.Options{Dir: dir, Logger: log})
+	var total int64
+	if info, err := f.Stat(); err == nil {
+		total = info.Size()
+	}
+	// The file is read once to check it and copy the stream aside, then
+	// loaded: the line shows the first part (the load follows, unmetered).
+	bar := newProgress(stderr, "restore: checking", "bytes", total)
+	m, err := store.Restore(ctx, bar.Reader(f), store.Options{Dir: dir, Logger: log})
+	bar.Done()
 	if err != nil {
 		return err
 	}

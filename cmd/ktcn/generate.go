@@ -94,6 +94,9 @@ func runFixturesGenerate(ctx context.Context, args []string, getenv func(string)
 	}
 	started := time.Now()
 	cfg := fixtures.Config{Seed: *seed, Lots: *lots, Years: *years, End: end, Policy: p, Goods: *goods, Importers: *importers}
+	// 10 M lots take minutes: show them move on a terminal.
+	bar := newProgress(stderr, "fixtures generate", "lots", int64(*lots))
+	cfg.Progress = func(n int) { bar.Set(int64(n)) }
 	report := stdout
 	var (
 		sum   fixtures.Summary
@@ -157,6 +160,7 @@ func runFixturesGenerate(ctx context.Context, args []string, getenv func(string)
 		}
 		sum, stats = rep.Summary, &rep.Replay
 	}
+	bar.Done()
 	took := time.Since(started)
 	fmt.Fprintln(report, sum)
 	if stats != nil {

@@ -37,7 +37,8 @@ or not earlier ones were answered, and its latency is measured from that due
 time, so time spent queued behind a slow server counts (a closed loop would
 hide it by sending less). Without -rate, -clients workers send back to back,
 as fast as the server answers. Either way the run ends at -duration or after
--count declarations, whichever comes first.
+-count declarations, whichever comes first; -count without -duration runs
+until that many are sent.
 
 Declarations come from the seeded history generator (-source history: the
 same goods, importers and makers that serve's first start loads, so lots meet
@@ -291,6 +292,20 @@ func errorKind(err error) string {
 	}
 }
 
+// maxLoadDuration bounds every run, also one bounded only by -count.
+const maxLoadDuration = 24 * time.Hour
+
+// loadDuration is how long a run may last. -count alone means "send this
+// many": the default -duration would end the run first on a slow machine
+// (-count 10000 stopped at 4,491), so only an explicit -duration bounds a
+// counted run.
+func loadDuration(count int64, duration time.Duration, durationSet bool) time.Duration {
+	if count > 0 && !durationSet {
+		return maxLoadDuration
+	}
+	return duration
+}
+
 // loadPlan is one run.
 type loadPlan struct {
 	addr     string // validated loopback host:port
@@ -502,7 +517,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		key      = fs.String("key", "", "NSW API key (default: $KTCN_LOADGEN_KEY, then the data dir's development credentials)")
 		rate     = fs.Float64("rate", 0, "declarations per second, open loop; 0 sends as fast as the server answers")
 		clients  = fs.Int("clients", 64, "concurrent connections (closed loop: workers; open loop: most in flight)")
-		duration = fs.Duration("duration", 10*time.Second, "stop after this long")
+		duration = fs.Duration("duration", 10*time.Second, "stop after this long (with -count and no -duration: when the count is sent)")
 		count    = fs.Int64("count", 0, "stop after this many declarations (0: only -duration bounds the run)")
 		prefix   = fs.String("prefix", defaultPrefix(), "declaration ID prefix (default: unique per run)")
 		source   = fs.String("source", "history", "history (the generated history serve loads) or catalogue")
@@ -517,6 +532,9 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	durationSet := false
+	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
+	*duration = loadDuration(*count, *duration, durationSet)
 	target, err := loopbackAddr(*addr)
 	if err != nil {
 		return err
@@ -526,7 +544,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("-rate %v: want 0 (as fast as possible) up to 1e6", *rate)
 	case *clients < 1 || *clients > 4096:
 		return fmt.Errorf("-clients %d: want 1 to 4096", *clients)
-	case *duration <= 0 || *duration > 24*time.Hour:
+	case *duration <= 0 || *duration > maxLoadDuration:
 		return fmt.Errorf("-duration %v: want more than 0 and at most 24h", *duration)
 	case *count < 0:
 		return fmt.Errorf("-count %d: want 0 (no limit) or more", *count)

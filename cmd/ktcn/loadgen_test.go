@@ -200,3 +200,23 @@ func TestLoadgenAgainstServe(t *testing.T) {
 		t.Error("loadgen printed its key")
 	}
 }
+
+// -count alone runs until the count is sent; an explicit -duration still
+// bounds it, and without -count the default -duration does.
+func TestLoadDuration(t *testing.T) {
+	for _, c := range []struct {
+		count int64
+		dur   time.Duration
+		set   bool
+		want  time.Duration
+	}{
+		{10_000, 10 * time.Second, false, maxLoadDuration},
+		{10_000, 5 * time.Second, true, 5 * time.Second},
+		{0, 10 * time.Second, false, 10 * time.Second},
+		{0, time.Minute, true, time.Minute},
+	} {
+		if got := loadDuration(c.count, c.dur, c.set); got != c.want {
+			t.Errorf("loadDuration(%d, %v, %v) = %v, want %v", c.count, c.dur, c.set, got, c.want)
+		}
+	}
+}

@@ -77,7 +77,26 @@ type Report struct {
 //     (decisions are written once, so any change to one shows);
 //  3. every stored record of the audited kinds is covered by some entry.
 func Verify(tx Reader, checkpoints []Checkpoint) (Report, error) {
+	return VerifyProgress(tx, checkpoints, nil)
+}
+
+// VerifyProgress is Verify that calls progress, when not nil, as it walks:
+// done counts entries over both walks of the chain, total is twice the
+// head's sequence (0 when there is no head), so a command can show how far
+// a long verification has got. Both are advisory: a damaged log may end
+// before or after total.
+func VerifyProgress(tx Reader, checkpoints []Checkpoint, progress func(done, total uint64)) (Report, error) {
 	var rep Report
+	var done, total uint64
+	if h, err := tx.AuditHead(); err == nil {
+		total = 2 * h.Seq
+	}
+	step := func() {
+		if progress != nil {
+			done++
+			progress(done, total)
+		}
+	}
 	cps := map[uint64][]Checkpoint{}
 	var lastCP uint64
 	for _, c := range checkpoints {
@@ -140,6 +159,7 @@ func Verify(tx Reader, checkpoints []Checkpoint) (Report, error) {
 			latest[refKey(r.Kind, r.ID)] = keySeq
 		}
 		prev, expect = sum, expect+1
+		step()
 		return nil
 	})
 	if err != nil {
@@ -174,6 +194,7 @@ func Verify(tx Reader, checkpoints []Checkpoint) (Report, error) {
 		if bad != nil || keySeq > last {
 			return fmt.Errorf("audit entry %d changed during verification", keySeq)
 		}
+		step()
 		for _, r := range e.Records {
 			if latest[refKey(r.Kind, r.ID)] != keySeq {
 				continue // a later entry covers it
