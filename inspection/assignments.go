@@ -173,7 +173,7 @@ func (s *Service) SampleAssignment(ctx context.Context, by access.Principal, id 
 			return false, nil
 		case a.Status != AssignmentAccepted:
 			return false, Conflict("assignment_id", "assignment %s is %s: a sample is taken once it is accepted", a.ID, a.Status)
-		case taken.Before(a.CreatedAt):
+		case beforeDecided(taken, a.CreatedAt):
 			return false, Invalid("taken_at", "is before the lot was decided (%s)", a.CreatedAt.Format(time.RFC3339))
 		}
 		a.Status, a.Sample = AssignmentSampled, &sample

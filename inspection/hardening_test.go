@@ -198,3 +198,23 @@ func TestAuditLogAfterCannotWrap(t *testing.T) {
 		t.Fatalf("after=max uint64: %v", err)
 	}
 }
+
+// TestResultInTheSecondOfTheDecision: an agency gives its times to the
+// second; a result or sample dated in the second its lot was decided is
+// taken, one a second earlier is refused naming its field.
+func TestResultInTheSecondOfTheDecision(t *testing.T) {
+	r := startedRig(t)
+	r.clock.Set(r.clock.Now().Add(400 * time.Millisecond)) // decided at …:00.4
+	d := r.decideLine(t, "SECOND-1", normalLine(1, "Sữa trong giây"))
+	second := r.clock.Now().Truncate(time.Second)
+	early := inspection.ResultInput{Outcome: "pass", InspectedAt: second.Add(-time.Second).Format(time.RFC3339)}
+	_, err := r.svc.RecordResult(ctx, as("agency:"+d.Agency), d.AssignmentID, early)
+	var inv *fault.Error
+	if !errors.As(err, &inv) || inv.Field != "inspected_at" {
+		t.Fatalf("a result a second before the decision: %v, want invalid inspected_at", err)
+	}
+	same := inspection.ResultInput{Outcome: "pass", InspectedAt: second.Format(time.RFC3339)}
+	if _, err := r.svc.RecordResult(ctx, as("agency:"+d.Agency), d.AssignmentID, same); err != nil {
+		t.Fatalf("a result in the second of the decision: %v", err)
+	}
+}

@@ -143,7 +143,7 @@ func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignm
 		if a.Status == AssignmentCancelled {
 			return Conflict("assignment_id", "assignment %s was cancelled by customs override %s: no result is expected", a.ID, a.OverrideID)
 		}
-		if r.InspectedAt.Before(a.CreatedAt) {
+		if beforeDecided(r.InspectedAt, a.CreatedAt) {
 			return Invalid("inspected_at", "is before the lot was decided (%s)", a.CreatedAt.Format(time.RFC3339))
 		}
 		pol, err := s.policyIn(tx, now)
@@ -357,4 +357,14 @@ func (s *Service) RaiseAlert(ctx context.Context, by access.Principal, in AlertI
 		s.log.Warn().Str("alert_id", e.ID).Str("authority", e.Authority).Str("target", string(e.Subject.Kind)).Str("source", by.Name).Msg("alert recorded")
 	}
 	return out, nil
+}
+
+// beforeDecided reports whether an agency's time (of inspection, of a
+// sample) falls before its lot was decided. Agencies give times to the
+// second while ktcn decides to the nanosecond, so a time in the very second
+// of the decision is not before it: refusing "10:15:03" for a lot decided at
+// 10:15:03.4 would refuse the truth, and the refusal would print the same
+// second it refused.
+func beforeDecided(t, decided time.Time) bool {
+	return t.Before(decided.Truncate(time.Second))
 }
