@@ -26,18 +26,13 @@ import (
 )
 
 // The audit log's signing key and checkpoint file (docs/audit.md). Both
-// live beside the data dir, never in it, like the quota master secret:
-// whoever can rewrite the store must not also hold the key that signs
-// what the chain looked like, nor the only copy of those signatures.
+// live outside the data dir (in the secrets dir, config.go), like the
+// quota master secret: whoever can rewrite the store must not also hold
+// the key that signs what the chain looked like, nor the only copy of
+// those signatures.
 
-// defaultAuditKeyPath: ./data → ./data.audit-key.
-func defaultAuditKeyPath(dataDir string) string { return besideDataDir(dataDir, ".audit-key") }
-
-// defaultCheckpointPath: ./data → ./data.audit-checkpoints.
-func defaultCheckpointPath(dataDir string) string {
-	return besideDataDir(dataDir, ".audit-checkpoints")
-}
-
+// besideDataDir is where the secrets lived before the secrets dir:
+// ./data → ./data.audit-key.
 func besideDataDir(dataDir, suffix string) string {
 	clean := filepath.Clean(dataDir)
 	return filepath.Join(filepath.Dir(clean), filepath.Base(clean)+suffix)
@@ -140,6 +135,10 @@ func openAudit(ctx context.Context, cfg Config, name string, db *store.DB, log z
 			last = max(last, c.Seq)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, noop, fmt.Errorf("audit checkpoints: %w", err)
+	}
+	// The key may live elsewhere (-audit-key) than the checkpoints' folder.
+	if err := os.MkdirAll(filepath.Dir(cfg.AuditCheckpoints), 0o700); err != nil {
 		return nil, noop, fmt.Errorf("audit checkpoints: %w", err)
 	}
 	f, err := os.OpenFile(cfg.AuditCheckpoints, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
