@@ -41,7 +41,12 @@ func besideDataDir(dataDir, suffix string) string {
 func insideDataDir(path, dataDir string) bool {
 	absFile, err1 := filepath.Abs(path)
 	absData, err2 := filepath.Abs(dataDir)
-	return err1 == nil && err2 == nil && strings.HasPrefix(absFile, absData+string(filepath.Separator))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	// Rel, not a prefix test: a data dir of / ends in the separator.
+	rel, err := filepath.Rel(absData, absFile)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // loadAuditKey reads the hex Ed25519 seed. It refuses a file others can

@@ -125,7 +125,7 @@ var settings = []setting{
 	{flag: "fixtures", env: "KTCN_FIXTURES", def: "on", check: oneOf("on", "off", "reference"),
 		help:  "sample data loaded into a new data dir: on (reference data and a year of history), reference (reference data only), off",
 		field: func(c *Config) *string { return &c.Fixtures }},
-	{flag: "policy", env: "KTCN_POLICY", shown: "the embedded default policy", check: checkFile,
+	{flag: "policy", env: "KTCN_POLICY", shown: "the embedded default policy", check: checkPolicy,
 		help:  "policy document (JSON) put in force on a new data dir",
 		field: func(c *Config) *string { return &c.Policy }},
 	{flag: "secrets-dir", env: "KTCN_SECRETS_DIR", shown: "`<data dir's parent>/var`", check: outsideDataDir,
@@ -273,6 +273,16 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		}
 	}
 	c.resolvePaths()
+	// The paths derived from the data dir are checked as given ones are:
+	// a data dir of / would put <parent>/var inside it.
+	for _, s := range settings {
+		switch s.flag {
+		case "quota-secret", "audit-key", "audit-checkpoints", "backup-dir":
+			if err := outsideDataDir(*s.field(&c), &c); err != nil {
+				return c, settingError(s, "its default", err)
+			}
+		}
+	}
 	return c, nil
 }
 
@@ -364,6 +374,19 @@ func checkFile(v string, _ *Config) error {
 		return fmt.Errorf("%q is a directory, not a file", v)
 	}
 	return nil
+}
+
+// checkPolicy reads and parses the policy, so a policy that does not
+// parse is refused like any bad setting; loading it again later is cheap.
+func checkPolicy(v string, c *Config) error {
+	if v == "" {
+		return nil
+	}
+	if err := checkFile(v, c); err != nil {
+		return err
+	}
+	_, err := loadPolicy(v)
+	return err
 }
 
 func checkDataDir(v string, _ *Config) error {
@@ -504,7 +527,21 @@ type legacyPath struct {
 
 // defaultSecretsDir: ./data → ./var.
 func defaultSecretsDir(dataDir string) string {
-	return filepath.Join(filepath.Dir(filepath.Clean(dataDir)), "var")
+	parent, _ := dataDirParts(dataDir)
+	return filepath.Join(parent, "var")
+}
+
+// dataDirParts is the data dir's parent and name; a data dir of "." or
+// ".." is made absolute first, so its secrets get a real name and land
+// outside it.
+func dataDirParts(dataDir string) (parent, name string) {
+	clean := filepath.Clean(dataDir)
+	if b := filepath.Base(clean); b == "." || b == ".." {
+		if abs, err := filepath.Abs(clean); err == nil {
+			clean = abs
+		}
+	}
+	return filepath.Dir(clean), filepath.Base(clean)
 }
 
 // defaultPath is <dir>/<data dir name><suffix>, unless only the legacy
@@ -512,8 +549,8 @@ func defaultSecretsDir(dataDir string) string {
 // upgrade never silently starts a new quota secret or audit key, which
 // would break the verification of everything signed or drawn before.
 func defaultPath(dir, dataDir, suffix string) (path string, legacy bool) {
-	clean := filepath.Clean(dataDir)
-	path = filepath.Join(dir, filepath.Base(clean)+suffix)
+	_, name := dataDirParts(dataDir)
+	path = filepath.Join(dir, name+suffix)
 	old := besideDataDir(dataDir, suffix)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(old); err == nil {
@@ -546,7 +583,8 @@ func (c *Config) resolvePaths() {
 		path, legacy := defaultPath(dir, c.DataDir, suffix)
 		*p = path
 		if legacy {
-			instead, _ := filepath.Abs(filepath.Join(dir, filepath.Base(filepath.Clean(c.DataDir))+suffix))
+			_, name := dataDirParts(c.DataDir)
+			instead := filepath.Join(dir, name+suffix)
 			c.legacy = append(c.legacy, legacyPath{setting: name, path: path, instead: instead})
 		}
 	}

@@ -403,3 +403,23 @@ func TestSecretsDirAndLegacyPaths(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretsOfOddDataDirs: a data dir of "." still gets named secrets
+// outside it; one of "/" has no outside, and is refused.
+func TestSecretsOfOddDataDirs(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseConfig("serve", []string{"-data-dir", "."}, func(string) string { return "" }, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(wd), "var", filepath.Base(wd)+".quota-secret"); c.QuotaSecret != want {
+		t.Errorf("data dir .: quota secret %s, want %s", c.QuotaSecret, want)
+	}
+	_, err = parseConfig("serve", []string{"-data-dir", "/"}, func(string) string { return "" }, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "inside the data dir") {
+		t.Errorf("data dir /: %v, want the secrets refused as inside it", err)
+	}
+}
