@@ -178,8 +178,13 @@ func runAuditPubkey(_ context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	log, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	cfg.warnLegacy(log)
 	// The key file alone: no store, so this works while serve runs.
-	key, err := loadAuditKey(cfg.AuditKey, cfg.DataDir, false, zerolog.Nop())
+	key, err := loadAuditKey(cfg.AuditKey, cfg.DataDir, false, log)
 	if err != nil {
 		return err
 	}

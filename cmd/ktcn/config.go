@@ -583,9 +583,8 @@ func (c *Config) resolvePaths() {
 		path, legacy := defaultPath(dir, c.DataDir, suffix)
 		*p = path
 		if legacy {
-			_, name := dataDirParts(c.DataDir)
-			instead := filepath.Join(dir, name+suffix)
-			c.legacy = append(c.legacy, legacyPath{setting: name, path: path, instead: instead})
+			_, base := dataDirParts(c.DataDir)
+			c.legacy = append(c.legacy, legacyPath{setting: name, path: path, instead: filepath.Join(dir, base+suffix)})
 		}
 	}
 	fill(&c.QuotaSecret, "quota-secret", c.SecretsDir, ".quota-secret")

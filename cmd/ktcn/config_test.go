@@ -397,7 +397,7 @@ func TestSecretsDirAndLegacyPaths(t *testing.T) {
 			var logs bytes.Buffer
 			log, _ := newLogger("warn", &logs)
 			c.warnLegacy(log)
-			if got := strings.Contains(logs.String(), "old place"); got != tc.wantWarning {
+			if got := strings.Contains(logs.String(), `"setting":"quota-secret"`); got != tc.wantWarning {
 				t.Errorf("warning logged: %v, want %v\n%s", got, tc.wantWarning, logs.String())
 			}
 		})
