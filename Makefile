@@ -12,7 +12,9 @@ BENCHTIME ?= 2s
 build:
 	$(GO) build -o $(BIN) ./cmd/ktcn
 
-# Serve on 127.0.0.1:8080 with badger under ./data, fixtures loaded on first start.
+# Serve on 127.0.0.1:8080 with badger under ./data, fixtures loaded on first start;
+# the quota secret, the audit key and checkpoints, and backups go to ./var
+# (git-ignored), the default secrets dir of ./data.
 run: build
 	./$(BIN) serve
 

@@ -24,160 +24,23 @@ import (
 	"github.com/ktcn/ktcn/store"
 )
 
-const usage = `ktcn schedules specialized inspection of imported goods by risk.
-
-Usage:
-  ktcn serve     [flags]   serve the HTTP API (loads fixtures into an empty data dir)
-  ktcn fixtures load [flags]   load the sample agencies, importers and manufacturers
-  ktcn quota reveal --period P   print a closed period's sampling key (and record the reveal)
-  ktcn verify quota --period P [--key-file K]   recompute every draw of a period and check the cap
-  ktcn verify audit [--checkpoints F --pubkey K]   walk the audit chain, check every record it covers
-  ktcn audit pubkey        print the public key that signs audit checkpoints
-  ktcn keys create -principal P [-expires-in 90d] [-note N]   issue an API key (the token is printed once)
-  ktcn keys list [-json]   every API key, active or not (never a secret)
-  ktcn keys revoke <id>    revoke a key at once
-  ktcn loadgen [-rate R] [-clients N] [-duration D] [-count N]   load a running server over loopback
-  ktcn backup -out FILE [-addr URL] [-key K]   take an online backup from the running server
-  ktcn restore FILE DIR    check a backup's SHA-256, then restore it into an empty DIR
-  ktcn nsw-receiver -secret S [-secret S2] [-secret-file F] [-record R.jsonl] [-addr A] [-fail-rate P]
-                           reference receiver of ktcn's webhooks: verifies, dedupes, checks order
-  (keys commands open the data dir, so run them with the server stopped;
-   while it runs, use the admin endpoints /v1/admin/keys)
-
-Flags (each also an environment variable):
-  -data-dir  KTCN_DATA_DIR   badger directory (default ./data)
-  -addr      KTCN_ADDR       listen address (default 127.0.0.1:8080)
-  -log-level KTCN_LOG_LEVEL  debug, info, warn, error (default info)
-  -fixtures  KTCN_FIXTURES   "off" to start without sample data (default on)
-  -policy    KTCN_POLICY     policy document (JSON); default: the embedded legal default
-  -quota-secret KTCN_QUOTA_SECRET  quota master secret file (default: <data dir>.quota-secret)
-  -audit-key KTCN_AUDIT_KEY        audit checkpoint signing key (default: <data dir>.audit-key)
-  -audit-checkpoints KTCN_AUDIT_CHECKPOINTS  signed checkpoint file (default: <data dir>.audit-checkpoints)
-  -audit-checkpoint-every KTCN_AUDIT_CHECKPOINT_EVERY  audit entries between checkpoints (default 1000)
-  -key-max-ttl KTCN_KEY_MAX_TTL    longest API key lifetime, e.g. 366d (default 366d)
-  -rate-limit  KTCN_RATE_LIMIT     requests per second per principal (default 5000)
-  -rate-burst  KTCN_RATE_BURST     requests a principal may send at once (default 10000)
-  -auth-fail-limit  KTCN_AUTH_FAIL_LIMIT   failed authentications from one address before 429 (default 20)
-  -auth-fail-window KTCN_AUTH_FAIL_WINDOW  the window they are counted in (default 1m)
-  -max-conns   KTCN_MAX_CONNS      connections held open at once (default 1024)
-  -backup-dir  KTCN_BACKUP_DIR     backups of POST /v1/admin/backups (default: <data dir>.backups)
-  -backup-keep KTCN_BACKUP_KEEP    backups kept there, newest first (default 7; 0 keeps all)
-`
-
-// Config is the service configuration, from flags over environment.
-type Config struct {
-	DataDir  string
-	Addr     string
-	LogLevel string
-	Fixtures string
-	Policy   string
-	// QuotaSecret is the file holding the quota master secret, kept
-	// outside the data dir so a copy of the database cannot predict draws.
-	QuotaSecret string
-	// AuditKey signs audit checkpoints, appended to AuditCheckpoints every
-	// AuditCheckpointEvery entries (audit.go); both live outside the data dir.
-	AuditKey             string
-	AuditCheckpoints     string
-	AuditCheckpointEvery string
-	// KeyMaxTTL, RateLimit and RateBurst are read by newAccess and
-	// rateLimits (keys.go); empty means the defaults.
-	KeyMaxTTL string
-	RateLimit string
-	RateBurst string
-	// AuthFailLimit and AuthFailWindow are read by parseClientLimits
-	// (limits.go); empty means api's defaults.
-	AuthFailLimit  string
-	AuthFailWindow string
-	// MaxConns bounds open connections (connlimit.go); empty means
-	// DefaultMaxConns.
-	MaxConns string
-	// The NSW feed (feed.go): webhook hosts allowed, loopback receivers
-	// ("on", "off", or "" for on when serving on loopback), how long
-	// events are kept, how long a rotated secret keeps signing, and the
-	// retry schedule of deliveries.
-	WebhookAllow    string
-	WebhookLoopback string
-	EventRetention  string
-	SecretOverlap   string
-	WebhookSchedule string
-	// BackupDir receives the backups POST /v1/admin/backups and backupNow
-	// take (default: <data dir>.backups, beside the data dir); BackupKeep
-	// is how many of them are kept (default 7, 0 keeps all).
-	BackupDir  string
-	BackupKeep string
-}
-
-func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
-	env := func(k, def string) string {
-		if v := getenv(k); v != "" {
-			return v
-		}
-		return def
-	}
-	var c Config
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.DataDir, "data-dir", env("KTCN_DATA_DIR", "./data"), "badger directory")
-	fs.StringVar(&c.Addr, "addr", env("KTCN_ADDR", "127.0.0.1:8080"), "listen address")
-	fs.StringVar(&c.LogLevel, "log-level", env("KTCN_LOG_LEVEL", "info"), "log level")
-	fs.StringVar(&c.Fixtures, "fixtures", env("KTCN_FIXTURES", "on"), `"off" to skip sample data`)
-	fs.StringVar(&c.Policy, "policy", env("KTCN_POLICY", ""), "policy document path")
-	fs.StringVar(&c.QuotaSecret, "quota-secret", env("KTCN_QUOTA_SECRET", ""), "quota master secret file (default: beside the data dir)")
-	fs.StringVar(&c.AuditKey, "audit-key", env("KTCN_AUDIT_KEY", ""), "audit checkpoint signing key (default: beside the data dir)")
-	fs.StringVar(&c.AuditCheckpoints, "audit-checkpoints", env("KTCN_AUDIT_CHECKPOINTS", ""), "signed audit checkpoint file (default: beside the data dir)")
-	fs.StringVar(&c.AuditCheckpointEvery, "audit-checkpoint-every", env("KTCN_AUDIT_CHECKPOINT_EVERY", ""), "audit entries between checkpoints (default 1000)")
-	fs.StringVar(&c.KeyMaxTTL, "key-max-ttl", env("KTCN_KEY_MAX_TTL", ""), "longest API key lifetime (e.g. 366d)")
-	fs.StringVar(&c.RateLimit, "rate-limit", env("KTCN_RATE_LIMIT", ""), "requests per second per principal")
-	fs.StringVar(&c.RateBurst, "rate-burst", env("KTCN_RATE_BURST", ""), "burst of requests per principal")
-	fs.StringVar(&c.AuthFailLimit, "auth-fail-limit", env("KTCN_AUTH_FAIL_LIMIT", ""), "failed authentications from one address before 429 (default 20)")
-	fs.StringVar(&c.AuthFailWindow, "auth-fail-window", env("KTCN_AUTH_FAIL_WINDOW", ""), "window failed authentications are counted in (default 1m)")
-	fs.StringVar(&c.MaxConns, "max-conns", env("KTCN_MAX_CONNS", ""), "connections held open at once (default 1024)")
-	fs.StringVar(&c.WebhookAllow, "webhook-allow", env("KTCN_WEBHOOK_ALLOW", ""), "hosts webhooks may be sent to, comma-separated (*.example.vn for subdomains)")
-	fs.StringVar(&c.WebhookLoopback, "webhook-loopback", env("KTCN_WEBHOOK_LOOPBACK", ""), `"on" to allow loopback receivers (default: on when serving on loopback)`)
-	fs.StringVar(&c.EventRetention, "event-retention", env("KTCN_EVENT_RETENTION", ""), "how long feed events are kept once every webhook has them (default 30d)")
-	fs.StringVar(&c.SecretOverlap, "webhook-secret-overlap", env("KTCN_WEBHOOK_SECRET_OVERLAP", ""), "how long a rotated webhook secret keeps signing (default 24h)")
-	fs.StringVar(&c.WebhookSchedule, "webhook-retries", env("KTCN_WEBHOOK_RETRIES", ""), "delivery retry delays, comma-separated (default 0s,5s,5m,30m,2h,5h,10h,14h,20h,24h)")
-	fs.StringVar(&c.BackupDir, "backup-dir", env("KTCN_BACKUP_DIR", ""), "backup directory (default: <data dir>.backups, beside the data dir)")
-	fs.StringVar(&c.BackupKeep, "backup-keep", env("KTCN_BACKUP_KEEP", ""), "backups kept in the backup directory, newest first (default 7; 0 keeps all)")
-	if extra != nil {
-		extra(fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if c.AuditKey == "" {
-		c.AuditKey = defaultAuditKeyPath(c.DataDir)
-	}
-	if c.AuditCheckpoints == "" {
-		c.AuditCheckpoints = defaultCheckpointPath(c.DataDir)
-	}
-	if c.QuotaSecret == "" {
-		c.QuotaSecret = defaultQuotaSecretPath(c.DataDir)
-	}
-	if c.BackupDir == "" {
-		c.BackupDir = besideDataDir(c.DataDir, ".backups")
-	}
-	return c, nil
-}
-
-// Run is the whole program behind main, driven by tests end to end.
+// Run is the whole program behind main, driven by tests end to end. It
+// exits 0 on success, 1 when a command fails, and 2 when the command line
+// or a setting is wrong (nothing was started).
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	var err error
 	switch cmd := args[0]; {
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
 	default:
 		c, ok := findCommand(args)
 		if !ok {
-			fmt.Fprintf(stderr, "ktcn: unknown command %q\n\n%s", strings.Join(args, " "), usage)
+			fmt.Fprintf(stderr, "ktcn: unknown command %q\n\n%s", strings.Join(args, " "), usage())
 			return 2
 		}
 		err = c.run(ctx, args[len(c.words):], getenv, stdout, stderr)
@@ -187,40 +50,83 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ktcn: %v\n", err)
+		if errors.As(err, new(configError)) {
+			return 2
+		}
 		return 1
 	}
 	return 0
 }
 
-// command is one subcommand: the words that name it and what it runs.
+// command is one subcommand: the words that name it, its arguments and
+// what it does in one line (for ktcn -h), and what it runs.
 type command struct {
-	words []string
-	run   func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+	words   []string
+	args    string
+	summary string
+	run     func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
 }
 
-// commands lists every subcommand; each lives in its own file.
-var commands = []command{
-	{[]string{"serve"}, runServe},
-	{[]string{"fixtures", "load"}, runFixturesLoad},
-	{[]string{"fixtures", "generate"}, runFixturesGenerate},
-	{[]string{"quota", "reveal"}, runQuotaReveal},
-	{[]string{"verify", "quota"}, runVerifyQuota},
-	{[]string{"verify", "audit"}, runVerifyAudit},
-	{[]string{"audit", "pubkey"}, runAuditPubkey},
-	{[]string{"keys", "create"}, runKeysCreate},
-	{[]string{"keys", "list"}, runKeysList},
-	{[]string{"keys", "revoke"}, runKeysRevoke},
-	{[]string{"loadgen"}, runLoadgen},
-	{[]string{"nsw-receiver"}, runReceiver},
-	{[]string{"backup"}, runBackup},
-	{[]string{"restore"}, runRestore},
+func (c command) name() string { return strings.Join(c.words, " ") }
+
+func (c command) synopsis() string {
+	if c.args == "" {
+		return c.name()
+	}
+	return c.name() + " " + c.args
+}
+
+// commands lists every subcommand; each lives in its own file. ktcn -h is
+// built from this table, so a command cannot be dispatched and left out of
+// the usage. A function, not a variable: the commands' help reads the
+// table, and the table names the commands.
+func commands() []command {
+	return []command{
+		{[]string{"serve"}, "[flags]", "serve the HTTP API (loads sample data into an empty data dir)", runServe},
+		{[]string{"fixtures", "load"}, "[flags]", "load the sample agencies, importers and manufacturers into the data dir", runFixturesLoad},
+		{[]string{"fixtures", "generate"}, "-seed S -lots N -years Y (-out FILE | -data-dir DIR)", "generate a seeded synthetic history, as JSON lines or replayed into a store", runFixturesGenerate},
+		{[]string{"quota", "reveal"}, "-period P", "print a closed period's sampling key (and record the reveal)", runQuotaReveal},
+		{[]string{"verify", "quota"}, "-period P [-key-file K | -open]", "recompute every draw of a period and check the cap", runVerifyQuota},
+		{[]string{"verify", "audit"}, "[-checkpoints F -pubkey K]", "walk the audit chain and check every record it covers", runVerifyAudit},
+		{[]string{"audit", "pubkey"}, "[flags]", "print the public key that signs audit checkpoints", runAuditPubkey},
+		{[]string{"keys", "create"}, "-principal P [-expires-in 90d] [-note N]", "issue an API key (the token is printed once)", runKeysCreate},
+		{[]string{"keys", "list"}, "[-json]", "list every API key, active or not (never a secret)", runKeysList},
+		{[]string{"keys", "revoke"}, "<id>", "revoke an API key at once", runKeysRevoke},
+		{[]string{"loadgen"}, "[-rate R] [-clients N] [-duration D] [-count N]", "load a running server over loopback and report latency", runLoadgen},
+		{[]string{"nsw-receiver"}, "-secret S [-secret-file F] [-record R.jsonl] [-addr A]", "reference receiver of ktcn's webhooks: verifies, dedupes, checks order", runReceiver},
+		{[]string{"backup"}, "-out FILE [-addr URL] [-key K]", "take an online backup from the running server", runBackup},
+		{[]string{"restore"}, "FILE DIR", "check a backup's SHA-256, then restore it into an empty DIR", runRestore},
+	}
+}
+
+// usage is ktcn -h: every command of the table, one line each.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("ktcn schedules specialized inspection of imported goods by risk.\n\n")
+	b.WriteString("Usage: ktcn <command> [flags]      ktcn <command> -h lists a command's flags\n\nCommands:\n")
+	width := 0
+	for _, c := range commands() {
+		width = max(width, len(c.name()))
+	}
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name(), c.summary)
+	}
+	b.WriteString(`
+Commands that open the data dir (serve, fixtures load, quota, verify, audit,
+keys) read the settings of ` + "`ktcn serve -h`" + `: each a flag, an environment
+variable (KTCN_…) and a key of the TOML file given by -config or KTCN_CONFIG,
+in that order of precedence (README, "Configuration"). Badger admits one
+process per data dir: run keys commands with the server stopped, or use the
+admin endpoints /v1/admin/keys while it runs.
+`)
+	return b.String()
 }
 
 // findCommand picks the command whose words start args, longest first.
 func findCommand(args []string) (command, bool) {
 	best, found := command{}, false
-	for _, c := range commands {
-		if len(c.words) <= len(args) && strings.Join(args[:len(c.words)], " ") == strings.Join(c.words, " ") &&
+	for _, c := range commands() {
+		if len(c.words) <= len(args) && strings.Join(args[:len(c.words)], " ") == c.name() &&
 			(!found || len(c.words) > len(best.words)) {
 			best, found = c, true
 		}
@@ -271,6 +177,7 @@ func withAppFlags(ctx context.Context, name string, args []string, getenv func(s
 	if err != nil {
 		return err
 	}
+	cfg.warnLegacy(log)
 	policy, err := loadPolicy(cfg.Policy)
 	if err != nil {
 		return err

@@ -193,14 +193,14 @@ func TestRunCommandLine(t *testing.T) {
 		{nil, 2, "Usage"},
 		{[]string{"help"}, 0, "Usage"},
 		{[]string{"launch"}, 2, "unknown command"},
-		{[]string{"serve", "-log-level", "loud", "-data-dir", t.TempDir()}, 1, "log level"},
-		{[]string{"serve", "-policy", "/nonexistent.json", "-data-dir", t.TempDir()}, 1, "read policy"},
-		{[]string{"serve", "extra"}, 1, "unexpected arguments"},
-		{[]string{"serve", "-auth-fail-limit", "0", "-data-dir", t.TempDir()}, 1, "-auth-fail-limit"},
-		{[]string{"serve", "-auth-fail-window", "1ms", "-data-dir", t.TempDir()}, 1, "-auth-fail-window"},
-		{[]string{"help"}, 0, "KTCN_AUTH_FAIL_LIMIT"},
-		{[]string{"help"}, 0, "KTCN_MAX_CONNS"},
-		{[]string{"serve", "-max-conns", "0", "-data-dir", t.TempDir()}, 1, "-max-conns"},
+		{[]string{"serve", "-log-level", "loud", "-data-dir", t.TempDir()}, 2, "invalid setting log-level"},
+		{[]string{"serve", "-policy", "/nonexistent.json", "-data-dir", t.TempDir()}, 2, "invalid setting policy"},
+		{[]string{"serve", "extra"}, 2, "unexpected arguments"},
+		{[]string{"serve", "-auth-fail-limit", "0", "-data-dir", t.TempDir()}, 2, "invalid setting auth-fail-limit"},
+		{[]string{"serve", "-auth-fail-window", "1ms", "-data-dir", t.TempDir()}, 2, "invalid setting auth-fail-window"},
+		{[]string{"serve", "-h"}, 0, "KTCN_AUTH_FAIL_LIMIT"},
+		{[]string{"serve", "-h"}, 0, "KTCN_MAX_CONNS"},
+		{[]string{"serve", "-max-conns", "0", "-data-dir", t.TempDir()}, 2, "invalid setting max-conns"},
 	}
 	for _, tc := range tests {
 		var out, errw bytes.Buffer

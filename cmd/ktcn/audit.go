@@ -26,18 +26,13 @@ import (
 )
 
 // The audit log's signing key and checkpoint file (docs/audit.md). Both
-// live beside the data dir, never in it, like the quota master secret:
-// whoever can rewrite the store must not also hold the key that signs
-// what the chain looked like, nor the only copy of those signatures.
+// live outside the data dir (in the secrets dir, config.go), like the
+// quota master secret: whoever can rewrite the store must not also hold
+// the key that signs what the chain looked like, nor the only copy of
+// those signatures.
 
-// defaultAuditKeyPath: ./data → ./data.audit-key.
-func defaultAuditKeyPath(dataDir string) string { return besideDataDir(dataDir, ".audit-key") }
-
-// defaultCheckpointPath: ./data → ./data.audit-checkpoints.
-func defaultCheckpointPath(dataDir string) string {
-	return besideDataDir(dataDir, ".audit-checkpoints")
-}
-
+// besideDataDir is where the secrets lived before the secrets dir:
+// ./data → ./data.audit-key.
 func besideDataDir(dataDir, suffix string) string {
 	clean := filepath.Clean(dataDir)
 	return filepath.Join(filepath.Dir(clean), filepath.Base(clean)+suffix)
@@ -46,7 +41,12 @@ func besideDataDir(dataDir, suffix string) string {
 func insideDataDir(path, dataDir string) bool {
 	absFile, err1 := filepath.Abs(path)
 	absData, err2 := filepath.Abs(dataDir)
-	return err1 == nil && err2 == nil && strings.HasPrefix(absFile, absData+string(filepath.Separator))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	// Rel, not a prefix test: a data dir of / ends in the separator.
+	rel, err := filepath.Rel(absData, absFile)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // loadAuditKey reads the hex Ed25519 seed. It refuses a file others can
@@ -142,6 +142,10 @@ func openAudit(ctx context.Context, cfg Config, name string, db *store.DB, log z
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, noop, fmt.Errorf("audit checkpoints: %w", err)
 	}
+	// The key may live elsewhere (-audit-key) than the checkpoints' folder.
+	if err := os.MkdirAll(filepath.Dir(cfg.AuditCheckpoints), 0o700); err != nil {
+		return nil, noop, fmt.Errorf("audit checkpoints: %w", err)
+	}
 	f, err := os.OpenFile(cfg.AuditCheckpoints, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, noop, fmt.Errorf("audit checkpoints: %w", err)
@@ -174,8 +178,13 @@ func runAuditPubkey(_ context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	log, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	cfg.warnLegacy(log)
 	// The key file alone: no store, so this works while serve runs.
-	key, err := loadAuditKey(cfg.AuditKey, cfg.DataDir, false, zerolog.Nop())
+	key, err := loadAuditKey(cfg.AuditKey, cfg.DataDir, false, log)
 	if err != nil {
 		return err
 	}

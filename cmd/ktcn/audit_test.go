@@ -12,7 +12,7 @@ import (
 )
 
 // The audit commands end to end: serve creates the signing key (0600,
-// beside the data dir) and writes a checkpoint at shutdown; a key command
+// in the secrets dir) and writes a checkpoint at shutdown; a key command
 // that writes leaves a checkpoint when it exits; `audit pubkey` prints the
 // key; `verify audit` passes, with and without the checkpoints, and fails
 // (non-zero) on an altered checkpoint file or the wrong public key; a key
@@ -28,7 +28,7 @@ func TestAuditCommands(t *testing.T) {
 		return code, out.String(), errw.String()
 	}
 	logs := serveOnce(t, getenv)
-	keyPath, cpPath := filepath.Join(root, "data.audit-key"), filepath.Join(root, "data.audit-checkpoints")
+	keyPath, cpPath := filepath.Join(root, "var", "data.audit-key"), filepath.Join(root, "var", "data.audit-checkpoints")
 	if info, err := os.Stat(keyPath); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("audit key %v %v", info, err)
 	}
@@ -137,7 +137,7 @@ func TestAuditTornCheckpointLine(t *testing.T) {
 	env := map[string]string{"KTCN_DATA_DIR": filepath.Join(root, "data"), "KTCN_ADDR": "127.0.0.1:0", "KTCN_LOG_LEVEL": "warn", "KTCN_FIXTURES": "off"}
 	getenv := func(k string) string { return env[k] }
 	serveOnce(t, getenv)
-	cpPath := filepath.Join(root, "data.audit-checkpoints")
+	cpPath := filepath.Join(root, "var", "data.audit-checkpoints")
 	f, err := os.OpenFile(cpPath, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)

@@ -25,8 +25,8 @@ import (
 // POST /v1/admin/backups leaves one in the backup dir (as backupNow, for a
 // scheduled job, does). `ktcn restore` checks a backup's SHA-256 and
 // loads it into an empty directory. The quota master secret, the audit
-// signing key and the checkpoints live beside the data dir, not in it, so
-// no backup holds them: keep them apart (README, "Backup and restore").
+// signing key and the checkpoints live in the secrets dir, not in the data
+// dir, so no backup holds them: keep them apart (README, "Backup and restore").
 
 // DefaultBackupKeep is how many backups the backup dir keeps.
 const DefaultBackupKeep = 7
@@ -187,7 +187,8 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	fmt.Fprintf(stdout, "restored %s (taken %s, stream sha256 %s) into %s\n", file, m.CreatedAt.Format(time.RFC3339), m.StreamSHA256, dir)
-	fmt.Fprintf(stdout, "put the quota secret at %s and the audit key and checkpoints at %s, %s (or pass -quota-secret, -audit-key, -audit-checkpoints)\n",
-		defaultQuotaSecretPath(dir), defaultAuditKeyPath(dir), defaultCheckpointPath(dir))
+	secrets := getenv("KTCN_SECRETS_DIR")
+	fmt.Fprintf(stdout, "put the quota secret at %s and the audit key and checkpoints at %s, %s (or pass -secrets-dir, or -quota-secret, -audit-key, -audit-checkpoints)\n",
+		defaultSecretPath(secrets, dir, ".quota-secret"), defaultSecretPath(secrets, dir, ".audit-key"), defaultSecretPath(secrets, dir, ".audit-checkpoints"))
 	return nil
 }

@@ -107,7 +107,7 @@ func TestBackupUnderWritesRestores(t *testing.T) {
 	halt.Store(true)
 	wg.Wait()
 	stop()
-	if ents, err := os.ReadDir(dir + ".backups"); err != nil || len(ents) != 2 {
+	if ents, err := os.ReadDir(filepath.Join(root, "var", "data.backups")); err != nil || len(ents) != 2 {
 		t.Errorf("backup dir holds %d entries (%v), want the newest 2", len(ents), err)
 	}
 	mu.Lock()
@@ -147,8 +147,8 @@ func TestBackupUnderWritesRestores(t *testing.T) {
 	}
 
 	// The audit chain and the open quota period check out on the restored
-	// store, with the secrets kept beside the original data dir.
-	secrets := []string{"-data-dir", restored, "-quota-secret", dir + ".quota-secret", "-audit-key", dir + ".audit-key",
+	// store, with the secrets kept in the original data dir's secrets dir.
+	secrets := []string{"-data-dir", restored, "-quota-secret", filepath.Join(root, "var", "data.quota-secret"), "-audit-key", filepath.Join(root, "var", "data.audit-key"),
 		"-audit-checkpoints", filepath.Join(root, "restored.audit-checkpoints"), "-log-level", "warn"}
 	if code, msg := run(append([]string{"verify", "audit"}, secrets...)...); code != 0 {
 		t.Errorf("verify audit on the restored store: %d %s", code, msg)
@@ -194,7 +194,7 @@ func TestBackupUnderWritesRestores(t *testing.T) {
 }
 
 // TestBackupNowKeepsNewest: the job's entry point takes a backup into the
-// backup dir beside the data dir and keeps the newest KTCN_BACKUP_KEEP.
+// backup dir (<data dir's parent>/var/<name>.backups) and keeps the newest KTCN_BACKUP_KEEP.
 func TestBackupNowKeepsNewest(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "data")
@@ -210,7 +210,7 @@ func TestBackupNowKeepsNewest(t *testing.T) {
 			}
 			names = append(names, info.File)
 		}
-		ents, err := os.ReadDir(dir + ".backups")
+		ents, err := os.ReadDir(filepath.Join(root, "var", "data.backups"))
 		if err != nil {
 			return err
 		}

@@ -65,7 +65,7 @@ func runFixturesGenerate(ctx context.Context, args []string, getenv func(string)
 		importers = fs.Int("importers", 0, "importers in the universe (default: from the volume)")
 		policy    = fs.String("policy", env("KTCN_POLICY", ""), "policy document (JSON); default: the embedded legal default")
 		sampling  = fs.Bool("sampling", true, "with -out: draw the policy's random checks of reduced lots (false: reduced lots are never inspected)")
-		secret    = fs.String("quota-secret", env("KTCN_QUOTA_SECRET", ""), "with -data-dir: quota master secret file (default: beside the data dir; created for a new store)")
+		secret    = fs.String("quota-secret", env("KTCN_QUOTA_SECRET", ""), "with -data-dir: quota master secret file (default: as serve's, in $KTCN_SECRETS_DIR or <data dir's parent>/var; created for a new store)")
 		logLevel  = fs.String("log-level", env("KTCN_LOG_LEVEL", "warn"), "log level of the store and the service during a replay")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -126,7 +126,7 @@ func runFixturesGenerate(ctx context.Context, args []string, getenv func(string)
 		}
 		secretPath := *secret
 		if secretPath == "" {
-			secretPath = defaultQuotaSecretPath(*dataDir)
+			secretPath = defaultSecretPath(getenv("KTCN_SECRETS_DIR"), *dataDir, ".quota-secret")
 		}
 		// Like serve's first start, a new store may get a new secret; an
 		// existing store keeps the one it has (or fails to draw).

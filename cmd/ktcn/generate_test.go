@@ -50,8 +50,8 @@ func TestFixturesGenerateDataDir(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "150 decisions (0 differ from the generator)") || !strings.Contains(out, "(0 skipped)") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	if _, err := os.Stat(dir + ".quota-secret"); err != nil {
-		t.Errorf("no quota secret beside the new data dir: %v", err)
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "var", "data.quota-secret")); err != nil {
+		t.Errorf("no quota secret in the secrets dir of the new data dir: %v", err)
 	}
 }
 

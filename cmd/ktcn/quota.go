@@ -19,13 +19,6 @@ import (
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
-// defaultQuotaSecretPath puts the secret beside the data dir, never in it:
-// ./data → ./data.quota-secret.
-func defaultQuotaSecretPath(dataDir string) string {
-	clean := filepath.Clean(dataDir)
-	return filepath.Join(filepath.Dir(clean), filepath.Base(clean)+".quota-secret")
-}
-
 // noQuotaSecret stands in when a command that does not draw (an auditor's
 // verify with a revealed key) runs without the master secret.
 type noQuotaSecret struct{ path string }

@@ -42,7 +42,7 @@ func TestQuotaCommands(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	secret := filepath.Join(root, "data.quota-secret")
+	secret := filepath.Join(root, "var", "data.quota-secret")
 	if info, err := os.Stat(secret); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("secret %v %v", info, err)
 	}

@@ -458,7 +458,7 @@ func TestReceiverCommandRegistered(t *testing.T) {
 	if !ok || !slices.Equal(c.words, []string{"nsw-receiver"}) {
 		t.Fatalf("nsw-receiver not registered: %v", c.words)
 	}
-	if !strings.Contains(usage, "ktcn nsw-receiver") {
+	if !strings.Contains(usage(), "nsw-receiver") {
 		t.Fatal("usage does not mention nsw-receiver")
 	}
 	var stderr bytes.Buffer
