@@ -62,6 +62,14 @@ func newMetrics(reg *prometheus.Registry, svc *inspection.Service, fd *inspectio
 			Help: "Lines decided (a replayed declaration is not counted again), by mode and whether the lot is inspected.",
 		}, []string{"mode", "inspect"}),
 	}
+	// Every mode × inspection series exists from the start at 0, so a
+	// rate() or an alert on one finds it before its first lot (Prometheus
+	// cannot tell a missing series from a silent one).
+	for _, mode := range []inspection.Mode{inspection.ModeStrict, inspection.ModeNormal, inspection.ModeReduced, inspection.ModeExempt} {
+		for _, inspect := range []bool{true, false} {
+			m.decisions.WithLabelValues(string(mode), strconv.FormatBool(inspect))
+		}
+	}
 	reg.MustRegister(m.requests, m.latency, m.decisions,
 		&domainCollector{svc: svc, feed: fd, clock: clock, log: log})
 	if jobs != nil {

@@ -154,7 +154,10 @@ func TestMetricsAfterAScriptedRun(t *testing.T) {
 		"origin": "CN", "procedure": "quality", "quantity": 500, "unit": "pcs"}
 
 	const n = 9
-	decisions := map[string]float64{} // mode|inspect → lines, from the answers
+	decisions := map[string]float64{} // mode|inspect → lines, from the answers; every pair present from the start
+	for _, mode := range []string{"strict", "normal", "reduced", "exempt"} {
+		decisions[mode+"|true"], decisions[mode+"|false"] = 0, 0
+	}
 	open := map[string]float64{}      // agency → inspections still to do
 	var reduced float64
 	var toResult []api.LineDecision
