@@ -158,7 +158,7 @@ func TestMetricsAfterAScriptedRun(t *testing.T) {
 	for _, mode := range []string{"strict", "normal", "reduced", "exempt"} {
 		decisions[mode+"|true"], decisions[mode+"|false"] = 0, 0
 	}
-	open := map[string]float64{}      // agency → inspections still to do
+	open := map[string]float64{} // agency → inspections still to do
 	var reduced float64
 	var toResult []api.LineDecision
 	var bodies []map[string]any
