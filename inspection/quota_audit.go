@@ -41,6 +41,47 @@ func (s *Service) QuotaPeriods(ctx context.Context, by access.Principal) ([]quot
 	return read(ctx, s.reads, by, access.ActReadQuota, func(tx ReadTx) ([]quota.Period, error) { return tx.QuotaPeriods() })
 }
 
+// OpenQuotaPeriod publishes a period's key commitment before its first
+// reduced lot (the quota-rollover job opens each year as it begins), so a
+// year's commitment is on record from its first day whether or not a lot
+// has been drawn yet. A period already open is left as it was (false); a
+// period that has ended is not opened after the fact.
+func (s *Service) OpenQuotaPeriod(ctx context.Context, by access.Principal, period string) (bool, error) {
+	if err := by.Require(access.ActAdminister); err != nil {
+		return false, err
+	}
+	end, err := quota.PeriodEnd(period)
+	if err != nil {
+		return false, err
+	}
+	now := s.clock.Now()
+	if !now.Before(end) {
+		return false, Conflict("period", "period %s ended at %s: it is not opened after the fact", period, end.Format(time.RFC3339))
+	}
+	key, err := s.keys.PeriodKey(period)
+	if err != nil {
+		return false, err
+	}
+	opened := false
+	err = s.w.write(ctx, by, audit.QuotaPeriodOpened, now, func(tx Tx, c *Change) error {
+		if _, err := tx.QuotaPeriod(period); !errors.Is(err, fault.ErrNotFound) {
+			return err // open already, or a failed read
+		}
+		if err := tx.PutQuotaPeriod(quota.Period{Period: period, Commitment: quota.Commitment(key), OpenedAt: now}); err != nil {
+			return err
+		}
+		opened, c.Subjects = true, []string{"quota_period:" + period}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if opened {
+		s.log.Info().Str("period", period).Str("actor", by.Name).Msg("quota period opened")
+	}
+	return opened, nil
+}
+
 // RevealQuotaKey returns a closed period's key and records the reveal, so
 // auditors can recompute every draw. An open period's key is never revealed:
 // it would make the rest of the period's draws predictable.

@@ -111,6 +111,32 @@ func TestQuotaPeriodIsTheVietnameseYear(t *testing.T) {
 	}
 }
 
+// A closed period's key is revealed on its own only when the policy sets
+// reveal_after_days, and not before those days have passed in Hà Nội.
+func TestRevealDue(t *testing.T) {
+	vn := calendar.Vietnam()
+	for _, tc := range []struct {
+		days int
+		now  time.Time
+		want bool
+	}{
+		{0, time.Date(2030, 1, 1, 0, 0, 0, 0, vn), false}, // unset: never, however late
+		{30, time.Date(2026, 12, 31, 23, 0, 0, 0, vn), false},
+		{30, time.Date(2027, 1, 30, 23, 59, 59, 0, vn), false},
+		{30, time.Date(2027, 1, 31, 0, 0, 0, 0, vn), true},
+		{30, time.Date(2027, 1, 30, 17, 0, 0, 0, time.UTC), true}, // 31 Jan 00:00 in Hà Nội
+		{1, time.Date(2027, 1, 2, 0, 0, 0, 0, vn), true},
+	} {
+		got, err := quota.Rules{RevealAfterDays: tc.days}.RevealDue("2026", tc.now)
+		if err != nil || got != tc.want {
+			t.Errorf("reveal_after_days %d at %s: %v %v, want %v", tc.days, tc.now, got, err, tc.want)
+		}
+	}
+	if _, err := (quota.Rules{RevealAfterDays: 30}).RevealDue("26", time.Now()); err == nil {
+		t.Error("a period that is no year: want an error")
+	}
+}
+
 func TestSamplingRulesValidation(t *testing.T) {
 	tests := []struct {
 		field  string
@@ -123,6 +149,8 @@ func TestSamplingRulesValidation(t *testing.T) {
 		{"reduced.sampling.gain", func(r *quota.Rules) { r.Gain = -1 }},
 		{"reduced.sampling.risk_weights.low", func(r *quota.Rules) { r.RiskWeights = map[string]float64{"low": 0, "unknown": 1} }},
 		{"reduced.sampling.weight_by", func(r *quota.Rules) { r.WeightBy = "importer_score" }},
+		{"reduced.sampling.reveal_after_days", func(r *quota.Rules) { r.RevealAfterDays = -1 }},
+		{"reduced.sampling.reveal_after_days", func(r *quota.Rules) { r.RevealAfterDays = 367 }},
 	}
 	for _, tc := range tests {
 		p := mustPolicy(t)

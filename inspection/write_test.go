@@ -135,14 +135,14 @@ func (r *writeRig) unchanged(t *testing.T, run func() error) error {
 func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 	changes := map[string]bool{ // use case → driven below
 		"Service.Start": false, "Service.LoadReference": false, "Service.Decide": false, "Service.RecordResult": false,
-		"Service.RaiseAlert": false, "Service.Override": false, "Service.RevealQuotaKey": false, "Service.Rescore": false,
+		"Service.RaiseAlert": false, "Service.Override": false, "Service.RevealQuotaKey": false, "Service.Rescore": false, "Service.OpenQuotaPeriod": false,
 		"Access.CreateKey": false, "Access.CreateKeys": false, "Access.RevokeKey": false, "Service.RegisterCertificate": false,
 		"Service.LinkGoods": false, "Service.UnlinkGoods": false, "Service.ConfirmOverride": false, "Service.RejectOverride": false,
 		"Service.CreatePolicy": false, "Service.EditPolicy": false, "Service.SubmitPolicy": false, "Service.ApprovePolicy": false,
 		"Service.RejectPolicy": false, "Service.ActivatePolicy": false, "Service.RetirePolicy": false, "Service.ShadowPolicy": false,
 		"Service.AcceptAssignment": false, "Service.SampleAssignment": false, "Service.CorrectResult": false, "Service.EscalateOverdue": false,
 	}
-	reads := []string{"Service.AuditLog", "Service.VerifyAudit", "Service.PolicyInForce", "Service.Policy", "Service.DecisionView", "Service.SearchDecisions",
+	reads := []string{"Service.AuditLog", "Service.VerifyAudit", "Service.VerifyAuditProgress", "Service.PolicyInForce", "Service.Policy", "Service.DecisionView", "Service.SearchDecisions",
 		"Service.QuotaPeriods", "Service.VerifyQuota", "Service.VerifyOpenQuota", "Service.QuotaUsage", "Service.Configured",
 		"Service.Score", "Service.RankedScores", "Service.Assignment", "Service.OpenAssignments", "Service.GoodsState",
 		"Access.MaxKeyTTL", "Access.KeyStatus", "Access.Authenticate", "Access.Keys",
@@ -343,6 +343,19 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 	})
 	r.clock.Set(time.Date(2027, 1, 4, 9, 0, 0, 0, calendar.Vietnam()))
 	step("Service.RevealQuotaKey", audit.QuotaKeyRevealed, auditor.Name, func() error { _, err := r.svc.RevealQuotaKey(ctx, auditor, "2026"); return err })
+	step("Service.OpenQuotaPeriod", audit.QuotaPeriodOpened, access.ActorSystem, func() error {
+		opened, err := r.svc.OpenQuotaPeriod(ctx, sys, "2027")
+		if err == nil && !opened {
+			err = errors.New("2027 not opened")
+		}
+		return err
+	})
+	if err := r.unchanged(t, func() error { _, err := r.svc.OpenQuotaPeriod(ctx, sys, "2027"); return err }); err != nil {
+		t.Errorf("opening an open period again: %v", err)
+	}
+	if _, err := r.svc.OpenQuotaPeriod(ctx, sys, "2025"); fault.CodeOf(err) != fault.Conflict {
+		t.Errorf("opening a period that has ended: %v, want a conflict", err)
+	}
 	// A year on every inspection still to do is overdue: each escalated
 	// once, by the job's run, and a second run escalates nothing.
 	before := len(r.entries(t))

@@ -244,37 +244,57 @@ func (a *app) newJobs(ctx context.Context) *registry {
 	return r
 }
 
-// quotaRollover checks the quota periods at the turn of the year. A
-// period opens lazily, with its commitment, on the first reduced-mode lot
-// of its year (inspection has no use case to open one ahead), and a
-// closed period's key is revealed by the operator (`ktcn quota reveal`):
-// the policy has no setting that reveals it on close. So the job reveals
-// nothing; it reports whether this year's period is open yet and warns
-// about closed periods whose key is still unrevealed.
+// quotaRollover turns the quota's year: it opens this year's period, so
+// the year's key commitment is on record from its first day rather than
+// from its first reduced lot, and reveals each closed period's key once the
+// policy in force's reveal_after_days have passed. Without that setting a
+// key waits for an auditor (`ktcn quota reveal`), and the job warns of
+// closed periods still unrevealed.
 func (a *app) quotaRollover(ctx context.Context, now time.Time) (string, error) {
-	periods, err := a.svc.QuotaPeriods(ctx, access.SystemPrincipal())
+	sys := access.SystemPrincipal()
+	current := quota.PeriodOf(now)
+	opened, err := a.svc.OpenQuotaPeriod(ctx, sys, current)
+	if err != nil {
+		return "", fmt.Errorf("open period %s: %w", current, err)
+	}
+	pol, err := a.svc.PolicyInForce(ctx)
 	if err != nil {
 		return "", err
 	}
-	current := quota.PeriodOf(now)
-	open := "not yet opened (opens on its first reduced lot)"
-	var unrevealed []string
+	periods, err := a.svc.QuotaPeriods(ctx, sys)
+	if err != nil {
+		return "", err
+	}
+	var revealed, waiting []string
 	for _, p := range periods {
-		if p.Period == current {
-			open = "open"
-		}
 		end, err := quota.PeriodEnd(p.Period)
 		if err != nil {
 			return "", err
 		}
-		if !now.Before(end) && p.RevealedKey == "" {
-			unrevealed = append(unrevealed, p.Period)
+		if p.RevealedKey != "" || now.Before(end) {
+			continue
 		}
+		due, err := pol.Reduced.Sampling.RevealDue(p.Period, now)
+		if err != nil {
+			return "", err
+		}
+		if !due {
+			waiting = append(waiting, p.Period)
+			continue
+		}
+		if _, err := a.svc.RevealQuotaKey(ctx, sys, p.Period); err != nil {
+			return "", fmt.Errorf("reveal period %s: %w", p.Period, err)
+		}
+		revealed = append(revealed, p.Period)
 	}
-	if len(unrevealed) > 0 {
-		a.log.Warn().Strs("periods", unrevealed).Msg("closed quota periods with unrevealed keys: run ktcn quota reveal --period P")
+	if len(waiting) > 0 {
+		a.log.Warn().Strs("periods", waiting).Msg("closed quota periods with unrevealed keys: an auditor runs ktcn quota reveal --period P (or the policy sets reduced.sampling.reveal_after_days)")
 	}
-	return fmt.Sprintf("period %s %s; %d closed periods unrevealed", current, open, len(unrevealed)), nil
+	state := "open"
+	if opened {
+		state = "opened"
+	}
+	return fmt.Sprintf("period %s %s; %d closed periods revealed %v, %d waiting %v", current, state, len(revealed), revealed, len(waiting), waiting), nil
 }
 
 // startJobs schedules the jobs on cron and returns a stop function that

@@ -58,6 +58,7 @@ const (
 	KeyCreated        Kind = "apikey.created"
 	KeyRevoked        Kind = "apikey.revoked"
 	QuotaKeyRevealed  Kind = "quota.key_revealed"
+	QuotaPeriodOpened Kind = "quota.period_opened"
 	PolicyStored      Kind = "policy.stored"
 	// PolicyActivated covers the switch of the policy in force to a
 	// version already stored.

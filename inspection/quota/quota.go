@@ -64,6 +64,23 @@ type Rules struct {
 	WeightBy WeightBy `json:"weight_by,omitempty"`
 	// RiskWeights by importer compliance level (and "unknown").
 	RiskWeights map[string]float64 `json:"risk_weights"`
+	// RevealAfterDays, when set, is how many days after a period closes
+	// its key is revealed on its own (the quota-rollover job), so auditors
+	// can recompute every draw without waiting for an operator; the days
+	// leave room for late corrections and appeals of the period's checks.
+	// Unset (0) the key waits for an auditor's reveal: publishing a key is
+	// irreversible, so nothing publishes one unless the policy says so.
+	RevealAfterDays int `json:"reveal_after_days,omitempty"`
+}
+
+// RevealDue reports whether a closed period's key is due to be revealed
+// on its own at now under the rules (never, when RevealAfterDays is unset).
+func (r Rules) RevealDue(period string, now time.Time) (bool, error) {
+	end, err := PeriodEnd(period)
+	if err != nil || r.RevealAfterDays == 0 {
+		return false, err
+	}
+	return !now.Before(end.AddDate(0, 0, r.RevealAfterDays)), nil
 }
 
 // ScopeKind is how lots are grouped into quota scopes, each with its own
@@ -123,6 +140,9 @@ func (r Rules) Validate(f string) error {
 	}
 	if r.Reserve < 0 || r.Reserve > 1000 || math.IsNaN(r.Reserve) {
 		return fault.Of(fault.Invalid, f+".reserve", "must be between 0 and 1000, got %v", r.Reserve)
+	}
+	if r.RevealAfterDays < 0 || r.RevealAfterDays > 366 {
+		return fault.Of(fault.Invalid, f+".reveal_after_days", "must be between 1 and 366 days after the period closes (or unset: an auditor reveals), got %d", r.RevealAfterDays)
 	}
 	switch r.WeightBy {
 	case "", WeightByCompliance, WeightByGoodsScore:
