@@ -9,11 +9,14 @@ import (
 
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/calendar"
+	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
+	"github.com/ktcn/ktcn/inspection/reference"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -254,4 +257,97 @@ func sameTally(a, b inspection.LedgerTally) bool {
 	a.Random, b.Random = inspection.RandomTally{}, inspection.RandomTally{}
 	return a == b && ar.Results == br.Results && ar.Fails == br.Fails &&
 		near(ar.W, br.W) && near(ar.WY, br.WY) && near(ar.V, br.V) && near(ar.VY, br.VY)
+}
+
+// TestLedgerFollowsResultsCorrectionsAndOverrides: a result counts once,
+// a correction moves the lot between pass and fail (the old outcome out,
+// the new one in), an override that cancels an inspection takes it off
+// the count and one that orders it puts it back; the ledger is read by
+// policy staff, customs and auditors only, and an unknown version is not
+// found, naming the field.
+func TestLedgerFollowsResultsCorrectionsAndOverrides(t *testing.T) {
+	r := newWriteRig(t)
+	ctx := context.Background()
+	sys, nsw, customs, agency := access.SystemPrincipal(), as("nsw"), as("customs:nguyen.van.a"), as("agency:moit-firi")
+	if _, err := r.svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.LoadReference(ctx, sys, reference.Data{Agencies: []reference.Agency{{ID: "moit-firi", Name: "FIRI", Ministry: "MOIT"}}}); err != nil {
+		t.Fatal(err)
+	}
+	decide := func(id, product string) inspection.Decision {
+		t.Helper()
+		res, err := r.svc.Decide(ctx, nsw, declaration.Input{DeclarationID: id, ImporterTaxCode: "0101234567",
+			Lines: []declaration.LineInput{normalLine(1, product)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Decisions[0]
+	}
+	a, b := decide("LED-1", "Sữa A"), decide("LED-2", "Sữa B")
+	version := a.PolicyVersion
+	type counts struct{ decided, inspected, results, fails, pending int64 }
+	check := func(step string, want counts) {
+		t.Helper()
+		e, err := r.svc.Effectiveness(ctx, as("policy-author:lan"), version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := e.Totals
+		if got := (counts{x.Decided, x.Inspected, x.ResultsIn, x.Failures, x.Pending}); got != want {
+			t.Errorf("%s: %+v, want %+v", step, got, want)
+		}
+		if x.Explanation == "" || len(e.Rules) == 0 {
+			t.Errorf("%s: no explanation or no rule rows: %+v", step, e)
+		}
+	}
+	check("decided", counts{2, 2, 0, 0, 2})
+	now := r.clock.Now().Format(time.RFC3339)
+	if _, err := r.svc.RecordResult(ctx, agency, a.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.RecordResult(ctx, agency, a.AssignmentID, inspection.ResultInput{Outcome: "pass", InspectedAt: now}); err != nil {
+		t.Fatal(err) // the same result again: counted once
+	}
+	check("a pass", counts{2, 2, 1, 0, 1})
+	correct := func(outcome string) {
+		t.Helper()
+		in := inspection.CorrectionInput{Outcome: outcome, Reason: "lab report misread to " + outcome}
+		if outcome == "fail" {
+			in.Findings = []inspection.Finding{{Code: "MICRO", Text: "above limit"}}
+		}
+		if _, _, err := r.svc.CorrectResult(ctx, agency, a.AssignmentID, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	correct("fail")
+	check("corrected to a fail", counts{2, 2, 1, 1, 1})
+	correct("pass")
+	check("corrected back to a pass", counts{2, 2, 1, 0, 1})
+
+	no, yes := false, true
+	if _, err := r.svc.Override(ctx, customs, b.ID, inspection.OverrideInput{ReasonCode: "duplicate_declaration", ReasonText: "declared twice", Inspect: &no}); err != nil {
+		t.Fatal(err)
+	}
+	check("an inspection cancelled", counts{2, 1, 1, 0, 0})
+	if _, err := r.svc.Override(ctx, customs, b.ID, inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "tip-off", Inspect: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	check("ordered again", counts{2, 2, 1, 0, 1})
+
+	for _, p := range []string{"customs:x", "policy-approver:y", "auditor:z"} {
+		if _, err := r.svc.Effectiveness(ctx, as(p), version); err != nil {
+			t.Errorf("%s reads the ledger: %v", p, err)
+		}
+	}
+	for _, p := range []string{"nsw", "agency:moit-firi"} {
+		if _, err := r.svc.Effectiveness(ctx, as(p), version); fault.CodeOf(err) != fault.Forbidden {
+			t.Errorf("%s reads the ledger: %v, want forbidden", p, err)
+		}
+	}
+	_, err := r.svc.Effectiveness(ctx, as("auditor:z"), "no-such-version")
+	var fe *fault.Error
+	if fault.CodeOf(err) != fault.NotFound || !errors.As(err, &fe) || fe.Field != "version" {
+		t.Errorf("an unknown version: %v, want not found naming the field version", err)
+	}
 }
