@@ -20,7 +20,7 @@ func TestEffectivenessOverHTTP(t *testing.T) {
 		t.Fatalf("setup: %+v", normal)
 	}
 	e.clock.Advance(time.Hour)
-	e.as("agency:" + normal.Agency).result(normal.AssignmentID, inspection.OutcomeFail)
+	e.as("agency:"+normal.Agency).result(normal.AssignmentID, inspection.OutcomeFail)
 
 	var got inspection.Effectiveness
 	if status, _ := e.as("policy-author:lan").do("GET", "/v1/policies/2026.1-default/effectiveness", nil, &got); status != http.StatusOK {
