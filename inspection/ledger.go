@@ -46,9 +46,10 @@ type LedgerTally struct {
 	// of each (a correction moves a lot between pass and fail).
 	Results int64 `json:"results"`
 	Fails   int64 `json:"fails"`
-	// Reduced counts reduced lots the quota drew for, Drawable those of
-	// them the draw could choose (inclusion probability above zero: the
-	// scope had allowance left), Chosen those it chose.
+	// Reduced counts lots decided reduced; Drawable those of them the
+	// quota's draw could choose (inclusion probability above zero: the
+	// policy samples and the scope had allowance and credit left), Chosen
+	// those it chose.
 	Reduced  int64 `json:"reduced"`
 	Drawable int64 `json:"drawable"`
 	Chosen   int64 `json:"chosen"`
@@ -116,8 +117,10 @@ func (c *Change) ledgerDecided(d Decision) {
 	if d.Inspect {
 		t.Inspected++
 	}
-	if d.Quota != nil {
+	if d.Mode == ModeReduced {
 		t.Reduced++
+	}
+	if d.Quota != nil {
 		if inclusionProbability(d.Quota) > 0 {
 			t.Drawable++
 		}
@@ -244,7 +247,7 @@ type EffectivenessRow struct {
 	// HitRate is Failures / ResultsIn with its 95% interval; absent
 	// before the first result.
 	HitRate *Rate `json:"hit_rate,omitempty"`
-	// Reduced lots drawn for, Drawable of them the draw could choose,
+	// Reduced lots decided, Drawable of them the draw could choose,
 	// RandomChecks it chose, and the results and failures of those checks.
 	Reduced        int64 `json:"reduced"`
 	Drawable       int64 `json:"drawable"`

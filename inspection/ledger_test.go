@@ -224,8 +224,10 @@ func tally(by map[string]*inspection.LedgerTally, d inspection.Decision, a *insp
 	if a != nil && a.Status != inspection.AssignmentCancelled {
 		t.Inspected++
 	}
-	if q := d.Quota; q != nil {
+	if d.Mode == inspection.ModeReduced {
 		t.Reduced++
+	}
+	if q := d.Quota; q != nil {
 		before := q.Selected
 		if q.Chosen {
 			before--
