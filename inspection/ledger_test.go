@@ -23,9 +23,10 @@ import (
 // ledgerRun is a generated history replayed through a real service on
 // badger (in memory), with the generator's truth about its reduced lots.
 type ledgerRun struct {
-	db  *store.DB
-	svc *inspection.Service
-	pol *policy.Policy
+	db    *store.DB
+	svc   *inspection.Service
+	pol   *policy.Policy
+	clock *fixtures.SteppingClock
 	// truth is the mean of the truth's violation rate over the history's
 	// reduced lots; reduced how many there were.
 	truth   float64
@@ -71,7 +72,7 @@ func replayForLedger(t *testing.T, seed uint64, lots int, scope quota.ScopeKind,
 		t.Fatal(err)
 	}
 	rp := fixtures.NewReplayer(svc, clock)
-	run := ledgerRun{db: db, svc: svc, pol: p}
+	run := ledgerRun{db: db, svc: svc, pol: p, clock: clock}
 	for rec, err := range g.Records() {
 		if err != nil {
 			t.Fatal(err)
@@ -160,12 +161,11 @@ func TestLedgerEstimateCoversTheTruth(t *testing.T) {
 // does, to check it).
 func TestLedgerEqualsARecountAfterAReplay(t *testing.T) {
 	t.Parallel()
-	lots := 1500
-	if raceDetector {
-		lots = 800
-	}
-	run := replayForLedger(t, 7, lots, quota.ScopeHeadingYear, false)
+	// Seed 7's 800 lots end with normal and strict inspections open and a
+	// random check whose result is not in: every override path has a lot.
+	run := replayForLedger(t, 7, 800, quota.ScopeChapterYear, false)
 	ctx := context.Background()
+	overrideSome(t, run)
 	want := map[string]*inspection.LedgerTally{}
 	var got []inspection.LedgerTally
 	err := run.db.View(ctx, func(tx inspection.ReadTx) error {
@@ -209,6 +209,89 @@ func TestLedgerEqualsARecountAfterAReplay(t *testing.T) {
 	}
 	if run.stats.Results == 0 {
 		t.Error("no results replayed")
+	}
+}
+
+// overrideSome has customs cancel open inspections of normal lots (and
+// order one again), release a strict lot under four eyes, and swap a
+// random check like for like, an agency failing the lot the swap checked,
+// so the recount meets every override path.
+func overrideSome(t *testing.T, run ledgerRun) {
+	t.Helper()
+	ctx := context.Background()
+	customs, sys := as("customs:nguyen.van.a"), access.SystemPrincipal()
+	var (
+		open    []string                // normal lots, inspection open
+		strict  []string                // strict lots, inspection open
+		chosen  = map[string][]string{} // reduced lots the draw chose, no result, by scope
+		skipped = map[string][]string{} // reduced lots it did not choose, by scope
+	)
+	err := run.db.View(ctx, func(tx inspection.ReadTx) error {
+		for _, id := range run.decisions {
+			d, err := tx.Decision(id)
+			if err != nil {
+				return err
+			}
+			var a inspection.Assignment
+			if d.AssignmentID != "" {
+				if a, err = tx.Assignment(d.AssignmentID); err != nil {
+					return err
+				}
+			}
+			switch q := d.Quota; {
+			case d.Mode == inspection.ModeNormal && a.Status == inspection.AssignmentOpen:
+				open = append(open, id)
+			case d.Mode == inspection.ModeStrict && a.Status == inspection.AssignmentOpen:
+				strict = append(strict, id)
+			case q != nil && q.Chosen && a.Result == nil:
+				chosen[q.Period+"/"+q.Scope] = append(chosen[q.Period+"/"+q.Scope], id)
+			case q != nil && !q.Chosen:
+				skipped[q.Period+"/"+q.Scope] = append(skipped[q.Period+"/"+q.Scope], id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) < 2 || len(strict) == 0 {
+		t.Fatalf("nothing to override: %d open normal lots, %d open strict lots", len(open), len(strict))
+	}
+	no, yes := false, true
+	for _, id := range open {
+		if _, err := run.svc.Override(ctx, customs, id, inspection.OverrideInput{ReasonCode: "duplicate_declaration", ReasonText: "declared twice", Inspect: &no}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := run.svc.Override(ctx, customs, open[0], inspection.OverrideInput{ReasonCode: "intelligence", ReasonText: "tip-off", Inspect: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run.svc.Override(ctx, customs, strict[0], inspection.OverrideInput{ReasonCode: "agency_request", ReasonText: "lab closed", Inspect: &no})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.svc.ConfirmOverride(ctx, as("customs:tran.thi.b"), out.Decision.Overrides[len(out.Decision.Overrides)-1].ID); err != nil {
+		t.Fatal(err)
+	}
+	swaps := 0
+	for scope, ids := range chosen {
+		if swaps == 3 || len(skipped[scope]) == 0 {
+			continue
+		}
+		other := skipped[scope][0]
+		out, err := run.svc.Override(ctx, customs, ids[0], inspection.OverrideInput{ReasonCode: "operational_swap", ReasonText: "lot unreachable", SwapWith: other})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked := out.Swapped.Current.AssignmentID
+		if _, err := run.svc.RecordResult(ctx, sys, checked, inspection.ResultInput{Outcome: "fail", InspectedAt: run.clock.Now().Format(time.RFC3339),
+			Findings: []inspection.Finding{{Code: "LABEL", Text: "mislabelled"}}}); err != nil {
+			t.Fatal(err)
+		}
+		swaps++
+	}
+	if swaps == 0 {
+		t.Fatal("no random check to swap")
 	}
 }
 
