@@ -335,7 +335,10 @@ func rowOf(t LedgerTally, what string) EffectivenessRow {
 	}
 	b.WriteString(".")
 	if t.Reduced > 0 {
-		fmt.Fprintf(&b, " %d reduced lots, %d of them checked at random; %d results in, %d failed", t.Reduced, t.Chosen, t.Random.Results, t.Random.Fails)
+		// The drawable share says how far the estimate reaches: lots the
+		// draw could not choose are covered only by assumption.
+		fmt.Fprintf(&b, " %d reduced lots, %d of them drawable and %d checked at random; %d results in, %d failed",
+			t.Reduced, t.Drawable, t.Chosen, t.Random.Results, t.Random.Fails)
 		r.ReducedViolationRate = hajek(t.Random)
 		if r.ReducedViolationRate != nil {
 			fmt.Fprintf(&b, ": violation rate among reduced lots, the uninspected included, estimated %s", r.ReducedViolationRate)
