@@ -339,7 +339,7 @@ func rowOf(t LedgerTally, what string) EffectivenessRow {
 		// draw could not choose are covered only by assumption.
 		fmt.Fprintf(&b, " %d reduced lots, %d of them drawable and %d checked at random; %d results in, %d failed",
 			t.Reduced, t.Drawable, t.Chosen, t.Random.Results, t.Random.Fails)
-		r.ReducedViolationRate = hajek(t.Random)
+		r.ReducedViolationRate = t.Random.ViolationRate()
 		if r.ReducedViolationRate != nil {
 			fmt.Fprintf(&b, ": violation rate among reduced lots, the uninspected included, estimated %s", r.ReducedViolationRate)
 		} else {
@@ -364,8 +364,10 @@ func proportion(x, n float64) *Rate {
 	return &Rate{Estimate: x / n, Low: lo, High: hi, EffectiveN: n}
 }
 
-// hajek is the Hájek estimate of the violation rate among reduced lots
-// from the random checks' weighted sums, nil without a result.
+// ViolationRate is the Hájek estimate of the violation rate among reduced
+// lots from the random checks' weighted sums, nil without a result.
+// Exported so other reports (a backtest's counterfactual outcomes) take
+// their random-check baseline from the same arithmetic.
 //
 // Estimator: R = Σ y/π / Σ 1/π over the draw's results. Each reduced lot
 // the draw could choose is chosen with probability π given the scope's
@@ -383,7 +385,7 @@ func proportion(x, n float64) *Rate {
 // violations are rare: a few failures among a hundred checks, where a
 // normal interval undercovers and crosses zero; capped at the results in
 // so unequal weights can only widen it.
-func hajek(r RandomTally) *Rate {
+func (r RandomTally) ViolationRate() *Rate {
 	if r.Results <= 0 || !(r.W > 0) {
 		return nil
 	}

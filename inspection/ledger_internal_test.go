@@ -27,7 +27,7 @@ func TestHajekInterval(t *testing.T) {
 	for i := range 100 {
 		add(&equal, 0.05, i < 4)
 	}
-	got := hajek(equal)
+	got := equal.ViolationRate()
 	lo, hi := clopperPearson(4, 100)
 	if math.Abs(got.Estimate-0.04) > 1e-12 || got.EffectiveN != 100 || math.Abs(got.Low-lo) > 1e-9 || math.Abs(got.High-hi) > 1e-9 {
 		t.Errorf("equal weights: %+v, want 0.04 [%v, %v] at n 100", got, lo, hi)
@@ -45,7 +45,7 @@ func TestHajekInterval(t *testing.T) {
 		}
 		add(&unequal, p, i < 2)
 	}
-	u := hajek(unequal)
+	u := unequal.ViolationRate()
 	want := (2 / 0.005) / (10/0.005 + 90/0.05)
 	if math.Abs(u.Estimate-want) > 1e-12 || !(u.EffectiveN < 100) || !(u.High-u.Low > hi-lo) {
 		t.Errorf("unequal weights: %+v, want estimate %v with a wider interval than %v", u, want, hi-lo)
@@ -54,11 +54,11 @@ func TestHajekInterval(t *testing.T) {
 	for range 60 {
 		add(&none, 0.05, false)
 	}
-	z := hajek(none)
+	z := none.ViolationRate()
 	if z.Estimate != 0 || z.Low != 0 || math.Abs(z.High-(1-math.Pow(0.025, 1.0/60))) > 1e-9 {
 		t.Errorf("no failure in 60: %+v", z)
 	}
-	if hajek(RandomTally{}) != nil {
+	if (RandomTally{}).ViolationRate() != nil {
 		t.Error("an estimate without a result")
 	}
 }
