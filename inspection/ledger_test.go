@@ -103,7 +103,7 @@ func replayForLedger(t *testing.T, seed uint64, lots int, scope quota.ScopeKind,
 // rate among reduced lots contains the generator's true rate (the mean of
 // its per-lot violation probability over the reduced lots) for at least
 // 18. Under the race detector the store is about ten times slower, so it
-// replays the first 2 seeds (about 35 s) and asks for both; the 20 run
+// replays the first 2 seeds (about 20 s alone) and asks for both; the 20 run
 // without it (about 40 s). Chapter × year scopes: more of a year's
 // reduced lots are drawable than under heading scopes, so the truth the
 // interval is held to (every reduced lot's) needs less extrapolation
