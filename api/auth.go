@@ -128,6 +128,9 @@ var routeRules = map[string]rule{
 	"GET /v1/policies/:version/diff":      to(access.ActReadPolicy),
 	"POST /v1/policies/:version/shadow":   to(access.ActApprovePolicy),
 	"GET /v1/policies/:version/shadow":    to(access.ActReadPolicy),
+	// The effectiveness ledger is for policy staff, customs and auditors:
+	// its random-check figures are quota information NSW never sees.
+	"GET /v1/policies/:version/effectiveness": to(access.ActReadPolicy),
 
 	// The NSW feed: nsw, customs, auditors, and agencies (their lots'
 	// events only, filtered in the domain). Webhook receivers are admin's.

@@ -316,6 +316,9 @@ var matrix = map[string]matrixRow{
 	"GET /v1/policies/:version/shadow": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/policies/2026.1-default/shadow", nil
 	}},
+	"GET /v1/policies/:version/effectiveness": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(*testing.T, *matrixFixture, string) (string, any) {
+		return "/v1/policies/2026.1-default/effectiveness", nil
+	}},
 	"GET /v1/events": {[]string{"nsw", "customs", "auditor", "agency"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/events?after=0&limit=5", nil
 	}},

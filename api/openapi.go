@@ -145,6 +145,8 @@ var apiDocs = map[string]op{
 	"POST /v1/policies/:version/shadow": {summary: "Start or stop a shadow run", in: ShadowRequest{}, status: 200, out: inspection.PolicyVersion{}},
 	"GET /v1/policies/:version/shadow": {summary: "The shadow run's report", status: 200, out: inspection.ShadowReport{},
 		query: []param{q("after", "string", "cursor: the previous page's next"), limitParam}},
+	"GET /v1/policies/:version/effectiveness": {summary: "The version's effectiveness ledger: hit rates per rule, and the violation rate among reduced lots estimated from the random checks",
+		status: 200, out: inspection.Effectiveness{}},
 
 	"GET /v1/events": {summary: "The NSW feed (long poll with wait)", status: 200, out: EventPageResponse{}, query: []param{
 		afterSeqQ, limitParam, q("types", "string", "comma-separated event types"), q("wait", "string", "how long to wait for events, e.g. 30s")}},

@@ -231,3 +231,13 @@ func (h *handlers) shadowReport(c echo.Context, p access.Principal) error {
 	}
 	return c.JSON(http.StatusOK, r)
 }
+
+// effectiveness is a version's ledger (issue 20): totals and a row per
+// rule, each with its rates, intervals and a sentence saying them.
+func (h *handlers) effectiveness(c echo.Context, p access.Principal) error {
+	e, err := h.svc.Effectiveness(c.Request().Context(), p, c.Param("version"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, e)
+}

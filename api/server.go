@@ -164,6 +164,7 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/policies/:version/diff", as(h.diffPolicies))
 	v1.POST("/policies/:version/shadow", as(h.shadowPolicy))
 	v1.GET("/policies/:version/shadow", as(h.shadowReport))
+	v1.GET("/policies/:version/effectiveness", as(h.effectiveness))
 	v1.GET("/events", as(h.listEvents)) // feed.go
 	v1.POST("/webhooks", as(h.createWebhook))
 	v1.GET("/webhooks", as(h.listWebhooks))

@@ -237,6 +237,13 @@ func (s *Service) CorrectResult(ctx context.Context, by access.Principal, id str
 			return false, err
 		}
 		if old.Outcome != r.Outcome {
+			// The ledger follows: the old outcome out, the new one in.
+			dec, err := tx.Decision(a.DecisionID)
+			if err != nil {
+				return false, fmt.Errorf("decision %s of assignment %s: %w", a.DecisionID, a.ID, err)
+			}
+			c.ledgerResult(dec, *a, old.Outcome, -1)
+			c.ledgerResult(dec, *a, r.Outcome, +1)
 			subjects := riskSubjects(a.Goods, keys, a.ImporterTaxCode)
 			if err := reclassify(tx, pol, subjects[:], risk.Observation{At: prev.At, Failed: old.Outcome == OutcomeFail, Ref: prev.ID}, r.Outcome == OutcomeFail); err != nil {
 				return false, err

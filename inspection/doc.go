@@ -3,7 +3,8 @@
 // every caller goes through (decide a declaration, record a result, raise
 // an alert, override a decision, keys, reads), each taking the acting
 // principal, with the one write path (write.go) that runs every change
-// with its audit entry and in-transaction hooks. It declares the small
+// with its audit entry, in-transaction hooks and the effectiveness
+// ledger's tallies (ledger.go). It declares the small
 // storage interfaces it consumes (ReadTx, Tx and their parts) and knows
 // nothing of HTTP or badger. Whole concepts live in sub-packages it
 // imports, which import none of it: fault (errors), calendar (time),

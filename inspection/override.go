@@ -408,9 +408,9 @@ func (s *Service) Override(ctx context.Context, by access.Principal, decisionID 
 		}
 		var a Assignment
 		if want {
-			a, err = openAssignment(tx, pol, l.d, o.ID, now)
+			a, err = openAssignment(tx, c, pol, l.d, o.ID, now)
 		} else {
-			a, err = cancelAssignment(tx, l, o.ID, now)
+			a, err = cancelAssignment(tx, c, l, o.ID, now)
 		}
 		if err != nil {
 			return err
@@ -489,7 +489,7 @@ func (s *Service) ConfirmOverride(ctx context.Context, by access.Principal, over
 			return Conflict("status", "override %s found decision %s %s, but it is %s now", o.ID, l.d.ID,
 				inspectedWord(o.WasInspected), inspectedWord(l.cur.Inspect))
 		}
-		a, err := cancelAssignment(tx, l, o.ID, now)
+		a, err := cancelAssignment(tx, c, l, o.ID, now)
 		if err != nil {
 			return err
 		}
@@ -637,11 +637,11 @@ func swap(tx Tx, pol *policy.Policy, c *Change, a decided, otherID string, by ac
 	ro := release.next(by.Name, now, code, text, false)
 	co := check.next(by.Name, now, code, text, true)
 	ro.SwapWith, co.SwapWith = check.d.ID, release.d.ID
-	ra, err := cancelAssignment(tx, release, ro.ID, now)
+	ra, err := cancelAssignment(tx, c, release, ro.ID, now)
 	if err != nil {
 		return err
 	}
-	ca, err := openAssignment(tx, pol, check.d, co.ID, now)
+	ca, err := openAssignment(tx, c, pol, check.d, co.ID, now)
 	if err != nil {
 		return err
 	}
@@ -666,8 +666,9 @@ func swap(tx Tx, pol *policy.Policy, c *Change, a decided, otherID string, by ac
 
 // openAssignment gives the lot to its agency: the lot's assignment is
 // reopened if an earlier override cancelled it, or created under the
-// active policy's routing.
-func openAssignment(tx Tx, pol *policy.Policy, d Decision, overrideID string, now time.Time) (Assignment, error) {
+// active policy's routing. The ledger counts the inspection ordered
+// toward the decision's rule.
+func openAssignment(tx Tx, c *Change, pol *policy.Policy, d Decision, overrideID string, now time.Time) (Assignment, error) {
 	id := identity.AssignmentID(d.DeclarationID, d.LineNo)
 	a, err := tx.Assignment(id)
 	switch {
@@ -702,16 +703,19 @@ func openAssignment(tx Tx, pol *policy.Policy, d Decision, overrideID string, no
 	}
 	// The agency's deadline runs from the override, not from the decision.
 	a.Status, a.DueAt, a.OverrideID, a.CancelledAt = AssignmentOpen, Deadline(pol, a.Mode, now), overrideID, nil
+	c.ledgerInspection(d, +1)
 	return a, tx.PutAssignment(a)
 }
 
 // cancelAssignment withdraws the lot's open assignment. A lot already
 // inspected keeps its result: an override cannot undo what an agency found.
-func cancelAssignment(tx Tx, l decided, overrideID string, now time.Time) (Assignment, error) {
+// The ledger no longer counts the inspection.
+func cancelAssignment(tx Tx, c *Change, l decided, overrideID string, now time.Time) (Assignment, error) {
 	a, err := cancellable(tx, l)
 	if err != nil {
 		return Assignment{}, err
 	}
+	c.ledgerInspection(l.d, -1)
 	at := now
 	a.Status, a.OverrideID, a.CancelledAt = AssignmentCancelled, overrideID, &at
 	return a, tx.PutAssignment(a)

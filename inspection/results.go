@@ -155,6 +155,11 @@ func (s *Service) RecordResult(ctx context.Context, by access.Principal, assignm
 		if err := tx.PutAssignment(a); err != nil {
 			return err
 		}
+		dec, err := tx.Decision(a.DecisionID)
+		if err != nil {
+			return fmt.Errorf("decision %s of assignment %s: %w", a.DecisionID, a.ID, err)
+		}
+		c.ledgerResult(dec, a, r.Outcome, +1)
 		// The goods' key now, not the assignment's: an assignment made
 		// under identity version 1 records its result under version 2.
 		keys := s.keysOf(a.Goods)

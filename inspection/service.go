@@ -724,6 +724,7 @@ func (s *Service) commitLot(tx Tx, c *Change, pol *policy.Policy, d declaration.
 	if err != nil {
 		return Decision{}, err
 	}
+	c.ledgerDecided(dec)
 	st := *state
 	st.Lots++
 	after, err := writeGoodsState(tx, pol, st, l.Goods, e.gk, e.snap, e.results, now)

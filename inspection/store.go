@@ -41,6 +41,7 @@ type ReadTx interface {
 	WorkloadReader
 	DecisionSearcher
 	CapacityReader
+	LedgerReader
 	audit.Reader // the chain and the records it covers, for verification
 }
 
@@ -59,6 +60,7 @@ type Tx interface {
 	SubscriptionWriter
 	ShadowWriter
 	CapacityWriter
+	LedgerWriter
 }
 
 // InputVersioner is an optional capability of a ReadTx (the badger store

@@ -41,6 +41,9 @@ type Change struct {
 	Events []feed.Event
 	// emitting: an outbox hook runs, so events are worth building.
 	emitting bool
+	// ledger are the change's increments to the effectiveness ledger
+	// (ledger.go), folded in before the hooks run.
+	ledger ledgerDeltas
 }
 
 // emit adds an outbox event to the change, when an outbox records them.
@@ -115,6 +118,11 @@ func (w *writePath) write(ctx context.Context, by access.Principal, kind audit.K
 		c := Change{By: by, Kind: kind, At: at, emitting: w.emits}
 		if err := fn(tx, &c); err != nil || len(atx.Written()) == 0 {
 			return err
+		}
+		// The ledger is not a pluggable hook: its tallies are a fold of
+		// the records every store holds, so no wiring may leave them out.
+		if err := applyLedger(tx, c.ledger); err != nil {
+			return fmt.Errorf("%s ledger: %w", kind, err)
 		}
 		var err error
 		for _, h := range w.hooks {

@@ -146,7 +146,8 @@ func TestEveryChangeGoesThroughTheWritePath(t *testing.T) {
 		"Service.QuotaPeriods", "Service.VerifyQuota", "Service.VerifyOpenQuota", "Service.QuotaUsage", "Service.Configured",
 		"Service.Score", "Service.RankedScores", "Service.Assignment", "Service.OpenAssignments", "Service.GoodsState",
 		"Access.MaxKeyTTL", "Access.KeyStatus", "Access.Authenticate", "Access.Keys",
-		"Service.Queue", "Service.Workload", "Service.Policies", "Service.PolicyVersionOf", "Service.ValidatePolicy", "Service.ShadowReportOf", "Service.DiffPolicies"}
+		"Service.Queue", "Service.Workload", "Service.Policies", "Service.PolicyVersionOf", "Service.ValidatePolicy", "Service.ShadowReportOf", "Service.DiffPolicies",
+		"Service.Effectiveness"}
 	for _, v := range []any{&inspection.Service{}, &inspection.Access{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumMethod() {

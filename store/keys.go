@@ -63,6 +63,7 @@ const (
 	prefixDueIndex           prefix = 0x31 // every active assignment by due time (escalation)
 	prefixClosedIndex        prefix = 0x32 // an agency's results by the time recorded (workload)
 	prefixCapacity           prefix = 0x2C // capacity counter by working day, agency and check kind
+	prefixLedger             prefix = 0x2D // effectiveness ledger tally by policy version and rule
 	prefixMeta               prefix = 0xFF
 )
 
@@ -158,6 +159,8 @@ func (p prefix) String() string {
 		return "decision index marker"
 	case prefixCapacity:
 		return "capacity counter"
+	case prefixLedger:
+		return "ledger tally"
 	case prefixMeta:
 		return "meta"
 	}

@@ -94,7 +94,10 @@ func (p prefix) derived() bool {
 		// The decision search's indexes over decisions and overrides, and
 		// the marker that they cover every decision.
 		prefixDecisionByTime, prefixDecisionByImporter, prefixDecisionByDecl, prefixDecisionByHeading, prefixDecisionByAgency,
-		prefixDecisionIndexed:
+		prefixDecisionIndexed,
+		// The effectiveness ledger: a fold of the decisions, overrides
+		// and results, kept in their transactions by the write path.
+		prefixLedger:
 		return true
 	}
 	return false
