@@ -1,0 +1,122 @@
+package backtest_test
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/ktcn/ktcn/fixtures"
+	"github.com/ktcn/ktcn/inspection/backtest"
+	"github.com/ktcn/ktcn/inspection/policy"
+	"github.com/ktcn/ktcn/inspection/quota"
+)
+
+// variant derives a version from the default policy document, as policy
+// staff would draft one.
+func variant(t testing.TB, version string, edit func(doc map[string]any)) *policy.Policy {
+	t.Helper()
+	def, err := policy.DefaultPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := def.Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["version"] = version
+	if edit != nil {
+		edit(doc)
+	}
+	if raw, err = json.Marshal(doc); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.ParsePolicy(raw)
+	if err != nil {
+		t.Fatalf("policy %s: %v", version, err)
+	}
+	return p
+}
+
+func section(doc map[string]any, name string) map[string]any { return doc[name].(map[string]any) }
+
+// stricter asks for more passes, in a shorter window, to reach reduced,
+// and more passes to leave strict; looser the reverse.
+func stricter(doc map[string]any) {
+	r := section(doc, "reduced")
+	r["consecutive_passes"], r["window_months"] = 6, 6
+	section(doc, "strict")["passes_to_normal"] = 5
+}
+
+func looser(doc map[string]any) {
+	r := section(doc, "reduced")
+	r["consecutive_passes"] = 1
+	section(doc, "strict")["passes_to_normal"] = 1
+}
+
+type generated struct {
+	gen    *fixtures.Generator
+	active *policy.Policy
+	secret []byte
+}
+
+func generate(t testing.TB, seed uint64, lots int) generated {
+	t.Helper()
+	p := variant(t, "2026.1-default", nil)
+	keys := fixtures.SeedSecret(seed)
+	g, err := fixtures.New(fixtures.Config{Seed: seed, Lots: lots, Years: 1, Policy: p, Scale: 1,
+		NewSampler: func() fixtures.Sampler { return fixtures.QuotaSampler(p, keys) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return generated{gen: g, active: p, secret: keys}
+}
+
+func run(t testing.TB, h generated, candidate *policy.Policy) *backtest.Report {
+	t.Helper()
+	rep, err := backtest.Run(context.Background(), backtest.Config{Active: h.active, Candidate: candidate,
+		Keys: quota.MasterSecret(h.secret), MaxLag: fixtures.BacktestMaxLag}, h.gen.BacktestItems(context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := rep.AgainstHistory; x.Mismatches != 0 || x.Compared != rep.Lots {
+		t.Fatalf("active side against the generator's decisions: %d of %d compared lots differ (%d lots); first: %+v",
+			x.Mismatches, x.Compared, rep.Lots, x.Examples)
+	}
+	if rep.LateEvents != 0 || rep.OutOfOrder != 0 {
+		t.Fatalf("late events %d, lots out of order %d: the replay's trimming is not exact", rep.LateEvents, rep.OutOfOrder)
+	}
+	for _, f := range []backtest.Figures{rep.Active, rep.Candidate} {
+		if f.CapExceeded != 0 {
+			t.Fatalf("cap exceeded %d times", f.CapExceeded)
+		}
+	}
+	return rep
+}
+
+func TestSamePolicyChangesNothing(t *testing.T) {
+	h := generate(t, 11, 20_000)
+	same := variant(t, "2026.2-same", nil)
+	rep := run(t, h, same)
+	if rep.Changed != 0 || len(rep.Changes) != 0 {
+		t.Fatalf("candidate = active changed %d lots; first %+v", rep.Changed, rep.Changes)
+	}
+	a, c := rep.Active, rep.Candidate
+	if !reflect.DeepEqual(a, c) {
+		t.Fatalf("same policy, different figures:\nactive    %+v\ncandidate %+v", a, c)
+	}
+	for i := range 4 {
+		for j := range 4 {
+			if i != j && rep.Transitions[i][j] != 0 {
+				t.Fatalf("transition %s→%s: %d lots", backtest.Modes[i], backtest.Modes[j], rep.Transitions[i][j])
+			}
+		}
+	}
+	if a.Unobserved != 0 || a.Missed != 0 {
+		t.Fatalf("the active side inspects what history inspected: unobserved %d, missed %d", a.Unobserved, a.Missed)
+	}
+}
