@@ -42,9 +42,13 @@ fuzz:
 # per phase.
 BENCH_DIR ?= $(CURDIR)/.bench
 LOAD_DURATION ?= 10s
+# Lots of the generated year BenchmarkBacktestGenerated backtests (the
+# issue's target: 2,000,000 in under 60 s).
+BACKTEST_LOTS ?= 2000000
 bench: build
 	mkdir -p $(BENCH_DIR)
 	KTCN_BENCH_DIR=$(BENCH_DIR) $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./store/ ./inspection/ ./api/ | tee $(BENCH_DIR)/bench.txt
+	KTCN_BACKTEST_LOTS=$(BACKTEST_LOTS) $(GO) test -run '^$$' -bench '^BenchmarkBacktestGenerated$$' -benchtime 1x ./inspection/backtest/ | tee -a $(BENCH_DIR)/bench.txt
 	KTCN_BENCH_DIR=$(BENCH_DIR) KTCN_BIN=$(CURDIR)/$(BIN) KTCN_LOAD_DURATION=$(LOAD_DURATION) \
 	  $(GO) test -run '^$$' -bench '^BenchmarkLoadHalfPeak$$' -benchtime 1x -v ./cmd/ktcn/ | tee -a $(BENCH_DIR)/bench.txt
 	@awk 'function r(a, b) { return b > 0 ? a / b : 0 } \
