@@ -39,6 +39,10 @@ type Lot struct {
 	Exemption                      string
 	// Certificates on record for the lot's manufacturer at its time.
 	Certificates []reference.Certificate
+	// Manufacturer and HeadingOrigin are the goods' shared subjects
+	// (identity.KeysOf): alerts on them reach the goods. A source that
+	// resolves alerts to goods itself may leave them zero.
+	Manufacturer, HeadingOrigin identity.Key
 	// Recorded is what history decided, when known; nil replays the
 	// active version as history.
 	Recorded *Recorded
@@ -59,9 +63,9 @@ type Recorded struct {
 type Result struct {
 	// ID orders results of the same instant as the service does
 	// (inspection.ResultEventID of the assignment).
-	ID                      string
-	DeclarationID           string
-	LineNo                  int
+	ID string
+	// DecisionID is the decided lot's (identity.DecisionID).
+	DecisionID              string
 	GoodsKey                identity.Key
 	ImporterTaxCode         string
 	Outcome                 inspection.Outcome
@@ -69,12 +73,14 @@ type Result struct {
 }
 
 // Alert is an authority's warning reaching ktcn, with the goods it
-// reaches (the source resolves a manufacturer or heading × origin to its
-// goods).
+// reaches: either resolved by the source (Goods), or named by its shared
+// subject (a manufacturer or heading × origin), which reaches every goods
+// whose lots name that subject.
 type Alert struct {
 	ID, Authority        string
 	IssuedAt, RecordedAt time.Time
 	Goods                []identity.Key
+	Subject              inspection.Subject
 	// OnGoods: the alert names the goods themselves (one goods, Target),
 	// not their manufacturer or heading × origin.
 	OnGoods bool
@@ -114,6 +120,17 @@ type goods struct {
 	quality   bool
 	indexed   bool // in its resemblance group: the service holds a state for it
 	ownEvents int32
+	// subjects are the goods' shared subjects (from its first lot), and
+	// synced how many of each one's alerts its history holds.
+	subjects [2]inspection.Subject
+	synced   [2]int
+}
+
+// sharedAlert is an alert on a shared subject, kept for the goods that
+// read it (alerts are few next to lots).
+type sharedAlert struct {
+	e          event
+	recordedAt int64
 }
 
 // known is a goods of a resemblance group, once decided.
@@ -130,6 +147,7 @@ type replay struct {
 	maxLag  int64
 	goods   map[identity.Key]*goods
 	groups  map[identity.Key][]known
+	shared  map[inspection.Subject][]sharedAlert
 	sides   [2]*side // active, candidate
 	pending map[string]*pendingLot
 	scratch []inspection.Event
@@ -170,8 +188,9 @@ func Run(ctx context.Context, cfg Config, src iter.Seq2[Item, error]) (*Report, 
 	}
 	r := &replay{
 		cfg: cfg, pols: []*policy.Policy{cfg.Active, cfg.Candidate}, loc: calendar.Vietnam(), maxLag: int64(cfg.MaxLag),
-		goods: map[identity.Key]*goods{}, groups: map[identity.Key][]known{}, pending: map[string]*pendingLot{},
-		rep: &Report{ActiveVersion: cfg.Active.Version, CandidateVersion: cfg.Candidate.Version},
+		goods: map[identity.Key]*goods{}, groups: map[identity.Key][]known{}, shared: map[inspection.Subject][]sharedAlert{},
+		pending: map[string]*pendingLot{},
+		rep:     &Report{ActiveVersion: cfg.Active.Version, CandidateVersion: cfg.Candidate.Version},
 	}
 	r.sides[0], r.sides[1] = newSide(cfg.Active, keys), newSide(cfg.Candidate, keys)
 	n := 0
@@ -225,8 +244,11 @@ func (r *replay) lot(l *Lot) error {
 	newGoods := false
 	if g.firstDecl == "" {
 		g.firstDecl, g.quality = l.DeclarationID, l.Procedure == policy.ProcedureQuality
+		g.subjects = [2]inspection.Subject{{Kind: inspection.SubjectManufacturer, Key: l.Manufacturer},
+			{Kind: inspection.SubjectHeadingOrigin, Key: l.HeadingOrigin}}
 		r.index(g, l.GoodsKey, l.Goods)
 	}
+	r.sync(g)
 	if g.firstDecl == l.DeclarationID && g.ownEvents == 0 {
 		newGoods = true
 	}
@@ -312,7 +334,7 @@ func (r *replay) result(res *Result) {
 		e.kind = evFail
 	}
 	r.addEvent(res.GoodsKey, e, res.RecordedAt)
-	id := identity.DecisionID(res.DeclarationID, res.LineNo)
+	id := res.DecisionID
 	pl := r.pending[id]
 	if pl == nil {
 		r.rep.ResultsOfUnknownLots++ // decided before the stretch replayed: evidence only
@@ -357,13 +379,38 @@ func (r *replay) alert(a *Alert) {
 	if a.OnGoods && len(a.Goods) == 1 {
 		r.index(r.goodsOf(a.Goods[0]), a.Goods[0], a.Target)
 	}
+	e := event{at: a.IssuedAt.UnixNano(), id: a.ID, authority: a.Authority, kind: evAlert, own: a.OnGoods}
+	if len(a.Goods) == 0 && a.Subject.Kind != "" {
+		r.shared[a.Subject] = append(r.shared[a.Subject], sharedAlert{e: e, recordedAt: a.RecordedAt.UnixNano()})
+		return
+	}
 	for _, k := range a.Goods {
-		r.addEvent(k, event{at: a.IssuedAt.UnixNano(), id: a.ID, authority: a.Authority, kind: evAlert, own: a.OnGoods}, a.RecordedAt)
+		r.addEvent(k, e, a.RecordedAt)
+	}
+}
+
+// sync gives goods the alerts on their shared subjects that arrived since
+// they last read them. It runs before anything else touches the goods'
+// history, so trimming sees every event that had arrived.
+func (r *replay) sync(g *goods) {
+	for i, sub := range g.subjects {
+		if sub.Key == (identity.Key{}) {
+			continue
+		}
+		alerts := r.shared[sub]
+		for ; g.synced[i] < len(alerts); g.synced[i]++ {
+			a := alerts[g.synced[i]]
+			if g.hist.add(a.e) {
+				r.rep.LateEvents++
+			}
+			g.hist.maybeTrim(r.pols, a.recordedAt-r.maxLag, g.quality)
+		}
 	}
 }
 
 func (r *replay) addEvent(k identity.Key, e event, recordedAt time.Time) {
 	g := r.goodsOf(k)
+	r.sync(g)
 	if e.own {
 		g.ownEvents++
 	}
