@@ -249,8 +249,11 @@ func (r *replay) lot(l *Lot) error {
 		r.index(g, l.GoodsKey, l.Goods)
 	}
 	r.sync(g)
+	var group identity.Key
+	var name string
 	if g.firstDecl == l.DeclarationID && g.ownEvents == 0 {
 		newGoods = true
+		group, name = identity.ResemblanceGroup(l.Goods), identity.MatchText(l.Goods.ProductName)
 	}
 	r.scratch = materialize(r.scratch, g.hist.events, false, r.loc)
 	lot := inspection.Lot{ImporterTaxCode: l.ImporterTaxCode, Procedure: l.Procedure, Certificates: l.Certificates, Exemption: l.Exemption}
@@ -258,7 +261,7 @@ func (r *replay) lot(l *Lot) error {
 	for i, s := range r.sides {
 		ev := inspection.Evaluate(s.pol, r.scratch, lot, l.At)
 		if newGoods && ev.Mode != inspection.ModeStrict {
-			r.resemble(s.pol, l, &ev)
+			r.resemble(s.pol, l, group, name, &ev)
 		}
 		o, err := s.decide(l, ev)
 		if err != nil {
@@ -293,11 +296,10 @@ func (r *replay) lot(l *Lot) error {
 // replay's goods: new goods resembling known goods of their group that
 // are strict, or failed or were warned about within the window, are
 // decided strict.
-func (r *replay) resemble(p *policy.Policy, l *Lot, ev *inspection.Evaluation) {
+func (r *replay) resemble(p *policy.Policy, l *Lot, group identity.Key, name string, ev *inspection.Evaluation) {
 	threshold, window := p.Resemblance()
-	name := identity.MatchText(l.Goods.ProductName)
 	now := l.At.UnixNano()
-	for _, k := range r.groups[identity.ResemblanceGroup(l.Goods)] {
+	for _, k := range r.groups[group] {
 		if k.key == l.GoodsKey || identity.MatchSimilarity(name, k.match) < threshold {
 			continue
 		}

@@ -42,7 +42,7 @@ func BenchmarkBacktestGenerated(b *testing.B) {
 	}
 	genRate := float64(lots) / time.Since(start).Seconds()
 
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	var peak uint64
 	b.ResetTimer()
 	for range b.N {
