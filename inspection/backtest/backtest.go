@@ -105,6 +105,13 @@ type Config struct {
 	// Progress, when set, is called with the lots done every few thousand
 	// lots and at the end.
 	Progress func(lots int64)
+	// From and To bound the stretch reported (zero: unbounded). History
+	// before From is replayed too, on both sides, so goods, resemblance
+	// and the quota's counters stand at From as the candidate would have
+	// left them had it been in force from the start of the history; its
+	// lots are not reported. The replay ends at the first item at or
+	// after To: results not in by To are awaited.
+	From, To time.Time
 }
 
 // ErrConfig reports a backtest that cannot run as configured.
@@ -151,6 +158,7 @@ type replay struct {
 	sides   [2]*side // active, candidate
 	pending map[string]*pendingLot
 	scratch []inspection.Event
+	last    time.Time // the last lot's time
 	rep     *Report
 	base    baseline
 }
@@ -203,6 +211,9 @@ func Run(ctx context.Context, cfg Config, src iter.Seq2[Item, error]) (*Report, 
 				return nil, fmt.Errorf("backtest stopped: %w", err)
 			}
 		}
+		if !cfg.To.IsZero() && !itemTime(it).Before(cfg.To) {
+			break
+		}
 		switch {
 		case it.Lot != nil:
 			if err := r.lot(it.Lot); err != nil {
@@ -215,10 +226,24 @@ func Run(ctx context.Context, cfg Config, src iter.Seq2[Item, error]) (*Report, 
 		}
 	}
 	if cfg.Progress != nil {
-		cfg.Progress(r.rep.Lots)
+		cfg.Progress(r.rep.Lots + r.rep.WarmupLots)
 	}
 	r.finish()
 	return r.rep, nil
+}
+
+// itemTime is when an item happened: a lot's decision, a result's or an
+// alert's arrival.
+func itemTime(it Item) time.Time {
+	switch {
+	case it.Lot != nil:
+		return it.Lot.At
+	case it.Result != nil:
+		return it.Result.RecordedAt
+	case it.Alert != nil:
+		return it.Alert.RecordedAt
+	}
+	return time.Time{}
 }
 
 func (r *replay) goodsOf(k identity.Key) *goods {
@@ -232,14 +257,23 @@ func (r *replay) goodsOf(k identity.Key) *goods {
 
 func (r *replay) lot(l *Lot) error {
 	rep := r.rep
-	if !rep.From.IsZero() && l.At.Before(rep.To) {
+	if l.At.Before(r.last) {
 		rep.OutOfOrder++
 	}
-	if rep.From.IsZero() {
-		rep.From = l.At
+	r.last = l.At
+	counting := r.cfg.From.IsZero() || !l.At.Before(r.cfg.From)
+	for _, s := range r.sides {
+		s.counting = counting
 	}
-	rep.To = l.At
-	rep.Lots++
+	if !counting {
+		rep.WarmupLots++
+	} else {
+		if rep.From.IsZero() {
+			rep.From = l.At
+		}
+		rep.To = l.At
+		rep.Lots++
+	}
 	g := r.goodsOf(l.GoodsKey)
 	newGoods := false
 	if g.firstDecl == "" {
@@ -269,11 +303,14 @@ func (r *replay) lot(l *Lot) error {
 		}
 		out[i] = o
 	}
+	if r.cfg.Progress != nil && (rep.Lots+rep.WarmupLots)%progressEvery == 0 {
+		r.cfg.Progress(rep.Lots + rep.WarmupLots)
+	}
+	if !counting {
+		return nil
+	}
 	if err := r.compare(l, out); err != nil {
 		return err
-	}
-	if r.cfg.Progress != nil && rep.Lots%progressEvery == 0 {
-		r.cfg.Progress(rep.Lots)
 	}
 	historyInspects, sampled := out[0].inspect, out[0].sampled
 	if l.Recorded != nil {

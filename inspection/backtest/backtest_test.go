@@ -198,3 +198,25 @@ func TestStricterAndLooserMoveEveryFigure(t *testing.T) {
 		})
 	}
 }
+
+// TestStretchReportsOnlyItsLots: history before From is replayed (so the
+// active side still matches history lot by lot) but not reported, and the
+// replay ends at To.
+func TestStretchReportsOnlyItsLots(t *testing.T) {
+	h := generate(t, 13, 12_000)
+	from, to := h.gen.Start().AddDate(0, 6, 0), h.gen.Start().AddDate(0, 9, 0)
+	rep, err := backtest.Run(context.Background(), backtest.Config{Active: h.active, Candidate: variant(t, "2026.2-looser", looser),
+		Keys: quota.MasterSecret(h.secret), MaxLag: fixtures.BacktestMaxLag, From: from, To: to}, h.gen.BacktestItems(context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Lots == 0 || rep.WarmupLots == 0 || rep.From.Before(from) || !rep.To.Before(to) || rep.Lots+rep.WarmupLots >= 12_000 {
+		t.Fatalf("stretch %s to %s: %d lots from %s to %s after %d warm-up lots", from, to, rep.Lots, rep.From, rep.To, rep.WarmupLots)
+	}
+	if x := rep.AgainstHistory; x.Compared != rep.Lots || x.Mismatches != 0 {
+		t.Fatalf("after warm-up, %d of %d lots differ from history: %+v", x.Mismatches, x.Compared, x.Examples)
+	}
+	if rep.Active.Lots != rep.Lots || rep.Candidate.Lots != rep.Lots {
+		t.Fatalf("sides count %d and %d lots of %d", rep.Active.Lots, rep.Candidate.Lots, rep.Lots)
+	}
+}

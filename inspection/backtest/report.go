@@ -17,8 +17,10 @@ import (
 type Report struct {
 	ActiveVersion, CandidateVersion string
 	// From and To are the first and last lot's decision times.
-	From, To          time.Time
-	Lots              int64
+	From, To time.Time
+	Lots     int64
+	// WarmupLots were decided before Config.From: replayed, not reported.
+	WarmupLots        int64
 	Results, Alerts   int64
 	Active, Candidate Figures
 	// Transitions counts lots by active mode (row) and candidate mode

@@ -18,6 +18,11 @@ type side struct {
 	sampler quota.Sampler
 	book    *quota.MemBook
 	fig     Figures
+	// counting is false for the lots before the stretch reported: they
+	// are decided (the quota's counters and the importers' traces move)
+	// into warmup, which nobody reads.
+	counting bool
+	warmup   Figures
 	// routes caches the agency of each (procedure, HS code).
 	routes map[[2]string]string
 	// load counts inspections per agency, check kind and working day.
@@ -69,10 +74,16 @@ type outcome struct {
 func (s *side) decide(l *Lot, ev inspection.Evaluation) (outcome, error) {
 	o := outcome{mode: ev.Mode, rule: ev.Explanation.Rule, reason: ev.Explanation.Reason}
 	f := &s.fig
+	if !s.counting {
+		f = &s.warmup
+	}
 	f.Lots++
 	f.Modes[modeIndex(ev.Mode)]++
-	day := s.workingDay(l.At)
-	s.days[day] = true
+	day := ""
+	if s.counting {
+		day = s.workingDay(l.At)
+		s.days[day] = true
+	}
 	switch ev.Mode {
 	case inspection.ModeStrict, inspection.ModeNormal:
 		o.inspect = true
@@ -96,7 +107,7 @@ func (s *side) decide(l *Lot, ev inspection.Evaluation) (outcome, error) {
 		} else {
 			o.reason += "; not selected for a random check"
 		}
-		s.unpredictability(l.ImporterTaxCode, rec.Period, rec.Chosen)
+		s.unpredictability(&f.Unpredictability, l.ImporterTaxCode, rec.Period, rec.Chosen)
 	}
 	if !o.inspect {
 		return o, nil
@@ -107,7 +118,9 @@ func (s *side) decide(l *Lot, ev inspection.Evaluation) (outcome, error) {
 		check = policy.CheckDocumentsAndSampling
 		f.LabSamples++
 	}
-	s.load[loadKey{s.route(l), check, day}]++
+	if s.counting {
+		s.load[loadKey{s.route(l), check, day}]++
+	}
 	return o, nil
 }
 
@@ -144,14 +157,13 @@ func (s *side) workingDay(t time.Time) string {
 // unpredictability follows an importer's reduced lots in a period: the
 // checks among its first firstN lots, and among the firstN after each
 // check (the windows an importer could exploit if checks were regular).
-func (s *side) unpredictability(importer, period string, chosen bool) {
+func (s *side) unpredictability(u *Unpredictability, importer, period string, chosen bool) {
 	k := [2]string{importer, period}
 	tr := s.traces[k]
 	if tr == nil {
 		tr = &trace{since: -1}
 		s.traces[k] = tr
 	}
-	u := &s.fig.Unpredictability
 	if tr.n < firstN {
 		u.FirstLots++
 		if chosen {
