@@ -38,6 +38,9 @@ Usage:
   ktcn loadgen [-rate R] [-clients N] [-duration D] [-count N]   load a running server over loopback
   ktcn backup -out FILE [-addr URL] [-key K]   take an online backup from the running server
   ktcn restore FILE DIR    check a backup's SHA-256, then restore it into an empty DIR
+  ktcn backtest -version V [-from D -to D | -generated SEED,LOTS,YEARS] [-changes F.csv] [-json]
+                           replay history under version V and the one in force, side by side
+                           (a stopped store or a copy; docs/backtest.md)
   ktcn nsw-receiver -secret S [-secret S2] [-secret-file F] [-record R.jsonl] [-addr A] [-fail-rate P]
                            reference receiver of ktcn's webhooks: verifies, dedupes, checks order
   (keys commands open the data dir, so run them with the server stopped;
@@ -213,6 +216,7 @@ var commands = []command{
 	{[]string{"nsw-receiver"}, runReceiver},
 	{[]string{"backup"}, runBackup},
 	{[]string{"restore"}, runRestore},
+	{[]string{"backtest"}, runBacktest},
 }
 
 // findCommand picks the command whose words start args, longest first.
