@@ -147,6 +147,10 @@ const (
 	ActReadJobs Action = "read_jobs"
 	// ActRunJobs starts a job now, outside its schedule.
 	ActRunJobs Action = "run_jobs"
+	// ActRunBacktests starts and cancels backtests of a policy version.
+	ActRunBacktests Action = "run_backtests"
+	// ActReadBacktests reads backtests: progress, report, changed lots.
+	ActReadBacktests Action = "read_backtests"
 )
 
 // rolesFor is who may take each action. The choices:
@@ -170,6 +174,10 @@ const (
 //     may take one.
 //   - admin runs the periodic jobs by hand (they act as the system, and
 //     every one is safe to run twice); the auditor reads how they went.
+//   - policy authors and approvers start backtests (an author tries a
+//     draft, the approver checks it before approving); policy staff,
+//     customs and auditors read them: a backtest's report holds quota
+//     counts, as the policy and quota reads do.
 //
 // ActAdminister, and every other action, is open to the system principal
 // (ktcn acting on its operator's authority: the command line, jobs).
@@ -205,6 +213,10 @@ func rolesFor(a Action) []Role {
 		return []Role{RolePolicyAuthor}
 	case ActApprovePolicy:
 		return []Role{RolePolicyApprover}
+	case ActRunBacktests:
+		return []Role{RolePolicyAuthor, RolePolicyApprover}
+	case ActReadBacktests:
+		return []Role{RolePolicyAuthor, RolePolicyApprover, RoleCustoms, RoleAuditor}
 	}
 	return nil
 }
