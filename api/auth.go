@@ -115,10 +115,16 @@ var routeRules = map[string]rule{
 	"POST /v1/policies/:version/approve":  to(access.ActApprovePolicy),
 	"POST /v1/policies/:version/reject":   to(access.ActApprovePolicy),
 	"POST /v1/policies/:version/activate": to(access.ActApprovePolicy),
-	"POST /v1/policies/:version/retire":   to(access.ActApprovePolicy),
-	"GET /v1/policies/:version/diff":      to(access.ActReadPolicy),
-	"POST /v1/policies/:version/shadow":   to(access.ActApprovePolicy),
-	"GET /v1/policies/:version/shadow":    to(access.ActReadPolicy),
+	// Backtests: authors and approvers start and cancel them; policy
+	// staff, customs and auditors read them (reports hold quota counts).
+	"POST /v1/policies/:version/backtests": to(access.ActRunBacktests),
+	"GET /v1/backtests/:id":                to(access.ActReadBacktests),
+	"GET /v1/backtests/:id/changes":        to(access.ActReadBacktests),
+	"DELETE /v1/backtests/:id":             to(access.ActRunBacktests),
+	"POST /v1/policies/:version/retire":    to(access.ActApprovePolicy),
+	"GET /v1/policies/:version/diff":       to(access.ActReadPolicy),
+	"POST /v1/policies/:version/shadow":    to(access.ActApprovePolicy),
+	"GET /v1/policies/:version/shadow":     to(access.ActReadPolicy),
 
 	// The NSW feed: nsw, customs, auditors, and agencies (their lots'
 	// events only, filtered in the domain). Webhook receivers are admin's.

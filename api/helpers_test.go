@@ -22,6 +22,7 @@ import (
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/backtest"
 	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
@@ -50,6 +51,8 @@ type env struct {
 	clock  *testClock
 	// backups is the backup dir behind the backup routes.
 	backups *store.BackupDir
+	// backtests runs the backtest routes' jobs.
+	backtests *backtest.Jobs
 	// tokens holds a key for every principal in principals.
 	tokens map[string]string
 	// who sends the requests: a principal name, anonymous for none, or ""
@@ -193,7 +196,11 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	if o.jobs == nil {
 		o.jobs = &fakeJobs{names: []string{"noop"}}
 	}
-	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Backups: backups, Logger: log, Jobs: o.jobs, Ready: o.ready, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
+	// Backtests stop before the store closes (cleanups run last first).
+	btCtx, stopBacktests := context.WithCancel(ctx)
+	t.Cleanup(stopBacktests)
+	e.backtests = backtest.NewJobs(btCtx, backtest.JobsConfig{Service: svc, Store: db, Keys: testKeys, Clock: clock})
+	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Backups: backups, Logger: log, Jobs: o.jobs, Ready: o.ready, Backtests: e.backtests, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
 		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock})
 	if o.routes != nil {
 		o.routes(e.echo)

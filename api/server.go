@@ -11,6 +11,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/backtest"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/identity"
@@ -48,6 +49,9 @@ type Config struct {
 	// Ready is what GET /readyz checks beyond the policy in force being
 	// readable; nil checks only that.
 	Ready Readiness
+	// Backtests runs backtests of policy versions (backtests.go); nil
+	// answers 503 on their routes.
+	Backtests *backtest.Jobs
 }
 
 // DefaultBodyLimit fits a 50-line declaration with certificates many
@@ -100,7 +104,7 @@ func New(cfg Config) *echo.Echo {
 	e.Use(authorize(cfg.Logger))
 	e.Use(bodyLimit(limit))
 
-	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, backups: cfg.Backups, jobs: cfg.Jobs, ready: cfg.Ready}
+	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, backups: cfg.Backups, jobs: cfg.Jobs, ready: cfg.Ready, backtests: cfg.Backtests}
 	e.GET("/healthz", h.health)
 	e.GET("/readyz", h.readiness) // jobs.go
 	v1 := e.Group("/v1")
@@ -144,6 +148,10 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/policies/:version/approve", as(h.approvePolicy))
 	v1.POST("/policies/:version/reject", as(h.rejectPolicy))
 	v1.POST("/policies/:version/activate", as(h.activatePolicy))
+	v1.POST("/policies/:version/backtests", as(h.startBacktest)) // backtests.go
+	v1.GET("/backtests/:id", as(h.getBacktest))
+	v1.GET("/backtests/:id/changes", as(h.backtestChanges))
+	v1.DELETE("/backtests/:id", as(h.cancelBacktest))
 	v1.POST("/policies/:version/retire", as(h.retirePolicy))
 	v1.GET("/policies/:version/diff", as(h.diffPolicies))
 	v1.POST("/policies/:version/shadow", as(h.shadowPolicy))
@@ -204,6 +212,8 @@ type handlers struct {
 	backups *inspection.Backups
 	jobs    Jobs
 	ready   Readiness
+	// backtests is nil when the server runs none.
+	backtests *backtest.Jobs
 }
 
 // health is liveness: the process is up and answers (with the policy in

@@ -18,8 +18,10 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/backtest"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/policy"
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -253,6 +255,8 @@ type app struct {
 	outbox *inspection.Outbox
 	// backups takes backups into cfg.BackupDir (backup.go).
 	backups *inspection.Backups
+	// quotaKeys derive the quota's period keys (a backtest draws with them).
+	quotaKeys quota.Keys
 	// timeouts of serve's connections; zero means defaultTimeouts (tests
 	// shorten them).
 	timeouts serverTimeouts
@@ -320,7 +324,7 @@ func withAppFlags(ctx context.Context, name string, args []string, getenv func(s
 	if err != nil {
 		return err
 	}
-	return fn(&app{cfg: cfg, log: log, store: db, svc: svc, access: access, feed: fd, outbox: outbox, backups: backups})
+	return fn(&app{cfg: cfg, log: log, store: db, svc: svc, access: access, feed: fd, outbox: outbox, backups: backups, quotaKeys: secret})
 }
 
 func newLogger(level string, w io.Writer) (zerolog.Logger, error) {
@@ -412,8 +416,10 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 		timeouts = defaultTimeouts()
 	}
 	jobs := a.newJobs(ctx)
+	backtests := backtest.NewJobs(ctx, backtest.JobsConfig{Service: a.svc, Store: a.store, Keys: a.quotaKeys, Generate: generatedHistory})
 	srv := &http.Server{
 		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Backups: a.backups, Logger: a.log, Jobs: jobs, Ready: a.ready(jobs),
+			Backtests: backtests,
 			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow}),
 		ReadHeaderTimeout: timeouts.readHeader,
 		ReadTimeout:       timeouts.read,

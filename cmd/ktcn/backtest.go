@@ -19,6 +19,7 @@ import (
 	"github.com/ktcn/ktcn/inspection/backtest"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/policy"
+	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // runBacktest replays history under a stored policy version and the one
@@ -69,18 +70,12 @@ func runBacktest(ctx context.Context, args []string, getenv func(string) string,
 			if err != nil {
 				return err
 			}
-			keys := fixtures.SeedSecret(seed)
-			g, err := fixtures.NewContext(ctx, fixtures.Config{Seed: seed, Lots: lots, Years: years, Policy: active,
-				NewSampler: func() fixtures.Sampler { return fixtures.QuotaSampler(active, keys) }})
-			if err != nil {
+			if src, cfg.Keys, cfg.MaxLag, err = generatedHistory(ctx, active, backtest.Generated{Seed: seed, Lots: lots, Years: years}); err != nil {
 				return err
 			}
-			src, total, cfg.Keys, cfg.MaxLag = g.BacktestItems(ctx), int64(lots), keys, fixtures.BacktestMaxLag
+			total = int64(lots)
 		} else {
-			if cfg.Keys, err = loadQuotaSecret(a.cfg.QuotaSecret, a.cfg.DataDir, false, a.log); err != nil {
-				return err
-			}
-			src = backtest.Stored(ctx, a.store)
+			cfg.Keys, src = a.quotaKeys, backtest.Stored(ctx, a.store)
 		}
 		flush := func() error { return nil }
 		if changes != "" {
@@ -129,6 +124,19 @@ func runBacktest(ctx context.Context, args []string, getenv func(string) string,
 		}
 		return rep.WriteText(stdout)
 	})
+}
+
+// generatedHistory is a generated history under the policy in force,
+// its random checks drawn under a key derived from the seed, for the
+// command and the API's jobs (backtest.Source).
+func generatedHistory(ctx context.Context, active *policy.Policy, gen backtest.Generated) (iter.Seq2[backtest.Item, error], quota.Keys, time.Duration, error) {
+	keys := fixtures.SeedSecret(gen.Seed)
+	g, err := fixtures.NewContext(ctx, fixtures.Config{Seed: gen.Seed, Lots: gen.Lots, Years: gen.Years, Policy: active,
+		NewSampler: func() fixtures.Sampler { return fixtures.QuotaSampler(active, keys) }})
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("backtest: generate history: %w", err)
+	}
+	return g.BacktestItems(ctx), keys, fixtures.BacktestMaxLag, nil
 }
 
 func backtestDay(s string) (time.Time, error) {
