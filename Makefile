@@ -74,7 +74,9 @@ bench: build
 	    printf "  over HTTP:      %6.0f decisions/s vs %6.0f bare echo requests/s        = %5.2f\n", v["BenchmarkDecideHTTP|decisions/s"], v["BenchmarkBareEchoHTTP|requests/s"], r(v["BenchmarkDecideHTTP|decisions/s"], v["BenchmarkBareEchoHTTP|requests/s"]); \
 	    printf "ktcn serve under loadgen (64 clients, history declarations of 1-5 lines)\n"; \
 	    printf "  peak:           %6.0f decisions/s, %.1f decisions/fsync, p99 %.1f ms\n", v["BenchmarkLoadHalfPeak|peak-decisions/s"], v["BenchmarkLoadHalfPeak|peak-decisions/fsync"], v["BenchmarkLoadHalfPeak|peak-p99-ms"]; \
-	    printf "  half of peak:   %6.0f decisions/s open loop, %.1f decisions/fsync, p50 %.2f ms, p99 %.2f ms\n", v["BenchmarkLoadHalfPeak|half-decisions/s"], v["BenchmarkLoadHalfPeak|half-decisions/fsync"], v["BenchmarkLoadHalfPeak|half-p50-ms"], v["BenchmarkLoadHalfPeak|half-p99-ms"] }' $(BENCH_DIR)/bench.txt
+	    printf "  half of peak:   %6.0f decisions/s open loop, %.1f decisions/fsync, p50 %.2f ms, p99 %.2f ms\n", v["BenchmarkLoadHalfPeak|half-decisions/s"], v["BenchmarkLoadHalfPeak|half-decisions/fsync"], v["BenchmarkLoadHalfPeak|half-p50-ms"], v["BenchmarkLoadHalfPeak|half-p99-ms"]; \
+	    printf "backtest of a generated history, candidate and active side by side ($(BACKTEST_LOTS) lots)\n"; \
+	    printf "  replay:         %6.0f lots/s (target >= 33333: 2 M lots in 60 s), generation alone %6.0f lots/s; peak live heap %.1f MiB\n", v["BenchmarkBacktestGenerated|lots/s"], v["BenchmarkBacktestGenerated|generated-lots/s"], v["BenchmarkBacktestGenerated|peak-heap-MiB"] }' $(BENCH_DIR)/bench.txt
 	rm -rf $(BENCH_DIR)
 
 # kill -9 under load, CRASH_CYCLES times, checking every acknowledged
