@@ -167,7 +167,6 @@ type replay struct {
 type pendingLot struct {
 	sampled bool    // history's random check
 	inspect [2]bool // per side
-	mode    [2]inspection.Mode
 }
 
 // baseline counts results of history's random checks of reduced lots:
@@ -318,7 +317,7 @@ func (r *replay) lot(l *Lot) error {
 	}
 	if historyInspects {
 		r.pending[identity.DecisionID(l.DeclarationID, l.LineNo)] = &pendingLot{sampled: sampled,
-			inspect: [2]bool{out[0].inspect, out[1].inspect}, mode: [2]inspection.Mode{out[0].mode, out[1].mode}}
+			inspect: [2]bool{out[0].inspect, out[1].inspect}}
 	} else {
 		for i, s := range r.sides {
 			if out[i].inspect {

@@ -30,7 +30,18 @@ func BenchmarkBacktestGenerated(b *testing.B) {
 		}
 		lots = n
 	}
-	h := generate(b, 21, lots)
+	// KTCN_BACKTEST_GOODS fixes the universe's goods (default: from the
+	// volume), so runs of different lengths show whether memory stays
+	// flat as lots grow.
+	goods := 0
+	if s := os.Getenv("KTCN_BACKTEST_GOODS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		goods = n
+	}
+	h := generateWith(b, 21, lots, goods)
 	candidate := variant(b, "2026.2-stricter", stricter)
 	ctx := context.Background()
 
