@@ -44,9 +44,13 @@ fuzz:
 # per phase.
 BENCH_DIR ?= $(CURDIR)/.bench
 LOAD_DURATION ?= 10s
+# Lots of the generated year BenchmarkBacktestGenerated backtests (the
+# issue's target: 2,000,000 in under 60 s).
+BACKTEST_LOTS ?= 2000000
 bench: build
 	mkdir -p $(BENCH_DIR)
 	KTCN_BENCH_DIR=$(BENCH_DIR) $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./store/ ./inspection/ ./api/ | tee $(BENCH_DIR)/bench.txt
+	KTCN_BACKTEST_LOTS=$(BACKTEST_LOTS) $(GO) test -run '^$$' -bench '^BenchmarkBacktestGenerated$$' -benchtime 1x ./inspection/backtest/ | tee -a $(BENCH_DIR)/bench.txt
 	KTCN_BENCH_DIR=$(BENCH_DIR) KTCN_BIN=$(CURDIR)/$(BIN) KTCN_LOAD_DURATION=$(LOAD_DURATION) \
 	  $(GO) test -run '^$$' -bench '^BenchmarkLoadHalfPeak$$' -benchtime 1x -v ./cmd/ktcn/ | tee -a $(BENCH_DIR)/bench.txt
 	@awk 'function r(a, b) { return b > 0 ? a / b : 0 } \
@@ -72,7 +76,9 @@ bench: build
 	    printf "  over HTTP:      %6.0f decisions/s vs %6.0f bare echo requests/s        = %5.2f\n", v["BenchmarkDecideHTTP|decisions/s"], v["BenchmarkBareEchoHTTP|requests/s"], r(v["BenchmarkDecideHTTP|decisions/s"], v["BenchmarkBareEchoHTTP|requests/s"]); \
 	    printf "ktcn serve under loadgen (64 clients, history declarations of 1-5 lines)\n"; \
 	    printf "  peak:           %6.0f decisions/s, %.1f decisions/fsync, p99 %.1f ms\n", v["BenchmarkLoadHalfPeak|peak-decisions/s"], v["BenchmarkLoadHalfPeak|peak-decisions/fsync"], v["BenchmarkLoadHalfPeak|peak-p99-ms"]; \
-	    printf "  half of peak:   %6.0f decisions/s open loop, %.1f decisions/fsync, p50 %.2f ms, p99 %.2f ms\n", v["BenchmarkLoadHalfPeak|half-decisions/s"], v["BenchmarkLoadHalfPeak|half-decisions/fsync"], v["BenchmarkLoadHalfPeak|half-p50-ms"], v["BenchmarkLoadHalfPeak|half-p99-ms"] }' $(BENCH_DIR)/bench.txt
+	    printf "  half of peak:   %6.0f decisions/s open loop, %.1f decisions/fsync, p50 %.2f ms, p99 %.2f ms\n", v["BenchmarkLoadHalfPeak|half-decisions/s"], v["BenchmarkLoadHalfPeak|half-decisions/fsync"], v["BenchmarkLoadHalfPeak|half-p50-ms"], v["BenchmarkLoadHalfPeak|half-p99-ms"]; \
+	    printf "backtest of a generated history, candidate and active side by side ($(BACKTEST_LOTS) lots)\n"; \
+	    printf "  replay:         %6.0f lots/s (target >= 33333: 2 M lots in 60 s), generation alone %6.0f lots/s; peak live heap %.1f MiB\n", v["BenchmarkBacktestGenerated|lots/s"], v["BenchmarkBacktestGenerated|generated-lots/s"], v["BenchmarkBacktestGenerated|peak-heap-MiB"] }' $(BENCH_DIR)/bench.txt
 	rm -rf $(BENCH_DIR)
 
 # kill -9 under load, CRASH_CYCLES times, checking every acknowledged

@@ -131,6 +131,12 @@ var routeRules = map[string]rule{
 	// The effectiveness ledger is for policy staff, customs and auditors:
 	// its random-check figures are quota information NSW never sees.
 	"GET /v1/policies/:version/effectiveness": to(access.ActReadPolicy),
+	// Backtests: authors and approvers start and cancel them; policy
+	// staff, customs and auditors read them (reports hold quota counts).
+	"POST /v1/policies/:version/backtests": to(access.ActRunBacktests),
+	"GET /v1/backtests/:id":                to(access.ActReadBacktests),
+	"GET /v1/backtests/:id/changes":        to(access.ActReadBacktests),
+	"DELETE /v1/backtests/:id":             to(access.ActRunBacktests),
 
 	// The NSW feed: nsw, customs, auditors, and agencies (their lots'
 	// events only, filtered in the domain). Webhook receivers are admin's.

@@ -20,7 +20,9 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/backtest"
 	"github.com/ktcn/ktcn/inspection/declaration"
+	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
@@ -39,6 +41,39 @@ type matrixFixture struct {
 	agency   string // principal name of the lot's agency
 	decision inspection.Decision
 	seq      int
+}
+
+// backtestDone runs a backtest of the version in force to its end, as
+// the system, and returns its ID.
+func (m *matrixFixture) backtestDone(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j, err := m.backtests.Start(ctx, access.SystemPrincipal(), "2026.1-default", backtest.Request{})
+		if err == nil {
+			for j.State == backtest.JobRunning && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+				if j, err = m.backtests.Get(ctx, access.SystemPrincipal(), j.ID); err != nil {
+					t.Fatalf("setup: %v", err)
+				}
+			}
+			if j.State != backtest.JobDone {
+				t.Fatalf("setup: backtest %s %s: %s", j.ID, j.State, j.Error)
+			}
+			return j.ID
+		}
+		if fault.CodeOf(err) != fault.Conflict || time.Now().After(deadline) {
+			t.Fatalf("setup: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond) // others still running
+	}
+}
+
+// backtestIdle waits until no backtest runs, so a start has room.
+func (m *matrixFixture) backtestIdle(t *testing.T) {
+	t.Helper()
+	m.backtestDone(t)
 }
 
 func (m *matrixFixture) next() string { m.seq++; return fmt.Sprintf("MATRIX%06d", m.seq) }
@@ -300,6 +335,19 @@ var matrix = map[string]matrixRow{
 	"POST /v1/policies/:version/activate": {[]string{"policy-approver"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
 		v, _ := m.policyAt(t, inspection.PolicyApproved)
 		return "/v1/policies/" + v + "/activate", map[string]any{}
+	}},
+	"POST /v1/policies/:version/backtests": {[]string{"policy-author", "policy-approver"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		m.backtestIdle(t)
+		return "/v1/policies/2026.1-default/backtests", map[string]any{}
+	}},
+	"GET /v1/backtests/:id": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/backtests/" + m.backtestDone(t), nil
+	}},
+	"GET /v1/backtests/:id/changes": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/backtests/" + m.backtestDone(t) + "/changes", nil
+	}},
+	"DELETE /v1/backtests/:id": {[]string{"policy-author", "policy-approver"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
+		return "/v1/backtests/" + m.backtestDone(t), nil
 	}},
 	"POST /v1/policies/:version/retire": {[]string{"policy-approver"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
 		v, _ := m.policyAt(t, inspection.PolicyDraft)

@@ -23,6 +23,7 @@ import (
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/backtest"
 	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/policy"
@@ -51,6 +52,8 @@ type env struct {
 	clock  *testClock
 	// backups is the backup dir behind the backup routes.
 	backups *store.BackupDir
+	// backtests runs the backtest routes' jobs.
+	backtests *backtest.Jobs
 	// tokens holds a key for every principal in principals.
 	tokens map[string]string
 	// who sends the requests: a principal name, anonymous for none, or ""
@@ -221,10 +224,14 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	if o.jobs == nil {
 		o.jobs = &fakeJobs{names: []string{"noop"}}
 	}
+	// Backtests stop before the store closes (cleanups run last first).
+	btCtx, stopBacktests := context.WithCancel(ctx)
+	t.Cleanup(stopBacktests)
+	e.backtests = backtest.NewJobs(btCtx, backtest.JobsConfig{Service: svc, Store: db, Keys: testKeys, Clock: clock})
 	// The registry as the wiring makes it: the API's series and the store's.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(db.Collector())
-	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Backups: backups, Logger: log, Jobs: o.jobs, Ready: o.ready, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
+	e.echo = api.New(api.Config{Service: svc, Access: acc, Feed: fd, Backups: backups, Logger: log, Jobs: o.jobs, Ready: o.ready, Backtests: e.backtests, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
 		AuthFailures: o.authFailures, AuthFailWindow: o.authFailWindow, Clock: clock, Registry: reg})
 	if o.routes != nil {
 		o.routes(e.echo)

@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/backtest"
 	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/policy"
 	"github.com/ktcn/ktcn/inspection/quota"
@@ -59,6 +60,9 @@ type op struct {
 	query    []param
 	// media is the success body's media type when not JSON.
 	media string
+	// also is a second media type the success body may take beside
+	// out's JSON (text/csv when a query asks for it).
+	also string
 }
 
 var (
@@ -139,6 +143,12 @@ var apiDocs = map[string]op{
 	"POST /v1/policies/:version/reject":   {summary: "Reject a submitted version", in: ReasonRequest{}, status: 200, out: inspection.PolicyVersion{}},
 	"POST /v1/policies/:version/activate": {summary: "Activate an approved version, now or at a time", in: ActivateRequest{}, optional: true,
 		status: 200, out: inspection.PolicyVersion{}},
+	"POST /v1/policies/:version/backtests": {summary: "Start a backtest of the version against the one in force (a stretch of stored history, or a generated one)",
+		in: BacktestRequest{}, optional: true, status: 202, out: backtest.Job{}},
+	"GET /v1/backtests/:id": {summary: "A backtest: state, progress, and its report once done", status: 200, out: backtest.Job{}},
+	"GET /v1/backtests/:id/changes": {summary: "A done backtest's changed lots, paged (or all as CSV)", status: 200, out: BacktestChangesPage{}, also: "text/csv",
+		query: []param{q("after", "integer", "cursor: the previous page's next"), limitParam, q("format", "string", "json (the default) or csv")}},
+	"DELETE /v1/backtests/:id":          {summary: "Cancel a running backtest", status: 200, out: backtest.Job{}},
 	"POST /v1/policies/:version/retire": {summary: "Retire a version", in: ReasonRequest{}, optional: true, status: 200, out: inspection.PolicyVersion{}},
 	"GET /v1/policies/:version/diff": {summary: "Changes from this version to another", status: 200, out: PolicyDiff{},
 		query: []param{q("to", "string", "the version to compare with (required)")}},
@@ -307,7 +317,11 @@ func buildOpenAPI() (*openapi3.T, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s response: %w", key, err)
 			}
-			ok.WithContent(openapi3.NewContentWithJSONSchemaRef(ref))
+			content := openapi3.NewContentWithJSONSchemaRef(ref)
+			if d.also != "" {
+				content[d.also] = openapi3.NewMediaType()
+			}
+			ok.WithContent(content)
 		}
 		o.AddResponse(d.status, ok)
 		if d.replay {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/backtest"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/declaration"
 	"github.com/ktcn/ktcn/inspection/identity"
@@ -55,6 +56,9 @@ type Config struct {
 	// whatever else the wiring registered on it: the store's); nil is a
 	// registry of the API's own.
 	Registry *prometheus.Registry
+	// Backtests runs backtests of policy versions (backtests.go); nil
+	// answers 503 on their routes.
+	Backtests *backtest.Jobs
 }
 
 // DefaultBodyLimit fits a 50-line declaration with certificates many
@@ -115,7 +119,7 @@ func New(cfg Config) *echo.Echo {
 	e.Use(authorize(cfg.Logger))
 	e.Use(bodyLimit(limit))
 
-	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, backups: cfg.Backups, jobs: cfg.Jobs, ready: cfg.Ready, metrics: m}
+	h := &handlers{svc: cfg.Service, access: cfg.Access, feed: cfg.Feed, backups: cfg.Backups, jobs: cfg.Jobs, ready: cfg.Ready, metrics: m, backtests: cfg.Backtests}
 	e.GET("/healthz", h.health)
 	e.GET("/readyz", h.readiness) // jobs.go
 	e.GET("/metrics", m.serve)    // from the loopback, or with a key (auth.go)
@@ -160,6 +164,10 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/policies/:version/approve", as(h.approvePolicy))
 	v1.POST("/policies/:version/reject", as(h.rejectPolicy))
 	v1.POST("/policies/:version/activate", as(h.activatePolicy))
+	v1.POST("/policies/:version/backtests", as(h.startBacktest)) // backtests.go
+	v1.GET("/backtests/:id", as(h.getBacktest))
+	v1.GET("/backtests/:id/changes", as(h.backtestChanges))
+	v1.DELETE("/backtests/:id", as(h.cancelBacktest))
 	v1.POST("/policies/:version/retire", as(h.retirePolicy))
 	v1.GET("/policies/:version/diff", as(h.diffPolicies))
 	v1.POST("/policies/:version/shadow", as(h.shadowPolicy))
@@ -222,6 +230,8 @@ type handlers struct {
 	jobs    Jobs
 	ready   Readiness
 	metrics *metrics
+	// backtests is nil when the server runs none.
+	backtests *backtest.Jobs
 }
 
 // health is liveness: the process is up and answers (with the policy in

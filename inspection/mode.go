@@ -66,26 +66,15 @@ const maxExplainedEvents = 20
 //     exempt for TermMonths from the last of them; a failure or alert on
 //     the goods ends the term and restarts the count.
 func Evaluate(p *policy.Policy, history []Event, lot Lot, now time.Time) Evaluation {
-	events := make([]Event, 0, len(history))
-	for _, e := range history {
-		if !e.At.After(now) {
-			events = append(events, e)
-		}
-	}
-	sort.Slice(events, func(i, j int) bool {
-		if !events[i].At.Equal(events[j].At) {
-			return events[i].At.Before(events[j].At)
-		}
-		return events[i].ID < events[j].ID
-	})
+	events := inOrder(history, now)
 
 	var (
 		strict       bool
 		cause        *Event // the failure or alert that put the goods in strict
 		strictPasses int
-		normalRun    []Event // passes since the goods last entered normal
-		since        int     // index of the first event since the last reset
-		importerRun  int     // quality: the importer's consecutive passes outside strict
+		normalStart  int // index of the first event since the goods last entered normal
+		since        int // index of the first event since the last reset
+		importerRun  int // quality: the importer's consecutive passes outside strict
 		exemptUntil  time.Time
 	)
 	qe := p.QualityExemption
@@ -95,17 +84,16 @@ func Evaluate(p *policy.Policy, history []Event, lot Lot, now time.Time) Evaluat
 		failed := e.Kind == EventAlert || (e.Kind == EventResult && e.Outcome == OutcomeFail)
 		switch {
 		case failed:
-			strict, cause, strictPasses, normalRun, since = true, e, 0, nil, i
+			strict, cause, strictPasses, normalStart, since = true, e, 0, i+1, i
 			importerRun, exemptUntil = 0, time.Time{}
 		case e.Kind != EventResult:
 			// unknown kinds carry no rule
 		case strict:
 			strictPasses++
 			if strictPasses >= p.Strict.PassesToNormal {
-				strict, cause, strictPasses, normalRun = false, nil, 0, nil
+				strict, cause, strictPasses, normalStart = false, nil, 0, i+1
 			}
 		default:
-			normalRun = append(normalRun, *e)
 			if trackImporter && e.ImporterTaxCode == lot.ImporterTaxCode {
 				if !exemptUntil.IsZero() && !e.At.Before(exemptUntil) {
 					exemptUntil, importerRun = time.Time{}, 0 // the term ended: count afresh
@@ -160,8 +148,14 @@ func Evaluate(p *policy.Policy, history []Event, lot Lot, now time.Time) Evaluat
 
 	k := p.Reduced.ConsecutivePasses
 	windowStart := now.In(calendar.Vietnam()).AddDate(0, -p.Reduced.WindowMonths, 0)
-	inWindow := 0 // trailing passes inspected within the window
-	for j := len(normalRun) - 1; j >= 0 && !normalRun[j].At.Before(windowStart); j-- {
+	inWindow := 0 // trailing passes of the normal run inspected within the window
+	for j := len(events) - 1; j >= normalStart; j-- {
+		if events[j].Kind != EventResult {
+			continue // unknown kinds carry no rule
+		}
+		if events[j].At.Before(windowStart) {
+			break
+		}
 		inWindow++
 	}
 	if inWindow >= k {
@@ -179,6 +173,39 @@ func Evaluate(p *policy.Policy, history []Event, lot Lot, now time.Time) Evaluat
 	ex.Rule = RuleNormalDefault
 	ex.Reason = "normal: " + ex.Progress
 	return Evaluation{Mode: ModeNormal, Explanation: ex}
+}
+
+// inOrder is the history Evaluate replays: the events up to now, by
+// (At, ID). A history already in that order is read as it is, without a
+// copy (decisions and backtests pass sorted histories; a copy of every
+// event per decision was most of Evaluate's cost); any other is copied
+// and sorted, never reordered in place.
+func inOrder(history []Event, now time.Time) []Event {
+	sorted := true
+	for i := range history {
+		if history[i].At.After(now) || i > 0 && eventBefore(&history[i], &history[i-1]) {
+			sorted = false
+			break
+		}
+	}
+	if sorted {
+		return history
+	}
+	events := make([]Event, 0, len(history))
+	for _, e := range history {
+		if !e.At.After(now) {
+			events = append(events, e)
+		}
+	}
+	sort.SliceStable(events, func(i, j int) bool { return eventBefore(&events[i], &events[j]) })
+	return events
+}
+
+func eventBefore(a, b *Event) bool {
+	if !a.At.Equal(b.At) {
+		return a.At.Before(b.At)
+	}
+	return a.ID < b.ID
 }
 
 func exemptBy(ex Explanation, rule, code, format string, args ...any) Evaluation {

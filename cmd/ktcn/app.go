@@ -19,8 +19,10 @@ import (
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
+	"github.com/ktcn/ktcn/inspection/backtest"
 	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/policy"
+	"github.com/ktcn/ktcn/inspection/quota"
 	"github.com/ktcn/ktcn/store"
 )
 
@@ -95,6 +97,8 @@ func commands() []command {
 		{[]string{"loadgen"}, "[-rate R] [-clients N] [-duration D] [-count N]", "load a running server over loopback and report latency", runLoadgen},
 		{[]string{"nsw-receiver"}, "-secret S [-secret-file F] [-record R.jsonl] [-addr A]", "reference receiver of ktcn's webhooks: verifies, dedupes, checks order", runReceiver},
 		{[]string{"backup"}, "-out FILE [-addr URL] [-key K]", "take an online backup from the running server", runBackup},
+		{[]string{"backtest"}, "-version V [-from D -to D | -generated SEED,LOTS,YEARS] [-changes F.csv] [-json]",
+			"replay history under version V and the one in force, side by side (a stopped store or a copy; docs/backtest.md)", runBacktest},
 		{[]string{"restore"}, "FILE DIR", "check a backup's SHA-256, then restore it into an empty DIR", runRestore},
 	}
 }
@@ -156,6 +160,8 @@ type app struct {
 	outbox *inspection.Outbox
 	// backups takes backups into cfg.BackupDir (backup.go).
 	backups *inspection.Backups
+	// quotaKeys derive the quota's period keys (a backtest draws with them).
+	quotaKeys quota.Keys
 	// timeouts of serve's connections; zero means defaultTimeouts (tests
 	// shorten them).
 	timeouts serverTimeouts
@@ -224,7 +230,7 @@ func withAppFlags(ctx context.Context, name string, args []string, getenv func(s
 	if err != nil {
 		return err
 	}
-	return fn(&app{cfg: cfg, log: log, store: db, svc: svc, access: access, feed: fd, outbox: outbox, backups: backups})
+	return fn(&app{cfg: cfg, log: log, store: db, svc: svc, access: access, feed: fd, outbox: outbox, backups: backups, quotaKeys: secret})
 }
 
 func newLogger(level string, w io.Writer) (zerolog.Logger, error) {
@@ -322,8 +328,10 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	// each scrape), the store its own.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(a.store.Collector())
+	backtests := backtest.NewJobs(ctx, backtest.JobsConfig{Service: a.svc, Store: a.store, Keys: a.quotaKeys, Generate: generatedHistory})
 	srv := &http.Server{
 		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Backups: a.backups, Logger: a.log, Jobs: jobs, Ready: a.ready(jobs),
+			Backtests: backtests,
 			RateLimit: perSecond, RateBurst: burst, AuthFailures: limits.authFailures, AuthFailWindow: limits.authFailWindow,
 			Registry: reg}),
 		ReadHeaderTimeout: timeouts.readHeader,

@@ -151,6 +151,10 @@ const (
 	// ActReadMetrics scrapes the operational metrics (GET /metrics) from
 	// another machine; a scrape from the loopback needs no key.
 	ActReadMetrics Action = "read_metrics"
+	// ActRunBacktests starts and cancels backtests of a policy version.
+	ActRunBacktests Action = "run_backtests"
+	// ActReadBacktests reads backtests: progress, report, changed lots.
+	ActReadBacktests Action = "read_backtests"
 )
 
 // rolesFor is who may take each action. The choices:
@@ -179,6 +183,10 @@ const (
 //     key a Prometheus server holds opens no record): they carry quota
 //     shares and agencies' backlogs, which nsw must not see, and nothing
 //     per importer, goods or declaration.
+//   - policy authors and approvers start backtests (an author tries a
+//     draft, the approver checks it before approving); policy staff,
+//     customs and auditors read them: a backtest's report holds quota
+//     counts, as the policy and quota reads do.
 //
 // ActAdminister, and every other action, is open to the system principal
 // (ktcn acting on its operator's authority: the command line, jobs).
@@ -216,6 +224,10 @@ func rolesFor(a Action) []Role {
 		return []Role{RolePolicyAuthor}
 	case ActApprovePolicy:
 		return []Role{RolePolicyApprover}
+	case ActRunBacktests:
+		return []Role{RolePolicyAuthor, RolePolicyApprover}
+	case ActReadBacktests:
+		return []Role{RolePolicyAuthor, RolePolicyApprover, RoleCustoms, RoleAuditor}
 	}
 	return nil
 }
