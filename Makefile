@@ -81,6 +81,23 @@ bench: build
 	    printf "  replay:         %6.0f lots/s (target >= 33333: 2 M lots in 60 s), generation alone %6.0f lots/s; peak live heap %.1f MiB\n", v["BenchmarkBacktestGenerated|lots/s"], v["BenchmarkBacktestGenerated|generated-lots/s"], v["BenchmarkBacktestGenerated|peak-heap-MiB"] }' $(BENCH_DIR)/bench.txt
 	rm -rf $(BENCH_DIR)
 
+# Backtest memory against history length (issue #20, acceptance 3: 10 M
+# lots in flat memory): BenchmarkBacktestGenerated on 1 M and 10 M lots of
+# the same 10 years and the same goods, printing lots/s and peak live heap
+# of each. Flat means the peak does not grow with lots beyond the goods
+# count. Not in CI: the 10 M run takes several minutes on 2 cores.
+.PHONY: bench-backtest
+BACKTEST_YEARS ?= 10
+BACKTEST_GOODS ?= 40000
+BACKTEST_RUNS ?= 1000000 10000000
+bench-backtest:
+	@for n in $(BACKTEST_RUNS); do \
+	  KTCN_BACKTEST_LOTS=$$n KTCN_BACKTEST_YEARS=$(BACKTEST_YEARS) KTCN_BACKTEST_GOODS=$(BACKTEST_GOODS) KTCN_BACKTEST_FLOOR=0 \
+	    $(GO) test -run '^$$' -bench '^BenchmarkBacktestGenerated$$' -benchtime 1x -timeout 60m ./inspection/backtest/ \
+	    | awk -v n=$$n '/^BenchmarkBacktestGenerated/ { for (i = 3; i < NF; i++) v[$$(i+1)] = $$i } /FAIL|panic/ { print; bad = 1 } \
+	      END { if (bad) exit 1; printf "%9d lots over $(BACKTEST_YEARS) years, $(BACKTEST_GOODS) goods: %6.0f lots/s, peak live heap %.1f MiB\n", n, v["lots/s"], v["peak-heap-MiB"] }' || exit 1; \
+	done
+
 # kill -9 under load, CRASH_CYCLES times, checking every acknowledged
 # decision and the quota cap after each (cmd/ktcn/crash_test.go), the same
 # kills during webhook delivery, after which the receiver must hold exactly
