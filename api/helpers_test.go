@@ -227,7 +227,10 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	// Backtests stop before the store closes (cleanups run last first).
 	btCtx, stopBacktests := context.WithCancel(ctx)
 	t.Cleanup(stopBacktests)
-	e.backtests = backtest.NewJobs(btCtx, backtest.JobsConfig{Service: svc, Store: db, Keys: testKeys, Clock: clock})
+	if e.backtests, err = backtest.NewJobs(btCtx, backtest.JobsConfig{Service: svc, Store: db, Jobs: db, Keys: testKeys, Clock: clock}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.backtests.Close)
 	// The registry as the wiring makes it: the API's series and the store's.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(db.Collector())
