@@ -398,8 +398,14 @@ func (j *Jobs) finish(jb *job, rep *Report, err error) {
 	case end.State == JobCancelled:
 	case j.base.Err() != nil:
 		// Stopping (Close, or the server's context): the record stays
-		// running as last saved and the next start marks it interrupted,
-		// the same as after a crash.
+		// running and the next start marks it interrupted, the same as
+		// after a crash; its progress is saved as reached, so a reader
+		// never sees it go back across the restart (after a crash it can
+		// be up to ProgressEvery behind).
+		if end.State == JobRunning {
+			end.FinishedAt = nil
+			_ = j.cfg.Jobs.PutBacktestJob(context.WithoutCancel(j.base), end)
+		}
 		j.mu.Lock()
 		j.running--
 		delete(j.live, jb.ID)
