@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -26,6 +27,8 @@ import (
 //     per year), fixed so runs of different lengths show whether memory
 //     stays flat as lots grow (`make bench-backtest`: 1 M and 10 M lots
 //     over 10 years, the same goods);
+//   - KTCN_BACKTEST_HEAPPROFILE=file writes the heap profile as the peak
+//     grows;
 //   - KTCN_BACKTEST_FLOOR=0 skips timing generation alone first (a second
 //     pass over the history: minutes at 10 M lots).
 //
@@ -60,6 +63,9 @@ func BenchmarkBacktestGenerated(b *testing.B) {
 	}
 
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	// KTCN_BACKTEST_HEAPPROFILE names a file to hold the heap profile
+	// taken as the peak grows: what the peak is made of.
+	prof := os.Getenv("KTCN_BACKTEST_HEAPPROFILE")
 	var peak uint64
 	b.ResetTimer()
 	for range b.N {
@@ -68,7 +74,12 @@ func BenchmarkBacktestGenerated(b *testing.B) {
 		rep, err := backtest.Run(ctx, backtest.Config{Active: h.active, Candidate: candidate, Keys: quota.MasterSecret(h.secret),
 			MaxLag: fixtures.BacktestMaxLag, Progress: func(int64) {
 				metrics.Read(sample)
-				peak = max(peak, sample[0].Value.Uint64())
+				if v := sample[0].Value.Uint64(); v > peak {
+					if prof != "" && v > peak+peak/20 {
+						writeHeapProfile(b, prof)
+					}
+					peak = v
+				}
 			}}, h.gen.BacktestItems(ctx))
 		if err != nil {
 			b.Fatal(err)
@@ -83,4 +94,15 @@ func BenchmarkBacktestGenerated(b *testing.B) {
 		b.ReportMetric(genRate, "generated-lots/s")
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
 }
