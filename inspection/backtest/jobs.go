@@ -425,6 +425,12 @@ func (j *Jobs) finish(jb *job, rep *Report, err error) {
 	if err == nil {
 		err = j.cfg.Jobs.PutBacktestJob(j.base, end)
 	}
+	if err == nil {
+		// Before the job leaves memory, so whoever reads it ended from
+		// the store also finds the older jobs pruned. Best effort: a
+		// prune that fails is done again at the next end.
+		_ = j.prune(j.base)
+	}
 	j.mu.Lock()
 	j.running--
 	if err != nil {
@@ -436,10 +442,6 @@ func (j *Jobs) finish(jb *job, rep *Report, err error) {
 		delete(j.live, jb.ID)
 	}
 	j.mu.Unlock()
-	if err == nil {
-		// Best effort: a prune that fails is done again at the next end.
-		_ = j.prune(j.base)
-	}
 }
 
 // prune deletes the finished jobs beyond the newest Keep, with their
