@@ -4,18 +4,24 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/ktcn/ktcn/fixtures"
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/inspection/access"
+	"github.com/ktcn/ktcn/inspection/calendar"
 	"github.com/ktcn/ktcn/inspection/declaration"
+	"github.com/ktcn/ktcn/store"
 )
 
 // BenchmarkDecideGoodsHistory decides one more lot of a goods whose history
 // holds 10 or 10,000 results (issue 21: the long history must decide
 // within 1.5× the short one), on a data dir on disk, one caller, scoring
-// on as served. The history is written straight into the store (results
+// on as served, each lot a second after the last. The history is written straight into the store (results
 // over the five years before now, one in twenty a failure), then each
 // iteration decides a new lot of the same goods: a decision adds no event,
 // so the history stays fixed while it is measured. events=10000 reports
@@ -24,8 +30,28 @@ func BenchmarkDecideGoodsHistory(b *testing.B) {
 	perOp := map[int]float64{}
 	for _, n := range []int{10, 10000} {
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
-			svc, db := benchService(b, false, true, false, false)
+			// Each decision is a second after the last: lots of one goods
+			// rarely share a second in service, and the score memo would
+			// otherwise spare all but the first the goods' scoring.
+			var ahead atomic.Int64
+			clock := calendar.ClockFunc(func() time.Time { return time.Now().Add(time.Duration(ahead.Load()) * time.Second) })
+			db, err := store.Open(store.Options{Dir: benchDir(b), Logger: zerolog.Nop()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = db.Close() })
+			onRecord(b, db)
+			pol := mustPolicy(b)
+			pol.Risk.ScoreDecisions = true
+			svc, err := inspection.NewService(inspection.Config{Store: db, Policy: pol, Clock: clock,
+				QuotaKeys: testKeys, Logger: zerolog.Nop()})
+			if err != nil {
+				b.Fatal(err)
+			}
 			ctx := context.Background()
+			if err := fixtures.Load(ctx, svc); err != nil {
+				b.Fatal(err)
+			}
 			line := func(i int) declaration.Input {
 				no, q := 1, 100.0
 				return declaration.Input{DeclarationID: fmt.Sprintf("H%d-%09d", n, i), ImporterTaxCode: "0101234567",
@@ -63,6 +89,7 @@ func BenchmarkDecideGoodsHistory(b *testing.B) {
 			}
 			b.ResetTimer()
 			for i := 1; i <= b.N; i++ {
+				ahead.Add(1)
 				if _, err := svc.Decide(ctx, access.SystemPrincipal(), line(i)); err != nil {
 					b.Fatal(err)
 				}
