@@ -74,6 +74,7 @@ bench: build
 	    printf "one caller\n"; \
 	    printf "  in process:     %6.0f decisions/s vs %6.0f bare synced badger writes/s = %5.2f\n", v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"], r(v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"]); \
 	    printf "  over HTTP:      %6.0f decisions/s vs %6.0f bare echo requests/s        = %5.2f\n", v["BenchmarkDecideHTTP|decisions/s"], v["BenchmarkBareEchoHTTP|requests/s"], r(v["BenchmarkDecideHTTP|decisions/s"], v["BenchmarkBareEchoHTTP|requests/s"]); \
+	    printf "  goods history:  %6.2f ms a decision with 10,000 events vs %6.2f ms with 10 = %5.2fx  (target <= 1.5x)\n", v["BenchmarkDecideGoodsHistory/events=10000|ns/op"] / 1e6, v["BenchmarkDecideGoodsHistory/events=10|ns/op"] / 1e6, v["BenchmarkDecideGoodsHistory/events=10000|x-events=10"]; \
 	    printf "ktcn serve under loadgen (64 clients, history declarations of 1-5 lines)\n"; \
 	    printf "  peak:           %6.0f decisions/s, %.1f decisions/fsync, p99 %.1f ms\n", v["BenchmarkLoadHalfPeak|peak-decisions/s"], v["BenchmarkLoadHalfPeak|peak-decisions/fsync"], v["BenchmarkLoadHalfPeak|peak-p99-ms"]; \
 	    printf "  half of peak:   %6.0f decisions/s open loop, %.1f decisions/fsync, p50 %.2f ms, p99 %.2f ms\n", v["BenchmarkLoadHalfPeak|half-decisions/s"], v["BenchmarkLoadHalfPeak|half-decisions/fsync"], v["BenchmarkLoadHalfPeak|half-p50-ms"], v["BenchmarkLoadHalfPeak|half-p99-ms"]; \
