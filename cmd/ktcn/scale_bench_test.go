@@ -340,7 +340,8 @@ type scaleRun struct {
 	peak, open, low      loadReport
 	jobs                 []string
 	hwmMiB               float64
-	bytes                int64 // du after the run's clean shutdown
+	mem                  map[string]float64 // procStatus at the end of the run
+	bytes                int64              // du after the run's clean shutdown
 	files                map[string]int64
 	bytesPerDecision     float64
 	fillBytesPerDecision float64
@@ -394,7 +395,8 @@ func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 	})
 	r.low = runLoad(context.Background(), plan("L", c.lowRate, c.open))
 	jobWG.Wait()
-	r.hwmMiB = vmHWM(tb, pid)
+	r.mem = procStatus(tb, pid)
+	r.hwmMiB = r.mem["VmHWM"]
 	srv.stop(pid)
 	r.stats = lastCommitStats(tb, logPath)
 	r.bytes = duBytes(tb, s.DataDir)
@@ -463,21 +465,25 @@ func postJob(base, token, name string) int {
 	return resp.StatusCode
 }
 
-// vmHWM is the peak resident set of process pid, MiB, from
-// /proc/<pid>/status.
-func vmHWM(tb testing.TB, pid int) float64 {
+// procStatus reads the memory lines of /proc/<pid>/status, MiB:
+// VmHWM is the peak resident set; RssAnon and RssFile split the current
+// one into the heap and the badger files mapped in (tables and the value
+// log are mmapped, and their resident pages count, though the kernel may
+// drop them).
+func procStatus(tb testing.TB, pid int) map[string]float64 {
+	out := map[string]float64{}
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		tb.Logf("VmHWM: %v", err)
-		return 0
+		tb.Logf("/proc/%d/status: %v", pid, err)
+		return out
 	}
 	for line := range strings.Lines(string(raw)) {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+		if f := strings.Fields(line); len(f) >= 2 && (f[0] == "VmHWM:" || strings.HasPrefix(f[0], "Rss")) {
 			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
+			out[strings.TrimSuffix(f[0], ":")] = kb / 1024
 		}
 	}
-	return 0
+	return out
 }
 
 func writeScaleTable(w io.Writer, c scaleConfig, e, f scaleRun) {
@@ -510,6 +516,8 @@ func writeScaleTable(w io.Writer, c scaleConfig, e, f scaleRun) {
 	row("  of which .vlog MiB", float64(e.files[".vlog"])/(1<<20), float64(f.files[".vlog"])/(1<<20), "%.1f")
 	row("  of which .mem and other MiB", float64(e.files[".mem"]+e.files["other"])/(1<<20), float64(f.files[".mem"]+f.files["other"])/(1<<20), "%.1f")
 	row("peak RSS of the server (VmHWM) MiB", e.hwmMiB, f.hwmMiB, "%.0f")
+	row("  RSS at the end: anonymous MiB", e.mem["RssAnon"], f.mem["RssAnon"], "%.0f")
+	row("  RSS at the end: files mapped in MiB", e.mem["RssFile"], f.mem["RssFile"], "%.0f")
 	row("decisions per synced batch, whole run", float64(e.stats.Updates)/float64(max(e.stats.Batches, 1)),
 		float64(f.stats.Updates)/float64(max(f.stats.Batches, 1)), "%.1f")
 	fmt.Fprintf(w, "\n  targets at N: peak ratio %.2f (>= 0.80); at %.0f/s p99 %.1f ms (< 50), p99.9 %.1f ms (< 100); at %.0f/s with cron max %.1f ms (< 50); %.0f bytes/decision (<= 2048)\n",
