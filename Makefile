@@ -74,12 +74,30 @@ bench: build
 	    printf "one caller\n"; \
 	    printf "  in process:     %6.0f decisions/s vs %6.0f bare synced badger writes/s = %5.2f\n", v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"], r(v["BenchmarkDecideInProcess|decisions/s"], v["BenchmarkBareSyncedWrite|writes/s"]); \
 	    printf "  over HTTP:      %6.0f decisions/s vs %6.0f bare echo requests/s        = %5.2f\n", v["BenchmarkDecideHTTP|decisions/s"], v["BenchmarkBareEchoHTTP|requests/s"], r(v["BenchmarkDecideHTTP|decisions/s"], v["BenchmarkBareEchoHTTP|requests/s"]); \
+	    printf "  goods history:  %6.2f ms a decision with 10,000 events vs %6.2f ms with 10 = %5.2fx  (target <= 1.5x)\n", v["BenchmarkDecideGoodsHistory/events=10000|ns/op"] / 1e6, v["BenchmarkDecideGoodsHistory/events=10|ns/op"] / 1e6, v["BenchmarkDecideGoodsHistory/events=10000|x-events=10"]; \
 	    printf "ktcn serve under loadgen (64 clients, history declarations of 1-5 lines)\n"; \
 	    printf "  peak:           %6.0f decisions/s, %.1f decisions/fsync, p99 %.1f ms\n", v["BenchmarkLoadHalfPeak|peak-decisions/s"], v["BenchmarkLoadHalfPeak|peak-decisions/fsync"], v["BenchmarkLoadHalfPeak|peak-p99-ms"]; \
 	    printf "  half of peak:   %6.0f decisions/s open loop, %.1f decisions/fsync, p50 %.2f ms, p99 %.2f ms\n", v["BenchmarkLoadHalfPeak|half-decisions/s"], v["BenchmarkLoadHalfPeak|half-decisions/fsync"], v["BenchmarkLoadHalfPeak|half-p50-ms"], v["BenchmarkLoadHalfPeak|half-p99-ms"]; \
 	    printf "backtest of a generated history, candidate and active side by side ($(BACKTEST_LOTS) lots)\n"; \
 	    printf "  replay:         %6.0f lots/s (target >= 33333: 2 M lots in 60 s), generation alone %6.0f lots/s; peak live heap %.1f MiB\n", v["BenchmarkBacktestGenerated|lots/s"], v["BenchmarkBacktestGenerated|generated-lots/s"], v["BenchmarkBacktestGenerated|peak-heap-MiB"] }' $(BENCH_DIR)/bench.txt
 	rm -rf $(BENCH_DIR)
+
+# Backtest memory against history length (issue #20, acceptance 3: 10 M
+# lots in flat memory): BenchmarkBacktestGenerated on 1 M and 10 M lots of
+# the same 10 years and the same goods, printing lots/s and peak live heap
+# of each. Flat means the peak does not grow with lots beyond the goods
+# count. Not in CI: the 10 M run takes several minutes on 2 cores.
+.PHONY: bench-backtest
+BACKTEST_YEARS ?= 10
+BACKTEST_GOODS ?= 40000
+BACKTEST_RUNS ?= 1000000 10000000
+bench-backtest:
+	@for n in $(BACKTEST_RUNS); do \
+	  KTCN_BACKTEST_LOTS=$$n KTCN_BACKTEST_YEARS=$(BACKTEST_YEARS) KTCN_BACKTEST_GOODS=$(BACKTEST_GOODS) KTCN_BACKTEST_FLOOR=0 \
+	    $(GO) test -run '^$$' -bench '^BenchmarkBacktestGenerated$$' -benchtime 1x -timeout 60m ./inspection/backtest/ \
+	    | awk -v n=$$n '/^BenchmarkBacktestGenerated/ { for (i = 3; i < NF; i++) v[$$(i+1)] = $$i } /FAIL|panic/ { print; bad = 1 } \
+	      END { if (bad) exit 1; printf "%9d lots over $(BACKTEST_YEARS) years, $(BACKTEST_GOODS) goods: %6.0f lots/s, peak live heap %.1f MiB\n", n, v["lots/s"], v["peak-heap-MiB"] }' || exit 1; \
+	done
 
 # Issue 21's scale benchmark, not in CI: fills a store on disk (SCALE_DIR) to
 # SCALE_DECISIONS decisions through the service's own path (fixtures

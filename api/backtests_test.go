@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/ktcn/ktcn/api"
 	"github.com/ktcn/ktcn/inspection/backtest"
+	"github.com/ktcn/ktcn/store"
 )
 
 // A backtest job over HTTP: started by an author (202), its progress
@@ -71,5 +73,70 @@ func TestBacktestJob(t *testing.T) {
 		if status, _ := e.in(t).as(who).do(c.method, c.path, c.body, nil); status != c.want {
 			t.Errorf("%s %s: status %d, want %d", c.method, c.path, status, c.want)
 		}
+	}
+}
+
+// Backtests across a restart, over HTTP: the store holds what a previous
+// process left, a job done with its report and changed lots, and one it
+// was running when it stopped. After the start, the done one reads as it
+// was and its changed lots page from the store (and as CSV); the running
+// one reads failed, interrupted by the restart, with the progress it had
+// saved and no report, and its changed lots are refused (409): a partial
+// list is never shown as complete.
+func TestBacktestsAfterARestart(t *testing.T) {
+	ctx := context.Background()
+	began := start.Add(-time.Hour)
+	ended := began.Add(time.Minute)
+	done := backtest.Job{ID: "bt_done", Version: "2026.1-default", State: backtest.JobDone, By: "policy-author", StartedAt: began, FinishedAt: &ended,
+		Progress: backtest.Progress{Lots: 3}, Report: &backtest.Report{Lots: 3, Changed: 2}, Changes: 2}
+	running := backtest.Job{ID: "bt_running", Version: "2026.1-default", State: backtest.JobRunning, By: "policy-author", StartedAt: began,
+		Progress: backtest.Progress{Lots: 1234, Total: 5000}}
+	e := newEnvWith(t, start, envOptions{beforeBacktests: func(db *store.DB) {
+		for _, j := range []backtest.Job{done, running} {
+			if err := db.PutBacktestJob(ctx, j); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.AppendBacktestChanges(ctx, done.ID, 0, []backtest.Change{{DecisionID: "dec_a", Why: "a"}, {DecisionID: "dec_b", Why: "b"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.AppendBacktestChanges(ctx, running.ID, 0, []backtest.Change{{DecisionID: "dec_partial"}}); err != nil {
+			t.Fatal(err)
+		}
+	}})
+
+	var got backtest.Job
+	if status, _ := e.in(t).as("auditor").do(http.MethodGet, "/v1/backtests/bt_running", nil, &got); status != http.StatusOK {
+		t.Fatalf("interrupted job: status %d", status)
+	}
+	if got.State != backtest.JobFailed || !strings.HasPrefix(got.Error, "interrupted by a restart at ") || !strings.HasSuffix(got.Error, "; start it again") ||
+		got.Progress.Lots != 1234 || got.Report != nil || got.FinishedAt == nil {
+		t.Fatalf("interrupted job: %+v", got)
+	}
+	for _, path := range []string{"/v1/backtests/bt_running/changes", "/v1/backtests/bt_running/changes?format=csv"} {
+		if status, _ := e.in(t).as("customs").do(http.MethodGet, path, nil, nil); status != http.StatusConflict {
+			t.Errorf("%s: status %d, want 409", path, status)
+		}
+	}
+
+	if status, _ := e.in(t).as("auditor").do(http.MethodGet, "/v1/backtests/bt_done", nil, &got); status != http.StatusOK {
+		t.Fatalf("done job: status %d", status)
+	}
+	if got.State != backtest.JobDone || got.Report == nil || got.Report.Changed != 2 || got.Changes != 2 || got.By != "policy-author" {
+		t.Fatalf("done job: %+v", got)
+	}
+	var page api.BacktestChangesPage
+	if status, _ := e.in(t).as("customs").do(http.MethodGet, "/v1/backtests/bt_done/changes?limit=1", nil, &page); status != http.StatusOK ||
+		len(page.Changes) != 1 || page.Changes[0].DecisionID != "dec_a" || page.Next != 1 {
+		t.Fatalf("first page: status %d, %+v", status, page)
+	}
+	if status, _ := e.in(t).as("customs").do(http.MethodGet, "/v1/backtests/bt_done/changes?limit=1&after=1", nil, &page); status != http.StatusOK ||
+		len(page.Changes) != 1 || page.Changes[0].DecisionID != "dec_b" || page.Next != 0 {
+		t.Fatalf("second page: status %d, %+v", status, page)
+	}
+	var body []byte
+	if status, _ := e.in(t).as("customs").do(http.MethodGet, "/v1/backtests/bt_done/changes?format=csv", nil, &body); status != http.StatusOK ||
+		!strings.Contains(string(body), "dec_a") || !strings.Contains(string(body), "dec_b") {
+		t.Fatalf("csv: status %d, %q", status, body)
 	}
 }

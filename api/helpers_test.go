@@ -130,6 +130,9 @@ type envOptions struct {
 	jobs api.Jobs
 	// ready is /readyz's check (nil: none beyond the policy).
 	ready api.Readiness
+	// beforeBacktests, when not nil, writes to the store before the
+	// backtest jobs start: what a previous process left there.
+	beforeBacktests func(*store.DB)
 }
 
 // countingStore counts the read transactions opened through it.
@@ -227,7 +230,13 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	// Backtests stop before the store closes (cleanups run last first).
 	btCtx, stopBacktests := context.WithCancel(ctx)
 	t.Cleanup(stopBacktests)
-	e.backtests = backtest.NewJobs(btCtx, backtest.JobsConfig{Service: svc, Store: db, Keys: testKeys, Clock: clock})
+	if o.beforeBacktests != nil {
+		o.beforeBacktests(db)
+	}
+	if e.backtests, err = backtest.NewJobs(btCtx, backtest.JobsConfig{Service: svc, Store: db, Jobs: db, Keys: testKeys, Clock: clock}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.backtests.Close)
 	// The registry as the wiring makes it: the API's series and the store's.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(db.Collector())

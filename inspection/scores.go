@@ -138,21 +138,34 @@ func (s *Service) scoreLot(tx RiskReader, pol *policy.Policy, k identity.Keys, h
 		key := scoring.MemoKey{Subject: sub.Subject, Policy: pol.Version, Prior: prior, At: at.UnixNano()}
 		var sc risk.Score
 		if i == 0 {
-			obs := make([]risk.Observation, 0, len(history))
+			// The memo key is taken first and the observations built only
+			// on a miss: lots of a goods mostly share their second and
+			// history, and building one observation per event for every
+			// lot of a long history was the larger part of its cost.
+			var seen int
 			h := fnv.New64a()
 			var idHash uint64
-			for _, e := range history {
-				if e.At.After(at) {
+			for i := range history {
+				if history[i].At.After(at) {
 					continue
 				}
-				obs = append(obs, risk.Observation{At: e.At, Failed: e.Kind == EventAlert || e.Outcome == OutcomeFail,
-					Alert: e.Kind == EventAlert, Ref: e.ID})
+				seen++
 				h.Reset()
-				h.Write([]byte(e.ID))
+				h.Write([]byte(history[i].ID))
 				idHash ^= h.Sum64() // events are immutable and unique by ID: the set identifies the history
 			}
-			key.History = [2]uint64{uint64(len(obs)), idHash}
-			sc, err = s.scores.Get(key, func() (risk.Score, error) { return risk.ScoreHistory(sub.Subject, obs, prior, at, p) })
+			key.History = [2]uint64{uint64(seen), idHash}
+			sc, err = s.scores.Get(key, func() (risk.Score, error) {
+				obs := make([]risk.Observation, 0, seen)
+				for _, e := range history {
+					if e.At.After(at) {
+						continue
+					}
+					obs = append(obs, risk.Observation{At: e.At, Failed: e.Kind == EventAlert || e.Outcome == OutcomeFail,
+						Alert: e.Kind == EventAlert, Ref: e.ID})
+				}
+				return risk.ScoreHistory(sub.Subject, obs, prior, at, p)
+			})
 		} else {
 			rec, rerr := tx.RiskRecord(sub.Subject)
 			if rerr != nil && !errors.Is(rerr, fault.ErrNotFound) {

@@ -818,12 +818,38 @@ func goodsContext(tx interface {
 	for _, l := range linked {
 		subjects = append(subjects, Subject{SubjectGoods, l})
 	}
+	// The subjects' histories are joined in this order, as they always
+	// were: scoring sums the goods' weights in history order, so another
+	// order could move a score in its last bits. Most goods have history
+	// under one subject only (alerts on a manufacturer or a heading are
+	// rare), and then that history is returned as read, without a copy:
+	// copying every event of a long history into a new slice was most of
+	// what a decision on it cost (BenchmarkDecideGoodsHistory). Callers
+	// only read it (the slice may be shared by the input cache).
+	parts := make([][]Event, 0, len(subjects))
+	total, nonEmpty := 0, 0
 	for _, sub := range subjects {
 		evs, err := tx.Events(sub)
 		if err != nil {
 			return nil, nil, GoodsState{}, fmt.Errorf("history of %s %s: %w", sub.Kind, sub.Key, err)
 		}
-		history = append(history, evs...)
+		parts = append(parts, evs)
+		if len(evs) > 0 {
+			total, nonEmpty = total+len(evs), nonEmpty+1
+		}
+	}
+	switch {
+	case nonEmpty == 1:
+		for _, evs := range parts {
+			if len(evs) > 0 {
+				history = evs
+			}
+		}
+	case nonEmpty > 1:
+		history = make([]Event, 0, total)
+		for _, evs := range parts {
+			history = append(history, evs...)
+		}
 	}
 	var certs []reference.Certificate
 	m, err := tx.Manufacturer(k.Manufacturer)

@@ -64,6 +64,8 @@ const (
 	prefixClosedIndex        prefix = 0x32 // an agency's results by the time recorded (workload)
 	prefixCapacity           prefix = 0x2C // capacity counter by working day, agency and check kind
 	prefixLedger             prefix = 0x2D // effectiveness ledger tally by policy version and rule
+	prefixBacktestJob        prefix = 0x2E // a backtest job by ID (backtests.go)
+	prefixBacktestChange     prefix = 0x2F // a backtest job's changed lots by job ID and index
 	prefixMeta               prefix = 0xFF
 )
 
@@ -161,6 +163,10 @@ func (p prefix) String() string {
 		return "capacity counter"
 	case prefixLedger:
 		return "ledger tally"
+	case prefixBacktestJob:
+		return "backtest job"
+	case prefixBacktestChange:
+		return "backtest change"
 	case prefixMeta:
 		return "meta"
 	}

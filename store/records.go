@@ -97,7 +97,13 @@ func (p prefix) derived() bool {
 		prefixDecisionIndexed,
 		// The effectiveness ledger: a fold of the decisions, overrides
 		// and results, kept in their transactions by the write path.
-		prefixLedger:
+		prefixLedger,
+		// Backtest jobs and their changed lots: operational data of a
+		// replay that changes nothing in the domain (it reads history and
+		// writes only its own report), kept so a job outlives a restart.
+		// Who started one is kept on the job's record; nothing is audited
+		// because nothing the audit vouches for is decided or altered.
+		prefixBacktestJob, prefixBacktestChange:
 		return true
 	}
 	return false

@@ -328,7 +328,14 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 	// each scrape), the store its own.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(a.store.Collector())
-	backtests := backtest.NewJobs(ctx, backtest.JobsConfig{Service: a.svc, Store: a.store, Keys: a.quotaKeys, Generate: generatedHistory})
+	// Jobs a previous run left unfinished are marked failed here
+	// (interrupted by a restart); Close stops the running ones before
+	// the store closes, leaving them to the same fate at the next start.
+	backtests, err := backtest.NewJobs(ctx, backtest.JobsConfig{Service: a.svc, Store: a.store, Jobs: a.store, Keys: a.quotaKeys, Generate: generatedHistory})
+	if err != nil {
+		return fmt.Errorf("backtest jobs: %w", err)
+	}
+	defer backtests.Close()
 	srv := &http.Server{
 		Handler: api.New(api.Config{Service: a.svc, Access: a.access, Feed: a.feed, Backups: a.backups, Logger: a.log, Jobs: jobs, Ready: a.ready(jobs),
 			Backtests: backtests,

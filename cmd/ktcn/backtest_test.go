@@ -23,7 +23,7 @@ func TestBacktestCommand(t *testing.T) {
 	csvPath := filepath.Join(t.TempDir(), "changes.csv")
 	code, out = runKtcn(t, "backtest", "-data-dir", dir, "-log-level", "error", "-version", "2026.1-default",
 		"-generated", "5,2000,1", "-changes", csvPath, "-json")
-	if code != 0 || !strings.Contains(out, `"Mismatches": 0`) {
+	if code != 0 || !strings.Contains(out, `"mismatches": 0`) {
 		t.Fatalf("generated: exit %d:\n%s", code, out)
 	}
 	raw, err := os.ReadFile(csvPath)

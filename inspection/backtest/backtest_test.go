@@ -64,15 +64,17 @@ type generated struct {
 	secret []byte
 }
 
-func generate(t testing.TB, seed uint64, lots int) generated { return generateWith(t, seed, lots, 0) }
+func generate(t testing.TB, seed uint64, lots int) generated {
+	return generateWith(t, seed, lots, 1, 0)
+}
 
 // generateWith is generate with the universe's goods fixed (0: from the
 // volume).
-func generateWith(t testing.TB, seed uint64, lots, goods int) generated {
+func generateWith(t testing.TB, seed uint64, lots, years, goods int) generated {
 	t.Helper()
 	p := variant(t, "2026.1-default", nil)
 	keys := fixtures.SeedSecret(seed)
-	g, err := fixtures.New(fixtures.Config{Seed: seed, Lots: lots, Years: 1, Policy: p, Scale: 1, Goods: goods,
+	g, err := fixtures.New(fixtures.Config{Seed: seed, Lots: lots, Years: max(years, 1), Policy: p, Scale: 1, Goods: goods,
 		NewSampler: func() fixtures.Sampler { return fixtures.QuotaSampler(p, keys) }})
 	if err != nil {
 		t.Fatal(err)

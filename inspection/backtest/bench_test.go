@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -14,46 +15,57 @@ import (
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
-// BenchmarkBacktestGenerated backtests a generated year, a stricter
+// BenchmarkBacktestGenerated backtests a generated history, a stricter
 // candidate and the active version side by side, streaming the history
 // from the generator as it replays (generation is part of the cost, as it
-// is for a generated backtest job). KTCN_BACKTEST_LOTS sets the lots
-// (default 100,000); the issue's target is 2 M lots in under 60 s, about
-// 35k lots/s. It reports lots/s of the whole run, lots/s of generation
-// alone (the floor), and the peak live heap sampled during the run.
+// is for a generated backtest job). Environment knobs:
+//
+//   - KTCN_BACKTEST_LOTS: lots (default 100,000); the issue's target is
+//     2 M lots of a year in under 60 s, about 35k lots/s;
+//   - KTCN_BACKTEST_YEARS: years the lots span (default 1);
+//   - KTCN_BACKTEST_GOODS: the universe's goods (default: from the volume
+//     per year), fixed so runs of different lengths show whether memory
+//     stays flat as lots grow (`make bench-backtest`: 1 M and 10 M lots
+//     over 10 years, the same goods);
+//   - KTCN_BACKTEST_HEAPPROFILE=file writes the heap profile as the peak
+//     grows;
+//   - KTCN_BACKTEST_FLOOR=0 skips timing generation alone first (a second
+//     pass over the history: minutes at 10 M lots).
+//
+// It reports lots/s of the whole run, lots/s of generation alone (the
+// floor), and the peak live heap sampled during the run.
 func BenchmarkBacktestGenerated(b *testing.B) {
-	lots := 100_000
-	if s := os.Getenv("KTCN_BACKTEST_LOTS"); s != "" {
+	env := func(name string, def int) int {
+		s := os.Getenv(name)
+		if s == "" {
+			return def
+		}
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			b.Fatal(err)
+			b.Fatalf("%s: %v", name, err)
 		}
-		lots = n
+		return n
 	}
-	// KTCN_BACKTEST_GOODS fixes the universe's goods (default: from the
-	// volume), so runs of different lengths show whether memory stays
-	// flat as lots grow.
-	goods := 0
-	if s := os.Getenv("KTCN_BACKTEST_GOODS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatal(err)
-		}
-		goods = n
-	}
-	h := generateWith(b, 21, lots, goods)
+	lots, years, goods := env("KTCN_BACKTEST_LOTS", 100_000), env("KTCN_BACKTEST_YEARS", 1), env("KTCN_BACKTEST_GOODS", 0)
+	h := generateWith(b, 21, lots, years, goods)
 	candidate := variant(b, "2026.2-stricter", stricter)
 	ctx := context.Background()
 
-	start := time.Now()
-	for _, err := range h.gen.BacktestItems(ctx) {
-		if err != nil {
-			b.Fatal(err)
+	genRate := 0.0
+	if env("KTCN_BACKTEST_FLOOR", 1) != 0 {
+		start := time.Now()
+		for _, err := range h.gen.BacktestItems(ctx) {
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
+		genRate = float64(lots) / time.Since(start).Seconds()
 	}
-	genRate := float64(lots) / time.Since(start).Seconds()
 
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	// KTCN_BACKTEST_HEAPPROFILE names a file to hold the heap profile
+	// taken as the peak grows: what the peak is made of.
+	prof := os.Getenv("KTCN_BACKTEST_HEAPPROFILE")
 	var peak uint64
 	b.ResetTimer()
 	for range b.N {
@@ -62,7 +74,12 @@ func BenchmarkBacktestGenerated(b *testing.B) {
 		rep, err := backtest.Run(ctx, backtest.Config{Active: h.active, Candidate: candidate, Keys: quota.MasterSecret(h.secret),
 			MaxLag: fixtures.BacktestMaxLag, Progress: func(int64) {
 				metrics.Read(sample)
-				peak = max(peak, sample[0].Value.Uint64())
+				if v := sample[0].Value.Uint64(); v > peak {
+					if prof != "" && v > peak+peak/20 {
+						writeHeapProfile(b, prof)
+					}
+					peak = v
+				}
 			}}, h.gen.BacktestItems(ctx))
 		if err != nil {
 			b.Fatal(err)
@@ -73,6 +90,19 @@ func BenchmarkBacktestGenerated(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(lots)*float64(b.N)/b.Elapsed().Seconds(), "lots/s")
-	b.ReportMetric(genRate, "generated-lots/s")
+	if genRate > 0 {
+		b.ReportMetric(genRate, "generated-lots/s")
+	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
 }

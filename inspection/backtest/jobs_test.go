@@ -44,7 +44,11 @@ func TestJobs(t *testing.T) {
 	if _, err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	jobs := backtest.NewJobs(ctx, backtest.JobsConfig{Service: svc, Store: db, Keys: fixtures.SeedSecret(1), Generate: generatedSource})
+	jobs, err := backtest.NewJobs(ctx, backtest.JobsConfig{Service: svc, Store: db, Jobs: db, Keys: fixtures.SeedSecret(1), Generate: generatedSource})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jobs.Close()
 	author := access.Principal{Name: "author", Role: access.RolePolicyAuthor}
 	if _, err := jobs.Start(ctx, access.Principal{Name: "c", Role: access.RoleCustoms}, p.Version, backtest.Request{}); err == nil {
 		t.Fatal("customs started a backtest")

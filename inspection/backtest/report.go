@@ -15,136 +15,158 @@ import (
 
 // Report is what a backtest found.
 type Report struct {
-	ActiveVersion, CandidateVersion string
+	ActiveVersion    string `json:"active_version"`
+	CandidateVersion string `json:"candidate_version"`
 	// From and To are the first and last lot's decision times.
-	From, To time.Time
-	Lots     int64
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	Lots int64     `json:"lots"`
 	// WarmupLots were decided before Config.From: replayed, not reported.
-	WarmupLots        int64
-	Results, Alerts   int64
-	Active, Candidate Figures
+	WarmupLots int64   `json:"warmup_lots"`
+	Results    int64   `json:"results"`
+	Alerts     int64   `json:"alerts"`
+	Active     Figures `json:"active"`
+	Candidate  Figures `json:"candidate"`
 	// Transitions counts lots by active mode (row) and candidate mode
 	// (column), in the order of Modes.
-	Transitions [4][4]int64
+	Transitions [4][4]int64 `json:"transitions"`
 	// Changed counts lots whose mode or inspection differs between the
 	// sides; Changes are the first of them (Config.MaxChanges).
-	Changed int64
-	Changes []Change
+	Changed int64    `json:"changed"`
+	Changes []Change `json:"changes"`
 	// Baseline is the failure rate among history's random checks of
 	// reduced lots whose results are in: the only unbiased view of lots
 	// nobody inspects, from which the unobserved outcomes are estimated.
-	Baseline Rate
+	Baseline Rate `json:"baseline"`
 	// AgainstHistory compares the active side with the decisions history
 	// recorded, lot by lot: any mismatch means the replay is not the
 	// service's (or the history was decided under another version).
-	AgainstHistory Exactness
+	AgainstHistory Exactness `json:"against_history"`
 	// ResultsOfUnknownLots are results of lots decided before the stretch
 	// replayed: used as evidence, not counted as caught or missed.
-	ResultsOfUnknownLots int64
+	ResultsOfUnknownLots int64 `json:"results_of_unknown_lots"`
 	// LateEvents arrived dated earlier than Config.MaxLag allows: the
 	// goods' later decisions may differ from the service's.
-	LateEvents int64
+	LateEvents int64 `json:"late_events"`
 	// OutOfOrder lots came dated before an earlier lot.
-	OutOfOrder int64
+	OutOfOrder int64 `json:"out_of_order"`
 }
 
 // Figures are one side's totals.
 type Figures struct {
-	Lots int64
+	Lots int64 `json:"lots"`
 	// Modes counts lots per mode, in the order of Modes.
-	Modes        [4]int64
-	Inspections  int64
-	RandomChecks int64
+	Modes        [4]int64 `json:"modes"`
+	Inspections  int64    `json:"inspections"`
+	RandomChecks int64    `json:"random_checks"`
 	// LabSamples are strict lots: documents with sampling and a lab test.
-	LabSamples int64
+	LabSamples int64 `json:"lab_samples"`
 	// Caught and Missed are known failures (results in) of lots history
 	// inspected that this side inspects, or does not; Passed the known
 	// passes among lots it inspects. AwaitingResults are lots history and
 	// this side inspect whose result had not arrived by the end.
-	Caught, Missed, Passed, AwaitingResults int64
+	Caught          int64 `json:"caught"`
+	Missed          int64 `json:"missed"`
+	Passed          int64 `json:"passed"`
+	AwaitingResults int64 `json:"awaiting_results"`
 	// Unobserved lots this side inspects that history did not: their
 	// outcome is unknown. EstimatedFailures estimates how many of them fail
 	// from the random-check baseline: an estimate, never a count of passes.
-	Unobserved        int64
-	EstimatedFailures Estimate
+	Unobserved        int64    `json:"unobserved"`
+	EstimatedFailures Estimate `json:"estimated_failures"`
 	// EvidenceNotOwn counts results this side's decisions read that come
 	// from lots it would not have inspected (history's evidence; see
 	// docs/backtest.md).
-	EvidenceNotOwn int64
-	Agencies       []AgencyLoad
-	Quota          []quota.Usage
+	EvidenceNotOwn int64         `json:"evidence_not_own"`
+	Agencies       []AgencyLoad  `json:"agencies"`
+	Quota          []quota.Usage `json:"quota"`
 	// CapExceeded counts draws that left a scope above its cap: always 0.
-	CapExceeded      int64
-	Unpredictability Unpredictability
+	CapExceeded      int64            `json:"cap_exceeded"`
+	Unpredictability Unpredictability `json:"unpredictability"`
 }
 
 // Estimate is a count estimated from a rate: its expected value and a 95%
 // interval.
 type Estimate struct {
-	Expected, Low, High float64
+	Expected float64 `json:"expected"`
+	Low      float64 `json:"low"`
+	High     float64 `json:"high"`
 }
 
 // Rate is a share of n with its 95% Wilson interval.
 type Rate struct {
-	Of, Count int64
-	Rate      float64
-	Low, High float64
+	Of    int64   `json:"of"`
+	Count int64   `json:"count"`
+	Rate  float64 `json:"rate"`
+	Low   float64 `json:"low"`
+	High  float64 `json:"high"`
 }
 
 // AgencyLoad is an agency's inspections of one check kind per working day
 // against its capacity.
 type AgencyLoad struct {
-	Agency, Check string
-	Total         int64
-	Days          int // working days with lots decided (zero-load days count)
-	Mean          float64
-	Peak          int64
-	PeakDay       string
-	P95           int64
+	Agency  string  `json:"agency"`
+	Check   string  `json:"check"`
+	Total   int64   `json:"total"`
+	Days    int     `json:"days"` // working days with lots decided (zero-load days count)
+	Mean    float64 `json:"mean"`
+	Peak    int64   `json:"peak"`
+	PeakDay string  `json:"peak_day"`
+	P95     int64   `json:"p95"`
 	// Capacity per working day; 0 with Limited false: no limit.
-	Capacity         int
-	Limited          bool
-	DaysOverCapacity int
+	Capacity         int  `json:"capacity"`
+	Limited          bool `json:"limited"`
+	DaysOverCapacity int  `json:"days_over_capacity"`
 }
 
 // Unpredictability: how much an importer could learn from its own reduced
 // lots. Each rate should be near OverallRate.
 type Unpredictability struct {
-	FirstLots, FirstChecked int64 // an importer's first firstN reduced lots of a year
-	AfterLots, AfterChecked int64 // the firstN after each check
-	FirstRate, AfterRate    float64
-	OverallRate             float64 // checks per reduced lot
+	FirstLots    int64   `json:"first_lots"`
+	FirstChecked int64   `json:"first_checked"` // an importer's first firstN reduced lots of a year
+	AfterLots    int64   `json:"after_lots"`
+	AfterChecked int64   `json:"after_checked"` // the firstN after each check
+	FirstRate    float64 `json:"first_rate"`
+	AfterRate    float64 `json:"after_rate"`
+	OverallRate  float64 `json:"overall_rate"` // checks per reduced lot
 }
 
 // Change is a lot whose decision differs between the sides, and why.
 type Change struct {
-	DecisionID                      string
-	DeclarationID                   string
-	LineNo                          int
-	At                              time.Time
-	GoodsKey                        identity.Key
-	ImporterTaxCode                 string
-	ActiveMode, CandidateMode       inspection.Mode
-	ActiveInspect, CandidateInspect bool
-	ActiveRule, CandidateRule       string
+	DecisionID       string          `json:"decision_id"`
+	DeclarationID    string          `json:"declaration_id"`
+	LineNo           int             `json:"line_no"`
+	At               time.Time       `json:"at"`
+	GoodsKey         identity.Key    `json:"goods_key"`
+	ImporterTaxCode  string          `json:"importer_tax_code"`
+	ActiveMode       inspection.Mode `json:"active_mode"`
+	CandidateMode    inspection.Mode `json:"candidate_mode"`
+	ActiveInspect    bool            `json:"active_inspect"`
+	CandidateInspect bool            `json:"candidate_inspect"`
+	ActiveRule       string          `json:"active_rule"`
+	CandidateRule    string          `json:"candidate_rule"`
 	// Why is the candidate's reason; when both sides agree on the mode of a
 	// reduced lot the difference is the quota's state, said so.
-	Why string
+	Why string `json:"why"`
 }
 
 // Exactness compares the active side with recorded decisions.
 type Exactness struct {
-	Compared, Mismatches int64
+	Compared   int64 `json:"compared"`
+	Mismatches int64 `json:"mismatches"`
 	// First mismatches, for finding the cause.
-	Examples []Mismatch
+	Examples []Mismatch `json:"examples"`
 }
 
 // Mismatch is a lot the active side decided differently from history.
 type Mismatch struct {
-	DecisionID                       string
-	RecordedMode, ReplayedMode       inspection.Mode
-	RecordedInspect, ReplayedInspect bool
-	RecordedDraw, ReplayedDraw       string
+	DecisionID      string          `json:"decision_id"`
+	RecordedMode    inspection.Mode `json:"recorded_mode"`
+	ReplayedMode    inspection.Mode `json:"replayed_mode"`
+	RecordedInspect bool            `json:"recorded_inspect"`
+	ReplayedInspect bool            `json:"replayed_inspect"`
+	RecordedDraw    string          `json:"recorded_draw"`
+	ReplayedDraw    string          `json:"replayed_draw"`
 }
 
 const maxMismatchExamples = 10
