@@ -7,7 +7,7 @@ RAPID_CHECKS ?= 100
 FUZZTIME  ?= 10s
 BENCHTIME ?= 2s
 
-.PHONY: run build test lint fuzz bench crash-test readme-test soak clean
+.PHONY: run build test lint fuzz bench bench-scale crash-test readme-test soak clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/ktcn
@@ -99,6 +99,26 @@ bench-backtest:
 	      END { if (bad) exit 1; printf "%9d lots over $(BACKTEST_YEARS) years, $(BACKTEST_GOODS) goods: %6.0f lots/s, peak live heap %.1f MiB\n", n, v["lots/s"], v["peak-heap-MiB"] }' || exit 1; \
 	done
 
+# Issue 21's scale benchmark, not in CI: fills a store on disk (SCALE_DIR) to
+# SCALE_DECISIONS decisions through the service's own path (fixtures
+# generate replays a year: decisions, results, alerts; then overrides over
+# the API), and measures ktcn serve on it and on an empty store in the same
+# run: closed-loop peak, open loop at 1,000/s, open loop at 200/s with the
+# cron jobs started, bytes on disk per decision, peak RSS; a table of both
+# and their ratios (docs/performance.md, "Store scale"). The filled store is
+# kept and reused by the next run with the same N (SCALE_FRESH=1 refills:
+# 2 M decisions take hours to replay here). SCALE_PROFILE=1 profiles the
+# closed loop through serve's -debug-addr into SCALE_DIR/profiles.
+SCALE_DECISIONS ?= 2000000
+SCALE_DIR ?= $(CURDIR)/.bench-scale
+SCALE_PROFILE ?= 0
+SCALE_FRESH ?= 0
+bench-scale: build
+	mkdir -p $(SCALE_DIR)
+	KTCN_BIN=$(CURDIR)/$(BIN) KTCN_SCALE_DECISIONS=$(SCALE_DECISIONS) KTCN_SCALE_DIR=$(SCALE_DIR) \
+	  KTCN_SCALE_PROFILE=$(SCALE_PROFILE) KTCN_SCALE_FRESH=$(SCALE_FRESH) \
+	  $(GO) test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 0 -v ./cmd/ktcn/ | tee $(SCALE_DIR)/bench-scale.txt
+
 # kill -9 under load, CRASH_CYCLES times, checking every acknowledged
 # decision and the quota cap after each (cmd/ktcn/crash_test.go), the same
 # kills during webhook delivery, after which the receiver must hold exactly
@@ -126,4 +146,4 @@ soak:
 	$(MAKE) crash-test CRASH_CYCLES=50
 
 clean:
-	rm -rf bin .bench
+	rm -rf bin .bench .bench-scale

@@ -366,6 +366,11 @@ func (a *app) serve(ctx context.Context, ready chan<- string) error {
 		return err
 	}
 	defer stopJobs()
+	stopDebug, err := startDebug(a.cfg.DebugAddr, a.log)
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(conns) }()
 	select {

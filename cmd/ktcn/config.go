@@ -64,6 +64,9 @@ type Config struct {
 	// take; BackupKeep is how many of them are kept (0 keeps all).
 	BackupDir  string
 	BackupKeep string
+	// DebugAddr, when set, serves net/http/pprof on this loopback address
+	// (debug.go); empty, the default, serves nothing.
+	DebugAddr string
 
 	// legacy lists the files found at their old place beside the data dir
 	// and used there; the command logs a warning for each.
@@ -184,6 +187,9 @@ var settings = []setting{
 	{flag: "backup-keep", env: "KTCN_BACKUP_KEEP", def: "7", check: wholeNumber(0, 1<<20),
 		help:  "backups kept in the backup dir, newest first; 0 keeps all",
 		field: func(c *Config) *string { return &c.BackupKeep }},
+	{flag: "debug-addr", env: "KTCN_DEBUG_ADDR", shown: "off", check: checkDebugAddr,
+		help:  "loopback host:port serving net/http/pprof (CPU, heap, block, mutex, trace) with block and mutex profiling on; empty is off",
+		field: func(c *Config) *string { return &c.DebugAddr }},
 }
 
 // configError is a setting the command refuses to start with: Run exits 2.
@@ -406,6 +412,25 @@ func checkAddr(v string, _ *Config) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", v, port)
+	}
+	return nil
+}
+
+// checkDebugAddr admits only a loopback host: the profiles show request
+// bodies' shapes and timings, and /debug/pprof has no authentication.
+func checkDebugAddr(v string, c *Config) error {
+	if v == "" {
+		return nil
+	}
+	if err := checkAddr(v, c); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(v)
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q: the debug listener has no authentication, so only a loopback host (127.0.0.1, ::1, localhost)", v)
 	}
 	return nil
 }

@@ -177,6 +177,7 @@ func TestInvalidSettingRefusesToStart(t *testing.T) {
 		"webhook-retries":        {"0s,soon", "want delays"},
 		"backup-dir":             {filepath.Join(dataDir, "backups"), "inside the data dir"},
 		"backup-keep":            {"-1", "want a whole number from 0"},
+		"debug-addr":             {"0.0.0.0:6060", "only a loopback host"},
 	}
 	for _, s := range settings {
 		b, ok := bad[s.flag]

@@ -147,7 +147,21 @@ func defaultPrefix() string {
 	return "LG" + strings.ToUpper(strconv.FormatInt(time.Now().UnixMilli(), 36))
 }
 
+// historyUniverse says which generated history -source history draws its
+// declarations from. The zero value is serve's first start (firstStartLots,
+// the universe sized from them); a store filled by `ktcn fixtures generate
+// -goods G -importers I` is met by the same seed, goods and importers,
+// whatever the lots, because the universe depends on those alone.
+type historyUniverse struct {
+	lots, goods, importers int
+}
+
 func newDeclSource(kind string, seed uint64, maxLines int, prefix string) (*declSource, error) {
+	return newDeclSourceIn(kind, seed, historyUniverse{}, maxLines, prefix)
+}
+
+// newDeclSourceIn is newDeclSource over the history u describes.
+func newDeclSourceIn(kind string, seed uint64, u historyUniverse, maxLines int, prefix string) (*declSource, error) {
 	if maxLines < 1 || maxLines > 5 {
 		return nil, fmt.Errorf("-max-lines %d: want 1 to 5", maxLines)
 	}
@@ -158,7 +172,7 @@ func newDeclSource(kind string, seed uint64, maxLines int, prefix string) (*decl
 	var err error
 	switch kind {
 	case "history":
-		decls, err = historyDeclarations(seed, maxLines)
+		decls, err = historyDeclarations(seed, u, maxLines)
 	case "catalogue":
 		decls = catalogueDeclarations(seed, maxLines)
 	default:
@@ -200,8 +214,11 @@ func newDeclSource(kind string, seed uint64, maxLines int, prefix string) (*decl
 // historyDeclarations are the declarations of the generated history that
 // serve loads on first start (generate.go): the same seed and volume give
 // the same universe, so replayed lots meet goods with history.
-func historyDeclarations(seed uint64, maxLines int) ([]declaration.Input, error) {
-	g, err := fixtures.New(fixtures.Config{Seed: seed, Lots: firstStartLots, Years: firstStartYears, End: time.Now()})
+func historyDeclarations(seed uint64, u historyUniverse, maxLines int) ([]declaration.Input, error) {
+	if u.lots <= 0 {
+		u.lots = firstStartLots
+	}
+	g, err := fixtures.New(fixtures.Config{Seed: seed, Lots: u.lots, Years: firstStartYears, End: time.Now(), Goods: u.goods, Importers: u.importers})
 	if err != nil {
 		return nil, fmt.Errorf("history generator: %w", err)
 	}
@@ -523,6 +540,9 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		source   = fs.String("source", "history", "history (the generated history serve loads) or catalogue")
 		seed     = fs.Uint64("seed", firstStartSeed, "generator seed (the default matches serve's first start)")
 		maxLines = fs.Int("max-lines", 5, "most lines per declaration (1-5)")
+		hLots    = fs.Int("history-lots", 0, "with -source history: lots of the generated history the declarations come from (default: serve's first start)")
+		goods    = fs.Int("goods", 0, "with -source history: goods in its universe, as given to `ktcn fixtures generate -goods` (default: from -history-lots)")
+		imps     = fs.Int("importers", 0, "with -source history: importers in its universe, as given to `ktcn fixtures generate -importers` (default: from -history-lots)")
 		timeout  = fs.Duration("timeout", 30*time.Second, "per-request timeout")
 		asJSON   = fs.Bool("json", false, "print the report as JSON")
 	)
@@ -550,12 +570,14 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("-count %d: want 0 (no limit) or more", *count)
 	case *timeout <= 0:
 		return fmt.Errorf("-timeout %v: want more than 0", *timeout)
+	case *hLots < 0 || *hLots > 1_000_000 || *goods < 0 || *imps < 0:
+		return fmt.Errorf("-history-lots %d, -goods %d, -importers %d: want 0 (the default) or more, -history-lots at most 1,000,000", *hLots, *goods, *imps)
 	}
 	token, err := loadToken(*key, getenv, *dataDir)
 	if err != nil {
 		return err
 	}
-	src, err := newDeclSource(*source, *seed, *maxLines, *prefix)
+	src, err := newDeclSourceIn(*source, *seed, historyUniverse{lots: *hLots, goods: *goods, importers: *imps}, *maxLines, *prefix)
 	if err != nil {
 		return err
 	}
