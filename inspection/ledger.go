@@ -12,6 +12,7 @@ import (
 
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/fault"
+	"github.com/ktcn/ktcn/inspection/identity"
 	"github.com/ktcn/ktcn/inspection/quota"
 )
 
@@ -77,6 +78,11 @@ type RandomTally struct {
 // LedgerReader reads the ledger's tallies.
 type LedgerReader interface {
 	LedgerTally(version, rule string) (LedgerTally, error)
+	// LedgerEmpty reports whether no tally is kept yet, and EachDecision
+	// scans every stored decision: the one-time recount of a store whose
+	// decisions predate the ledger (recountLedger).
+	LedgerEmpty() (bool, error)
+	EachDecision(fn func(Decision) error) error
 	// LedgerTallies lists a version's tallies by rule.
 	LedgerTallies(version string) ([]LedgerTally, error)
 }
@@ -417,4 +423,62 @@ func clopperPearson(x, n float64) (lo, hi float64) {
 		hi = distuv.Beta{Alpha: x + 1, Beta: n - x}.Quantile(0.975)
 	}
 	return lo, hi
+}
+
+// recountLedger builds the ledger from the stored decisions and their
+// assignments when the store holds decisions but no tally: a store whose
+// decisions predate the ledger. Without it such a store's ledger would
+// count from the upgrade on, and a result for an older lot would count a
+// failure of a lot never decided. Each lot counts as the write path would
+// have counted it: decided under its version and rule, inspected if its
+// assignment (the decision's, or an override's) stands, and its latest
+// result. The tallies are few (one per version and rule), so they are
+// summed in memory and written in one transaction: a crash before it
+// leaves the ledger empty and the next start recounts again; after it
+// the ledger is not empty and is never recounted.
+func (s *Service) recountLedger(ctx context.Context) (lots int, err error) {
+	var c Change
+	err = s.reads.View(ctx, func(tx ReadTx) error {
+		if empty, err := tx.LedgerEmpty(); err != nil || !empty {
+			return err
+		}
+		return tx.EachDecision(func(d Decision) error {
+			lots++
+			c.ledgerDecided(d)
+			a, err := tx.Assignment(identity.AssignmentID(d.DeclarationID, d.LineNo))
+			switch {
+			case errors.Is(err, fault.ErrNotFound):
+				if d.Inspect {
+					c.ledgerInspection(d, -1)
+				}
+				return nil
+			case err != nil:
+				return err
+			}
+			switch stands := a.Status != AssignmentCancelled; {
+			case stands && !d.Inspect:
+				c.ledgerInspection(d, 1) // an override ordered it
+			case !stands && d.Inspect:
+				c.ledgerInspection(d, -1) // an override cancelled it
+			}
+			if a.Result != nil {
+				c.ledgerResult(d, a, a.Result.Outcome, 1)
+			}
+			return nil
+		})
+	})
+	if err != nil || lots == 0 {
+		return 0, err
+	}
+	err = s.w.store.Update(ctx, func(tx Tx) error {
+		if empty, err := tx.LedgerEmpty(); err != nil || !empty {
+			return err // another start recounted first
+		}
+		return applyLedger(tx, c.ledger)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recount the ledger: %w", err)
+	}
+	s.log.Info().Int("lots", lots).Msg("effectiveness ledger recounted from the stored decisions (they predate it)")
+	return lots, nil
 }

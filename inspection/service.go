@@ -209,6 +209,9 @@ func (s *Service) Start(ctx context.Context) (missingAgencies []string, err erro
 		s.log.Warn().Str("configured", pol.Version).Str("in_force", other).
 			Msg("the configured policy is not the one in force: policy staff activate versions (POST /v1/policies/{version}/activate)")
 	}
+	if err == nil {
+		_, err = s.recountLedger(ctx)
+	}
 	return missingAgencies, err
 }
 

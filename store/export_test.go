@@ -72,3 +72,7 @@ func CountDecisionIndexKeys(d *DB) (n int, err error) {
 	})
 	return n, err
 }
+
+// DropLedger deletes every effectiveness-ledger tally, leaving a store as
+// one whose decisions predate the ledger.
+func DropLedger(d *DB) error { return d.db.DropPrefix([]byte{byte(prefixLedger)}) }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -61,4 +62,30 @@ func (t *writeTx) PutLedgerTally(l inspection.LedgerTally) error {
 		return fmt.Errorf("store: put ledger tally of rule %q: no policy version", l.Rule)
 	}
 	return t.putDerived(prefixLedger, ledgerKey(l.Version, l.Rule), "ledger tally "+l.Version+" "+l.Rule, l)
+}
+
+// LedgerEmpty reports whether the ledger holds no tally at all.
+func (t *readTx) LedgerEmpty() (bool, error) {
+	empty := true
+	err := t.iterate([]byte{byte(prefixLedger)}, func(_, _ []byte) error {
+		empty = false
+		return errStopScan
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return false, err
+	}
+	return empty, nil
+}
+
+// EachDecision calls fn with every stored decision, in key order, for a
+// recount over the whole store (once, at start: see inspection's
+// recountLedger); fn's error ends the scan and is returned.
+func (t *readTx) EachDecision(fn func(inspection.Decision) error) error {
+	return t.iterate([]byte{byte(prefixDecision)}, func(_, val []byte) error {
+		var d inspection.Decision
+		if err := decode(prefixDecision, val, &d); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		return fn(d)
+	})
 }
