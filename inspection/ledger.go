@@ -13,7 +13,6 @@ import (
 	"github.com/ktcn/ktcn/inspection/access"
 	"github.com/ktcn/ktcn/inspection/fault"
 	"github.com/ktcn/ktcn/inspection/identity"
-	"github.com/ktcn/ktcn/inspection/quota"
 )
 
 // The effectiveness ledger: per policy version and rule, how many lots
@@ -127,7 +126,7 @@ func (c *Change) ledgerDecided(d Decision) {
 		t.Reduced++
 	}
 	if d.Quota != nil {
-		if inclusionProbability(d.Quota) > 0 {
+		if d.Quota.InclusionProbability() > 0 {
 			t.Drawable++
 		}
 		if d.Quota.Chosen {
@@ -155,12 +154,20 @@ func (c *Change) ledgerResult(d Decision, a Assignment, o Outcome, sign int64) {
 	if !drawnCheck(d, a) {
 		return
 	}
-	p := inclusionProbability(d.Quota)
-	w, v := 1/p, (1-p)/(p*p)
-	s, y := float64(sign), float64(fail)
-	r := &t.Random
+	t.Random.Add(d.Quota.InclusionProbability(), fail == 1, sign)
+}
+
+// Add counts (sign +1) or uncounts (−1) the result of a lot the draw
+// chose with inclusion probability pi (> 0): the ledger per result, and a
+// backtest over history's random checks, so both estimate alike.
+func (r *RandomTally) Add(pi float64, fail bool, sign int64) {
+	w, v := 1/pi, (1-pi)/(pi*pi)
+	s, y := float64(sign), 0.0
 	r.Results += sign
-	r.Fails += sign * fail
+	if fail {
+		y = 1
+		r.Fails += sign
+	}
 	r.W += s * w
 	r.WY += s * y * w
 	r.V += s * v
@@ -170,25 +177,7 @@ func (c *Change) ledgerResult(d Decision, a Assignment, o Outcome, sign int64) {
 // drawnCheck reports whether a is the check the draw chose for d's lot:
 // chosen, and no override has opened or cancelled it since.
 func drawnCheck(d Decision, a Assignment) bool {
-	return d.Quota != nil && d.Quota.Chosen && a.OverrideID == "" && inclusionProbability(d.Quota) > 0
-}
-
-// inclusionProbability is the probability the draw had of choosing the
-// lot, given everything before it in its scope: q when the scope had
-// allowance for one more check, else zero (quota.Select). The draw's u is
-// a keyed hash independent of the lot's compliance, so this is the lot's
-// inclusion probability conditional on the scope's past: the weights of a
-// sequential design, whose Horvitz–Thompson sums stay unbiased however q
-// adapts to the unused allowance.
-func inclusionProbability(q *quota.Record) float64 {
-	before := q.Selected
-	if q.Chosen {
-		before--
-	}
-	if before+1 > q.Allowance || !(q.Probability > 0) {
-		return 0
-	}
-	return math.Min(q.Probability, 1)
+	return d.Quota != nil && d.Quota.Chosen && a.OverrideID == "" && d.Quota.InclusionProbability() > 0
 }
 
 // applyLedger folds a change's deltas into the stored tallies, in the

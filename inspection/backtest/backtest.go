@@ -160,18 +160,17 @@ type replay struct {
 	scratch []inspection.Event
 	last    time.Time // the last lot's time
 	rep     *Report
-	base    baseline
+	base    inspection.RandomTally
 }
 
 // pendingLot is a lot history inspected whose result has not arrived.
 type pendingLot struct {
 	sampled bool    // history's random check
 	inspect [2]bool // per side
+	// pi is the inclusion probability of history's draw (the active
+	// side's, which is history's when the replay is exact).
+	pi float64
 }
-
-// baseline counts results of history's random checks of reduced lots:
-// the unbiased view of reduced lots that estimates what nobody inspected.
-type baseline struct{ results, failures int64 }
 
 // Run replays src under cfg.Candidate and cfg.Active side by side and
 // reports. It stops at ctx's end or src's first error (the report is then
@@ -317,7 +316,7 @@ func (r *replay) lot(l *Lot) error {
 	}
 	if historyInspects {
 		r.pending[identity.DecisionID(l.DeclarationID, l.LineNo)] = &pendingLot{sampled: sampled,
-			inspect: [2]bool{out[0].inspect, out[1].inspect}}
+			inspect: [2]bool{out[0].inspect, out[1].inspect}, pi: out[0].pi}
 	} else {
 		for i, s := range r.sides {
 			if out[i].inspect {
@@ -380,11 +379,11 @@ func (r *replay) result(res *Result) {
 	}
 	delete(r.pending, id)
 	failed := res.Outcome == inspection.OutcomeFail
-	if pl.sampled {
-		r.base.results++
-		if failed {
-			r.base.failures++
-		}
+	if pl.sampled && pl.pi > 0 {
+		// History's random checks are the unbiased view of the lots
+		// nobody inspects, each result weighed by its draw's inclusion
+		// probability as the effectiveness ledger weighs it.
+		r.base.Add(pl.pi, failed, 1)
 	}
 	for i, s := range r.sides {
 		switch {

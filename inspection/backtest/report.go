@@ -34,9 +34,12 @@ type Report struct {
 	// sides; Changes are the first of them (Config.MaxChanges).
 	Changed int64    `json:"changed"`
 	Changes []Change `json:"changes"`
-	// Baseline is the failure rate among history's random checks of
-	// reduced lots whose results are in: the only unbiased view of lots
-	// nobody inspects, from which the unobserved outcomes are estimated.
+	// Baseline is the violation rate among reduced lots estimated from
+	// history's random checks whose results are in, each weighed by its
+	// draw's inclusion probability (the effectiveness ledger's Hájek
+	// estimate and interval: docs/effectiveness.md): the only unbiased view
+	// of lots nobody inspects, from which the unobserved outcomes are
+	// estimated.
 	Baseline Rate `json:"baseline"`
 	// AgainstHistory compares the active side with the decisions history
 	// recorded, lot by lot: any mismatch means the replay is not the
@@ -93,7 +96,7 @@ type Estimate struct {
 	High     float64 `json:"high"`
 }
 
-// Rate is a share of n with its 95% Wilson interval.
+// Rate is Count of Of with its estimate and 95% interval.
 type Rate struct {
 	Of    int64   `json:"of"`
 	Count int64   `json:"count"`
@@ -222,7 +225,10 @@ func (r *replay) finish() {
 			}
 		}
 	}
-	rep.Baseline = wilson(r.base.failures, r.base.results)
+	rep.Baseline = Rate{Of: r.base.Results, Count: r.base.Fails, High: 1} // nothing known: anything is possible
+	if v := r.base.ViolationRate(); v != nil {
+		rep.Baseline.Rate, rep.Baseline.Low, rep.Baseline.High = v.Estimate, v.Low, v.High
+	}
 	for _, s := range r.sides {
 		f := &s.fig
 		f.EstimatedFailures = Estimate{Expected: float64(f.Unobserved) * rep.Baseline.Rate,
@@ -295,23 +301,6 @@ func (s *side) quotaUsage() []quota.Usage {
 		out = append(out, quota.UsageOf(p, true, s.pol.Reduced.Sampling.CapBasisPoints(), by[p]))
 	}
 	return out
-}
-
-// wilson is k of n with its 95% Wilson score interval (sound at small n
-// and at rates near 0, where the normal interval is not).
-func wilson(k, n int64) Rate {
-	r := Rate{Of: n, Count: k}
-	if n == 0 {
-		r.High = 1 // nothing known: anything is possible
-		return r
-	}
-	const z = 1.959963984540054
-	p, nf := float64(k)/float64(n), float64(n)
-	d := 1 + z*z/nf
-	centre := (p + z*z/(2*nf)) / d
-	half := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf)) / d
-	r.Rate, r.Low, r.High = p, math.Max(0, centre-half), math.Min(1, centre+half)
-	return r
 }
 
 func ratio(a, b int64) float64 {

@@ -65,6 +65,9 @@ type outcome struct {
 	inspect, sampled bool
 	rule, reason     string
 	draw             string
+	// pi is the draw's inclusion probability of a reduced lot (zero for
+	// other lots): the weight of its result in the random-check baseline.
+	pi float64
 }
 
 // decide completes an evaluation as the service does (inspection.draft
@@ -100,7 +103,7 @@ func (s *side) decide(l *Lot, ev inspection.Evaluation) (outcome, error) {
 		if rec.Selected*quota.CapDenominator > rec.Eligible*rec.CapBasisPoints {
 			f.CapExceeded++ // never: the sampler enforces the cap at every step
 		}
-		o.inspect, o.sampled, o.draw = rec.Chosen, rec.Chosen, rec.Draw
+		o.inspect, o.sampled, o.draw, o.pi = rec.Chosen, rec.Chosen, rec.Draw, rec.InclusionProbability()
 		if rec.Chosen {
 			o.reason += "; selected for a random documents check"
 			f.RandomChecks++

@@ -360,3 +360,21 @@ func (r Rules) LotWeight(complianceLevel string, goodsRisk float64) float64 {
 	}
 	return r.RiskWeight(complianceLevel)
 }
+
+// InclusionProbability is the probability the draw had of choosing the
+// lot, given everything before it in its scope: q when the scope had
+// allowance for one more check, else zero (Select). The draw's u is
+// a keyed hash independent of the lot's compliance, so this is the lot's
+// inclusion probability conditional on the scope's past: the weights of a
+// sequential design, whose Horvitz–Thompson sums stay unbiased however q
+// adapts to the unused allowance.
+func (q Record) InclusionProbability() float64 {
+	before := q.Selected
+	if q.Chosen {
+		before--
+	}
+	if before+1 > q.Allowance || !(q.Probability > 0) {
+		return 0
+	}
+	return math.Min(q.Probability, 1)
+}
