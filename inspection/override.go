@@ -469,14 +469,11 @@ func (s *Service) ConfirmOverride(ctx context.Context, by access.Principal, over
 	var out OverrideOutcome
 	err := s.w.write(ctx, by, audit.OverrideConfirmed, now, func(tx Tx, c *Change) error {
 		out = OverrideOutcome{}
-		l, i, err := loadOverride(tx, overrideID)
+		l, i, err := loadToSettle(tx, overrideID, by, "confirm")
 		if err != nil {
 			return err
 		}
 		o := l.ovs[i]
-		if err := settled(o, by, "confirm"); err != nil {
-			return err
-		}
 		if o.Status == OverrideConfirmed { // this person's confirmation, again
 			out = OverrideOutcome{Decision: viewOf(l.d, l.ovs), Replayed: true}
 			return nil
@@ -531,14 +528,11 @@ func (s *Service) RejectOverride(ctx context.Context, by access.Principal, overr
 	var out OverrideOutcome
 	err := s.w.write(ctx, by, audit.OverrideRejected, now, func(tx Tx, c *Change) error {
 		out = OverrideOutcome{}
-		l, i, err := loadOverride(tx, overrideID)
+		l, i, err := loadToSettle(tx, overrideID, by, "reject")
 		if err != nil {
 			return err
 		}
 		o := l.ovs[i]
-		if err := settled(o, by, "reject"); err != nil {
-			return err
-		}
 		if o.Status == OverrideRejected { // this person's rejection, again
 			if o.RejectReason != reason {
 				return Conflict("status", "override %s was rejected by %s for another reason: %s", o.ID, o.RejectedBy, o.RejectReason)
@@ -564,6 +558,16 @@ func (s *Service) RejectOverride(ctx context.Context, by access.Principal, overr
 		s.log.Info().Str("override_id", overrideID).Str("by", by.Name).Msg("override rejected")
 	}
 	return out, nil
+}
+
+// loadToSettle loads an override a customs officer confirms or rejects
+// (verb) and refuses one that is not theirs to settle (settled).
+func loadToSettle(tx LotReader, overrideID string, by access.Principal, verb string) (decided, int, error) {
+	l, i, err := loadOverride(tx, overrideID)
+	if err == nil {
+		err = settled(l.ovs[i], by, verb)
+	}
+	return l, i, err
 }
 
 // settled refuses to confirm or reject (verb) an override that is not
