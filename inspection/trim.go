@@ -86,6 +86,16 @@ func TrimHistory[E TrimEvent[K], K comparable](pols []*policy.Policy, ev []E, se
 	return out
 }
 
+// TrimAgainAt is the length at which a history trimmed to kept events is
+// trimmed again: once it has grown by half (at least minTrimGrowth
+// events), so trimming costs O(1) per event while a replay holds at most
+// 1.5 times what its decisions need. A replay's memory is mostly these
+// histories (the generator's and a backtest's, a goods each).
+func TrimAgainAt(kept int) int { return kept + max(kept/2, minTrimGrowth) }
+
+// minTrimGrowth is the growth below which trimming again is not worth it.
+const minTrimGrowth = 8
+
 // keepImporterFolds marks, among the settled normal-run passes ev[from:],
 // what rebuilds each importer's quality-exemption fold. Evaluate counts an
 // importer's passes into a run until a term opens, ignores its passes

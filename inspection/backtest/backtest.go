@@ -366,7 +366,7 @@ func (r *replay) resemble(p *policy.Policy, l *Lot, group identity.Key, name str
 
 func (r *replay) result(res *Result) {
 	r.rep.Results++
-	e := event{at: res.InspectedAt.UnixNano(), id: res.ID, importer: res.ImporterTaxCode, kind: evPass, own: true}
+	e := event{at: res.InspectedAt.UnixNano(), id: res.ID, who: res.ImporterTaxCode, kind: evPass, own: true}
 	if res.Outcome == inspection.OutcomeFail {
 		e.kind = evFail
 	}
@@ -416,7 +416,7 @@ func (r *replay) alert(a *Alert) {
 	if a.OnGoods && len(a.Goods) == 1 {
 		r.index(r.goodsOf(a.Goods[0]), a.Goods[0], a.Target)
 	}
-	e := event{at: a.IssuedAt.UnixNano(), id: a.ID, authority: a.Authority, kind: evAlert, own: a.OnGoods}
+	e := event{at: a.IssuedAt.UnixNano(), id: a.ID, who: a.Authority, kind: evAlert, own: a.OnGoods}
 	if len(a.Goods) == 0 && a.Subject.Kind != "" {
 		r.shared[a.Subject] = append(r.shared[a.Subject], sharedAlert{e: e, recordedAt: a.RecordedAt.UnixNano()})
 		return

@@ -2,6 +2,7 @@ package backtest_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -28,7 +29,8 @@ import (
 //     stays flat as lots grow (`make bench-backtest`: 1 M and 10 M lots
 //     over 10 years, the same goods);
 //   - KTCN_BACKTEST_HEAPPROFILE=file writes the heap profile as the peak
-//     grows;
+//     grows, and file.fifth-N once N fifths of the run are done (N = 1..4),
+//     to compare with go tool pprof -diff_base;
 //   - KTCN_BACKTEST_FLOOR=0 skips timing generation alone first (a second
 //     pass over the history: minutes at 10 M lots).
 //
@@ -66,15 +68,27 @@ func BenchmarkBacktestGenerated(b *testing.B) {
 	// KTCN_BACKTEST_HEAPPROFILE names a file to hold the heap profile
 	// taken as the peak grows: what the peak is made of.
 	prof := os.Getenv("KTCN_BACKTEST_HEAPPROFILE")
+	// The peak is also taken over each fifth of the run: memory is flat
+	// when the later fifths peak no higher than the earlier ones once the
+	// universe's goods and importers have been seen (their state is
+	// bounded by the policy, not by the lots replayed).
 	var peak uint64
+	var fifths [5]uint64
 	b.ResetTimer()
 	for range b.N {
 		runtime.GC()
-		peak = 0
+		peak, fifths = 0, [5]uint64{}
 		rep, err := backtest.Run(ctx, backtest.Config{Active: h.active, Candidate: candidate, Keys: quota.MasterSecret(h.secret),
-			MaxLag: fixtures.BacktestMaxLag, Progress: func(int64) {
+			MaxLag: fixtures.BacktestMaxLag, Progress: func(done int64) {
 				metrics.Read(sample)
-				if v := sample[0].Value.Uint64(); v > peak {
+				v := sample[0].Value.Uint64()
+				fifth := min(int(done*5/int64(lots)), 4)
+				if prof != "" && fifth > 0 && fifths[fifth] == 0 {
+					writeHeapProfile(b, fmt.Sprintf("%s.fifth-%d", prof, fifth))
+				}
+				f := &fifths[fifth]
+				*f = max(*f, v)
+				if v > peak {
 					if prof != "" && v > peak+peak/20 {
 						writeHeapProfile(b, prof)
 					}
@@ -94,6 +108,9 @@ func BenchmarkBacktestGenerated(b *testing.B) {
 		b.ReportMetric(genRate, "generated-lots/s")
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	for i, f := range fifths {
+		b.ReportMetric(float64(f)/(1<<20), fmt.Sprintf("peak-fifth-%d-MiB", i+1))
+	}
 }
 
 func writeHeapProfile(b *testing.B, path string) {

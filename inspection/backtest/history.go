@@ -11,12 +11,14 @@ import (
 // every goods at once; inspection.Event is rebuilt from it only for the
 // length of an Evaluate call.
 type event struct {
-	at        int64  // Unix nanoseconds: results by inspection date, alerts by issue date
-	id        string // orders events at the same instant, as Evaluate does
-	importer  string // the result's importer, "" for an alert
-	authority string // the alert's authority
-	kind      uint8
-	own       bool // a result of the goods, or an alert on the goods itself (not its maker or heading × origin)
+	at int64  // Unix nanoseconds: results by inspection date, alerts by issue date
+	id string // orders events at the same instant, as Evaluate does
+	// who is a result's importer or an alert's authority (by kind): one
+	// field for both keeps the event at 48 bytes, and the replay holds
+	// a few hundred thousand of them.
+	who  string
+	kind uint8
+	own  bool // a result of the goods, or an alert on the goods itself (not its maker or heading × origin)
 }
 
 const (
@@ -29,9 +31,14 @@ func (e *event) failed() bool { return e.kind != evPass }
 
 // TrimAt, TrimFailed and TrimImporter let inspection.TrimHistory read the
 // compact form.
-func (e event) TrimAt() int64                { return e.at }
-func (e event) TrimFailed() bool             { return e.kind != evPass }
-func (e event) TrimImporter() (string, bool) { return e.importer, e.importer != "" }
+func (e event) TrimAt() int64    { return e.at }
+func (e event) TrimFailed() bool { return e.kind != evPass }
+func (e event) TrimImporter() (string, bool) {
+	if e.kind == evAlert || e.who == "" {
+		return "", false
+	}
+	return e.who, true
+}
 
 func before(a, b *event) bool {
 	if a.at != b.at {
@@ -52,9 +59,6 @@ type history struct {
 	settled int64
 }
 
-// minTrim is the history length below which trimming is not worth it.
-const minTrim = 8
-
 // add inserts e in order; results mostly arrive in order, so the search
 // runs from the end. It reports whether e landed among events a trim had
 // already settled (the replay is then no longer exact for these goods).
@@ -70,17 +74,17 @@ func (h *history) add(e event) (late bool) {
 	return late
 }
 
-// maybeTrim trims once the history has doubled since the last trim, so
-// trimming costs O(1) per event, and gives back capacity a burst left.
+// maybeTrim trims when inspection.TrimAgainAt says, and gives back
+// capacity a burst left.
 func (h *history) maybeTrim(pols []*policy.Policy, settled int64, trackImporters bool) {
-	if len(h.events) < max(h.trimAt, minTrim) {
+	if len(h.events) < max(h.trimAt, inspection.TrimAgainAt(0)) {
 		return
 	}
 	h.events = inspection.TrimHistory(pols, h.events, settled, trackImporters, time.Nanosecond)
 	h.settled = max(h.settled, settled)
-	h.trimAt = 2 * len(h.events)
-	if cap(h.events) > 4*max(len(h.events), minTrim) {
-		h.events = append([]event(nil), h.events...)
+	h.trimAt = inspection.TrimAgainAt(len(h.events))
+	if cap(h.events) > 2*h.trimAt {
+		h.events = append(make([]event, 0, h.trimAt), h.events...)
 	}
 }
 
@@ -95,12 +99,12 @@ func materialize(buf []inspection.Event, ev []event, ownOnly bool, loc *time.Loc
 			continue
 		}
 		x := inspection.Event{ID: e.id, At: time.Unix(0, e.at).In(loc), Kind: inspection.EventResult, Outcome: inspection.OutcomePass,
-			ImporterTaxCode: e.importer, Subject: inspection.Subject{Kind: inspection.SubjectGoods}}
+			ImporterTaxCode: e.who, Subject: inspection.Subject{Kind: inspection.SubjectGoods}}
 		switch e.kind {
 		case evFail:
 			x.Outcome = inspection.OutcomeFail
 		case evAlert:
-			x.Kind, x.Outcome, x.Authority = inspection.EventAlert, "", e.authority
+			x.Kind, x.Outcome, x.ImporterTaxCode, x.Authority = inspection.EventAlert, "", "", e.who
 		}
 		if !e.own {
 			x.Subject.Kind = inspection.SubjectManufacturer // shared: only "not the goods' own" matters to a decision

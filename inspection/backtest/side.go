@@ -30,8 +30,11 @@ type side struct {
 	days map[string]bool // working days on which lots were decided
 	// dayOf caches the working day of each civil date.
 	dayOf map[civilDate]string
-	// traces follow each importer through each period's reduced lots.
-	traces map[[2]string]*trace
+	// traces follow each importer through each period's reduced lots,
+	// per period; only the newest two periods are kept (a lot decided a
+	// little out of order at a year's turn still finds its trace), so
+	// they do not grow with the years replayed.
+	traces map[string]map[string]*trace
 }
 
 type loadKey struct{ agency, check, day string }
@@ -56,7 +59,7 @@ const firstN = 20
 func newSide(p *policy.Policy, keys quota.Keys) *side {
 	return &side{pol: p, sampler: quota.NewSampler(p.Reduced.Sampling, keys), book: quota.NewMemBook(),
 		routes: map[[2]string]string{}, load: map[loadKey]int64{}, days: map[string]bool{}, dayOf: map[civilDate]string{},
-		traces: map[[2]string]*trace{}}
+		traces: map[string]map[string]*trace{}}
 }
 
 // outcome is what a side decided for a lot.
@@ -161,11 +164,27 @@ func (s *side) workingDay(t time.Time) string {
 // checks among its first firstN lots, and among the firstN after each
 // check (the windows an importer could exploit if checks were regular).
 func (s *side) unpredictability(u *Unpredictability, importer, period string, chosen bool) {
-	k := [2]string{importer, period}
-	tr := s.traces[k]
+	per := s.traces[period]
+	if per == nil {
+		per = map[string]*trace{}
+		s.traces[period] = per
+		for p := range s.traces {
+			if newer := 0; p < period {
+				for q := range s.traces {
+					if q > p {
+						newer++
+					}
+				}
+				if newer >= 2 {
+					delete(s.traces, p)
+				}
+			}
+		}
+	}
+	tr := per[importer]
 	if tr == nil {
 		tr = &trace{since: -1}
-		s.traces[k] = tr
+		per[importer] = tr
 	}
 	if tr.n < firstN {
 		u.FirstLots++
