@@ -25,9 +25,10 @@ import (
 // version in the same transaction as every write to its events, so one
 // key names one history, and the key is known without reading it.
 //
-// A fold holds for decision times from the history's latest event up to
-// its fold time to its earliest event after it (events dated ahead): in
-// that span the same events count. A decision outside it folds again.
+// A fold is taken at one decision time and holds from the latest event
+// dated up to then until the earliest event dated after (events dated
+// ahead): in that span the same events count. A decision outside it folds
+// the history again.
 
 // goodsFold is one history's fold; it is shared and never changed.
 type goodsFold struct {

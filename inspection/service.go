@@ -571,7 +571,10 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, shadows []*policy.Polic
 		}
 		return Evaluate(p, history, lot, now)
 	}
-	results, own := 0, false
+	var (
+		results int  // goodsResults(history)
+		own     bool // hasGoodsEvents(history)
+	)
 	if fold != nil {
 		results, own = fold.results, fold.own
 	} else {
