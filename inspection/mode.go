@@ -67,7 +67,39 @@ const maxExplainedEvents = 20
 //     the goods ends the term and restarts the count.
 func Evaluate(p *policy.Policy, history []Event, lot Lot, now time.Time) Evaluation {
 	events := inOrder(history, now)
+	return evaluateOrdered(p, events, lastReset(events), lot, now)
+}
 
+// failed reports whether e puts the goods in strict: a failed result or an
+// alert. It resets everything the replay carries.
+func failed(e *Event) bool {
+	return e.Kind == EventAlert || (e.Kind == EventResult && e.Outcome == OutcomeFail)
+}
+
+// lastReset is the index of the last failure or alert among events, -1
+// when there is none.
+func lastReset(events []Event) int {
+	for i := len(events) - 1; i >= 0; i-- {
+		if failed(&events[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// evaluateOrdered is Evaluate over events already in replay order (inOrder
+// of the history at now) whose last failure or alert is at index reset
+// (-1: none). A failure or an alert resets every part of the replay's
+// state, so the events before the last one count only in EventsSeen: the
+// replay starts there, and the cost of a decision follows the events since
+// the goods' last failure, not its whole history. Without a quality
+// importer to follow, nothing changes once the goods are back to normal
+// (passes outside strict only count for the importer), so the replay stops
+// there, and the reduced count stops at the passes it needs: a goods that
+// has not failed in ten thousand results decides in a few steps. A caller
+// that keeps the ordered events of a history (goodsFold) decides through
+// here with no pass over the history at all.
+func evaluateOrdered(p *policy.Policy, events []Event, reset int, lot Lot, now time.Time) Evaluation {
 	var (
 		strict       bool
 		cause        *Event // the failure or alert that put the goods in strict
@@ -79,11 +111,19 @@ func Evaluate(p *policy.Policy, history []Event, lot Lot, now time.Time) Evaluat
 	)
 	qe := p.QualityExemption
 	trackImporter := qe.Enabled && lot.Procedure == policy.ProcedureQuality && lot.ImporterTaxCode != ""
-	for i := range events {
+	start := 0
+	if reset >= 0 {
+		// What the replay holds right after the last failure or alert
+		// (the failed case below).
+		strict, cause, normalStart, since, start = true, &events[reset], reset+1, reset, reset+1
+	}
+	// Back in normal with no importer to follow, no later event can change
+	// anything: none fails (reset is the last that does), and a pass
+	// outside strict counts only for the importer.
+	for i := start; i < len(events) && (strict || trackImporter); i++ {
 		e := &events[i]
-		failed := e.Kind == EventAlert || (e.Kind == EventResult && e.Outcome == OutcomeFail)
 		switch {
-		case failed:
+		case failed(e):
 			strict, cause, strictPasses, normalStart, since = true, e, 0, i+1, i
 			importerRun, exemptUntil = 0, time.Time{}
 		case e.Kind != EventResult:
@@ -156,7 +196,9 @@ func Evaluate(p *policy.Policy, history []Event, lot Lot, now time.Time) Evaluat
 		if events[j].At.Before(windowStart) {
 			break
 		}
-		inWindow++
+		if inWindow++; inWindow >= k {
+			break // reduced: more passes would say nothing more
+		}
 	}
 	if inWindow >= k {
 		ex.Rule = RuleReducedPasses

@@ -121,8 +121,12 @@ func observeAlert(tx interface {
 // group's stored fit, or the policy's fallback until the rescoring job has
 // fitted one. Scores are taken at whole seconds (Score.At says which) so
 // that lots decided in the same second share them; a second of decay
-// changes a score by about 1e-8 at a one-year half-life.
-func (s *Service) scoreLot(tx RiskReader, pol *policy.Policy, k identity.Keys, hsCode, importer string, history []Event, now time.Time) ([]risk.Score, error) {
+// changes a score by about 1e-8 at a one-year half-life. The goods is
+// scored from fold, the history's fold kept across lots, when there is one
+// that holds at that second; it gives the score the history gives
+// (risk.ScoreHistory scores through the same fold) without a pass over
+// every event.
+func (s *Service) scoreLot(tx RiskReader, pol *policy.Policy, k identity.Keys, hsCode, importer string, history []Event, fold *goodsFold, now time.Time) ([]risk.Score, error) {
 	p := pol.Risk.Params()
 	at := now.Truncate(time.Second)
 	subs := lotSubjects(k, hsCode, importer)
@@ -137,7 +141,12 @@ func (s *Service) scoreLot(tx RiskReader, pol *policy.Policy, k identity.Keys, h
 		}
 		key := scoring.MemoKey{Subject: sub.Subject, Policy: pol.Version, Prior: prior, At: at.UnixNano()}
 		var sc risk.Score
-		if i == 0 {
+		if i == 0 && fold != nil && fold.scored && fold.holds(at) {
+			// Folded under this policy's parameters (foldKey), over the
+			// same events as up to at (holds): named as below.
+			key.History = [2]uint64{uint64(fold.seen), fold.idHash}
+			sc, err = s.scores.Get(key, func() (risk.Score, error) { return fold.score.Score(sub.Subject, prior, at, p) })
+		} else if i == 0 {
 			// The memo key is taken first and the observations built only
 			// on a miss: lots of a goods mostly share their second and
 			// history, and building one observation per event for every
@@ -156,15 +165,7 @@ func (s *Service) scoreLot(tx RiskReader, pol *policy.Policy, k identity.Keys, h
 			}
 			key.History = [2]uint64{uint64(seen), idHash}
 			sc, err = s.scores.Get(key, func() (risk.Score, error) {
-				obs := make([]risk.Observation, 0, seen)
-				for _, e := range history {
-					if e.At.After(at) {
-						continue
-					}
-					obs = append(obs, risk.Observation{At: e.At, Failed: e.Kind == EventAlert || e.Outcome == OutcomeFail,
-						Alert: e.Kind == EventAlert, Ref: e.ID})
-				}
-				return risk.ScoreHistory(sub.Subject, obs, prior, at, p)
+				return risk.ScoreHistory(sub.Subject, historyObservations(history, at, false), prior, at, p)
 			})
 		} else {
 			rec, rerr := tx.RiskRecord(sub.Subject)

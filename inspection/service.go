@@ -73,6 +73,7 @@ type Service struct {
 	encoder    RecordEncoder // nil when the store encodes only inside a write
 	scores     scoring.Memo
 	inputs     inputCache
+	folds      foldMemo // goods histories folded for deciding (goodsfold.go)
 	// prep counts declarations committed from their prepared evaluation
 	// and those evaluated again inside the write transaction.
 	prep struct{ used, recomputed atomic.Int64 }
@@ -553,14 +554,36 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, shadows []*policy.Polic
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
 	}
-	history, certs, state, err := goodsContext(tx, k)
+	history, certs, state, hid, err := goodsContextID(tx, k)
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
+	}
+	// A history the snapshot names by its versions is decided from its
+	// fold (goodsfold.go), kept across lots: the same evaluations and
+	// score, without a pass over every event of a long history.
+	var fold *goodsFold
+	if hid != "" {
+		fold = s.folds.get(hid, pol.Risk.Params(), history, now)
+	}
+	evaluate := func(p *policy.Policy, lot Lot) Evaluation {
+		if fold != nil {
+			return fold.evaluate(p, lot, now)
+		}
+		return Evaluate(p, history, lot, now)
+	}
+	var (
+		results int  // goodsResults(history)
+		own     bool // hasGoodsEvents(history)
+	)
+	if fold != nil {
+		results, own = fold.results, fold.own
+	} else {
+		results, own = goodsResults(history), hasGoodsEvents(history)
 	}
 	// Certificates on record count; one presented with the lot counts only
 	// once it is on record (certificate.go): until then it is pending.
 	lot := Lot{ImporterTaxCode: d.ImporterTaxCode, Procedure: l.Procedure, Exemption: l.Exemption, Certificates: certs}
-	ev := Evaluate(pol, history, lot, now)
+	ev := evaluate(pol, lot)
 	if pending := pendingCertificates(l.Certificates, certs, now); len(pending) > 0 {
 		ev.Explanation.Pending = pending
 		ev.Explanation.Reason += "; certificate " + strings.Join(pending, ", ") +
@@ -572,10 +595,10 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, shadows []*policy.Polic
 	// replayed a second time.
 	snap := ev
 	if !(len(lot.Certificates) == 0 && lot.Exemption == "" && lot.Procedure != policy.ProcedureQuality) {
-		snap = Evaluate(pol, history, Lot{}, now)
+		snap = evaluate(pol, Lot{})
 	}
 	var resembled []risk.Subject
-	if state.Key == (identity.Key{}) && !hasGoodsEvents(history) {
+	if state.Key == (identity.Key{}) && !own {
 		if resembled, err = resemble(tx, pol, l.Goods, k.Goods, &ev, now); err != nil {
 			return lotEval{}, GoodsState{}, err
 		}
@@ -584,19 +607,19 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, shadows []*policy.Polic
 		}
 	}
 	if pol.Risk.ScoreDecisions {
-		scores, err := s.scoreLot(tx, pol, k, l.Goods.HSCode, d.ImporterTaxCode, history, now)
+		scores, err := s.scoreLot(tx, pol, k, l.Goods.HSCode, d.ImporterTaxCode, history, fold, now)
 		if err != nil {
 			return lotEval{}, GoodsState{}, err
 		}
 		applyScoreRules(pol, &ev, scores)
 		ev.Explanation.Scores = scores
 	}
-	e := lotEval{gk: k.Goods, ev: ev, snap: snap, results: goodsResults(history), moreInputs: append(resembled, linked...)}
+	e := lotEval{gk: k.Goods, ev: ev, snap: snap, results: results, moreInputs: append(resembled, linked...)}
 	for _, sp := range shadows {
 		// The same history and lot under the version in shadow, with its
 		// resemblance and its score rules over the same scores; no draw.
-		sev := Evaluate(sp, history, lot, now)
-		if state.Key == (identity.Key{}) && !hasGoodsEvents(history) {
+		sev := evaluate(sp, lot)
+		if state.Key == (identity.Key{}) && !own {
 			if _, err := resemble(tx, sp, l.Goods, k.Goods, &sev, now); err != nil {
 				return lotEval{}, GoodsState{}, err
 			}
@@ -804,6 +827,17 @@ func goodsContext(tx interface {
 	ReferenceReader
 	LinkReader
 }, k identity.Keys) ([]Event, []reference.Certificate, GoodsState, error) {
+	history, certs, state, _, err := goodsContextID(tx, k)
+	return history, certs, state, err
+}
+
+// goodsContextID is goodsContext with the history's name for its fold
+// (historyID: "" when tx cannot name it).
+func goodsContextID(tx interface {
+	HistoryReader
+	ReferenceReader
+	LinkReader
+}, k identity.Keys) ([]Event, []reference.Certificate, GoodsState, string, error) {
 	var history []Event
 	subjects := []Subject{
 		{SubjectGoods, k.Goods},
@@ -816,7 +850,7 @@ func goodsContext(tx interface {
 	}
 	linked, err := tx.LinkedInto(k.Goods) // goods customs linked into this one (link.go)
 	if err != nil {
-		return nil, nil, GoodsState{}, err
+		return nil, nil, GoodsState{}, "", err
 	}
 	for _, l := range linked {
 		subjects = append(subjects, Subject{SubjectGoods, l})
@@ -834,7 +868,7 @@ func goodsContext(tx interface {
 	for _, sub := range subjects {
 		evs, err := tx.Events(sub)
 		if err != nil {
-			return nil, nil, GoodsState{}, fmt.Errorf("history of %s %s: %w", sub.Kind, sub.Key, err)
+			return nil, nil, GoodsState{}, "", fmt.Errorf("history of %s %s: %w", sub.Kind, sub.Key, err)
 		}
 		parts = append(parts, evs)
 		if len(evs) > 0 {
@@ -863,7 +897,7 @@ func goodsContext(tx interface {
 	case err == nil:
 		certs = m.Certificates
 	case !errors.Is(err, fault.ErrNotFound):
-		return nil, nil, GoodsState{}, err
+		return nil, nil, GoodsState{}, "", err
 	}
 	state, err := readGoodsState(tx, k.Goods)
 	if err == nil && state.Key == (identity.Key{}) && k.LegacyGoods != (identity.Key{}) {
@@ -873,9 +907,9 @@ func goodsContext(tx interface {
 		}
 	}
 	if err != nil {
-		return nil, nil, GoodsState{}, err
+		return nil, nil, GoodsState{}, "", err
 	}
-	return history, certs, state, nil
+	return history, certs, state, historyID(tx, subjects), nil
 }
 
 // readGoodsState reads the stored goods state; a goods never seen has the

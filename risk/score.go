@@ -124,21 +124,18 @@ func ScoreCounts(s Subject, c Counts, prior Prior, now time.Time, p Params) (Sco
 }
 
 // ScoreHistory scores a subject from its history (observations dated
-// after now are ignored) and lists the most influential lots.
+// after now are ignored) and lists the most influential lots. It scores
+// through the history's fold as of now (FoldHistory): the counts as of
+// the latest observation, decayed to now. That equals accumulating every
+// observation's weight at now up to rounding in the last bits (the sum
+// is taken at another time and scaled once), and lets a caller that keeps
+// the fold score the same history at a later time to the same last bit.
 func ScoreHistory(s Subject, history []Observation, prior Prior, now time.Time, p Params) (Score, error) {
-	if err := p.Validate(); err != nil {
-		return Score{}, err
-	}
-	c, err := Accumulate(history, now, p.HalfLife)
+	f, err := FoldHistory(history, now, p)
 	if err != nil {
 		return Score{}, err
 	}
-	sc, err := ScoreCounts(s, c, prior, now, p)
-	if err != nil {
-		return Score{}, err
-	}
-	sc.Evidence.Lots = InfluentialLots(history, now, p)
-	return sc, nil
+	return f.Score(s, prior, now, p)
 }
 
 // InfluentialLots returns up to p.EvidenceLots observations of a history
@@ -146,12 +143,20 @@ func ScoreHistory(s Subject, history []Observation, prior Prior, now time.Time, 
 // passes, then by weight, then the newest, then by Ref. Observations dated
 // after now, invalid ones and those of zero weight are left out.
 func InfluentialLots(history []Observation, now time.Time, p Params) []Lot {
+	top, _ := influentialLots(history, now, p)
+	return top
+}
+
+// influentialLots is InfluentialLots with the lots' observations' own
+// weights (Observation.multiplier), for a Fold to weigh them again.
+func influentialLots(history []Observation, now time.Time, p Params) ([]Lot, []float64) {
 	if p.EvidenceLots <= 0 || p.HalfLife <= 0 {
-		return nil
+		return nil, nil
 	}
 	// Keep the best k in order by insertion: O(len(history)·k), no sort.
 	k := p.EvidenceLots
 	top := make([]Lot, 0, min(k, len(history)))
+	mult := make([]float64, 0, cap(top))
 	for _, o := range history {
 		if o.validate("") != nil || o.At.After(now) {
 			continue
@@ -168,15 +173,16 @@ func InfluentialLots(history []Observation, now time.Time, p Params) []Lot {
 			continue
 		}
 		if len(top) < k {
-			top = append(top, l)
+			top, mult = append(top, l), append(mult, o.multiplier())
 		} else {
-			top[k-1] = l
+			top[k-1], mult[k-1] = l, o.multiplier()
 		}
 		for i := len(top) - 1; i > 0 && moreInfluential(top[i], top[i-1]); i-- {
 			top[i], top[i-1] = top[i-1], top[i]
+			mult[i], mult[i-1] = mult[i-1], mult[i]
 		}
 	}
-	return top
+	return top, mult
 }
 
 // moreInfluential orders evidence lots: failures first, then by weight,
