@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -227,4 +230,106 @@ func TestCreateKeyRandomFailure(t *testing.T) {
 	if _, err := a.CreateKey(context.Background(), keyAdmin, inspection.KeyRequest{Principal: "nsw"}); err == nil {
 		t.Fatal("a short random source gave a key")
 	}
+}
+
+// TestRevokedKeyRefusedWhileCached: Authenticate keeps the keys it read,
+// and a revocation must still be refused from the next request on, also
+// while other requests are authenticating with the key during it (their
+// reads race the revoking commit). Every authentication that begins after
+// RevokeKey has returned fails; run under -race.
+func TestRevokedKeyRefusedWhileCached(t *testing.T) {
+	ctx := context.Background()
+	a, _, _ := newAccess(t, inspection.AccessConfig{})
+	for round := range 20 {
+		k, err := a.CreateKey(ctx, keyAdmin, inspection.KeyRequest{Principal: "agency:moh-nifc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Authenticate(ctx, k.Token); err != nil {
+			t.Fatal(err)
+		}
+		var revoked atomic.Bool
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 200; i++ {
+					after := revoked.Load()
+					_, err := a.Authenticate(ctx, k.Token)
+					if after && err == nil {
+						errs <- fmt.Errorf("round %d: key authenticated after its revocation returned", round)
+						return
+					}
+					if err != nil && fault.CodeOf(err) != fault.Unauthenticated {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		if _, err := a.RevokeKey(ctx, keyAdmin, k.Key.ID); err != nil {
+			t.Fatal(err)
+		}
+		revoked.Store(true)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if _, err := a.Authenticate(ctx, k.Token); fault.CodeOf(err) != fault.Unauthenticated {
+			t.Fatalf("round %d: revoked key: %v", round, err)
+		}
+	}
+}
+
+// BenchmarkAuthenticateUnderWrites authenticates a key (in parallel, as
+// every request does) on a store on disk while decisions commit: without
+// the key cache each call opens a read transaction, which waits for the
+// commits before it to land.
+func BenchmarkAuthenticateUnderWrites(b *testing.B) {
+	db, err := store.Open(store.Options{Dir: b.TempDir(), Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	onRecord(b, db)
+	clock := calendar.SystemClock{}
+	a, err := inspection.NewAccess(inspection.AccessConfig{Store: db, Clock: clock, Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := inspection.NewService(inspection.Config{Store: db, Policy: mustPolicy(b), Clock: clock, QuotaKeys: testKeys, Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	k, err := a.CreateKey(ctx, keyAdmin, inspection.KeyRequest{Principal: "nsw"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var writers sync.WaitGroup
+	var next atomic.Int64
+	for range 4 {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for ctx.Err() == nil {
+				_, _ = svc.Decide(ctx, access.SystemPrincipal(), benchDeclaration(next.Add(1)))
+			}
+		}()
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := a.Authenticate(context.Background(), k.Token); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	cancel()
+	writers.Wait()
 }

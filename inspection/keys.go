@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ktcn/ktcn/inspection/access"
@@ -67,7 +69,56 @@ type Access struct {
 	defaultTTL time.Duration
 	maxTTL     time.Duration
 	random     io.Reader
+	keys       keyCache
 }
+
+// keyCache keeps the keys Authenticate has read, so that a request does
+// not open a store transaction to find its key: that read waits for every
+// commit before it to land (badger's read watermark), and every request
+// made it (issue 21's profiles: a tenth of all blocked time). Keys are
+// written only through this Access (CreateKeys, RevokeKey; the store is
+// one process's), and each such write moves the generation once it has
+// committed, whether it succeeded or not. An entry is used only under the
+// generation it was read in, taken before the read: a read racing a
+// revocation is tagged with the older generation and read again next
+// time, so a revoked key is refused from the next request on, as without
+// the cache. Expiry is checked against the clock on every request. Only
+// keys found are kept (an unknown ID is not: anyone can send those), at
+// most maxCachedKeys (a full cache is emptied).
+type keyCache struct {
+	gen atomic.Uint64
+	mu  sync.Mutex
+	m   map[string]cachedKey
+}
+
+type cachedKey struct {
+	k   access.APIKey
+	gen uint64
+}
+
+const maxCachedKeys = 4096
+
+func (c *keyCache) get(id string, gen uint64) (access.APIKey, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok || e.gen != gen {
+		return access.APIKey{}, false
+	}
+	return e.k, true
+}
+
+func (c *keyCache) put(k access.APIKey, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedKeys {
+		c.m = make(map[string]cachedKey)
+	}
+	c.m[k.ID] = cachedKey{k, gen}
+}
+
+// changed ends every entry read before a key write committed.
+func (c *keyCache) changed() { c.gen.Add(1) }
 
 // NewAccess checks the wiring and returns an Access.
 func NewAccess(c AccessConfig) (*Access, error) {
@@ -98,9 +149,9 @@ func (a *Access) MaxKeyTTL() time.Duration { return a.maxTTL }
 func (a *Access) KeyStatus(k access.APIKey) access.KeyStatus { return k.Status(a.clock.Now()) }
 
 // Authenticate returns the key a bearer token stands for (its Principal is
-// the caller). It reads
-// the key from the store on every call, with no cache, so a revoked or
-// expired key is refused from the next request on. A token that is
+// the caller). It reads the key from the store, or from the keys it read
+// since the last key write (keyCache), so a revoked or expired key is
+// refused from the next request on. A token that is
 // malformed, unknown, or whose secret does not match gets the same
 // answer; only the holder of the right secret learns that the key expired
 // or was revoked. Store failures are not turned into 401s.
@@ -110,16 +161,20 @@ func (a *Access) Authenticate(ctx context.Context, token string) (access.APIKey,
 		return access.APIKey{}, Unauthenticated("the key is not a ktcn API key")
 	}
 	now := a.clock.Now()
-	var k access.APIKey
-	err := a.reads.View(ctx, func(tx ReadTx) (err error) {
-		k, err = tx.APIKey(id)
-		return err
-	})
-	if errors.Is(err, fault.ErrNotFound) {
-		return access.APIKey{}, Unauthenticated("the key is not valid")
-	}
-	if err != nil {
-		return access.APIKey{}, fmt.Errorf("authenticate: %w", err)
+	gen := a.keys.gen.Load()
+	k, cached := a.keys.get(id, gen)
+	if !cached {
+		err := a.reads.View(ctx, func(tx ReadTx) (err error) {
+			k, err = tx.APIKey(id)
+			return err
+		})
+		if errors.Is(err, fault.ErrNotFound) {
+			return access.APIKey{}, Unauthenticated("the key is not valid")
+		}
+		if err != nil {
+			return access.APIKey{}, fmt.Errorf("authenticate: %w", err)
+		}
+		a.keys.put(k, gen)
 	}
 	// Constant time, so the comparison does not reveal how much of a
 	// guessed secret was right.
@@ -205,6 +260,7 @@ func (a *Access) CreateKeys(ctx context.Context, by access.Principal, reqs []Key
 			Token: access.Token(id, secret),
 		}
 	}
+	defer a.keys.changed()
 	err := a.w.write(ctx, by, audit.KeyCreated, now, func(tx Tx, c *Change) error {
 		subjects := make([]string, 0, len(out))
 		for _, k := range out {
@@ -270,6 +326,7 @@ func (a *Access) RevokeKey(ctx context.Context, by access.Principal, id string) 
 		k       access.APIKey
 		changed bool
 	)
+	defer a.keys.changed()
 	err := a.w.write(ctx, by, audit.KeyRevoked, now, func(tx Tx, c *Change) (err error) {
 		changed = false
 		k, err = tx.APIKey(id)
