@@ -58,6 +58,14 @@ type Options struct {
 	// on conflict) instead of group commit. It exists to measure what group
 	// commit buys; production leaves it off.
 	DirectCommit bool
+	// BulkLoad commits without waiting for each commit to reach the disk;
+	// Close syncs. Commits stay atomic and in order, so a crash leaves the
+	// store as it was after some earlier commit, but one acknowledged since
+	// may be lost: only for loading generated history into a new store,
+	// which is loaded again if it was interrupted (ktcn fixtures generate
+	// -data-dir -bulk). One synced commit per declaration is what bounds a
+	// replay's rate (a few hundred lots a second); never for serving.
+	BulkLoad bool
 }
 
 // DB is the badger-backed inspection.Store. It is safe for concurrent use.
@@ -77,6 +85,8 @@ type DB struct {
 	// pinging is set while a Ping's update is queued (ping.go), so a
 	// stuck committer costs one waiting goroutine, not one per probe.
 	pinging atomic.Bool
+
+	bulk bool // Options.BulkLoad: Close syncs what the commits did not
 }
 
 var _ inspection.Store = (*DB)(nil)
@@ -96,7 +106,7 @@ func Open(opts Options) (*DB, error) {
 var ErrNotDurable = errors.New("store: refusing to open without SyncWrites")
 
 func open(opts Options, bo badger.Options) (*DB, error) {
-	if !bo.InMemory && !bo.SyncWrites {
+	if !bo.InMemory && !bo.SyncWrites && !opts.BulkLoad {
 		return nil, ErrNotDurable
 	}
 	where := opts.Dir
@@ -107,7 +117,7 @@ func open(opts Options, bo badger.Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", where, err)
 	}
-	d := &DB{db: bdb, log: opts.Logger}
+	d := &DB{db: bdb, log: opts.Logger, bulk: opts.BulkLoad}
 	d.idle = sync.NewCond(&d.mu)
 	if err := d.checkSchema(); err != nil {
 		if cerr := bdb.Close(); cerr != nil {
@@ -147,6 +157,9 @@ func badgerOptions(opts Options) (badger.Options, error) {
 	// write can be lost on power failure.
 	bo = bo.WithSyncWrites(true).
 		WithLogger(badgerLogger{log: opts.Logger.With().Str("component", "badger").Logger()})
+	if opts.BulkLoad {
+		bo = bo.WithSyncWrites(false)
+	}
 	if opts.Small {
 		bo = bo.WithMemTableSize(1 << 20).
 			WithNumMemtables(2).
@@ -211,6 +224,11 @@ func (d *DB) Close() error {
 	d.mu.Unlock()
 	if d.committer != nil {
 		d.committer.stop()
+	}
+	if d.bulk {
+		if err := d.db.Sync(); err != nil {
+			return fmt.Errorf("store: close: sync the bulk load: %w", err)
+		}
 	}
 	if err := d.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)

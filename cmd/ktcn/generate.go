@@ -67,6 +67,7 @@ func runFixturesGenerate(ctx context.Context, args []string, getenv func(string)
 		sampling  = fs.Bool("sampling", true, "with -out: draw the policy's random checks of reduced lots (false: reduced lots are never inspected)")
 		secret    = fs.String("quota-secret", env("KTCN_QUOTA_SECRET", ""), "with -data-dir: quota master secret file (default: as serve's, in $KTCN_SECRETS_DIR or <data dir's parent>/var; created for a new store)")
 		logLevel  = fs.String("log-level", env("KTCN_LOG_LEVEL", "warn"), "log level of the store and the service during a replay")
+		bulk      = fs.Bool("bulk", false, "with -data-dir: do not wait for each commit to reach the disk (synced once at the end); if interrupted, the store may lack its last commits: generate again into an empty directory")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -135,7 +136,7 @@ func runFixturesGenerate(ctx context.Context, args []string, getenv func(string)
 		if err != nil {
 			return err
 		}
-		db, err := store.Open(store.Options{Dir: *dataDir, Logger: log})
+		db, err := store.Open(store.Options{Dir: *dataDir, Logger: log, BulkLoad: *bulk})
 		if err != nil {
 			return fmt.Errorf("open store %s: %w", *dataDir, err)
 		}
