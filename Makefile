@@ -112,7 +112,7 @@ bench-backtest:
 # cron jobs started, bytes on disk per decision, peak RSS; a table of both
 # and their ratios (docs/performance.md, "Store scale"). The filled store is
 # kept and reused by the next run with the same N (SCALE_FRESH=1 refills:
-# 2 M decisions take hours to replay here). SCALE_PROFILE=1 profiles the
+# 2 M decisions take about 17 minutes to replay here). SCALE_PROFILE=1 profiles the
 # closed loop through serve's -debug-addr into SCALE_DIR/profiles.
 SCALE_DECISIONS ?= 2000000
 SCALE_DIR ?= $(CURDIR)/.bench-scale
