@@ -76,3 +76,14 @@ func CountDecisionIndexKeys(d *DB) (n int, err error) {
 // DropLedger deletes every effectiveness-ledger tally, leaving a store as
 // one whose decisions predate the ledger.
 func DropLedger(d *DB) error { return d.db.DropPrefix([]byte{byte(prefixLedger)}) }
+
+// LevelsOverTarget is how many LSM levels badger would compact now.
+func LevelsOverTarget(d *DB) int {
+	n := 0
+	for _, l := range d.db.Levels() {
+		if l.Score >= 1 {
+			n++
+		}
+	}
+	return n
+}

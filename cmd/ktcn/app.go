@@ -100,6 +100,7 @@ func commands() []command {
 		{[]string{"backtest"}, "-version V [-from D -to D | -generated SEED,LOTS,YEARS] [-changes F.csv] [-json]",
 			"replay history under version V and the one in force, side by side (a stopped store or a copy; docs/backtest.md)", runBacktest},
 		{[]string{"restore"}, "FILE DIR", "check a backup's SHA-256, then restore it into an empty DIR", runRestore},
+		{[]string{"compact"}, "[flags]", "wait for the store's compaction to catch up (after a bulk load or a restore; a stopped store)", runCompact},
 	}
 }
 
