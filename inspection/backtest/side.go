@@ -168,17 +168,12 @@ func (s *side) unpredictability(u *Unpredictability, importer, period string, ch
 	if per == nil {
 		per = map[string]*trace{}
 		s.traces[period] = per
-		for p := range s.traces {
-			if newer := 0; p < period {
-				for q := range s.traces {
-					if q > p {
-						newer++
-					}
-				}
-				if newer >= 2 {
-					delete(s.traces, p)
-				}
+		if len(s.traces) > 2 { // the oldest of three goes
+			oldest := period
+			for p := range s.traces {
+				oldest = min(oldest, p)
 			}
+			delete(s.traces, oldest)
 		}
 	}
 	tr := per[importer]
