@@ -76,3 +76,46 @@ func CountDecisionIndexKeys(d *DB) (n int, err error) {
 // DropLedger deletes every effectiveness-ledger tally, leaving a store as
 // one whose decisions predate the ledger.
 func DropLedger(d *DB) error { return d.db.DropPrefix([]byte{byte(prefixLedger)}) }
+
+// PrefixSize is what one key prefix holds in the store: its keys and
+// their key and value bytes as stored before badger's compression.
+type PrefixSize struct {
+	Prefix     byte
+	Name       string
+	Keys       int64
+	KeyBytes   int64
+	ValueBytes int64
+}
+
+// PrefixSizes counts every live key of the store by prefix (latest
+// versions only, values not read), for BenchmarkBytesPerDecision's
+// breakdown of what the bytes on disk are made of.
+func PrefixSizes(d *DB) ([]PrefixSize, error) {
+	by := map[byte]*PrefixSize{}
+	err := d.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			p := by[k[0]]
+			if p == nil {
+				p = &PrefixSize{Prefix: k[0], Name: prefix(k[0]).String()}
+				by[k[0]] = p
+			}
+			p.Keys++
+			p.KeyBytes += int64(len(k))
+			p.ValueBytes += item.ValueSize()
+		}
+		return nil
+	})
+	out := make([]PrefixSize, 0, len(by))
+	for _, p := range by {
+		out = append(out, *p)
+	}
+	return out, err
+}
+
+// Flatten compacts the whole LSM tree into one level (badger's Flatten),
+// as a long-lived store ends up after compaction.
+func Flatten(d *DB) error { return d.db.Flatten(2) }
