@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,12 +43,16 @@ import (
 // It closes the store, reopens it, counts every key by prefix (keys, and
 // key and value bytes before compression), flattens the LSM tree (badger's
 // Flatten: what compaction converges to), runs value-log GC, closes, and
-// reports the allocated bytes of every file in the directory per decision.
+// reports the allocated bytes of every file in the directory per decision;
+// then reopens it once more and times 20,000 decisions read by ID in
+// random order, what the compression costs a read.
 //
 // KTCN_BYTES_COMPRESSION lists the badger compressions to compare,
 // comma-separated: default (what store.Open sets), snappy, zstd1, zstd3,
-// none, each optionally with -b<KiB>, a table block size (zstd1-b32).
-// Each gets its own fill; decisions/s is the fill's rate with it.
+// none, each optionally with -b<KiB>, a table block size; each changes
+// only what it names in store.Open's options (snappy-b4 is badger's own
+// default, what store.Open used before). Each gets its own fill;
+// decisions/s is the fill's rate with it.
 func BenchmarkBytesPerDecision(b *testing.B) {
 	n, _ := strconv.Atoi(os.Getenv("KTCN_BYTES_DECISIONS"))
 	if n <= 0 {
@@ -82,7 +87,7 @@ func BenchmarkBytesPerDecision(b *testing.B) {
 
 // compression parses a KTCN_BYTES_COMPRESSION name: default, snappy,
 // zstd1, zstd3 or none, optionally with -b<KiB> for badger's table block
-// size (what one compressed unit holds; 4 KiB unless set).
+// size (what one compressed unit holds; store.Open's unless set).
 func compression(name string) (func(badger.Options) badger.Options, error) {
 	base, block, _ := strings.Cut(name, "-b")
 	var alter func(badger.Options) badger.Options
@@ -147,6 +152,8 @@ func fillAndMeasure(b *testing.B, g *fixtures.Generator, decls []declaration.Inp
 		next               atomic.Int64
 		decisions, results atomic.Int64
 		wg                 sync.WaitGroup
+		mu                 sync.Mutex
+		ids                []string // every decision's, for the reads
 	)
 	start := time.Now()
 	for range 64 {
@@ -158,6 +165,11 @@ func fillAndMeasure(b *testing.B, g *fixtures.Generator, decls []declaration.Inp
 					return
 				}
 				decisions.Add(int64(len(out.Decisions)))
+				mu.Lock()
+				for _, d := range out.Decisions {
+					ids = append(ids, d.ID)
+				}
+				mu.Unlock()
 				for _, d := range out.Decisions {
 					if d.AssignmentID == "" {
 						continue
@@ -202,9 +214,31 @@ func fillAndMeasure(b *testing.B, g *fixtures.Generator, decls []declaration.Inp
 	}
 	flat := duBytes(dir)
 
+	// What the compression costs a read: decisions by ID in random order
+	// on the reopened store (its block cache empty), one at a time, each
+	// in its own transaction as GET /v1/decisions/{id} reads one.
+	db, err = store.OpenWith(opts, alter)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const reads = 20_000
+	rng := rand.New(rand.NewPCG(21, 0))
+	readStart := time.Now()
+	for range reads {
+		id := ids[rng.IntN(len(ids))]
+		if err := db.View(ctx, func(tx inspection.ReadTx) error { _, err := tx.Decision(id); return err }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perRead := time.Since(readStart) / reads
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%d decisions (%d declarations) and %d results in %.1fs: %.0f decisions/s (with their results) from 64 goroutines\n",
 		nd, len(decls), results.Load(), fill.Seconds(), float64(nd)/fill.Seconds())
+	fmt.Fprintf(&sb, "a decision read by ID, random order, cold cache: %s\n", perRead)
 	fmt.Fprintf(&sb, "on disk: %d bytes after close (%.0f per decision), %d after Flatten and value-log GC (%.0f per decision)\n",
 		closed, float64(closed)/float64(nd), flat, float64(flat)/float64(nd))
 	for ext, n := range filesByKind(dir) {
@@ -231,6 +265,7 @@ func fillAndMeasure(b *testing.B, g *fixtures.Generator, decls []declaration.Inp
 	b.ReportMetric(float64(closed)/float64(nd), "closed-bytes/decision")
 	b.ReportMetric(float64(total)/float64(nd), "raw-bytes/decision")
 	b.ReportMetric(float64(nd)/fill.Seconds(), "decisions/s")
+	b.ReportMetric(float64(perRead.Microseconds()), "µs/read")
 }
 
 // duBytes is the space the files under dir take on disk (du, not the
