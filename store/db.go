@@ -20,7 +20,16 @@ import (
 // SchemaVersion is the on-disk layout this build writes and reads (the key
 // layout in the package doc and the value encoding). Bump it when either
 // changes incompatibly, and migrate on Open.
-const SchemaVersion uint32 = 1
+//
+// Version 2 stores a decision's explanation with its events by ID
+// (decision.go). A build of version 1 would read such a decision with no
+// events, silently, so the bump makes it refuse the store instead. A
+// version 1 store needs no rewrite (its decisions, events inline, read as
+// written): Open marks it version 2, since what it writes from then on is.
+const SchemaVersion uint32 = 2
+
+// oldestSchema is the oldest version this build reads (and upgrades).
+const oldestSchema uint32 = 1
 
 // MaxUpdateAttempts bounds how often Update re-runs fn after a write
 // conflict before giving up with CodeUnavailable.
@@ -199,8 +208,12 @@ func (d *DB) checkSchema() error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrSchemaVersion, err)
 		}
-		if v != SchemaVersion {
-			return fmt.Errorf("%w: the store is at version %d, this build reads version %d", ErrSchemaVersion, v, SchemaVersion)
+		if v < oldestSchema || v > SchemaVersion {
+			return fmt.Errorf("%w: the store is at version %d, this build reads versions %d to %d", ErrSchemaVersion, v, oldestSchema, SchemaVersion)
+		}
+		if v < SchemaVersion {
+			d.log.Info().Uint32("from", v).Uint32("to", SchemaVersion).Msg("store: schema version upgraded (no record rewritten)")
+			return txn.Set(schemaKey(), encodeSchema(SchemaVersion))
 		}
 		return nil
 	})

@@ -138,6 +138,8 @@
 //
 // # Schema
 //
-// Open writes 0xFF "schema" = SchemaVersion into a new store and refuses a
-// store with another version, or one that holds data but no version.
+// Open writes 0xFF "schema" = SchemaVersion into a new store, marks a store
+// of an older version it reads (oldestSchema on) as SchemaVersion, and
+// refuses a store of any other version, or one that holds data but no
+// version.
 package store
