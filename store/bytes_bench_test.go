@@ -39,9 +39,11 @@ import (
 // the service's own path in process: the reference data and a generated
 // universe, then about N lots of a generated year decided by Decide from 64
 // goroutines (so group commit batches them, as under load), with the NSW
-// outbox hook serve installs; then a passing result for every assignment.
-// It closes the store, reopens it, counts every key by prefix (keys, and
-// key and value bytes before compression), flattens the LSM tree (badger's
+// outbox hook serve installs, each goroutine recording a passing result
+// for its lots' assignments as soon as they are decided. It closes the
+// store, reopens it, counts every key by prefix (keys, key and value bytes
+// before compression, and an estimate of them compressed as store.Open's
+// tables compress: store.PrefixSizes), flattens the LSM tree (badger's
 // Flatten: what compaction converges to), runs value-log GC, closes, and
 // reports the allocated bytes of every file in the directory per decision;
 // then reopens it once more and times 20,000 decisions read by ID in
@@ -247,19 +249,22 @@ func fillAndMeasure(b *testing.B, g *fixtures.Generator, decls []declaration.Inp
 	slices.SortFunc(sizes, func(x, y store.PrefixSize) int {
 		return cmp.Compare(y.KeyBytes+y.ValueBytes, x.KeyBytes+x.ValueBytes)
 	})
-	var keys, total int64
+	var keys, total, zstd int64
 	for _, s := range sizes {
 		keys += s.Keys
 		total += s.KeyBytes + s.ValueBytes
+		zstd += s.Compressed
 	}
-	fmt.Fprintf(&sb, "%-6s %-28s %10s %8s %14s %10s %6s\n", "prefix", "records", "keys", "/decision", "key+value B", "B/decision", "share")
+	fmt.Fprintf(&sb, "%-6s %-28s %10s %8s %14s %10s %6s %10s %6s\n", "prefix", "records", "keys", "/decision", "key+value B", "B/decision",
+		"share", "zstd B/dec", "share")
 	for _, s := range sizes {
 		kv := s.KeyBytes + s.ValueBytes
-		fmt.Fprintf(&sb, "0x%02X   %-28s %10d %8.2f %14d %10.0f %5.1f%%\n", s.Prefix, s.Name, s.Keys,
-			float64(s.Keys)/float64(nd), kv, float64(kv)/float64(nd), 100*float64(kv)/float64(total))
+		fmt.Fprintf(&sb, "0x%02X   %-28s %10d %8.2f %14d %10.0f %5.1f%% %10.0f %5.1f%%\n", s.Prefix, s.Name, s.Keys,
+			float64(s.Keys)/float64(nd), kv, float64(kv)/float64(nd), 100*float64(kv)/float64(total),
+			float64(s.Compressed)/float64(nd), 100*float64(s.Compressed)/float64(zstd))
 	}
-	fmt.Fprintf(&sb, "%-6s %-28s %10d %8.2f %14d %10.0f\n", "", "total (before compression)", keys,
-		float64(keys)/float64(nd), total, float64(total)/float64(nd))
+	fmt.Fprintf(&sb, "%-6s %-28s %10d %8.2f %14d %10.0f %6s %10.0f\n", "", "total (zstd: an estimate)", keys,
+		float64(keys)/float64(nd), total, float64(total)/float64(nd), "", float64(zstd)/float64(nd))
 	b.Log("\n" + sb.String())
 	b.ReportMetric(float64(flat)/float64(nd), "bytes/decision")
 	b.ReportMetric(float64(closed)/float64(nd), "closed-bytes/decision")
