@@ -171,8 +171,9 @@ func readManifest(br *bufio.Reader) (BackupManifest, error) {
 	switch {
 	case m.Format != BackupFormat:
 		return m, fmt.Errorf("backup format %d: this build reads format %d", m.Format, BackupFormat)
-	case m.Schema != SchemaVersion:
-		return m, fmt.Errorf("%w: the backup is at version %d, this build reads version %d", ErrSchemaVersion, m.Schema, SchemaVersion)
+	case m.Schema < oldestSchema || m.Schema > SchemaVersion:
+		// An older backup restores as it was taken; Open upgrades it.
+		return m, fmt.Errorf("%w: the backup is at version %d, this build reads versions %d to %d", ErrSchemaVersion, m.Schema, oldestSchema, SchemaVersion)
 	case m.StreamBytes < 0 || len(m.StreamSHA256) != 2*sha256.Size:
 		return m, errors.New("backup manifest: no stream length or SHA-256")
 	}

@@ -132,12 +132,16 @@
 // # Values
 //
 // Every value starts with an encoding version byte (1). Records follow as
-// JSON (encoding/json of the inspection type); index entries, policy
-// documents and the schema version follow as raw bytes. A value with an
-// unknown version byte is an error naming its kind.
+// JSON (encoding/json of the inspection type; a decision's explanation
+// names its events by ID, rebuilt from them on read: decision.go); index
+// entries, policy documents and the schema version follow as raw bytes. A
+// value with an unknown version byte is an error naming its kind. Tables
+// are compressed by badger (ZSTD over 32 KiB blocks: db.go), below all this.
 //
 // # Schema
 //
-// Open writes 0xFF "schema" = SchemaVersion into a new store and refuses a
-// store with another version, or one that holds data but no version.
+// Open writes 0xFF "schema" = SchemaVersion into a new store, marks a store
+// of an older version it reads (oldestSchema on) as SchemaVersion, and
+// refuses a store of any other version, or one that holds data but no
+// version.
 package store

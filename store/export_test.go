@@ -1,6 +1,9 @@
 package store
 
-import "github.com/dgraph-io/badger/v4"
+import (
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/y"
+)
 
 // Hooks for the black-box tests in package store_test: they plant bytes
 // that a correct build never writes (a newer schema, an unknown encoding).
@@ -87,3 +90,80 @@ func LevelsOverTarget(d *DB) int {
 	}
 	return n
 }
+
+// PrefixSize is what one key prefix holds in the store: its keys, their
+// key and value bytes as stored before badger's compression, and an
+// estimate of what they take compressed as the store compresses them.
+type PrefixSize struct {
+	Prefix     byte
+	Name       string
+	Keys       int64
+	KeyBytes   int64
+	ValueBytes int64
+	// Compressed is the prefix's keys and values, in key order, cut into
+	// blocks of the store's block size and each compressed with ZSTD at
+	// level 1, as store.Open's tables are: an estimate of its share on
+	// disk, without the tables' per-entry headers, indexes and bloom
+	// filters.
+	Compressed int64
+}
+
+// PrefixSizes counts every live key of the store by prefix (latest
+// versions only), for BenchmarkBytesPerDecision's breakdown of what the
+// bytes on disk are made of.
+func PrefixSizes(d *DB) ([]PrefixSize, error) {
+	by := map[byte]*PrefixSize{}
+	block := d.db.Opts().BlockSize
+	var (
+		buf, out []byte
+		cur      *PrefixSize
+	)
+	flush := func() error {
+		if cur == nil || len(buf) == 0 {
+			return nil
+		}
+		c, err := y.ZSTDCompress(out, buf, 1)
+		if err != nil {
+			return err
+		}
+		cur.Compressed += int64(len(c))
+		buf, out = buf[:0], c[:0]
+		return nil
+	}
+	err := d.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			p := by[k[0]]
+			if p == nil {
+				p = &PrefixSize{Prefix: k[0], Name: prefix(k[0]).String()}
+				by[k[0]] = p
+			}
+			if p != cur || len(buf) >= block {
+				if err := flush(); err != nil {
+					return err
+				}
+				cur = p
+			}
+			p.Keys++
+			p.KeyBytes += int64(len(k))
+			p.ValueBytes += item.ValueSize()
+			buf = append(buf, k...)
+			if err := item.Value(func(v []byte) error { buf = append(buf, v...); return nil }); err != nil {
+				return err
+			}
+		}
+		return flush()
+	})
+	list := make([]PrefixSize, 0, len(by))
+	for _, p := range by {
+		list = append(list, *p)
+	}
+	return list, err
+}
+
+// Flatten compacts the whole LSM tree into one level (badger's Flatten),
+// as a long-lived store ends up after compaction.
+func Flatten(d *DB) error { return d.db.Flatten(2) }

@@ -138,3 +138,29 @@ func TestBadgerLogsThroughZerolog(t *testing.T) {
 		t.Errorf("badger lines keep their trailing newline:\n%s", buf.String())
 	}
 }
+
+// A store of version 1 (decisions' explanation events inline) opens, its
+// records as written, and is marked the current version: what this build
+// writes into it from then on, a version 1 build must not read.
+func TestOpenUpgradesVersionOne(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(store.Options{Dir: dir, Small: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutRaw(db, store.SchemaKey(), store.EncodeSchema(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(store.Options{Dir: dir, Small: true})
+	if err != nil {
+		t.Fatalf("open a version 1 store: %v", err)
+	}
+	defer db.Close()
+	got, err := store.GetRaw(db, store.SchemaKey())
+	if err != nil || !bytes.Equal(got, store.EncodeSchema(store.SchemaVersion)) {
+		t.Errorf("schema after open = %x, %v; want %x", got, err, store.EncodeSchema(store.SchemaVersion))
+	}
+}

@@ -103,10 +103,9 @@ func sampleDecision() inspection.Decision {
 		Explanation: inspection.Explanation{
 			Rule: "reduced.consecutive_passes", Reason: "three passes", Progress: "3 of 3",
 			EventsSeen: 4,
-			Events: []inspection.EventRef{{
-				ID: "EV-1", Kind: inspection.EventResult, Subject: "goods", At: t0,
-				Outcome: inspection.OutcomePass, Importer: "0101234567",
-			}},
+			// The explanation cites a recorded event: the store keeps its
+			// ID and reads the rest from the event (decision.go).
+			Events:      []inspection.EventRef{citedEvent().Ref()},
 			Certificate: &reference.Certificate{Kind: "HACCP", Number: "H-9", ValidUntil: until},
 			Exemption:   "quality_importer",
 			ExemptUntil: &until,
@@ -139,6 +138,18 @@ func sampleEvent() inspection.Event {
 		Mode: inspection.ModeNormal, Authority: "MOH", Reference: "R-1", Reason: "why",
 		Source: "agency:AG-1",
 	}
+}
+
+// citedEvent is the event sampleDecision's explanation cites: an earlier
+// result, of other goods (the round trips of sampleEvent's subject's
+// history expect it alone).
+func citedEvent() inspection.Event {
+	e := sampleEvent()
+	other := goods
+	other.ProductName += " (other)"
+	e.Subject.Key = other.Key()
+	e.ID, e.At, e.RecordedAt, e.DecisionID, e.AssignmentID = "EV-0", t0.Add(-time.Hour), t0.Add(-time.Hour), "DECL-0/1", "AS-0"
+	return e
 }
 
 func sampleGoodsState() inspection.GoodsState {
@@ -180,7 +191,12 @@ func roundTrips() []struct {
 			func(tx inspection.ReadTx) (any, error) { return tx.Declaration("DECL-1") },
 			sampleDeclaration()},
 		{"decision",
-			func(tx inspection.Tx) error { return tx.PutDecision(sampleDecision()) },
+			func(tx inspection.Tx) error {
+				if err := tx.AddEvent(citedEvent()); err != nil {
+					return err
+				}
+				return tx.PutDecision(sampleDecision())
+			},
 			func(tx inspection.ReadTx) (any, error) { return tx.Decision("DECL-1/1") },
 			sampleDecision()},
 		{"assignment",

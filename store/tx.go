@@ -181,7 +181,11 @@ func (t *readTx) Declaration(id string) (declaration.Record, error) {
 }
 
 func (t *readTx) Decision(id string) (inspection.Decision, error) {
-	return loadID(t, prefixDecision, id, func(d *inspection.Decision) string { return d.ID })
+	s, err := loadID(t, prefixDecision, id, func(d *storedDecision) string { return d.ID })
+	if err != nil {
+		return inspection.Decision{}, err
+	}
+	return t.decision(s)
 }
 
 func (t *readTx) Assignment(id string) (inspection.Assignment, error) {
@@ -445,7 +449,7 @@ func (t *writeTx) PutDecision(d inspection.Decision) error {
 	if err != nil {
 		return err
 	}
-	if err := t.putID(prefixDecision, d.ID, d); err != nil {
+	if err := t.putID(prefixDecision, d.ID, storedForm(d)); err != nil {
 		return err
 	}
 	return t.indexDecision(entryOf(d, ovs))
@@ -480,7 +484,7 @@ func encodeAhead(p prefix, v any) (inspection.Encoded, error) {
 // transaction, so the single committer need not spend its serial time on
 // it (inspection.RecordEncoder).
 func (d *DB) EncodeDecision(dec inspection.Decision) (inspection.Encoded, error) {
-	return encodeAhead(prefixDecision, dec)
+	return encodeAhead(prefixDecision, storedForm(dec))
 }
 
 // EncodeAssignment is EncodeDecision for an assignment.
