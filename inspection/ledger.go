@@ -78,8 +78,9 @@ type RandomTally struct {
 type LedgerReader interface {
 	LedgerTally(version, rule string) (LedgerTally, error)
 	// LedgerEmpty reports whether no tally is kept yet, and EachDecision
-	// scans every stored decision: the one-time recount of a store whose
-	// decisions predate the ledger (recountLedger).
+	// scans every stored decision, without its explanation's events: the
+	// one-time recount of a store whose decisions predate the ledger
+	// (recountLedger).
 	LedgerEmpty() (bool, error)
 	EachDecision(fn func(Decision) error) error
 	// LedgerTallies lists a version's tallies by rule.

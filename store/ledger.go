@@ -79,7 +79,11 @@ func (t *readTx) LedgerEmpty() (bool, error) {
 
 // EachDecision calls fn with every stored decision, in key order, for a
 // recount over the whole store (once, at start: see inspection's
-// recountLedger); fn's error ends the scan and is returned.
+// recountLedger); fn's error ends the scan and is returned. The decisions
+// come without their explanation's events (stored by reference,
+// decision.go): a recount reads modes, rules and draws, and rebuilding
+// up to twenty events per decision would multiply a whole-store scan's
+// reads by as much.
 func (t *readTx) EachDecision(fn func(inspection.Decision) error) error {
 	return t.iterate([]byte{byte(prefixDecision)}, func(_, val []byte) error {
 		var d inspection.Decision
