@@ -81,15 +81,7 @@ func CountDecisionIndexKeys(d *DB) (n int, err error) {
 func DropLedger(d *DB) error { return d.db.DropPrefix([]byte{byte(prefixLedger)}) }
 
 // LevelsOverTarget is how many LSM levels badger would compact now.
-func LevelsOverTarget(d *DB) int {
-	n := 0
-	for _, l := range d.db.Levels() {
-		if l.Score >= 1 {
-			n++
-		}
-	}
-	return n
-}
+func LevelsOverTarget(d *DB) int { return d.levelsOverTarget() }
 
 // PrefixSize is what one key prefix holds in the store: its keys, their
 // key and value bytes as stored before badger's compression, and an

@@ -170,7 +170,7 @@ func (t *writeTx) unindexDecision(e decisionEntry, keep [][]byte) error {
 // entries at keys the new record no longer has are removed. It returns
 // the overrides.
 func (t *writeTx) reindexPrevious(d inspection.Decision) ([]inspection.Override, error) {
-	prev, err := t.Decision(d.ID)
+	prev, err := t.storedDecision(d.ID)
 	if errors.Is(err, fault.ErrNotFound) {
 		return nil, nil
 	}
@@ -185,14 +185,14 @@ func (t *writeTx) reindexPrevious(d inspection.Decision) ([]inspection.Override,
 	if err != nil {
 		return nil, fmt.Errorf("store: put decision %q: %w", d.ID, err)
 	}
-	return ovs, t.unindexDecision(entryOf(prev, ovs), keep)
+	return ovs, t.unindexDecision(entryOf(prev.Decision, ovs), keep)
 }
 
 // reindexOverridden rewrites a decision's entries after an override: the
 // inspection in force changed, and the lot may be routed to another
 // agency. A decision not stored has no entries to rewrite.
 func (t *writeTx) reindexOverridden(decisionID string) error {
-	d, err := t.Decision(decisionID)
+	s, err := t.storedDecision(decisionID)
 	if errors.Is(err, fault.ErrNotFound) {
 		return nil
 	}
@@ -203,7 +203,7 @@ func (t *writeTx) reindexOverridden(decisionID string) error {
 	if err != nil {
 		return err
 	}
-	return t.indexDecision(entryOf(d, ovs))
+	return t.indexDecision(entryOf(s.Decision, ovs))
 }
 
 // match reports whether e passes every filter of f. Keys hold hashes, so

@@ -21,12 +21,7 @@ func (d *DB) Settle(ctx context.Context, progress func(levels int)) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		pending := 0
-		for _, l := range d.db.Levels() {
-			if l.Score >= 1 {
-				pending++
-			}
-		}
+		pending := d.levelsOverTarget()
 		if pending == 0 {
 			return nil
 		}
@@ -39,4 +34,15 @@ func (d *DB) Settle(ctx context.Context, progress func(levels int)) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// levelsOverTarget is how many LSM levels badger would compact now.
+func (d *DB) levelsOverTarget() int {
+	n := 0
+	for _, l := range d.db.Levels() {
+		if l.Score >= 1 {
+			n++
+		}
+	}
+	return n
 }

@@ -181,11 +181,18 @@ func (t *readTx) Declaration(id string) (declaration.Record, error) {
 }
 
 func (t *readTx) Decision(id string) (inspection.Decision, error) {
-	s, err := loadID(t, prefixDecision, id, func(d *storedDecision) string { return d.ID })
+	s, err := t.storedDecision(id)
 	if err != nil {
 		return inspection.Decision{}, err
 	}
 	return t.decision(s)
+}
+
+// storedDecision is a decision as stored, its explanation's events not
+// read back: for the store's own bookkeeping (the search indexes), which
+// reads no explanation and need not pay one read per event.
+func (t *readTx) storedDecision(id string) (storedDecision, error) {
+	return loadID(t, prefixDecision, id, func(d *storedDecision) string { return d.ID })
 }
 
 func (t *readTx) Assignment(id string) (inspection.Assignment, error) {
