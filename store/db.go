@@ -97,6 +97,8 @@ type DB struct {
 	pinging atomic.Bool
 
 	bulk bool // Options.BulkLoad: Close syncs what the commits did not
+
+	stopWALAdvice func() // waladvice_linux.go
 }
 
 var _ inspection.Store = (*DB)(nil)
@@ -127,9 +129,13 @@ func open(opts Options, bo badger.Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", where, err)
 	}
-	d := &DB{db: bdb, log: opts.Logger, bulk: opts.BulkLoad}
+	d := &DB{db: bdb, log: opts.Logger, bulk: opts.BulkLoad, stopWALAdvice: func() {}}
+	if !opts.InMemory {
+		d.stopWALAdvice = startWALAdvice(opts.Dir, opts.Logger)
+	}
 	d.idle = sync.NewCond(&d.mu)
 	if err := d.checkSchema(); err != nil {
+		d.stopWALAdvice()
 		if cerr := bdb.Close(); cerr != nil {
 			d.log.Error().Err(cerr).Str("dir", where).Msg("store: close after failed open")
 		}
@@ -249,6 +255,7 @@ func (d *DB) Close() error {
 	if d.committer != nil {
 		d.committer.stop()
 	}
+	d.stopWALAdvice()
 	if d.bulk {
 		if err := d.db.Sync(); err != nil {
 			return fmt.Errorf("store: close: sync the bulk load: %w", err)
