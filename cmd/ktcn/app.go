@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -140,7 +141,31 @@ func findCommand(args []string) (command, bool) {
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
-	return withApp(ctx, "serve", args, getenv, stderr, func(a *app) error { return a.serve(ctx, nil) })
+	return withApp(ctx, "serve", args, getenv, stderr, func(a *app) error {
+		serveGC(getenv, a.log)
+		return a.serve(ctx, nil)
+	})
+}
+
+// serveGCPercent is the garbage collector's target for ktcn serve unless
+// GOGC is set: a collection when the heap has grown by 400% of what the
+// last one kept, not Go's 100%. badger allocates in large pieces (a
+// memtable's 88 MiB arena when one fills, a table builder's buffers when
+// it is flushed) and Go makes the allocating goroutine pay for them with
+// marking work while a collection runs: with 100% that was badger's one
+// writer, holding the lock every read takes, so every request waited
+// 300-540 ms once a memtable filled (open loop at 200/s on an empty
+// store, four runs); with 400%, 53-58 ms (docs/performance.md). The heap
+// it may reach is bounded with GOMEMLIMIT, which Go reads itself.
+const serveGCPercent = 400
+
+func serveGC(getenv func(string) string, log zerolog.Logger) {
+	if getenv("GOGC") != "" {
+		log.Info().Str("gogc", getenv("GOGC")).Msg("garbage collector target from GOGC")
+		return
+	}
+	debug.SetGCPercent(serveGCPercent)
+	log.Info().Int("gc_percent", serveGCPercent).Msg("garbage collector target (GOGC overrides it)")
 }
 
 func runFixturesLoad(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {

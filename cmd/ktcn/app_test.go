@@ -9,9 +9,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // TestServeEndToEnd starts the real wiring on an empty data dir, checks the
@@ -208,5 +211,23 @@ func TestRunCommandLine(t *testing.T) {
 		if code != tc.code || !strings.Contains(out.String()+errw.String(), tc.out) {
 			t.Errorf("%v: exit %d, output %q; want %d containing %q", tc.args, code, out.String()+errw.String(), tc.code, tc.out)
 		}
+	}
+}
+
+func TestServeGC(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	serveGC(func(string) string { return "" }, zerolog.Nop())
+	if got := debug.SetGCPercent(100); got != serveGCPercent {
+		t.Errorf("without GOGC: GC percent %d, want %d", got, serveGCPercent)
+	}
+	serveGC(func(k string) string {
+		if k == "GOGC" {
+			return "50"
+		}
+		return ""
+	}, zerolog.Nop())
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set: GC percent %d, want it left as Go set it (100 here)", got)
 	}
 }
