@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -357,9 +358,26 @@ type loadReport struct {
 	// Late counts open-loop declarations sent more than 10 ms after they
 	// were due: the server (or this generator) could not keep the rate.
 	Late int64 `json:"late,omitempty"`
+	// Slow lists the seconds of the run (counted from its start, by when
+	// a declaration was due) whose slowest acknowledged declaration took
+	// more than slowSecondMs, worst first, at most maxSlowSeconds: where
+	// in a run its pauses were, to line up with the server's log.
+	Slow []slowSecond `json:"slow_seconds,omitempty"`
 
 	hist *histogram
 }
+
+// A slowSecond is one second of a run with a pause in it.
+type slowSecond struct {
+	At    int     `json:"at_s"`
+	MaxMs float64 `json:"max_ms"`
+	Over  int64   `json:"over"` // declarations due in it that took more than slowSecondMs
+}
+
+const (
+	slowSecondMs   = 50
+	maxSlowSeconds = 10
+)
 
 type latencySummary struct {
 	Mean float64 `json:"mean"`
@@ -377,6 +395,21 @@ type loadWorker struct {
 	sent, acked, decs int64
 	late              int64
 	last              time.Time
+	slowest           []time.Duration // by second of the run a declaration was due
+	over              []int64         // by second: declarations slower than slowSecondMs
+}
+
+// note records an acknowledged declaration's latency against the second
+// of the run it was due in.
+func (ws *loadWorker) note(sec int, d time.Duration) {
+	for len(ws.slowest) <= sec {
+		ws.slowest = append(ws.slowest, 0)
+		ws.over = append(ws.over, 0)
+	}
+	ws.slowest[sec] = max(ws.slowest[sec], d)
+	if d > slowSecondMs*time.Millisecond {
+		ws.over[sec]++
+	}
 }
 
 // runLoad drives the plan and returns what it measured. It ends early,
@@ -434,6 +467,7 @@ func runLoad(ctx context.Context, p loadPlan) loadReport {
 					ws.acked++
 					ws.decs += int64(lines)
 					ws.hist.record(done.Sub(due))
+					ws.note(int(due.Sub(start)/time.Second), done.Sub(due))
 				}
 			}
 		})
@@ -445,9 +479,18 @@ func runLoad(ctx context.Context, p loadPlan) loadReport {
 		rep.Mode, rep.TargetRate = "open", p.rate
 	}
 	end := start
+	var slowest []time.Duration
+	var over []int64
 	for i := range workers {
 		ws := &workers[i]
 		rep.hist.merge(ws.hist)
+		for sec, d := range ws.slowest {
+			for len(slowest) <= sec {
+				slowest, over = append(slowest, 0), append(over, 0)
+			}
+			slowest[sec] = max(slowest[sec], d)
+			over[sec] += ws.over[sec]
+		}
 		rep.Sent += ws.sent
 		rep.Acked += ws.acked
 		rep.Decisions += ws.decs
@@ -468,6 +511,13 @@ func runLoad(ctx context.Context, p loadPlan) loadReport {
 		rep.DecisionsPerS = float64(rep.Decisions) / rep.Elapsed
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	for sec, d := range slowest {
+		if d > slowSecondMs*time.Millisecond {
+			rep.Slow = append(rep.Slow, slowSecond{At: sec, MaxMs: ms(d), Over: over[sec]})
+		}
+	}
+	slices.SortStableFunc(rep.Slow, func(a, b slowSecond) int { return cmp.Compare(b.MaxMs, a.MaxMs) })
+	rep.Slow = rep.Slow[:min(len(rep.Slow), maxSlowSeconds)]
 	h := rep.hist
 	rep.LatencyMs = latencySummary{Mean: ms(h.mean()), P50: ms(h.quantile(0.50)), P90: ms(h.quantile(0.90)),
 		P99: ms(h.quantile(0.99)), P999: ms(h.quantile(0.999)), Max: ms(time.Duration(max(h.max, 0)))}
@@ -510,6 +560,13 @@ func (r loadReport) write(w io.Writer) {
 		fmt.Fprint(w, "; from each declaration's due time, so queueing counts")
 	}
 	fmt.Fprintln(w, ")")
+	if len(r.Slow) > 0 {
+		parts = parts[:0]
+		for _, sl := range r.Slow {
+			parts = append(parts, fmt.Sprintf("%ds: %.0f ms (%d over)", sl.At, sl.MaxMs, sl.Over))
+		}
+		fmt.Fprintf(w, "  slow seconds %s  (worst first: second of the run a declaration was due, its slowest, how many took over %d ms)\n", strings.Join(parts, "  "), slowSecondMs)
+	}
 	if r.Late > 0 {
 		fmt.Fprintf(w, "  behind      %d declarations left more than 10 ms after they were due: the target rate was not kept\n", r.Late)
 	}
