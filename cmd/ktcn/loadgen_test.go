@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -218,5 +221,37 @@ func TestLoadDuration(t *testing.T) {
 		if got := loadDuration(c.count, c.dur, c.set); got != c.want {
 			t.Errorf("loadDuration(%d, %v, %v) = %v, want %v", c.count, c.dur, c.set, got, c.want)
 		}
+	}
+}
+
+// TestLoadgenSlowSeconds: a server that stalls its answers for the first
+// 300 ms of a run shows as one slow second, the first, and no other.
+func TestLoadgenSlowSeconds(t *testing.T) {
+	start := time.Now()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if time.Since(start) < 300*time.Millisecond {
+			time.Sleep(120 * time.Millisecond)
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	src, err := newDeclSource("catalogue", 1, 1, "LGT-S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	rep := runLoad(t.Context(), loadPlan{addr: strings.TrimPrefix(srv.URL, "http://"), token: "t", rate: 50, clients: 16,
+		duration: 2500 * time.Millisecond, timeout: 5 * time.Second, src: src})
+	if rep.Acked != rep.Sent || rep.Sent < 100 {
+		t.Fatalf("sent %d, acknowledged %d", rep.Sent, rep.Acked)
+	}
+	if len(rep.Slow) != 1 || rep.Slow[0].At != 0 || rep.Slow[0].MaxMs < 120 || rep.Slow[0].Over < 5 {
+		t.Fatalf("slow seconds %+v; want only second 0, its slowest at least 120 ms, at least 5 over 50 ms", rep.Slow)
+	}
+	var out bytes.Buffer
+	rep.write(&out)
+	if !strings.Contains(out.String(), "slow seconds 0s: ") {
+		t.Errorf("report does not list the slow second:\n%s", out.String())
 	}
 }
