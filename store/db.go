@@ -196,8 +196,7 @@ func badgerOptions(opts Options) (badger.Options, error) {
 		// store, growing it by ~150,000 decisions, decided 1,796 and
 		// 1,801 a second against 1,423 and 1,459 (docs/performance.md).
 		bo = bo.WithBaseLevelSize(256 << 20).WithBaseTableSize(8 << 20)
-	}
-	if opts.Small {
+	} else {
 		bo = bo.WithMemTableSize(1 << 20).
 			WithNumMemtables(2).
 			WithValueLogFileSize(1 << 20).
