@@ -119,7 +119,13 @@ func (w *walAdvice) advise(want string) bool {
 		// process's mappings, so it is passed as numbers, not as memory
 		// this program would touch.
 		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_RANDOM); errno != 0 {
-			w.log.Warn().Err(errno).Str("file", m.path).Msg("store: write-ahead log advice")
+			// ENOMEM: badger unmapped the log (flushed) since maps was
+			// read; nothing is left to advise.
+			ev := w.log.Warn()
+			if errno == unix.ENOMEM {
+				ev = w.log.Debug()
+			}
+			ev.Err(errno).Str("file", m.path).Msg("store: write-ahead log advice")
 			continue
 		}
 		n++
