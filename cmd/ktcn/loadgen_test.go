@@ -225,29 +225,34 @@ func TestLoadDuration(t *testing.T) {
 }
 
 // TestLoadgenSlowSeconds: a server that stalls its answers for the first
-// 300 ms of a run shows as one slow second, the first, and no other.
+// 300 ms of a run shows that as the run's worst second, the first. (A
+// loaded machine may make another second slow too, never as slow.)
 func TestLoadgenSlowSeconds(t *testing.T) {
-	start := time.Now()
+	src, err := newDeclSource("catalogue", 1, 1, "LGT-S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stallUntil := time.Now().Add(300 * time.Millisecond)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		if time.Since(start) < 300*time.Millisecond {
+		if time.Now().Before(stallUntil) {
 			time.Sleep(120 * time.Millisecond)
 		}
 		w.WriteHeader(http.StatusCreated)
 	}))
 	defer srv.Close()
-	src, err := newDeclSource("catalogue", 1, 1, "LGT-S")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start = time.Now()
 	rep := runLoad(t.Context(), loadPlan{addr: strings.TrimPrefix(srv.URL, "http://"), token: "t", rate: 50, clients: 16,
 		duration: 2500 * time.Millisecond, timeout: 5 * time.Second, src: src})
 	if rep.Acked != rep.Sent || rep.Sent < 100 {
 		t.Fatalf("sent %d, acknowledged %d", rep.Sent, rep.Acked)
 	}
-	if len(rep.Slow) != 1 || rep.Slow[0].At != 0 || rep.Slow[0].MaxMs < 120 || rep.Slow[0].Over < 5 {
-		t.Fatalf("slow seconds %+v; want only second 0, its slowest at least 120 ms, at least 5 over 50 ms", rep.Slow)
+	if len(rep.Slow) == 0 || rep.Slow[0].At != 0 || rep.Slow[0].MaxMs < 120 || rep.Slow[0].Over < 5 {
+		t.Fatalf("slow seconds %+v; want second 0 first, its slowest at least 120 ms, at least 5 over 50 ms", rep.Slow)
+	}
+	for _, sl := range rep.Slow[1:] {
+		if sl.At == 0 || sl.MaxMs > rep.Slow[0].MaxMs {
+			t.Fatalf("slow seconds %+v: second 0 listed twice or not the worst", rep.Slow)
+		}
 	}
 	var out bytes.Buffer
 	rep.write(&out)
