@@ -554,10 +554,11 @@ func (s *Service) evalLot(tx ReadTx, pol *policy.Policy, shadows []*policy.Polic
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
 	}
-	history, certs, state, hid, err := goodsContextID(tx, k)
+	history, certs, state, subjects, err := goodsContextOf(tx, k)
 	if err != nil {
 		return lotEval{}, GoodsState{}, err
 	}
+	hid := historyID(tx, subjects)
 	// A history the snapshot names by its versions is decided from its
 	// fold (goodsfold.go), kept across lots: the same evaluations and
 	// score, without a pass over every event of a long history.
@@ -827,17 +828,17 @@ func goodsContext(tx interface {
 	ReferenceReader
 	LinkReader
 }, k identity.Keys) ([]Event, []reference.Certificate, GoodsState, error) {
-	history, certs, state, _, err := goodsContextID(tx, k)
+	history, certs, state, _, err := goodsContextOf(tx, k)
 	return history, certs, state, err
 }
 
-// goodsContextID is goodsContext with the history's name for its fold
-// (historyID: "" when tx cannot name it).
-func goodsContextID(tx interface {
+// goodsContextOf is goodsContext with the subjects whose events make up
+// the history, in the order joined (what historyID names it by).
+func goodsContextOf(tx interface {
 	HistoryReader
 	ReferenceReader
 	LinkReader
-}, k identity.Keys) ([]Event, []reference.Certificate, GoodsState, string, error) {
+}, k identity.Keys) ([]Event, []reference.Certificate, GoodsState, []Subject, error) {
 	var history []Event
 	subjects := []Subject{
 		{SubjectGoods, k.Goods},
@@ -850,7 +851,7 @@ func goodsContextID(tx interface {
 	}
 	linked, err := tx.LinkedInto(k.Goods) // goods customs linked into this one (link.go)
 	if err != nil {
-		return nil, nil, GoodsState{}, "", err
+		return nil, nil, GoodsState{}, nil, err
 	}
 	for _, l := range linked {
 		subjects = append(subjects, Subject{SubjectGoods, l})
@@ -868,7 +869,7 @@ func goodsContextID(tx interface {
 	for _, sub := range subjects {
 		evs, err := tx.Events(sub)
 		if err != nil {
-			return nil, nil, GoodsState{}, "", fmt.Errorf("history of %s %s: %w", sub.Kind, sub.Key, err)
+			return nil, nil, GoodsState{}, nil, fmt.Errorf("history of %s %s: %w", sub.Kind, sub.Key, err)
 		}
 		parts = append(parts, evs)
 		if len(evs) > 0 {
@@ -897,7 +898,7 @@ func goodsContextID(tx interface {
 	case err == nil:
 		certs = m.Certificates
 	case !errors.Is(err, fault.ErrNotFound):
-		return nil, nil, GoodsState{}, "", err
+		return nil, nil, GoodsState{}, nil, err
 	}
 	state, err := readGoodsState(tx, k.Goods)
 	if err == nil && state.Key == (identity.Key{}) && k.LegacyGoods != (identity.Key{}) {
@@ -907,9 +908,9 @@ func goodsContextID(tx interface {
 		}
 	}
 	if err != nil {
-		return nil, nil, GoodsState{}, "", err
+		return nil, nil, GoodsState{}, nil, err
 	}
-	return history, certs, state, historyID(tx, subjects), nil
+	return history, certs, state, subjects, nil
 }
 
 // readGoodsState reads the stored goods state; a goods never seen has the
