@@ -395,21 +395,38 @@ type loadWorker struct {
 	sent, acked, decs int64
 	late              int64
 	last              time.Time
-	slowest           []time.Duration // by second of the run a declaration was due
-	over              []int64         // by second: declarations slower than slowSecondMs
+	seconds           secondStats
 }
 
-// note records an acknowledged declaration's latency against the second
-// of the run it was due in.
-func (ws *loadWorker) note(sec int, d time.Duration) {
-	for len(ws.slowest) <= sec {
-		ws.slowest = append(ws.slowest, 0)
-		ws.over = append(ws.over, 0)
+// secondStat is one second of a run: the slowest acknowledged
+// declaration due in it, and how many took over slowSecondMs.
+type secondStat struct {
+	slowest time.Duration
+	over    int64
+}
+
+// secondStats is a run's seconds, indexed by when declarations were due.
+type secondStats []secondStat
+
+// add records a declaration due in second sec that took d.
+func (s *secondStats) add(sec int, d time.Duration) {
+	s.merge(sec, secondStat{slowest: d, over: boolInt(d > slowSecondMs*time.Millisecond)})
+}
+
+// merge folds o into second sec, growing s to hold it.
+func (s *secondStats) merge(sec int, o secondStat) {
+	if len(*s) <= sec {
+		*s = append(*s, make(secondStats, sec+1-len(*s))...)
 	}
-	ws.slowest[sec] = max(ws.slowest[sec], d)
-	if d > slowSecondMs*time.Millisecond {
-		ws.over[sec]++
+	(*s)[sec].slowest = max((*s)[sec].slowest, o.slowest)
+	(*s)[sec].over += o.over
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
 	}
+	return 0
 }
 
 // runLoad drives the plan and returns what it measured. It ends early,
@@ -467,7 +484,7 @@ func runLoad(ctx context.Context, p loadPlan) loadReport {
 					ws.acked++
 					ws.decs += int64(lines)
 					ws.hist.record(done.Sub(due))
-					ws.note(int(due.Sub(start)/time.Second), done.Sub(due))
+					ws.seconds.add(int(due.Sub(start)/time.Second), done.Sub(due))
 				}
 			}
 		})
@@ -479,17 +496,12 @@ func runLoad(ctx context.Context, p loadPlan) loadReport {
 		rep.Mode, rep.TargetRate = "open", p.rate
 	}
 	end := start
-	var slowest []time.Duration
-	var over []int64
+	var seconds secondStats
 	for i := range workers {
 		ws := &workers[i]
 		rep.hist.merge(ws.hist)
-		for sec, d := range ws.slowest {
-			for len(slowest) <= sec {
-				slowest, over = append(slowest, 0), append(over, 0)
-			}
-			slowest[sec] = max(slowest[sec], d)
-			over[sec] += ws.over[sec]
+		for sec, st := range ws.seconds {
+			seconds.merge(sec, st)
 		}
 		rep.Sent += ws.sent
 		rep.Acked += ws.acked
@@ -511,9 +523,9 @@ func runLoad(ctx context.Context, p loadPlan) loadReport {
 		rep.DecisionsPerS = float64(rep.Decisions) / rep.Elapsed
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	for sec, d := range slowest {
-		if d > slowSecondMs*time.Millisecond {
-			rep.Slow = append(rep.Slow, slowSecond{At: sec, MaxMs: ms(d), Over: over[sec]})
+	for sec, st := range seconds {
+		if st.slowest > slowSecondMs*time.Millisecond {
+			rep.Slow = append(rep.Slow, slowSecond{At: sec, MaxMs: ms(st.slowest), Over: st.over})
 		}
 	}
 	slices.SortStableFunc(rep.Slow, func(a, b slowSecond) int { return cmp.Compare(b.MaxMs, a.MaxMs) })
