@@ -34,6 +34,19 @@ type matrixRow struct {
 	request func(t *testing.T, m *matrixFixture, who string) (path string, body any)
 }
 
+// matrixAfter runs, for the routes that leave work running, after an
+// allowed request with its answer: that work must end before the next
+// role's refusal is checked for changing nothing.
+var matrixAfter = map[string]func(t *testing.T, m *matrixFixture, answer json.RawMessage){
+	"POST /v1/policies/:version/backtests": func(t *testing.T, m *matrixFixture, answer json.RawMessage) {
+		var j backtest.Job
+		if err := json.Unmarshal(answer, &j); err != nil || j.ID == "" {
+			t.Fatalf("backtest answer %s: %v", answer, err)
+		}
+		m.backtestEnded(t, j.ID)
+	},
+}
+
 // matrixFixture is state the rows' requests need: a decided lot routed to
 // one agency (the matrix's agency principal).
 type matrixFixture struct {
@@ -47,20 +60,11 @@ type matrixFixture struct {
 // the system, and returns its ID.
 func (m *matrixFixture) backtestDone(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		j, err := m.backtests.Start(ctx, access.SystemPrincipal(), "2026.1-default", backtest.Request{})
+		j, err := m.backtests.Start(context.Background(), access.SystemPrincipal(), "2026.1-default", backtest.Request{})
 		if err == nil {
-			for j.State == backtest.JobRunning && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-				if j, err = m.backtests.Get(ctx, access.SystemPrincipal(), j.ID); err != nil {
-					t.Fatalf("setup: %v", err)
-				}
-			}
-			if j.State != backtest.JobDone {
-				t.Fatalf("setup: backtest %s %s: %s", j.ID, j.State, j.Error)
-			}
+			m.backtestEnded(t, j.ID)
 			return j.ID
 		}
 		if fault.CodeOf(err) != fault.Conflict || time.Now().After(deadline) {
@@ -70,10 +74,25 @@ func (m *matrixFixture) backtestDone(t *testing.T) string {
 	}
 }
 
-// backtestIdle waits until no backtest runs, so a start has room.
-func (m *matrixFixture) backtestIdle(t *testing.T) {
+// backtestEnded waits until a job is done. Get says done only once the
+// job has left memory, after its last write (its end and the prune of
+// older jobs), so the store holds still after it.
+func (m *matrixFixture) backtestEnded(t *testing.T, id string) {
 	t.Helper()
-	m.backtestDone(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j, err := m.backtests.Get(context.Background(), access.SystemPrincipal(), id)
+		if err != nil {
+			t.Fatalf("setup: %v", err)
+		}
+		if j.State != backtest.JobRunning || time.Now().After(deadline) {
+			if j.State != backtest.JobDone {
+				t.Fatalf("setup: backtest %s %s: %s", j.ID, j.State, j.Error)
+			}
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (m *matrixFixture) next() string { m.seq++; return fmt.Sprintf("MATRIX%06d", m.seq) }
@@ -336,8 +355,7 @@ var matrix = map[string]matrixRow{
 		v, _ := m.policyAt(t, inspection.PolicyApproved)
 		return "/v1/policies/" + v + "/activate", map[string]any{}
 	}},
-	"POST /v1/policies/:version/backtests": {[]string{"policy-author", "policy-approver"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
-		m.backtestIdle(t)
+	"POST /v1/policies/:version/backtests": {[]string{"policy-author", "policy-approver"}, func(*testing.T, *matrixFixture, string) (string, any) {
 		return "/v1/policies/2026.1-default/backtests", map[string]any{}
 	}},
 	"GET /v1/backtests/:id": {[]string{"customs", "policy-author", "policy-approver", "auditor"}, func(t *testing.T, m *matrixFixture, _ string) (string, any) {
@@ -452,6 +470,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 				switch {
 				case allowed && (status < 200 || status > 299):
 					t.Errorf("%s: status %d, want 2xx (%+v)", role, status, p)
+				case allowed && matrixAfter[key] != nil:
+					matrixAfter[key](t, m, raw)
 				case !allowed && status != http.StatusForbidden:
 					t.Errorf("%s: status %d, want 403", role, status)
 				case !allowed && (hdr.Get("Content-Type") != "application/problem+json" || p.Code != "forbidden"):
