@@ -696,17 +696,28 @@ func (s *Service) encodeDraft(pol *policy.Policy, d declaration.Declaration, l d
 	if a != nil && routesByCapacity(pol) {
 		return // routed in the transaction, by the capacity counters there
 	}
-	dj, err := s.encoder.EncodeDecision(dec)
+	dj, aj, err := s.encodeLot(dec, a)
 	if err != nil {
 		return
 	}
-	var aj Encoded
+	e.drafted = &draftedLot{dec: dec, asg: a, decEnc: dj, asgEnc: aj}
+}
+
+// encodeLot has the store encode a new lot's decision and assignment
+// (nil encodings when the store cannot: no RecordEncoder).
+func (s *Service) encodeLot(dec Decision, a *Assignment) (dj, aj Encoded, err error) {
+	if s.encoder == nil {
+		return nil, nil, nil
+	}
+	if dj, err = s.encoder.EncodeDecision(dec); err != nil {
+		return nil, nil, err
+	}
 	if a != nil {
 		if aj, err = s.encoder.EncodeAssignment(*a); err != nil {
-			return
+			return nil, nil, err
 		}
 	}
-	e.drafted = &draftedLot{dec: dec, asg: a, decEnc: dj, asgEnc: aj}
+	return dj, aj, nil
 }
 
 // commitLot decides l from its evaluation inside the write transaction:
@@ -777,8 +788,13 @@ func (s *Service) commitLot(tx Tx, c *Change, pol *policy.Policy, d declaration.
 // lotRecords is a lot's decision and assignment: as drafted and encoded
 // ahead when they were (the same inputs give the same records), else
 // drafted here, with the quota draw for a reduced lot and, under a
-// capacity policy, the routing by the day's counters (no encodings: the
-// store encodes them).
+// capacity policy, the routing by the day's counters, and encoded here.
+// Encoding here costs the committer nothing it would not spend anyway
+// (the store encodes what it writes), and an encoded record is written as
+// the new lot's it is (EncodedWriter): without the look for a previous
+// version, a read that misses every level of the LSM tree: 3% of the
+// server's CPU in a closed loop on a store of 2.4 M decisions, where most
+// lots are reduced and so drawn here.
 func (s *Service) lotRecords(tx Tx, pol *policy.Policy, d declaration.Declaration, l declaration.Line, now time.Time, e lotEval, opened *[]quota.Period) (Decision, *Assignment, Encoded, Encoded, error) {
 	if p := e.drafted; p != nil && !(p.asg != nil && routesByCapacity(pol)) {
 		// (encodeDraft drafts no assignment under a capacity policy; a
@@ -789,8 +805,12 @@ func (s *Service) lotRecords(tx Tx, pol *policy.Policy, d declaration.Declaratio
 	if err == nil && !drawn && a != nil && routesByCapacity(pol) {
 		err = routeByCapacity(tx, pol, a, &dec, now)
 	}
-	if err != nil || !drawn {
-		return dec, a, nil, nil, err
+	if err != nil {
+		return Decision{}, nil, nil, nil, err
+	}
+	if !drawn {
+		dj, aj, err := s.encodeLot(dec, a)
+		return dec, a, dj, aj, err
 	}
 	q, err := s.sample(tx, pol, d, l, e.gk, goodsRisk(e.ev.Explanation.Scores), now, opened)
 	if err != nil {
@@ -802,11 +822,14 @@ func (s *Service) lotRecords(tx Tx, pol *policy.Policy, d declaration.Declaratio
 	} else {
 		dec.Reason += "; not selected for a random check"
 	}
-	a, err = assign(pol, &dec, d, l, now, e)
-	if err == nil && a != nil && routesByCapacity(pol) {
+	if a, err = assign(pol, &dec, d, l, now, e); err == nil && a != nil && routesByCapacity(pol) {
 		err = routeByCapacity(tx, pol, a, &dec, now)
 	}
-	return dec, a, nil, nil, err
+	if err != nil {
+		return Decision{}, nil, nil, nil, err
+	}
+	dj, aj, err := s.encodeLot(dec, a)
+	return dec, a, dj, aj, err
 }
 
 // goodsRisk is the goods' posterior violation rate among a decision's
