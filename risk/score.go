@@ -1,6 +1,7 @@
 package risk
 
 import (
+	"reflect"
 	"sort"
 	"time"
 
@@ -102,25 +103,52 @@ func ScoreCounts(s Subject, c Counts, prior Prior, now time.Time, p Params) (Sco
 	if err != nil {
 		return Score{}, err
 	}
-	return Score{
-		Subject:     s,
-		At:          now,
-		Mean:        a / (a + b),
-		Interval:    iv,
-		Level:       p.Level,
-		Pessimistic: iv.Hi,
-		Evidence: Evidence{
-			Counts:         c,
-			Failures:       e.fail,
-			Passes:         e.pass,
-			EffectiveLots:  e.lots(),
-			HalfLifeDays:   p.HalfLife.Hours() / 24,
-			AlertWeight:    p.AlertWeight,
-			Prior:          prior,
-			PosteriorAlpha: a,
-			PosteriorBeta:  b,
-		},
-	}, nil
+	sc := Score{Subject: s, Interval: iv, Level: p.Level,
+		Evidence: Evidence{Counts: c, AlertWeight: p.AlertWeight, Prior: prior}}
+	sc.Restore()
+	sc.At, sc.Evidence.HalfLifeDays = now, p.HalfLife.Hours()/24
+	return sc, nil
+}
+
+// Restore fills in what a score derives from its subject, interval, level
+// and evidence counts, alert weight and prior, by ScoreCounts' own
+// arithmetic: its time (the counts' AsOf), mean, pessimistic bound, and
+// the evidence's weighted failures and passes, effective lots, half-life
+// in days (from non-empty counts) and posterior shapes. The interval is kept, not recomputed: its
+// quantiles are the costly part.
+func (sc *Score) Restore() {
+	ev := &sc.Evidence
+	e := ev.Counts.effective(ev.AlertWeight)
+	a, b := ev.Prior.Alpha+e.fail, ev.Prior.Beta+e.pass
+	sc.At, sc.Mean, sc.Pessimistic = ev.Counts.AsOf, a/(a+b), sc.Interval.Hi
+	ev.Failures, ev.Passes, ev.EffectiveLots = e.fail, e.pass, e.lots()
+	ev.PosteriorAlpha, ev.PosteriorBeta = a, b
+	if ev.Counts.HalfLife != 0 {
+		// Counts remember their half-life but while empty (then the
+		// compact form keeps HalfLifeDays itself).
+		ev.HalfLifeDays = ev.Counts.HalfLife.Hours() / 24
+	}
+}
+
+// Compact is sc without what Restore derives (those fields zero), and
+// whether Restore gives sc back exactly, to the last bit: a store can then
+// keep only the rest. It is false, and sc comes back whole, for a score
+// Restore would not give back (one not made by ScoreCounts' arithmetic).
+// Evidence lots are kept as they are. Empty counts carry no half-life, so
+// a compact score of them keeps HalfLifeDays.
+func (sc Score) Compact() (Score, bool) {
+	ev := sc.Evidence
+	c := Score{Subject: sc.Subject, Interval: sc.Interval, Level: sc.Level,
+		Evidence: Evidence{Counts: ev.Counts, AlertWeight: ev.AlertWeight, Prior: ev.Prior, Lots: ev.Lots}}
+	if ev.Counts.HalfLife == 0 {
+		c.Evidence.HalfLifeDays = ev.HalfLifeDays
+	}
+	r := c
+	r.Restore()
+	if !reflect.DeepEqual(r, sc) {
+		return sc, false
+	}
+	return c, true
 }
 
 // ScoreHistory scores a subject from its history (observations dated
