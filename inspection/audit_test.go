@@ -193,14 +193,24 @@ func TestAuditLogCoversEveryUseCase(t *testing.T) {
 	}
 	// A record's digest is SHA-256 of its JSON exactly as encoding/json
 	// writes it: what the store keeps, so an auditor hashes stored bytes.
-	body, err := json.Marshal(inspected)
+	// (An assignment is stored as it is; a decision in its stored form,
+	// events by ID and scores compacted, which r.verify hashes as stored.)
+	var closed inspection.Assignment
+	if err := r.db.View(ctx, func(tx inspection.ReadTx) error {
+		var err error
+		closed, err = tx.Assignment(inspected.AssignmentID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(closed)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(body)
-	if i := slices.IndexFunc(es[2].Records, func(d audit.RecordDigest) bool { return d.ID == inspected.ID }); i < 0 ||
-		es[2].Records[i].SHA256 != hex.EncodeToString(sum[:]) {
-		t.Errorf("decision digest %+v, want %x", es[2].Records, sum)
+	if i := slices.IndexFunc(es[3].Records, func(d audit.RecordDigest) bool { return d.ID == closed.ID }); i < 0 ||
+		es[3].Records[i].SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("assignment digest %+v, want %x", es[3].Records, sum)
 	}
 	// The observer heard every head, in order (one caller at a time here).
 	if len(heads.heads) != len(es) || heads.heads[len(es)-1] != (audit.Head{Seq: es[len(es)-1].Seq, Hash: es[len(es)-1].Hash}) {

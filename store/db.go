@@ -26,7 +26,12 @@ import (
 // events, silently, so the bump makes it refuse the store instead. A
 // version 1 store needs no rewrite (its decisions, events inline, read as
 // written): Open marks it version 2, since what it writes from then on is.
-const SchemaVersion uint32 = 2
+//
+// Version 3 stores an explanation's risk scores compacted, without what
+// each derives from the rest (decision.go); a version 2 build would read
+// them as absent. Older stores read as written and are marked 3 the same
+// way.
+const SchemaVersion uint32 = 3
 
 // oldestSchema is the oldest version this build reads (and upgrades).
 const oldestSchema uint32 = 1

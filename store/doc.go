@@ -133,7 +133,8 @@
 //
 // Every value starts with an encoding version byte (1). Records follow as
 // JSON (encoding/json of the inspection type; a decision's explanation
-// names its events by ID, rebuilt from them on read: decision.go); index
+// names its events by ID, rebuilt from them on read, and keeps its risk
+// scores without what they derive: decision.go); index
 // entries, policy documents and the schema version follow as raw bytes. A
 // value with an unknown version byte is an error naming its kind. Tables
 // are compressed by badger (ZSTD over 32 KiB blocks: db.go), below all this.

@@ -83,13 +83,13 @@ func (t *readTx) LedgerEmpty() (bool, error) {
 // come without their explanation's events (stored by reference,
 // decision.go): a recount reads modes, rules and draws, and rebuilding
 // up to twenty events per decision would multiply a whole-store scan's
-// reads by as much.
+// reads by as much. Their scores are restored (arithmetic, no reads).
 func (t *readTx) EachDecision(fn func(inspection.Decision) error) error {
 	return t.iterate([]byte{byte(prefixDecision)}, func(_, val []byte) error {
-		var d inspection.Decision
-		if err := decode(prefixDecision, val, &d); err != nil {
+		var s storedDecision
+		if err := decode(prefixDecision, val, &s); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		return fn(d)
+		return fn(s.withScores())
 	})
 }
