@@ -34,13 +34,13 @@ import (
 // universe, so both are loaded with the same declarations and only the
 // history behind them differs.
 //
-// Per store, after `ktcn compact` has let compaction catch up with the
-// fill (then du of the data dir), three phases, each on its own server
-// process and its own copy of the settled store (tables hard-linked):
-// closed loop (64 clients, KTCN_SCALE_PEAK_DURATION, 30s), open loop at
-// 1,000 declarations/s (KTCN_SCALE_OPEN_DURATION, 60s), open loop at
-// 200/s for the same time while every cron job is started by hand
-// (pauses: p99.9 and max); and each server's VmHWM.
+// Per store, three phases, each on its own server process started after
+// `ktcn compact` has let compaction catch up (with the fill, then with
+// the phase before): closed loop (64 clients, KTCN_SCALE_PEAK_DURATION,
+// 30s), open loop at 1,000 declarations/s (KTCN_SCALE_OPEN_DURATION,
+// 60s), open loop at 200/s for the same time while every cron job is
+// started by hand (pauses: p99.9 and max); each server's VmHWM, and du of
+// the data dir settled after the last.
 // With KTCN_SCALE_PROFILE=1 the server runs with -debug-addr and the
 // closed loop is profiled (CPU, heap, block, mutex, a 5 s trace) into
 // <dir>/profiles/.
@@ -49,8 +49,8 @@ import (
 // KTCN_SCALE_DIR (./.bench-scale under make) and reused by the next run
 // with the same N, because filling replays one transaction per declaration
 // (about two thousand lots a second on two cores with -bulk, which does
-// not sync each commit); the phases' load goes to copies, so each run
-// finds the store as the last one left it, settled.
+// not sync each commit); each run's load adds to it, and the table says
+// how many decisions the store held.
 func BenchmarkScale(b *testing.B) {
 	n := envInt(b, "KTCN_SCALE_DECISIONS", 0)
 	if n == 0 {
@@ -355,11 +355,17 @@ type scaleRun struct {
 	stats                commitStats
 }
 
-// measure settles s (ktcn compact) and runs the three phases against
-// it, each on its own server and its own snapshot of the settled store:
-// a phase then measures the store, not the debt the phase before it left
-// (a 1,000/s phase at the store's capacity leaves minutes of compaction),
-// and the next run finds the store as this one did.
+// measure runs the three phases against s, each on its own server
+// started after ktcn compact has settled the store: a phase then measures
+// the store, not the compaction debt the phase before it left (a 1,000/s
+// phase at the store's capacity leaves minutes of it). The phases' load
+// stays in the store, so later phases and runs meet a few percent more
+// decisions; the table says how many.
+//
+// (Not copies of one settled store: badger truncates a table file before
+// it deletes it, so a compaction in a copy whose tables are hard links
+// empties the original's tables, and a full copy of a store of millions
+// of decisions is gigabytes written before every phase.)
 func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 	tb.Helper()
 	base := filepath.Dir(s.DataDir)
@@ -370,22 +376,19 @@ func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 		debugAddr = freeLoopbackAddr(tb)
 		flags = append(flags, "-debug-addr", debugAddr)
 	}
-	// The store as it would be in service, not a bulk fill's (or an older
-	// run's load's) compaction debt: ktcn compact lets the compactors
-	// catch up before any server starts.
-	started := time.Now()
-	if out, err := c.run(logPath, "compact", "-data-dir", s.DataDir, "-log-level", "warn"); err != nil {
-		tb.Fatalf("%s: compact: %v\n%s", s.Name, err, tail(logPath, 4000))
-	} else {
-		tb.Logf("%s: %s (%s)", s.Name, strings.TrimSpace(string(out)), time.Since(started).Round(time.Second))
+	settle := func() {
+		started := time.Now()
+		if out, err := c.run(logPath, "compact", "-data-dir", s.DataDir, "-log-level", "warn"); err != nil {
+			tb.Fatalf("%s: compact: %v\n%s", s.Name, err, tail(logPath, 4000))
+		} else {
+			tb.Logf("%s: %s (%s)", s.Name, strings.TrimSpace(string(out)), time.Since(started).Round(time.Second))
+		}
 	}
-	r := scaleRun{store: s, bytes: duBytes(tb, s.DataDir), files: storeFiles(s.DataDir)}
-	r.bytesPerDecision = float64(r.bytes) / float64(max(s.Decisions, 1))
-	r.fillBytesPerDecision = float64(s.FillBytes) / float64(max(s.Lots, 1))
+	r := scaleRun{store: s}
 	stamp := strconv.FormatInt(time.Now().Unix(), 36)
-	phase := func(name string, run func(srv *serverProc, plan func(prefix string, rate float64, d time.Duration) loadPlan)) {
-		dataDir := snapshotStore(tb, s.DataDir, "phase-"+name)
-		srv := startServerWith(tb, c.bin, dataDir, logPath, flags)
+	phase := func(run func(srv *serverProc, plan func(prefix string, rate float64, d time.Duration) loadPlan)) {
+		settle()
+		srv := startServerWith(tb, c.bin, s.DataDir, logPath, flags)
 		pid := srv.cmd.Process.Pid
 		run(srv, func(prefix string, rate float64, d time.Duration) loadPlan {
 			src := *c.src
@@ -398,10 +401,9 @@ func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 		st := lastCommitStats(tb, logPath)
 		r.stats.Batches += st.Batches
 		r.stats.Updates += st.Updates
-		removeSnapshot(tb, dataDir)
 	}
 
-	phase("peak", func(srv *serverProc, plan func(string, float64, time.Duration) loadPlan) {
+	phase(func(srv *serverProc, plan func(string, float64, time.Duration) loadPlan) {
 		var profWG sync.WaitGroup
 		if c.profile {
 			dir := filepath.Join(c.dir, "profiles")
@@ -413,10 +415,10 @@ func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 		r.peak = runLoad(context.Background(), plan("P", 0, c.peak))
 		profWG.Wait()
 	})
-	phase("open", func(srv *serverProc, plan func(string, float64, time.Duration) loadPlan) {
+	phase(func(srv *serverProc, plan func(string, float64, time.Duration) loadPlan) {
 		r.open = runLoad(context.Background(), plan("O", c.openRate, c.open))
 	})
-	phase("cron", func(srv *serverProc, plan func(string, float64, time.Duration) loadPlan) {
+	phase(func(srv *serverProc, plan func(string, float64, time.Duration) loadPlan) {
 		// The cron jobs, each started by hand at an even step through the
 		// low-rate phase: on their own schedules most would not run in a
 		// minute, and a pause they cause is what this phase looks for.
@@ -433,93 +435,15 @@ func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 		r.low = runLoad(context.Background(), plan("L", c.lowRate, c.open))
 		jobWG.Wait()
 	})
+	settle()
+	r.bytes = duBytes(tb, s.DataDir)
+	r.files = storeFiles(s.DataDir)
+	s.Decisions += r.peak.Decisions + r.open.Decisions + r.low.Decisions
+	s.save(tb)
+	r.store = s
+	r.bytesPerDecision = float64(r.bytes) / float64(max(s.Decisions, 1))
+	r.fillBytesPerDecision = float64(s.FillBytes) / float64(max(s.Lots, 1))
 	return r
-}
-
-// snapshotStore makes <store's parent>/name a copy of the closed store at
-// dataDir, and of the secrets serve finds by the data dir's name in the
-// parent's var/ folder. Tables are hard links: badger never changes a
-// table file once written, and a compaction in the copy only unlinks its
-// own names. Every other file (value log, manifest, discard stats,
-// memtable logs) is copied, since badger writes those in place.
-func snapshotStore(tb testing.TB, dataDir, name string) string {
-	tb.Helper()
-	base := filepath.Dir(dataDir)
-	dst := filepath.Join(base, name)
-	removeSnapshot(tb, dst)
-	if err := os.Mkdir(dst, 0o700); err != nil {
-		tb.Fatal(err)
-	}
-	entries, err := os.ReadDir(dataDir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, e := range entries {
-		from, to := filepath.Join(dataDir, e.Name()), filepath.Join(dst, e.Name())
-		switch {
-		case e.IsDir() || e.Name() == "LOCK":
-			continue
-		case strings.HasSuffix(e.Name(), ".sst"):
-			err = os.Link(from, to)
-		default:
-			err = copyFile(from, to)
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
-	secrets := filepath.Join(base, "var")
-	vars, err := os.ReadDir(secrets)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, v := range vars {
-		if rest, ok := strings.CutPrefix(v.Name(), filepath.Base(dataDir)+"."); ok && !v.IsDir() { // not its backups
-			if err := copyFile(filepath.Join(secrets, v.Name()), filepath.Join(secrets, name+"."+rest)); err != nil {
-				tb.Fatal(err)
-			}
-		}
-	}
-	return dst
-}
-
-// removeSnapshot deletes a snapshot made by snapshotStore, its secrets
-// and the backups its server wrote.
-func removeSnapshot(tb testing.TB, dir string) {
-	tb.Helper()
-	if err := os.RemoveAll(dir); err != nil {
-		tb.Fatal(err)
-	}
-	secrets := filepath.Join(filepath.Dir(dir), "var")
-	vars, _ := os.ReadDir(secrets)
-	for _, v := range vars {
-		if strings.HasPrefix(v.Name(), filepath.Base(dir)+".") {
-			if err := os.RemoveAll(filepath.Join(secrets, v.Name())); err != nil {
-				tb.Fatal(err)
-			}
-		}
-	}
-}
-
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	info, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, info.Mode().Perm())
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // profilePeak fetches the profiles of the closed-loop phase: a CPU
@@ -607,7 +531,8 @@ func writeScaleTable(w io.Writer, c scaleConfig, e, f scaleRun) {
 		fmt.Fprintf(w, "  %-44s %12s %12s %8.2f\n", name, fmt.Sprintf(format, fe), fmt.Sprintf(format, ff), ff/max(fe, 1e-9))
 	}
 	fmt.Fprintf(w, "  %-44s %12s %12s %8s\n", "", "empty", "N", "N/empty")
-	row("decisions in the store (each phase on a copy)", float64(e.store.Decisions), float64(f.store.Decisions), "%.0f")
+	row("decisions in the store before the run", float64(e.store.Decisions-e.peak.Decisions-e.open.Decisions-e.low.Decisions),
+		float64(f.store.Decisions-f.peak.Decisions-f.open.Decisions-f.low.Decisions), "%.0f")
 	row("closed-loop peak, decisions/s", e.peak.DecisionsPerS, f.peak.DecisionsPerS, "%.0f")
 	row("closed-loop peak, declarations/s", e.peak.AckedPerS, f.peak.AckedPerS, "%.0f")
 	row("closed-loop p99 ms", e.peak.LatencyMs.P99, f.peak.LatencyMs.P99, "%.1f")
@@ -623,7 +548,7 @@ func writeScaleTable(w io.Writer, c scaleConfig, e, f scaleRun) {
 		row(ph.name+": sent late (>10 ms)", float64(ph.e.Late), float64(ph.f.Late), "%.0f")
 	}
 	row("bytes on disk per decision after the fill", e.fillBytesPerDecision, f.fillBytesPerDecision, "%.0f")
-	row("bytes on disk per decision, settled", e.bytesPerDecision, f.bytesPerDecision, "%.0f")
+	row("bytes on disk per decision after the run", e.bytesPerDecision, f.bytesPerDecision, "%.0f")
 	row("  of which .sst MiB", float64(e.files[".sst"])/(1<<20), float64(f.files[".sst"])/(1<<20), "%.1f")
 	row("  of which .vlog MiB", float64(e.files[".vlog"])/(1<<20), float64(f.files[".vlog"])/(1<<20), "%.1f")
 	row("  of which .mem and other MiB", float64(e.files[".mem"]+e.files["other"])/(1<<20), float64(f.files[".mem"]+f.files["other"])/(1<<20), "%.1f")
@@ -635,7 +560,7 @@ func writeScaleTable(w io.Writer, c scaleConfig, e, f scaleRun) {
 	fmt.Fprintf(w, "\n  targets at N: peak ratio %.2f (>= 0.80); at %.0f/s p99 %.1f ms (< 50), p99.9 %.1f ms (< 100); at %.0f/s with cron max %.1f ms (< 50); %.0f bytes/decision (<= 2048)\n",
 		f.peak.DecisionsPerS/max(e.peak.DecisionsPerS, 1e-9), c.openRate, f.open.LatencyMs.P99, f.open.LatencyMs.P999, c.lowRate, f.low.LatencyMs.Max, f.bytesPerDecision)
 	fmt.Fprintf(w, "  cron jobs started (status): empty %v; N %v\n", e.jobs, f.jobs)
-	fmt.Fprintf(w, "  bytes on disk: du of the data dir settled by ktcn compact, before the phases (no forced Flatten); each phase ran on its own server and its own copy of that store; peak RSS is the highest of the three servers, RSS at the end the cron phase's\n")
+	fmt.Fprintf(w, "  each phase on its own server, started after ktcn compact settled the store; bytes on disk: du of the data dir after the run, settled again (no forced Flatten); peak RSS the highest of the three servers, RSS at the end the cron phase's\n")
 	for _, r := range []scaleRun{e, f} {
 		fmt.Fprintf(w, "  %s: fill %s\n", r.store.Name, strings.ReplaceAll(r.store.Summary, "\n", "\n      "))
 	}
