@@ -114,8 +114,8 @@ func ScoreCounts(s Subject, c Counts, prior Prior, now time.Time, p Params) (Sco
 // and evidence counts, alert weight and prior, by ScoreCounts' own
 // arithmetic: its time (the counts' AsOf), mean, pessimistic bound, and
 // the evidence's weighted failures and passes, effective lots, half-life
-// in days (from non-empty counts) and posterior shapes. The interval is kept, not recomputed: its
-// quantiles are the costly part.
+// in days (from non-empty counts) and posterior shapes. The interval is
+// kept, not recomputed: its quantiles are the costly part.
 func (sc *Score) Restore() {
 	ev := &sc.Evidence
 	e := ev.Counts.effective(ev.AlertWeight)
