@@ -422,12 +422,10 @@ func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 		// The cron jobs, each started by hand at an even step through the
 		// low-rate phase: on their own schedules most would not run in a
 		// minute, and a pause they cause is what this phase looks for.
-		jobs := []string{"value-log-gc", "escalation", "outbox-compaction", "quota-rollover", "rescoring", "backup"}
 		var jobWG sync.WaitGroup
 		jobWG.Go(func() {
-			step := c.open / time.Duration(len(jobs)+1)
-			for _, j := range jobs {
-				time.Sleep(step)
+			for _, j := range scaleJobs {
+				time.Sleep(c.jobStep())
 				status := postJob(srv.base(), s.Tokens["admin"], j)
 				r.jobs = append(r.jobs, fmt.Sprintf("%s %d", j, status))
 			}
@@ -445,6 +443,12 @@ func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 	r.fillBytesPerDecision = float64(s.FillBytes) / float64(max(s.Lots, 1))
 	return r
 }
+
+// scaleJobs are the cron jobs the low-rate phase starts, one every
+// jobStep.
+var scaleJobs = []string{"value-log-gc", "escalation", "outbox-compaction", "quota-rollover", "rescoring", "backup"}
+
+func (c scaleConfig) jobStep() time.Duration { return c.open / time.Duration(len(scaleJobs)+1) }
 
 // profilePeak fetches the profiles of the closed-loop phase: a CPU
 // profile over most of it, a 5 s execution trace in its middle, then the
@@ -559,7 +563,15 @@ func writeScaleTable(w io.Writer, c scaleConfig, e, f scaleRun) {
 		float64(f.stats.Updates)/float64(max(f.stats.Batches, 1)), "%.1f")
 	fmt.Fprintf(w, "\n  targets at N: peak ratio %.2f (>= 0.80); at %.0f/s p99 %.1f ms (< 50), p99.9 %.1f ms (< 100); at %.0f/s with cron max %.1f ms (< 50); %.0f bytes/decision (<= 2048)\n",
 		f.peak.DecisionsPerS/max(e.peak.DecisionsPerS, 1e-9), c.openRate, f.open.LatencyMs.P99, f.open.LatencyMs.P999, c.lowRate, f.low.LatencyMs.Max, f.bytesPerDecision)
-	fmt.Fprintf(w, "  cron jobs started (status): empty %v; N %v\n", e.jobs, f.jobs)
+	fmt.Fprintf(w, "  cron jobs started (status), one every %s of the low-rate phase: empty %v; N %v\n", c.jobStep(), e.jobs, f.jobs)
+	slow := func(r loadReport) string {
+		var parts []string
+		for _, sl := range r.Slow {
+			parts = append(parts, fmt.Sprintf("%ds %.0f ms (%d over)", sl.At, sl.MaxMs, sl.Over))
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	fmt.Fprintf(w, "  low-rate phase, slow seconds (worst first: second, slowest, how many over %d ms): empty %s; N %s\n", slowSecondMs, slow(e.low), slow(f.low))
 	fmt.Fprintf(w, "  each phase on its own server, started after ktcn compact settled the store; bytes on disk: du of the data dir after the run, settled again (no forced Flatten); peak RSS the highest of the three servers, RSS at the end the cron phase's\n")
 	for _, r := range []scaleRun{e, f} {
 		fmt.Fprintf(w, "  %s: fill %s\n", r.store.Name, strings.ReplaceAll(r.store.Summary, "\n", "\n      "))
