@@ -65,9 +65,16 @@ func TestScoresFollowResultsAndRescoring(t *testing.T) {
 	bad := lot("B-1", "Bad milk")
 	result(bad, false)
 
+	reused := db.CommitStats().ReusedReads
 	groups, err := svc.Rescore(ctx, access.SystemPrincipal())
 	if err != nil || groups == 0 {
 		t.Fatalf("rescore: %d groups, %v", groups, err)
+	}
+	// The job read ahead, off the committer, what its transactions read
+	// again: each record and the input version its write bumps (seven
+	// goods at least).
+	if n := db.CommitStats().ReusedReads - reused; n < 2*7 {
+		t.Errorf("rescoring's transactions reused %d reads made ahead, want at least 14", n)
 	}
 	scores, recs, err := svc.RankedScores(ctx, access.SystemPrincipal(), risk.KindGoods, 3)
 	if err != nil || len(scores) != 3 {
