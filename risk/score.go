@@ -1,7 +1,6 @@
 package risk
 
 import (
-	"reflect"
 	"sort"
 	"time"
 
@@ -143,9 +142,15 @@ func (sc Score) Compact() (Score, bool) {
 	if ev.Counts.HalfLife == 0 {
 		c.Evidence.HalfLifeDays = ev.HalfLifeDays
 	}
+	// Everything but what Restore sets is sc's own (lots by the same
+	// slice), so those fields are all there is to compare; times with ==,
+	// which also holds the zone a JSON form writes.
 	r := c
 	r.Restore()
-	if !reflect.DeepEqual(r, sc) {
+	got, want := r.Evidence, sc.Evidence
+	if r.At != sc.At || r.Mean != sc.Mean || r.Pessimistic != sc.Pessimistic ||
+		got.Failures != want.Failures || got.Passes != want.Passes || got.EffectiveLots != want.EffectiveLots ||
+		got.HalfLifeDays != want.HalfLifeDays || got.PosteriorAlpha != want.PosteriorAlpha || got.PosteriorBeta != want.PosteriorBeta {
 		return sc, false
 	}
 	return c, true
