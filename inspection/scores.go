@@ -253,9 +253,7 @@ func (s *Service) Rescore(ctx context.Context, by access.Principal) (groups int,
 			// Risk counts are derived data: the write path appends no entry
 			// for them (nothing the audit covers changes).
 			if err := s.w.write(ctx, by, audit.RiskRescored, now, func(tx Tx, _ *Change) error {
-				if r, ok := tx.(ReadReuser); ok && ahead != nil {
-					r.Reuse(ahead)
-				}
+				reuse(tx, ahead)
 				for _, r := range part {
 					// Only decay what has not changed since it was read.
 					cur, err := tx.RiskRecord(r.Subject)

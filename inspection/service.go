@@ -292,8 +292,8 @@ func (s *Service) Decide(ctx context.Context, by access.Principal, in declaratio
 	)
 	err = s.w.write(ctx, by, audit.DeclarationDecided, now, func(tx Tx, c *Change) error {
 		out, opened = DecideResult{}, nil
-		if r, ok := tx.(ReadReuser); ok && prep != nil && prep.reads != nil {
-			r.Reuse(prep.reads)
+		if prep != nil {
+			reuse(tx, prep.reads)
 		}
 		rec, err := tx.Declaration(d.ID)
 		if err == nil {

@@ -141,3 +141,11 @@ type SnapshotReads interface {
 type ReadReuser interface {
 	Reuse(r SnapshotReads)
 }
+
+// reuse has tx answer point reads from r where it can (ReadReuser); a
+// nil r, or a tx that cannot, reads for itself.
+func reuse(tx Tx, r SnapshotReads) {
+	if rr, ok := tx.(ReadReuser); ok && r != nil {
+		rr.Reuse(r)
+	}
+}

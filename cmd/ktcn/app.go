@@ -156,7 +156,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, _,
 // writer, holding the lock every read takes, so every request waited
 // 297-371 ms once a memtable filled (open loop at 200/s on an empty
 // store, five runs). With 200% it was 59-85 ms (four runs); with 400%
-// 53-58 ms (three), at 40% more peak memory (683 against 479 MiB over
+// 53-58 ms (three), at more peak memory (683 against 479 MiB over
 // the same 40 s run; 5,584 against 4,461 MiB in the scale benchmark's
 // empty-store phases), so 200% (docs/performance.md).
 // GOMEMLIMIT, which Go reads itself, bounds the heap.
