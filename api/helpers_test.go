@@ -215,7 +215,7 @@ func newEnvWith(t testing.TB, start time.Time, o envOptions) *env {
 	if o.specFailures != nil {
 		e.spec = o.specFailures.add
 	}
-	bd, err := store.NewBackupDir(db, dir, filepath.Join(t.TempDir(), "backups"), 3)
+	bd, err := store.NewBackupDir(db, dir, filepath.Join(t.TempDir(), "backups"), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

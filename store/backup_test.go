@@ -2,12 +2,15 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/store"
@@ -21,7 +24,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	defer db.Close()
 	update(t, db, writeAll)
 	var buf bytes.Buffer
-	m, n, err := db.Backup(t.Context(), &buf, t.TempDir())
+	m, n, err := db.Backup(t.Context(), &buf, t.TempDir(), 0)
 	if err != nil || n != int64(buf.Len()) || m.StreamBytes == 0 {
 		t.Fatalf("Backup: %+v %d %v (wrote %d)", m, n, err, buf.Len())
 	}
@@ -75,10 +78,10 @@ func TestBackupDirKeepsNewest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := store.NewBackupDir(db, data, filepath.Join(data, "backups"), 3); err == nil {
+	if _, err := store.NewBackupDir(db, data, filepath.Join(data, "backups"), 3, 0); err == nil {
 		t.Error("a backup dir inside the data dir was accepted")
 	}
-	bd, err := store.NewBackupDir(db, data, data+".backups", 3)
+	bd, err := store.NewBackupDir(db, data, data+".backups", 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,5 +100,44 @@ func TestBackupDirKeepsNewest(t *testing.T) {
 	ents, _ := os.ReadDir(data + ".backups")
 	if len(ents) != 3 {
 		t.Errorf("backup dir holds %d entries (temporary files left?)", len(ents))
+	}
+}
+
+// TestBackupPaced: a backup with a rate reads the store no faster than
+// it (a lower bound on its duration, which pacing guarantees however
+// fast the machine), a cancelled one stops at once though its pace would
+// take minutes, and both leave the store as it was.
+func TestBackupPaced(t *testing.T) {
+	db, err := store.Open(store.Options{Dir: t.TempDir(), Small: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const values, size = 24, 64 << 10 // 1.5 MiB
+	for i := range values {
+		if err := store.PutRaw(db, []byte{0xEE, 'p', byte(i)}, bytes.Repeat([]byte{byte(i)}, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rate = 2 << 20
+	start := time.Now()
+	var buf bytes.Buffer
+	if _, _, err := db.Backup(t.Context(), &buf, t.TempDir(), rate); err != nil {
+		t.Fatalf("paced backup: %v", err)
+	}
+	// The pacer looks at the clock every 256 KiB, so it can finish up to
+	// that much ahead of the rate.
+	if took, least := time.Since(start), time.Duration(float64(values*size-256<<10)/rate*float64(time.Second)); took < least {
+		t.Errorf("a backup of %d bytes at %d B/s took %v, want at least %v", values*size, rate, took, least)
+	}
+	if _, err := store.VerifyBackup(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Errorf("paced backup does not verify: %v", err)
+	}
+
+	// At 1 KiB/s the same store would take 25 minutes.
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, _, err := db.Backup(ctx, io.Discard, t.TempDir(), 1<<10); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a cancelled paced backup: %v, want context.DeadlineExceeded", err)
 	}
 }

@@ -19,6 +19,7 @@ type BackupDir struct {
 	db   *DB
 	dir  string
 	keep int
+	rate int64
 }
 
 var _ inspection.BackupTarget = (*BackupDir)(nil)
@@ -29,11 +30,12 @@ const (
 )
 
 // NewBackupDir writes db's backups into dir, keeping the newest keep of
-// them (0: all). dir must not be inside dataDir: a backup inside the data
+// them (0: all), reading the store at most rate bytes a second (0:
+// unbounded). dir must not be inside dataDir: a backup inside the data
 // dir would be lost with it, and copied into every later backup.
-func NewBackupDir(db *DB, dataDir, dir string, keep int) (*BackupDir, error) {
-	if dir == "" || keep < 0 {
-		return nil, errors.New("store: backup dir: need a directory and keep >= 0")
+func NewBackupDir(db *DB, dataDir, dir string, keep int, rate int64) (*BackupDir, error) {
+	if dir == "" || keep < 0 || rate < 0 {
+		return nil, errors.New("store: backup dir: need a directory, keep >= 0 and rate >= 0")
 	}
 	absData, err := filepath.Abs(dataDir)
 	if err != nil {
@@ -46,7 +48,7 @@ func NewBackupDir(db *DB, dataDir, dir string, keep int) (*BackupDir, error) {
 	if rel, err := filepath.Rel(absData, absDir); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
 		return nil, fmt.Errorf("store: backup dir %s is inside the data dir %s: put it beside it", dir, dataDir)
 	}
-	return &BackupDir{db: db, dir: dir, keep: keep}, nil
+	return &BackupDir{db: db, dir: dir, keep: keep, rate: rate}, nil
 }
 
 // Dir is the backup directory.
@@ -63,7 +65,7 @@ func (b *BackupDir) CreateBackup(ctx context.Context) (inspection.BackupInfo, er
 		return inspection.BackupInfo{}, fmt.Errorf("store: backup dir: %w", err)
 	}
 	defer func() { _ = tmp.Close(); _ = os.Remove(tmp.Name()) }()
-	m, n, err := b.db.Backup(ctx, tmp, b.dir)
+	m, n, err := b.db.Backup(ctx, tmp, b.dir, b.rate)
 	if err != nil {
 		return inspection.BackupInfo{}, err
 	}
@@ -90,7 +92,7 @@ func (b *BackupDir) WriteBackup(ctx context.Context, w io.Writer) (inspection.Ba
 	if err := os.MkdirAll(b.dir, 0o700); err != nil {
 		return inspection.BackupInfo{}, fmt.Errorf("store: backup dir: %w", err)
 	}
-	m, n, err := b.db.Backup(ctx, w, b.dir)
+	m, n, err := b.db.Backup(ctx, w, b.dir, b.rate)
 	if err != nil {
 		return inspection.BackupInfo{}, err
 	}

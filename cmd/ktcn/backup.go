@@ -31,6 +31,10 @@ import (
 // DefaultBackupKeep is how many backups the backup dir keeps.
 const DefaultBackupKeep = 7
 
+// DefaultBackupRate is how many MiB a second a backup reads the store
+// at (store.backupPacer says why it is bounded).
+const DefaultBackupRate = 32
+
 func newBackups(cfg Config, db *store.DB, log zerolog.Logger) (*inspection.Backups, error) {
 	keep := DefaultBackupKeep
 	if cfg.BackupKeep != "" {
@@ -40,7 +44,15 @@ func newBackups(cfg Config, db *store.DB, log zerolog.Logger) (*inspection.Backu
 		}
 		keep = n
 	}
-	bd, err := store.NewBackupDir(db, cfg.DataDir, cfg.BackupDir, keep)
+	rate := DefaultBackupRate
+	if cfg.BackupRate != "" {
+		n, err := strconv.Atoi(cfg.BackupRate)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("backup rate %q: want a whole number >= 0", cfg.BackupRate)
+		}
+		rate = n
+	}
+	bd, err := store.NewBackupDir(db, cfg.DataDir, cfg.BackupDir, keep, int64(rate)<<20)
 	if err != nil {
 		return nil, err
 	}

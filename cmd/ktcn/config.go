@@ -61,9 +61,12 @@ type Config struct {
 	SecretOverlap   string
 	WebhookSchedule string
 	// BackupDir receives the backups POST /v1/admin/backups and backupNow
-	// take; BackupKeep is how many of them are kept (0 keeps all).
+	// take; BackupKeep is how many of them are kept (0 keeps all);
+	// BackupRate bounds how fast a backup reads the store, in MiB a
+	// second (0: unbounded).
 	BackupDir  string
 	BackupKeep string
+	BackupRate string
 	// DebugAddr, when set, serves net/http/pprof on this loopback address
 	// (debug.go); empty, the default, serves nothing.
 	DebugAddr string
@@ -187,6 +190,9 @@ var settings = []setting{
 	{flag: "backup-keep", env: "KTCN_BACKUP_KEEP", def: "7", check: wholeNumber(0, 1<<20),
 		help:  "backups kept in the backup dir, newest first; 0 keeps all",
 		field: func(c *Config) *string { return &c.BackupKeep }},
+	{flag: "backup-rate", env: "KTCN_BACKUP_RATE", def: strconv.Itoa(DefaultBackupRate), check: wholeNumber(0, 1<<20),
+		help:  "MiB a second a backup reads the store at, so it leaves the decisions their cores; 0 is unbounded",
+		field: func(c *Config) *string { return &c.BackupRate }},
 	{flag: "debug-addr", env: "KTCN_DEBUG_ADDR", shown: "off", check: checkDebugAddr,
 		help:  "loopback host:port serving net/http/pprof (CPU, heap, block, mutex, trace) with block and mutex profiling on; empty is off",
 		field: func(c *Config) *string { return &c.DebugAddr }},

@@ -135,6 +135,7 @@ func TestSettingDefaultsAreTheLibraries(t *testing.T) {
 		{"max-conns", def["max-conns"], strconv.Itoa(DefaultMaxConns)},
 		{"audit-checkpoint-every", def["audit-checkpoint-every"], strconv.Itoa(audit.DefaultCheckpointEvery)},
 		{"backup-keep", def["backup-keep"], strconv.Itoa(DefaultBackupKeep)},
+		{"backup-rate", def["backup-rate"], strconv.Itoa(DefaultBackupRate)},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: the table's default is %s, the code's %s", tc.flag, tc.got, tc.want)
@@ -177,6 +178,7 @@ func TestInvalidSettingRefusesToStart(t *testing.T) {
 		"webhook-retries":        {"0s,soon", "want delays"},
 		"backup-dir":             {filepath.Join(dataDir, "backups"), "inside the data dir"},
 		"backup-keep":            {"-1", "want a whole number from 0"},
+		"backup-rate":            {"fast", "is not a whole number"},
 		"debug-addr":             {"0.0.0.0:6060", "only a loopback host"},
 	}
 	for _, s := range settings {
