@@ -16,28 +16,40 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Backups. A backup file is a header line, a JSON manifest line and
-// badger's backup stream:
+// badger's backup stream, compressed with zstd:
 //
 //	KTCN-BACKUP 1\n
-//	{"format":1,"created_at":...,"stream_bytes":N,"stream_sha256":"..."}\n
-//	<N bytes: badger's Stream.Backup output>
+//	{"format":2,"compression":"zstd","created_at":...,"stream_bytes":N,"stream_sha256":"..."}\n
+//	<N bytes: badger's Stream.Backup output in one zstd frame>
 //
 // The stream is written to a temporary file first, so the manifest, which
-// comes first, can carry its length and SHA-256; Restore checks both
-// before anything is loaded. The stream is read in ONE badger transaction
-// (one producer goroutine: badger's Stream opens one snapshot per
-// producer), so the backup is a consistent snapshot that holds everything
-// committed, and so acknowledged, before it began: an audit entry and the
-// records it covers are in it together or not at all.
+// comes first, can carry its length and SHA-256 (of the bytes in the
+// file, compressed); Restore checks both before anything is loaded. The
+// stream is read in ONE badger transaction (one producer goroutine:
+// badger's Stream opens one snapshot per producer), so the backup is a
+// consistent snapshot that holds everything committed, and so
+// acknowledged, before it began: an audit entry and the records it covers
+// are in it together or not at all.
+//
+// The stream is compressed because it is not otherwise: badger writes
+// every value as it is, about 6.4 KB a decision against 1.4 KB in the
+// compressed tables, and the staged copy doubles what a backup needs
+// free. Format 1, the same file with the stream uncompressed, is still
+// read.
 //
 // Nothing outside the data dir is in a backup: not the quota master
 // secret, not the audit signing key, not the signed checkpoints.
 
-// BackupFormat is the version of the backup file layout.
-const BackupFormat = 1
+// BackupFormat is the version of the backup file layout this build
+// writes: 2, the stream compressed (zstd). It reads 1 and 2.
+const BackupFormat = 2
+
+// backupCompression names the compression of a format 2 stream.
+const backupCompression = "zstd"
 
 const backupMagic = "KTCN-BACKUP 1\n"
 
@@ -55,6 +67,7 @@ var ErrRestoreTarget = errors.New("restore target is not an empty directory")
 // BackupManifest describes a backup's stream.
 type BackupManifest struct {
 	Format       int       `json:"format"`
+	Compression  string    `json:"compression,omitempty"` // "zstd" in format 2; none in 1
 	CreatedAt    time.Time `json:"created_at"`
 	Badger       string    `json:"badger"`
 	Schema       uint32    `json:"schema"`
@@ -151,10 +164,17 @@ func (d *DB) Backup(ctx context.Context, w io.Writer, tmpDir string, rate int64)
 		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
 	}
 	defer func() { _ = tmp.Close(); _ = os.Remove(tmp.Name()) }()
-	m := BackupManifest{Format: BackupFormat, CreatedAt: time.Now().UTC(), Badger: badgerVersion(), Schema: SchemaVersion}
+	m := BackupManifest{Format: BackupFormat, Compression: backupCompression, CreatedAt: time.Now().UTC(), Badger: badgerVersion(), Schema: SchemaVersion}
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(tmp, h)}
-	bw := bufio.NewWriterSize(ctxWriter{ctx: ctx, w: cw}, 1<<20)
+	// One encoder goroutine at the fastest level: the backup is paced to
+	// leave the decisions their cores, and its compression must too.
+	zw, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
+	}
+	defer zw.Close()
+	bw := bufio.NewWriterSize(ctxWriter{ctx: ctx, w: zw}, 1<<20)
 	st := d.db.NewStream()
 	st.LogPrefix = "store.Backup"
 	st.NumGo = 1 // one producer, one snapshot: see above
@@ -164,6 +184,9 @@ func (d *DB) Backup(ctx context.Context, w io.Writer, tmpDir string, rate int64)
 		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
+		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
+	}
+	if err := zw.Close(); err != nil {
 		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
 	}
 	m.StreamBytes, m.StreamSHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
@@ -220,8 +243,10 @@ func readManifest(br *bufio.Reader) (BackupManifest, error) {
 		return m, fmt.Errorf("backup manifest: %w", err)
 	}
 	switch {
-	case m.Format != BackupFormat:
-		return m, fmt.Errorf("backup format %d: this build reads format %d", m.Format, BackupFormat)
+	case m.Format < 1 || m.Format > BackupFormat:
+		return m, fmt.Errorf("backup format %d: this build reads formats 1 to %d", m.Format, BackupFormat)
+	case m.Format == 1 && m.Compression != "", m.Format == 2 && m.Compression != backupCompression:
+		return m, fmt.Errorf("backup format %d with compression %q: unknown", m.Format, m.Compression)
 	case m.Schema < oldestSchema || m.Schema > SchemaVersion:
 		// An older backup restores as it was taken; Open upgrades it.
 		return m, fmt.Errorf("%w: the backup is at version %d, this build reads versions %d to %d", ErrSchemaVersion, m.Schema, oldestSchema, SchemaVersion)
@@ -315,7 +340,18 @@ func Restore(ctx context.Context, r io.Reader, opts Options) (BackupManifest, er
 		cleanup()
 		return m, fmt.Errorf("store: restore: open %s: %w", dir, err)
 	}
-	if err := bdb.Load(ctxReader{ctx: ctx, r: tmp}, 256); err != nil {
+	var stream io.Reader = tmp
+	if m.Compression == backupCompression {
+		zr, err := zstd.NewReader(tmp)
+		if err != nil {
+			_ = bdb.Close()
+			cleanup()
+			return m, fmt.Errorf("store: restore: %w", err)
+		}
+		defer zr.Close()
+		stream = zr
+	}
+	if err := bdb.Load(ctxReader{ctx: ctx, r: stream}, 256); err != nil {
 		_ = bdb.Close()
 		cleanup()
 		return m, fmt.Errorf("store: restore: load: %w", err)

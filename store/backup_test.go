@@ -3,6 +3,9 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -11,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/ktcn/ktcn/inspection"
 	"github.com/ktcn/ktcn/store"
@@ -139,5 +144,70 @@ func TestBackupPaced(t *testing.T) {
 	defer cancel()
 	if _, _, err := db.Backup(ctx, io.Discard, t.TempDir(), 1<<10); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a cancelled paced backup: %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// TestBackupFormat1Restores: a backup of format 1 (the stream as badger
+// wrote it, uncompressed), as builds before format 2 wrote them, is still
+// verified and restored; a manifest naming a compression its format does
+// not have is refused.
+func TestBackupFormat1Restores(t *testing.T) {
+	db, err := store.Open(store.Options{Dir: t.TempDir(), Small: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	update(t, db, writeAll)
+	var buf bytes.Buffer
+	m, _, err := db.Backup(t.Context(), &buf, t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Format != 2 || m.Compression != "zstd" {
+		t.Fatalf("a new backup is format %d, compression %q; want 2, zstd", m.Format, m.Compression)
+	}
+	// Rewrite it as format 1: the same stream, decompressed.
+	raw := buf.Bytes()[buf.Len()-int(m.StreamBytes):]
+	zr, err := zstd.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(zr)
+	zr.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(plain)
+	old := m
+	old.Format, old.Compression, old.StreamBytes, old.StreamSHA256 = 1, "", int64(len(plain)), hex.EncodeToString(sum[:])
+	file := func(m store.BackupManifest, stream []byte) []byte {
+		head, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte("KTCN-BACKUP 1\n"+string(head)+"\n"), stream...)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	if _, err := store.Restore(t.Context(), bytes.NewReader(file(old, plain)), store.Options{Dir: dir, Small: true}); err != nil {
+		t.Fatalf("restore of format 1: %v", err)
+	}
+	view(t, openDir(t, dir), func(tx inspection.ReadTx) error {
+		for _, tc := range roundTrips() {
+			if v, err := tc.get(tx); err != nil || !reflect.DeepEqual(v, tc.want) {
+				t.Errorf("%s after restoring format 1: got %+v, %v", tc.name, v, err)
+			}
+		}
+		return nil
+	})
+
+	for _, bad := range []struct {
+		format      int
+		compression string
+	}{{1, "zstd"}, {2, ""}, {2, "gzip"}, {3, "zstd"}} {
+		mm := m
+		mm.Format, mm.Compression = bad.format, bad.compression
+		if _, err := store.VerifyBackup(bytes.NewReader(file(mm, raw))); err == nil {
+			t.Errorf("format %d, compression %q: verified", bad.format, bad.compression)
+		}
 	}
 }
