@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -26,9 +27,11 @@ import (
 //	{"format":2,"compression":"zstd","created_at":...,"stream_bytes":N,"stream_sha256":"..."}\n
 //	<N bytes: badger's Stream.Backup output in one zstd frame>
 //
-// The stream is written to a temporary file first, so the manifest, which
-// comes first, can carry its length and SHA-256 (of the bytes in the
-// file, compressed); Restore checks both before anything is loaded. The
+// The manifest, which comes first, carries the stream's length and
+// SHA-256 (of the bytes in the file, compressed), so a backup into a file
+// leaves a slot for it (BackupTo) and a streamed one stages the stream in
+// a temporary file (Backup); Restore checks both before anything is
+// loaded. The
 // stream is read in ONE badger transaction (one producer goroutine:
 // badger's Stream opens one snapshot per producer), so the backup is a
 // consistent snapshot that holds everything committed, and so
@@ -151,9 +154,10 @@ func (p *backupPacer) choose(item *badger.Item) bool {
 
 // Backup writes a backup file (header, manifest, stream) of everything
 // committed before it begins to w. tmpDir holds the stream while it is
-// hashed ("" is the system's temporary directory). rate bounds how fast
-// the store is read, in bytes a second (0: unbounded; see backupPacer).
-// It returns the manifest and the bytes written to w.
+// hashed ("" is the system's temporary directory): the manifest goes
+// first and w cannot be rewound. rate bounds how fast the store is read,
+// in bytes a second (0: unbounded; see backupPacer). It returns the
+// manifest and the bytes written to w.
 func (d *DB) Backup(ctx context.Context, w io.Writer, tmpDir string, rate int64) (BackupManifest, int64, error) {
 	if err := d.enter(ctx); err != nil {
 		return BackupManifest{}, 0, err
@@ -164,32 +168,10 @@ func (d *DB) Backup(ctx context.Context, w io.Writer, tmpDir string, rate int64)
 		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
 	}
 	defer func() { _ = tmp.Close(); _ = os.Remove(tmp.Name()) }()
-	m := BackupManifest{Format: BackupFormat, Compression: backupCompression, CreatedAt: time.Now().UTC(), Badger: badgerVersion(), Schema: SchemaVersion}
-	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(tmp, h)}
-	// One encoder goroutine at the fastest level: the backup is paced to
-	// leave the decisions their cores, and its compression must too.
-	zw, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	m, err := d.writeStream(ctx, tmp, rate)
 	if err != nil {
-		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
+		return BackupManifest{}, 0, err
 	}
-	defer zw.Close()
-	bw := bufio.NewWriterSize(ctxWriter{ctx: ctx, w: zw}, 1<<20)
-	st := d.db.NewStream()
-	st.LogPrefix = "store.Backup"
-	st.NumGo = 1 // one producer, one snapshot: see above
-	pacer := &backupPacer{ctx: ctx, rate: rate, start: time.Now()}
-	st.ChooseKey = pacer.choose
-	if m.Version, err = st.Backup(bw, 0); err != nil {
-		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
-	}
-	m.StreamBytes, m.StreamSHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
 	head, err := json.Marshal(m)
 	if err != nil {
 		return BackupManifest{}, 0, err
@@ -206,6 +188,80 @@ func (d *DB) Backup(ctx context.Context, w io.Writer, tmpDir string, rate int64)
 	}
 	d.log.Info().Int64("bytes", out.n).Uint64("version", m.Version).Str("sha256", m.StreamSHA256).Msg("store: backup written")
 	return m, out.n, nil
+}
+
+// manifestSlot is the length of the manifest line (newline included) of
+// a backup written into a file: the manifest, known only once the stream
+// is written, goes back into this slot, padded with spaces (JSON
+// whitespace, so every reader reads it as it reads an unpadded one).
+// Ours take about 300 bytes.
+const manifestSlot = 1 << 10
+
+// BackupTo writes a backup file into f, from its start, without staging
+// the stream elsewhere: the stream follows a manifest slot, which is
+// filled once the stream's length and SHA-256 are known. f is neither
+// synced nor closed. rate is as for Backup.
+func (d *DB) BackupTo(ctx context.Context, f io.WriteSeeker, rate int64) (BackupManifest, int64, error) {
+	if err := d.enter(ctx); err != nil {
+		return BackupManifest{}, 0, err
+	}
+	defer d.leave()
+	if _, err := f.Seek(int64(len(backupMagic)+manifestSlot), io.SeekStart); err != nil {
+		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
+	}
+	m, err := d.writeStream(ctx, f, rate)
+	if err != nil {
+		return BackupManifest{}, 0, err
+	}
+	head, err := json.Marshal(m)
+	if err != nil {
+		return BackupManifest{}, 0, err
+	}
+	if len(head) >= manifestSlot {
+		return BackupManifest{}, 0, fmt.Errorf("store: backup: a manifest of %d bytes does not fit its %d-byte slot", len(head), manifestSlot)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return BackupManifest{}, 0, fmt.Errorf("store: backup: %w", err)
+	}
+	line := string(head) + strings.Repeat(" ", manifestSlot-1-len(head)) + "\n"
+	if _, err := io.WriteString(f, backupMagic+line); err != nil {
+		return BackupManifest{}, 0, fmt.Errorf("store: backup: write: %w", err)
+	}
+	n := int64(len(backupMagic)+manifestSlot) + m.StreamBytes
+	d.log.Info().Int64("bytes", n).Uint64("version", m.Version).Str("sha256", m.StreamSHA256).Msg("store: backup written")
+	return m, n, nil
+}
+
+// writeStream writes the compressed stream of one snapshot to w and
+// returns the manifest that describes it.
+func (d *DB) writeStream(ctx context.Context, w io.Writer, rate int64) (BackupManifest, error) {
+	m := BackupManifest{Format: BackupFormat, Compression: backupCompression, CreatedAt: time.Now().UTC(), Badger: badgerVersion(), Schema: SchemaVersion}
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(w, h)}
+	// One encoder goroutine at the fastest level: the backup is paced to
+	// leave the decisions their cores, and its compression must too.
+	zw, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return m, fmt.Errorf("store: backup: %w", err)
+	}
+	defer zw.Close()
+	bw := bufio.NewWriterSize(ctxWriter{ctx: ctx, w: zw}, 1<<20)
+	st := d.db.NewStream()
+	st.LogPrefix = "store.Backup"
+	st.NumGo = 1 // one producer, one snapshot: see above
+	pacer := &backupPacer{ctx: ctx, rate: rate, start: time.Now()}
+	st.ChooseKey = pacer.choose
+	if m.Version, err = st.Backup(bw, 0); err != nil {
+		return m, fmt.Errorf("store: backup: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return m, fmt.Errorf("store: backup: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return m, fmt.Errorf("store: backup: %w", err)
+	}
+	m.StreamBytes, m.StreamSHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
+	return m, nil
 }
 
 type countWriter struct {

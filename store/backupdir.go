@@ -65,7 +65,7 @@ func (b *BackupDir) CreateBackup(ctx context.Context) (inspection.BackupInfo, er
 		return inspection.BackupInfo{}, fmt.Errorf("store: backup dir: %w", err)
 	}
 	defer func() { _ = tmp.Close(); _ = os.Remove(tmp.Name()) }()
-	m, n, err := b.db.Backup(ctx, tmp, b.dir, b.rate)
+	m, n, err := b.db.BackupTo(ctx, tmp, b.rate)
 	if err != nil {
 		return inspection.BackupInfo{}, err
 	}
