@@ -21,12 +21,22 @@ import (
 	"github.com/ktcn/ktcn/store"
 )
 
+// checkRestored opens the store restored into dir and checks it holds
+// what writeAll wrote.
+func checkRestored(t *testing.T, dir string) {
+	t.Helper()
+	view(t, openDir(t, dir), func(tx inspection.ReadTx) error {
+		for _, tc := range roundTrips() {
+			if v, err := tc.get(tx); err != nil || !reflect.DeepEqual(v, tc.want) {
+				t.Errorf("%s after restore: got %+v, %v\nwant %+v", tc.name, v, err, tc.want)
+			}
+		}
+		return nil
+	})
+}
+
 func TestBackupRestoreRoundTrip(t *testing.T) {
-	db, err := store.Open(store.Options{Dir: t.TempDir(), Small: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDir(t, t.TempDir())
 	update(t, db, writeAll)
 	var buf bytes.Buffer
 	m, n, err := db.Backup(t.Context(), &buf, t.TempDir(), 0)
@@ -40,16 +50,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if _, err := store.Restore(t.Context(), bytes.NewReader(buf.Bytes()), store.Options{Dir: dir, Small: true}); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
-	got := openDir(t, dir)
-	view(t, got, func(tx inspection.ReadTx) error {
-		for _, tc := range roundTrips() {
-			v, err := tc.get(tx)
-			if err != nil || !reflect.DeepEqual(v, tc.want) {
-				t.Errorf("%s after restore: got %+v, %v\nwant %+v", tc.name, v, err, tc.want)
-			}
-		}
-		return nil
-	})
+	checkRestored(t, dir)
 
 	// A non-empty target is refused, and left alone.
 	if _, err := store.Restore(t.Context(), bytes.NewReader(buf.Bytes()), store.Options{Dir: dir, Small: true}); !errors.Is(err, store.ErrRestoreTarget) {
@@ -78,11 +79,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 
 func TestBackupDirKeepsNewest(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
-	db, err := store.Open(store.Options{Dir: data, Small: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDir(t, data)
 	if _, err := store.NewBackupDir(db, data, filepath.Join(data, "backups"), 3, 0); err == nil {
 		t.Error("a backup dir inside the data dir was accepted")
 	}
@@ -113,11 +110,7 @@ func TestBackupDirKeepsNewest(t *testing.T) {
 // fast the machine), a cancelled one stops at once though its pace would
 // take minutes, and both leave the store as it was.
 func TestBackupPaced(t *testing.T) {
-	db, err := store.Open(store.Options{Dir: t.TempDir(), Small: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDir(t, t.TempDir())
 	const values, size = 24, 64 << 10 // 1.5 MiB
 	for i := range values {
 		if err := store.PutRaw(db, []byte{0xEE, 'p', byte(i)}, bytes.Repeat([]byte{byte(i)}, size)); err != nil {
@@ -152,11 +145,7 @@ func TestBackupPaced(t *testing.T) {
 // verified and restored; a manifest naming a compression its format does
 // not have is refused.
 func TestBackupFormat1Restores(t *testing.T) {
-	db, err := store.Open(store.Options{Dir: t.TempDir(), Small: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDir(t, t.TempDir())
 	update(t, db, writeAll)
 	var buf bytes.Buffer
 	m, _, err := db.Backup(t.Context(), &buf, t.TempDir(), 0)
@@ -191,14 +180,7 @@ func TestBackupFormat1Restores(t *testing.T) {
 	if _, err := store.Restore(t.Context(), bytes.NewReader(file(old, plain)), store.Options{Dir: dir, Small: true}); err != nil {
 		t.Fatalf("restore of format 1: %v", err)
 	}
-	view(t, openDir(t, dir), func(tx inspection.ReadTx) error {
-		for _, tc := range roundTrips() {
-			if v, err := tc.get(tx); err != nil || !reflect.DeepEqual(v, tc.want) {
-				t.Errorf("%s after restoring format 1: got %+v, %v", tc.name, v, err)
-			}
-		}
-		return nil
-	})
+	checkRestored(t, dir)
 
 	for _, bad := range []struct {
 		format      int
@@ -245,11 +227,7 @@ func FuzzVerifyBackup(f *testing.F) {
 // it verifies and restores like a streamed one.
 func TestBackupIntoAFileRestores(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
-	db, err := store.Open(store.Options{Dir: data, Small: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDir(t, data)
 	update(t, db, writeAll)
 	bd, err := store.NewBackupDir(db, data, data+".backups", 0, 0)
 	if err != nil {
@@ -278,12 +256,5 @@ func TestBackupIntoAFileRestores(t *testing.T) {
 	if _, err := store.Restore(t.Context(), bytes.NewReader(b), store.Options{Dir: dir, Small: true}); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
-	view(t, openDir(t, dir), func(tx inspection.ReadTx) error {
-		for _, tc := range roundTrips() {
-			if v, err := tc.get(tx); err != nil || !reflect.DeepEqual(v, tc.want) {
-				t.Errorf("%s after restore: got %+v, %v", tc.name, v, err)
-			}
-		}
-		return nil
-	})
+	checkRestored(t, dir)
 }

@@ -36,27 +36,32 @@ const DefaultBackupKeep = 7
 const DefaultBackupRate = 32
 
 func newBackups(cfg Config, db *store.DB, log zerolog.Logger) (*inspection.Backups, error) {
-	keep := DefaultBackupKeep
-	if cfg.BackupKeep != "" {
-		n, err := strconv.Atoi(cfg.BackupKeep)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("backup keep %q: want a whole number >= 0", cfg.BackupKeep)
-		}
-		keep = n
+	keep, err := wholeSetting("backup keep", cfg.BackupKeep, DefaultBackupKeep)
+	if err != nil {
+		return nil, err
 	}
-	rate := DefaultBackupRate
-	if cfg.BackupRate != "" {
-		n, err := strconv.Atoi(cfg.BackupRate)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("backup rate %q: want a whole number >= 0", cfg.BackupRate)
-		}
-		rate = n
+	rate, err := wholeSetting("backup rate", cfg.BackupRate, DefaultBackupRate)
+	if err != nil {
+		return nil, err
 	}
 	bd, err := store.NewBackupDir(db, cfg.DataDir, cfg.BackupDir, keep, int64(rate)<<20)
 	if err != nil {
 		return nil, err
 	}
 	return inspection.NewBackups(bd, log)
+}
+
+// wholeSetting reads a setting that is a whole number >= 0, def when it
+// is not set.
+func wholeSetting(name, v string, def int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s %q: want a whole number >= 0", name, v)
+	}
+	return n, nil
 }
 
 // backupNow takes a backup into the backup dir on the operator's
