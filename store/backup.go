@@ -31,18 +31,15 @@ import (
 // SHA-256 (of the bytes in the file, compressed), so a backup into a file
 // leaves a slot for it (BackupTo) and a streamed one stages the stream in
 // a temporary file (Backup); Restore checks both before anything is
-// loaded. The
-// stream is read in ONE badger transaction (one producer goroutine:
-// badger's Stream opens one snapshot per producer), so the backup is a
-// consistent snapshot that holds everything committed, and so
-// acknowledged, before it began: an audit entry and the records it covers
-// are in it together or not at all.
+// loaded. The stream is read in ONE badger transaction (one producer
+// goroutine: badger's Stream opens one snapshot per producer), so the
+// backup is a consistent snapshot that holds everything committed, and
+// so acknowledged, before it began: an audit entry and the records it
+// covers are in it together or not at all.
 //
-// The stream is compressed because it is not otherwise: badger writes
-// every value as it is, about 6.4 KB a decision against 1.4 KB in the
-// compressed tables, and the staged copy doubles what a backup needs
-// free. Format 1, the same file with the stream uncompressed, is still
-// read.
+// The stream is compressed because badger writes every value as it is:
+// about 6.4 KB a decision, against 1.4 KB in the compressed tables.
+// Format 1, the same file with the stream uncompressed, is still read.
 //
 // Nothing outside the data dir is in a backup: not the quota master
 // secret, not the audit signing key, not the signed checkpoints.
@@ -113,7 +110,7 @@ const backupPaceStep = 256 << 10
 // reads and decompresses every table, and on two cores an unpaced one
 // takes both from the decisions for as long as it runs (on a store of
 // 2.8 M decisions: about 100 MB/s with the server at 1.7–1.8 cores, and
-// the latency of every decision up tenfold). It paces at the source,
+// p99 at 200 declarations a second from 10 ms to 1 s). It paces at the source,
 // badger's producer, through Stream.ChooseKey, which Stream.Backup leaves
 // alone: pacing the writer instead would let the producer run up to 32
 // buffers of 16 MB ahead at full speed before it blocked. The price is a
