@@ -131,7 +131,7 @@ var apiDocs = map[string]op{
 	"GET /v1/admin/keys":        {summary: "List API keys", status: 200, out: KeyList{}},
 	"DELETE /v1/admin/keys/:id": {summary: "Revoke an API key", status: 200, out: KeyInfo{}},
 	"POST /v1/admin/backups":    {summary: "Write a backup into the backup directory (the newest N are kept)", status: 201, out: inspection.BackupInfo{}},
-	"GET /v1/admin/backup":      {summary: "Stream a consistent backup (a manifest line, then badger's stream)", status: 200, media: "application/octet-stream"},
+	"GET /v1/admin/backup":      {summary: "Stream a consistent backup (a header, a manifest line, then badger's stream compressed with zstd)", status: 200, media: "application/octet-stream"},
 
 	"GET /v1/policies":                    {summary: "Policy versions", status: 200, out: PolicyList{}},
 	"POST /v1/policies":                   {summary: "Draft a policy version", in: PolicyCreateRequest{}, status: 201, out: inspection.PolicyVersion{}},
