@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -36,11 +35,11 @@ const DefaultBackupKeep = 7
 const DefaultBackupRate = 32
 
 func newBackups(cfg Config, db *store.DB, log zerolog.Logger) (*inspection.Backups, error) {
-	keep, err := wholeSetting("backup keep", cfg.BackupKeep, DefaultBackupKeep)
+	keep, err := wholeSetting("backup-keep", cfg.BackupKeep, DefaultBackupKeep, 0, 1<<20)
 	if err != nil {
 		return nil, err
 	}
-	rate, err := wholeSetting("backup rate", cfg.BackupRate, DefaultBackupRate)
+	rate, err := wholeSetting("backup-rate", cfg.BackupRate, DefaultBackupRate, 0, 1<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -49,19 +48,6 @@ func newBackups(cfg Config, db *store.DB, log zerolog.Logger) (*inspection.Backu
 		return nil, err
 	}
 	return inspection.NewBackups(bd, log)
-}
-
-// wholeSetting reads a setting that is a whole number >= 0, def when it
-// is not set.
-func wholeSetting(name, v string, def int) (int, error) {
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%s %q: want a whole number >= 0", name, v)
-	}
-	return n, nil
 }
 
 // backupNow takes a backup into the backup dir on the operator's

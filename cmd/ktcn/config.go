@@ -462,6 +462,23 @@ func oneOf(values ...string) func(string, *Config) error {
 	}
 }
 
+// wholeSetting reads a whole-number setting that the table checks with
+// wholeNumber(lo, hi), def when it is unset. It checks again, with the
+// same check, for a Config not built by parseConfig.
+func wholeSetting(flag, v string, def int, lo, hi int64) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	if err := wholeNumber(lo, hi)(v, nil); err != nil {
+		return 0, fmt.Errorf("-%s %w", flag, err)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("-%s %q: %w", flag, v, err)
+	}
+	return n, nil
+}
+
 func wholeNumber(lo, hi int64) func(string, *Config) error {
 	return func(v string, _ *Config) error {
 		n, err := strconv.ParseInt(v, 10, 64)

@@ -59,10 +59,8 @@ func rateLimits(cfg Config) (perSecond float64, burst int, err error) {
 			return 0, 0, fmt.Errorf("-rate-limit %q: want requests per second, a positive number", cfg.RateLimit)
 		}
 	}
-	if cfg.RateBurst != "" {
-		if burst, err = strconv.Atoi(cfg.RateBurst); err != nil || burst <= 0 {
-			return 0, 0, fmt.Errorf("-rate-burst %q: want a positive whole number", cfg.RateBurst)
-		}
+	if burst, err = wholeSetting("rate-burst", cfg.RateBurst, 0, 1, 1<<30); err != nil {
+		return 0, 0, err
 	}
 	return perSecond, burst, nil
 }

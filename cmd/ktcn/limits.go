@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -19,20 +18,13 @@ type clientLimits struct {
 }
 
 func parseClientLimits(cfg Config) (clientLimits, error) {
-	l := clientLimits{maxConns: DefaultMaxConns}
-	if cfg.MaxConns != "" {
-		n, err := strconv.Atoi(cfg.MaxConns)
-		if err != nil || n < 1 || n > 1_000_000 {
-			return l, fmt.Errorf("-max-conns %q: want a whole number from 1 to 1000000", cfg.MaxConns)
-		}
-		l.maxConns = n
+	var l clientLimits
+	var err error
+	if l.maxConns, err = wholeSetting("max-conns", cfg.MaxConns, DefaultMaxConns, 1, 1_000_000); err != nil {
+		return l, err
 	}
-	if cfg.AuthFailLimit != "" {
-		n, err := strconv.Atoi(cfg.AuthFailLimit)
-		if err != nil || n <= 0 {
-			return l, fmt.Errorf("-auth-fail-limit %q: want a positive whole number", cfg.AuthFailLimit)
-		}
-		l.authFailures = n
+	if l.authFailures, err = wholeSetting("auth-fail-limit", cfg.AuthFailLimit, 0, 1, 1<<30); err != nil {
+		return l, err
 	}
 	if cfg.AuthFailWindow != "" {
 		d, err := time.ParseDuration(cfg.AuthFailWindow)
