@@ -42,10 +42,10 @@ import (
 // started by hand (pauses: p99.9 and max); each server's VmHWM, and du of
 // the data dir settled after the last. Each server is first warmed up at
 // 200/s for KTCN_SCALE_WARMUP (10s), not measured: a server that has
-// just started reads its tables and fills its caches from cold, and a
-// second-by-second look at the phases showed their worst seconds in
-// their first ten; a warm-up at the low rate leaves no compaction debt
-// worth the name (2,000 decisions).
+// just started reads its tables and fills its caches from cold, and the
+// cron phase on the large store had its worst seconds in its first ten;
+// a warm-up at the low rate leaves no compaction debt worth the name
+// (2,000 decisions).
 // With KTCN_SCALE_PROFILE=1 the server runs with -debug-addr and the
 // closed loop is profiled (CPU, heap, block, mutex, a 5 s trace) into
 // <dir>/profiles/.
