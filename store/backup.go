@@ -249,6 +249,13 @@ func (d *DB) writeStream(ctx context.Context, w io.Writer, rate int64) (BackupMa
 	pacer := &backupPacer{ctx: ctx, rate: rate, start: time.Now()}
 	st.ChooseKey = pacer.choose
 	if m.Version, err = st.Backup(bw, 0); err != nil {
+		// A caller that went away fails the stream's writes (ctxWriter),
+		// and badger then cancels its own producers: which of the two
+		// errors it returns is a race, so the caller's own cause is
+		// reported.
+		if cerr := ctx.Err(); cerr != nil {
+			err = cerr
+		}
 		return m, fmt.Errorf("store: backup: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
