@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ktcn/ktcn/fixtures"
+	"github.com/ktcn/ktcn/store"
 )
 
 // BenchmarkScale is issue 21's scale benchmark (make bench-scale, not CI):
@@ -361,6 +362,7 @@ type scaleRun struct {
 	bytesPerDecision     float64
 	fillBytesPerDecision float64
 	stats                commitStats
+	compactions          []string // slowCompactions of the measured phases
 }
 
 // measure runs the three phases against s, each on its own server
@@ -378,7 +380,10 @@ func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 	tb.Helper()
 	base := filepath.Dir(s.DataDir)
 	logPath := filepath.Join(base, "server.log")
-	var flags []string
+	// Info, not the warn startServer sets: the store logs a compaction
+	// of over 2 s at info, and the table puts them beside the slow
+	// seconds. (Info is a few lines a minute; no line per request.)
+	flags := []string{"-log-level", "info"}
 	debugAddr := ""
 	if c.profile {
 		debugAddr = freeLoopbackAddr(tb)
@@ -406,10 +411,13 @@ func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 		if c.warmup > 0 {
 			r.warm += runLoad(context.Background(), plan("W"+name, c.lowRate, c.warmup)).Decisions
 		}
+		began := time.Now()
 		run(srv, plan)
+		ended := time.Now()
 		r.mem = procStatus(tb, pid)
 		r.hwmMiB = max(r.hwmMiB, r.mem["VmHWM"])
 		srv.stop(pid)
+		r.compactions = append(r.compactions, slowCompactions(tb, logPath, name, began, ended)...)
 		st := lastCommitStats(tb, logPath)
 		r.stats.Batches += st.Batches
 		r.stats.Updates += st.Updates
@@ -454,6 +462,45 @@ func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 	r.bytesPerDecision = float64(r.bytes) / float64(max(s.Decisions, 1))
 	r.fillBytesPerDecision = float64(s.FillBytes) / float64(max(s.Lots, 1))
 	return r
+}
+
+// slowCompactions lists the compactions over 2 s that the server logged
+// (store.SlowCompactionMessage) and that ran while the phase's load did,
+// each as the phase's letter, the levels, the seconds into the load it
+// ran (from its end less its duration; the log's times are whole
+// seconds) and how long: "O L0→L6 12–23s (11.5s, 32→35 tables)". On two
+// cores such a compaction is the usual cause of a phase's slow seconds.
+func slowCompactions(tb testing.TB, logPath, phase string, began, ended time.Time) []string {
+	tb.Helper()
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []string
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		if !bytes.Contains(line, []byte(store.SlowCompactionMessage)) {
+			continue
+		}
+		var l struct {
+			Time      time.Time `json:"time"`
+			From      int       `json:"from_level"`
+			To        int       `json:"to_level"`
+			TablesIn  int       `json:"tables_in"`
+			TablesOut int       `json:"tables_out"`
+			TookMs    int64     `json:"took_ms"`
+		}
+		if err := json.Unmarshal(line, &l); err != nil {
+			tb.Fatalf("%s: %v: %s", logPath, err, line)
+		}
+		took := time.Duration(l.TookMs) * time.Millisecond
+		start, end := l.Time.Add(-took), l.Time
+		if end.Before(began.Truncate(time.Second)) || start.After(ended) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s L%d→L%d %.0f–%.0fs (%.1fs, %d→%d tables)", phase, l.From, l.To,
+			start.Sub(began).Seconds(), end.Sub(began).Seconds(), took.Seconds(), l.TablesIn, l.TablesOut))
+	}
+	return out
 }
 
 // scaleJobs are the cron jobs the low-rate phase starts, one every
@@ -584,6 +631,7 @@ func writeScaleTable(w io.Writer, c scaleConfig, e, f scaleRun) {
 		return "[" + strings.Join(parts, ", ") + "]"
 	}
 	fmt.Fprintf(w, "  low-rate phase, slow seconds (worst first: second, slowest, how many over %d ms): empty %s; N %s\n", slowSecondMs, slow(e.low), slow(f.low))
+	fmt.Fprintf(w, "  compactions over 2 s during a phase's load (P closed, O open, L low rate; levels, seconds into the load, how long): empty %v; N %v\n", e.compactions, f.compactions)
 	fmt.Fprintf(w, "  each phase on its own server, started after ktcn compact settled the store and warmed up at %.0f/s for %s (not measured); bytes on disk: du of the data dir after the run, settled again (no forced Flatten); peak RSS the highest of the three servers, RSS at the end the cron phase's\n", c.lowRate, c.warmup)
 	for _, r := range []scaleRun{e, f} {
 		fmt.Fprintf(w, "  %s: fill %s\n", r.store.Name, strings.ReplaceAll(r.store.Summary, "\n", "\n      "))
