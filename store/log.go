@@ -32,9 +32,10 @@ func (l badgerLogger) Infof(f string, a ...any) {
 // slowCompactionFormat is badger's line for a compaction that took over
 // two seconds (badger v4 levels.go, runCompactDef; it logs no other
 // compaction). On two cores such a compaction is what stalls decisions:
-// it rewrites every table of the level below that its input overlaps, in
-// up to five subcompactions each compressing on four goroutines, and the
-// single commit path waits behind them for the processors
+// it rewrites every table of the level below that its input overlaps,
+// in up to five subcompactions each compressing on 2 × NumCPU
+// goroutines, and the single commit path waits behind them for the
+// processors
 // (docs/performance.md, "Compaction bursts"). So it is logged at info,
 // with its levels, tables and duration as fields, for an operator (and
 // the scale harness) to put beside a slow minute. TestSlowCompactionFormat

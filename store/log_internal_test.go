@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,8 @@ import (
 // that one if its arguments are not what the format says.
 func TestSlowCompactionLogged(t *testing.T) {
 	args := []any{2, " [E]", 0, 6, 5, 27, 35, 5, "00077 00078", "00082 00087", 11482 * time.Millisecond, int64(1645422)}
+	otherTypes := slices.Clone(args)
+	otherTypes[2] = "0"
 	for _, c := range []struct {
 		name      string
 		format    string
@@ -26,7 +29,7 @@ func TestSlowCompactionLogged(t *testing.T) {
 	}{
 		{"slow compaction", slowCompactionFormat, args, "info", SlowCompactionMessage},
 		{"another line", "All %d tables opened in %s", []any{29, "9ms"}, "debug", "All 29 tables opened in 9ms"},
-		{"the format, other arguments", slowCompactionFormat, append(append([]any{}, args[:2]...), append([]any{"0"}, args[3:]...)...), "debug", "LOG Compact"},
+		{"the format, other arguments", slowCompactionFormat, otherTypes, "debug", "LOG Compact"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var buf bytes.Buffer
