@@ -377,6 +377,15 @@ func (c *committer) run(batch []*commitRequest, f *flight) (*flight, *next) {
 			break
 		}
 	}
+	if f != nil && pre == nil {
+		// The last part failed on the transaction opened for what follows
+		// f, so nothing is left to build the next batch on until f lands:
+		// let it land here (a batch cut because it outgrew a transaction,
+		// whose last part failed). Returning f without it crashed the
+		// next update (TestGroupCommitCutBatchEndingInAFailure).
+		c.wait(f)
+		f = nil
+	}
 	return f, pre
 }
 

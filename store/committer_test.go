@@ -210,3 +210,79 @@ func TestSizes(t *testing.T) {
 		t.Fatalf("sizes after a reopen: lsm %d, vlog %d", lsm, vlog)
 	}
 }
+
+// A batch cut because it outgrew one transaction, whose last part is one
+// update that then fails: the part before it is syncing, and the
+// transaction opened for what follows was spent on the failed part. The
+// committer must still have something to run the next update on: it
+// once crashed on the update that came while that part synced. The
+// updates queue behind one the committer is running, so they meet as one
+// batch; the next is sent as the failed one returns, before the sync ends.
+func TestGroupCommitCutBatchEndingInAFailure(t *testing.T) {
+	db := openDir(t, t.TempDir()) // Small (about 150 KiB a transaction), real syncs
+	doc := []byte(strings.Repeat("x", 40<<10))
+	boom := errors.New("boom")
+	put := func(name string, fail bool) func(inspection.Tx) error {
+		return func(tx inspection.Tx) error {
+			if err := tx.PutPolicy(name, doc); err != nil {
+				return err
+			}
+			if fail {
+				return boom
+			}
+			return nil
+		}
+	}
+	for round := range 5 {
+		name := func(s string) string { return fmt.Sprintf("%s-%d", s, round) }
+		started, release := make(chan struct{}), make(chan struct{})
+		steps := []struct {
+			name string
+			fn   func(inspection.Tx) error
+			want error
+		}{
+			{name("blocker"), func(tx inspection.Tx) error { close(started); <-release; return tx.PutPolicy(name("blocker"), doc) }, nil},
+			{name("a"), put(name("a"), false), nil},
+			{name("b"), put(name("b"), false), nil},
+			{name("c"), put(name("c"), false), nil},
+			{name("d"), put(name("d"), true), boom}, // with a-c, too big; alone, fails
+		}
+		errs := make([]error, len(steps)+1)
+		var wg sync.WaitGroup
+		for i, s := range steps {
+			wg.Go(func() {
+				errs[i] = db.UpdateRaw(context.Background(), s.fn)
+				if i == len(steps)-1 { // the update after
+					errs[i+1] = db.UpdateRaw(context.Background(), put(name("e"), false))
+				}
+			})
+			if i == 0 {
+				<-started
+			}
+			time.Sleep(20 * time.Millisecond) // queued in this order
+		}
+		close(release)
+		wg.Wait()
+		steps = append(steps, struct {
+			name string
+			fn   func(inspection.Tx) error
+			want error
+		}{name: name("e")})
+		for i, s := range steps {
+			if !errors.Is(errs[i], s.want) || (s.want == nil && errs[i] != nil) {
+				t.Errorf("%s: %v, want %v", s.name, errs[i], s.want)
+			}
+		}
+		view(t, db, func(tx inspection.ReadTx) error {
+			for _, s := range steps {
+				_, err := tx.Policy(s.name)
+				if s.want == nil && err != nil {
+					t.Errorf("%s lost: %v", s.name, err)
+				} else if s.want != nil && !errors.Is(err, fault.ErrNotFound) {
+					t.Errorf("%s failed but was written: %v", s.name, err)
+				}
+			}
+			return nil
+		})
+	}
+}
