@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -242,27 +243,39 @@ type commitStats struct {
 // lastCommitStats reads the last stats line of a server log.
 func lastCommitStats(t testing.TB, logPath string) commitStats {
 	t.Helper()
+	var st commitStats
+	found := false
+	eachLogLine(t, logPath, `"group commit stats"`, func(line []byte) {
+		if err := json.Unmarshal(line, &st); err != nil {
+			t.Fatalf("stats line: %v", err)
+		}
+		found = true
+	})
+	if !found {
+		t.Fatalf("no group commit stats line in %s", logPath)
+	}
+	return st
+}
+
+// eachLogLine calls fn with each line of a server's log that contains
+// substr, in order.
+func eachLogLine(t testing.TB, logPath, substr string, fn func(line []byte)) {
+	t.Helper()
 	f, err := os.Open(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var st commitStats
-	found := false
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if strings.Contains(sc.Text(), `"group commit stats"`) {
-			if err := json.Unmarshal(sc.Bytes(), &st); err != nil {
-				t.Fatalf("stats line: %v", err)
-			}
-			found = true
+		if bytes.Contains(sc.Bytes(), []byte(substr)) {
+			fn(sc.Bytes())
 		}
 	}
-	if !found {
-		t.Fatalf("no group commit stats line in %s", logPath)
+	if err := sc.Err(); err != nil {
+		t.Fatalf("%s: %v", logPath, err)
 	}
-	return st
 }
 
 func devCreds(t testing.TB, dataDir string) map[string]string {

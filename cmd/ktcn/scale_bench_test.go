@@ -472,15 +472,8 @@ func (c scaleConfig) measure(tb testing.TB, s scaleStore) scaleRun {
 // cores such a compaction is the usual cause of a phase's slow seconds.
 func slowCompactions(tb testing.TB, logPath, phase string, began, ended time.Time) []string {
 	tb.Helper()
-	raw, err := os.ReadFile(logPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var out []string
-	for _, line := range bytes.Split(raw, []byte("\n")) {
-		if !bytes.Contains(line, []byte(store.SlowCompactionMessage)) {
-			continue
-		}
+	eachLogLine(tb, logPath, store.SlowCompactionMessage, func(line []byte) {
 		var l struct {
 			Time      time.Time `json:"time"`
 			From      int       `json:"from_level"`
@@ -495,11 +488,11 @@ func slowCompactions(tb testing.TB, logPath, phase string, began, ended time.Tim
 		took := time.Duration(l.TookMs) * time.Millisecond
 		start, end := l.Time.Add(-took), l.Time
 		if end.Before(began.Truncate(time.Second)) || start.After(ended) {
-			continue
+			return
 		}
 		out = append(out, fmt.Sprintf("%s L%d→L%d %.0f–%.0fs (%.1fs, %d→%d tables)", phase, l.From, l.To,
 			start.Sub(began).Seconds(), end.Sub(began).Seconds(), took.Seconds(), l.TablesIn, l.TablesOut))
-	}
+	})
 	return out
 }
 
